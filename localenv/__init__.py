@@ -1,0 +1,1 @@
+"""The local environment: the payment service on an embedded local AWS (moto) on loopback."""

@@ -1,0 +1,136 @@
+"""Create one region's payment resources on a local AWS endpoint from ``chalicelib.names``.
+
+The CDK stack builds the same resources from the same definitions, so a name, key, index or
+queue setting changed there is changed here too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from chalicelib.names import PAYMENT_QUEUE, EnvVar, PaymentsTableSchema as Schema, QueueSettings, ResourceNames
+
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+}
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class RegionResources:
+    """Where one region's local resources are, as the functions' environment describes them."""
+
+    region: str
+    environment_suffix: str
+    payments_table: str
+    payment_queue_url: str
+    payment_dlq_url: str
+    transaction_topic_arn: str
+    ops_alert_topic_arn: str
+
+    def function_environment(self, endpoint_url: str) -> dict[str, str]:
+        """Environment variables that point the payment functions at these resources."""
+        return {
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": endpoint_url,
+            EnvVar.REGION: self.region,
+            EnvVar.DEFAULT_REGION: self.region,
+            EnvVar.ENVIRONMENT_SUFFIX: self.environment_suffix,
+            EnvVar.PAYMENTS_TABLE: self.payments_table,
+            EnvVar.PAYMENT_QUEUE_URL: self.payment_queue_url,
+            EnvVar.TRANSACTION_TOPIC_ARN: self.transaction_topic_arn,
+            EnvVar.OPS_ALERT_TOPIC_ARN: self.ops_alert_topic_arn,
+        }
+
+
+def _client(service: str, endpoint_url: str, region: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the payments table (keys, customer index, stream)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": Schema.PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": Schema.SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": Schema.PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": Schema.SORT_KEY, "AttributeType": "N"},
+            {"AttributeName": Schema.CUSTOMER_INDEX_PARTITION_KEY, "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": Schema.CUSTOMER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": Schema.CUSTOMER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": Schema.CUSTOMER_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": Schema.STREAM_VIEW_TYPE},
+    }
+
+
+def provision_region(
+    endpoint_url: str,
+    region: str,
+    environment_suffix: str,
+    *,
+    queue: QueueSettings = PAYMENT_QUEUE,
+) -> RegionResources:
+    """Create (or find) the table, queues and topics of ``region`` and say where they are."""
+    names = ResourceNames(environment_suffix)
+    dynamodb = _client("dynamodb", endpoint_url, region)
+    try:
+        dynamodb.create_table(**table_definition(names.payments_table))
+    except dynamodb.exceptions.ResourceInUseException:
+        pass
+
+    sqs = _client("sqs", endpoint_url, region)
+    dlq_url = sqs.create_queue(
+        QueueName=names.payment_dlq,
+        Attributes={
+            "MessageRetentionPeriod": str(queue.dlq_retention_days * SECONDS_PER_DAY),
+            "SqsManagedSseEnabled": "true",
+        },
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=names.payment_queue,
+        Attributes={
+            "VisibilityTimeout": str(queue.visibility_timeout_seconds),
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+
+    sns = _client("sns", endpoint_url, region)
+    return RegionResources(
+        region=region,
+        environment_suffix=environment_suffix,
+        payments_table=names.payments_table,
+        payment_queue_url=queue_url,
+        payment_dlq_url=dlq_url,
+        transaction_topic_arn=sns.create_topic(Name=names.transaction_topic)["TopicArn"],
+        ops_alert_topic_arn=sns.create_topic(Name=names.ops_alert_topic)["TopicArn"],
+    )
+

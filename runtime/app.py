@@ -1,0 +1,101 @@
+"""The payment API: thin Chalice handlers over ``chalicelib.workflow``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chalice import Chalice
+from chalice.app import Request, Response, SNSEvent, SQSEvent
+
+from chalicelib import workflow
+from chalicelib.http import answers_errors_as_json, json_response, read_json_body
+from chalicelib.names import APP_NAME, DEFAULT_ENVIRONMENT_SUFFIX, PAYMENT_QUEUE, EnvVar, Handler, ResourceNames
+from chalicelib.observability import flush_metrics, logger
+from chalicelib.services import get_services
+
+app = Chalice(app_name=APP_NAME)
+# Event sources are bound by name at package time; the CDK stack points them at its own
+# queue and topic, so these names only matter for `chalice deploy` and `chalice local`.
+_names = ResourceNames(os.environ.get(EnvVar.ENVIRONMENT_SUFFIX, DEFAULT_ENVIRONMENT_SUFFIX))
+# An empty list turns off Chalice's own content-type check: ours answers in the API's error format.
+ANY_CONTENT_TYPE: list[str] = []
+
+
+@app.middleware("all")
+def flush_invocation_metrics(event: Any, get_response: Any) -> Any:
+    """Write each invocation's metrics as one embedded-format line, however it ends."""
+    try:
+        return get_response(event)
+    finally:
+        flush_metrics()
+
+
+@app.middleware("http")
+def correlate_request(request: Request, get_response: Any) -> Response:
+    """Tag every log line of a request with its correlation id and return the id to the client."""
+    correlation_id = workflow.correlation_id_for(
+        request.headers.get("x-correlation-id"), (request.context or {}).get("requestId")
+    )
+    logger.set_correlation_id(correlation_id)
+    response: Response = get_response(request)
+    response.headers["X-Correlation-Id"] = correlation_id
+    return response
+
+
+@app.route("/validate", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@answers_errors_as_json
+def validate_payment() -> Response:
+    """Validate a payment and queue it for processing."""
+    request = app.current_request
+    payment = workflow.validate_and_enqueue(
+        read_json_body(request.headers, request.raw_body),
+        get_services(),
+        correlation_id=logger.get_correlation_id(),
+    )
+    return json_response(payment.verdict(), 202)
+
+
+@app.route("/process", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@answers_errors_as_json
+def process_payment() -> Response:
+    """Process a payment now; a repeat answers 200 with the stored record."""
+    request = app.current_request
+    outcome = workflow.validate_and_process(read_json_body(request.headers, request.raw_body), get_services())
+    return json_response(outcome.record.to_json(), 201 if outcome.created else 200)
+
+
+@app.route("/payments/{transaction_id}", methods=["GET"])
+@answers_errors_as_json
+def get_payment(transaction_id: str) -> Response:
+    """One processed payment."""
+    return json_response(workflow.find_payment(transaction_id, get_services()))
+
+
+@app.route("/customers/{customer_id}/payments", methods=["GET"])
+@answers_errors_as_json
+def list_customer_payments(customer_id: str) -> Response:
+    """A customer's payments, newest first, one page at a time."""
+    query = app.current_request.query_params or {}
+    return json_response(workflow.customer_history(customer_id, dict(query), get_services()))
+
+
+@app.route("/health", methods=["GET"])
+def health() -> Response:
+    """Health of this region for Route 53 health checks (no authentication)."""
+    report = workflow.check_health(get_services())
+    return json_response(report.to_json(), 200 if report.healthy else 503)
+
+
+@app.on_sqs_message(
+    queue=_names.payment_queue, batch_size=PAYMENT_QUEUE.processor_batch_size, name=Handler.PAYMENT_PROCESSOR
+)
+def process_payment_messages(event: SQSEvent) -> dict[str, Any]:
+    """Payment processor: process a batch from the payment queue, reporting failures per message."""
+    return workflow.process_message_batch(event.to_dict(), get_services(), event.context)
+
+
+@app.on_sns_message(topic=_names.ops_alert_topic, name=Handler.FAILOVER_ORCHESTRATOR)
+def orchestrate_failover(event: SNSEvent) -> None:
+    """Failover orchestrator: act on CloudWatch alarms published to the ops-alert topic."""
+    workflow.handle_ops_alert(event.message, get_services())

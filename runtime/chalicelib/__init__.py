@@ -1,0 +1,1 @@
+"""Payment domain and AWS adapters for the payment API (shipped with the Chalice app)."""

@@ -1,0 +1,75 @@
+"""Named failures of the payment domain; ``chalicelib.http`` maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of a request; ``field`` is a dotted path into the body."""
+
+    field: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class PaymentError(Exception):
+    """Base of every failure a client can be told about."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = tuple(errors)
+
+
+class MalformedRequest(PaymentError):
+    """The body is not parseable JSON (or uses JSON that money cannot be, like NaN)."""
+
+
+class UnsupportedMediaType(PaymentError):
+    """The request body is not declared as JSON."""
+
+
+class PayloadTooLarge(PaymentError):
+    """The request body exceeds the size a payment can reasonably have."""
+
+
+class ValidationFailed(PaymentError):
+    """The body is JSON but not a valid payment; ``errors`` lists every problem found."""
+
+
+class InvalidQuery(PaymentError):
+    """A query-string parameter (page size, cursor) is invalid."""
+
+
+class PaymentNotFound(PaymentError):
+    """No payment is stored under the requested transaction id."""
+
+    def __init__(self, transaction_id: str) -> None:
+        super().__init__([FieldError("transaction_id", "no payment with this transaction_id")])
+        self.transaction_id = transaction_id
+
+
+class TransactionConflict(PaymentError):
+    """The transaction id was already used for a payment with different details."""
+
+    def __init__(self, transaction_id: str) -> None:
+        super().__init__(
+            [
+                FieldError(
+                    "transaction_id",
+                    "already used for a payment with a different customer, amount or currency",
+                )
+            ]
+        )
+        self.transaction_id = transaction_id
+
+
+class DependencyUnavailable(PaymentError):
+    """An AWS dependency failed or throttled; the request may be retried later."""
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__([FieldError("(service)", f"{dependency} is unavailable, retry later")])
+        self.dependency = dependency

@@ -1,0 +1,94 @@
+"""Reading CloudWatch alarm notifications and deciding what a region should do about them.
+
+Pure Python: the orchestrator handler parses the SNS message with
+:func:`parse_alarm_notification`, asks :func:`decide` and acts on the decision.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+ALARM = "ALARM"
+OK = "OK"
+INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+_STATES = frozenset({ALARM, OK, INSUFFICIENT_DATA})
+
+
+class NotAnAlarm(ValueError):
+    """The SNS message is not a CloudWatch alarm state change."""
+
+
+@dataclass(frozen=True)
+class AlarmNotification:
+    """The parts of a CloudWatch alarm notification that matter for failover."""
+
+    alarm_name: str
+    new_state: str
+    old_state: str | None
+    region: str
+    reason: str
+
+
+class FailoverAction(enum.Enum):
+    """What the orchestrator should do about an alarm."""
+
+    NONE = "none"
+    TAKE_REGION_OUT_OF_SERVICE = "take_region_out_of_service"
+
+
+@dataclass(frozen=True)
+class FailoverDecision:
+    """An action, the region it applies to and why."""
+
+    action: FailoverAction
+    region: str
+    reason: str
+
+
+def parse_alarm_notification(message: str) -> AlarmNotification:
+    """Parse the ``Message`` of an SNS notification sent by a CloudWatch alarm.
+
+    The region is read from the alarm ARN (``arn:aws:cloudwatch:REGION:...``) because the
+    notification's ``Region`` field holds a display name such as "US East (N. Virginia)".
+    """
+    try:
+        body: Any = json.loads(message)
+    except (TypeError, ValueError) as error:
+        raise NotAnAlarm("message is not JSON") from error
+    if not isinstance(body, dict):
+        raise NotAnAlarm("message is not a JSON object")
+    name, state, arn = body.get("AlarmName"), body.get("NewStateValue"), body.get("AlarmArn")
+    if not isinstance(name, str) or state not in _STATES:
+        raise NotAnAlarm("message has no AlarmName or NewStateValue")
+    arn_parts = arn.split(":") if isinstance(arn, str) else []
+    if len(arn_parts) < 4 or arn_parts[2] != "cloudwatch" or not arn_parts[3]:
+        raise NotAnAlarm("message has no CloudWatch AlarmArn")
+    old_state = body.get("OldStateValue")
+    reason = body.get("NewStateReason")
+    return AlarmNotification(
+        alarm_name=name,
+        new_state=state,
+        old_state=old_state if isinstance(old_state, str) else None,
+        region=arn_parts[3],
+        reason=reason if isinstance(reason, str) else "",
+    )
+
+
+def decide(alarm: AlarmNotification, *, critical_alarms: frozenset[str]) -> FailoverDecision:
+    """Decide what to do about ``alarm``.
+
+    Only a critical alarm entering ALARM moves a region out of service. Recovery (OK) never
+    fails back by itself: returning a region to service is an operator's decision.
+    """
+    if alarm.alarm_name not in critical_alarms:
+        return FailoverDecision(FailoverAction.NONE, alarm.region, "alarm is not critical")
+    if alarm.new_state != ALARM:
+        return FailoverDecision(
+            FailoverAction.NONE, alarm.region, f"alarm is {alarm.new_state}; failback is manual"
+        )
+    return FailoverDecision(
+        FailoverAction.TAKE_REGION_OUT_OF_SERVICE, alarm.region, f"{alarm.alarm_name} is in ALARM"
+    )

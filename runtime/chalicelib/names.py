@@ -1,0 +1,145 @@
+"""The one place where resource names, keys and queue settings are defined.
+
+The runtime reads names through :class:`chalicelib.settings.Settings`, the CDK stacks and the
+local environment import the definitions below, so a table, index or queue setting exists in
+exactly one place and cannot drift between the deployed system and a laptop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICE_NAME = "payments"
+APP_NAME = "payment-api"
+METRICS_NAMESPACE = "PaymentProcessing"
+
+DEFAULT_ENVIRONMENT_SUFFIX = "dev"
+DEFAULT_PRIMARY_REGION = "us-east-1"
+DEFAULT_SECONDARY_REGION = "us-east-2"
+
+
+class EnvVar:
+    """Environment variable names the Lambda functions read (set by CDK and the local runner)."""
+
+    ENVIRONMENT_SUFFIX = "ENVIRONMENT_SUFFIX"
+    PAYMENTS_TABLE = "PAYMENTS_TABLE_NAME"
+    PAYMENT_QUEUE_URL = "PAYMENT_QUEUE_URL"
+    TRANSACTION_TOPIC_ARN = "TRANSACTION_TOPIC_ARN"
+    OPS_ALERT_TOPIC_ARN = "OPS_ALERT_TOPIC_ARN"
+    REGION = "AWS_REGION"
+    DEFAULT_REGION = "AWS_DEFAULT_REGION"
+
+
+class PaymentsTableSchema:
+    """Key schema of the payments table and its customer index."""
+
+    PARTITION_KEY = "transaction_id"
+    SORT_KEY = "timestamp"
+    CUSTOMER_INDEX = "customer-index"
+    CUSTOMER_INDEX_PARTITION_KEY = "customer_id"
+    CUSTOMER_INDEX_SORT_KEY = "timestamp"
+    STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
+    # The claim item that makes processing idempotent sits beside the payment record under the
+    # same partition key; no real payment is ever stamped at epoch 0.
+    CLAIM_SORT_KEY = 0
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """Delivery settings of the payment queue and its dead-letter queue."""
+
+    visibility_timeout_seconds: int = 300
+    max_receive_count: int = 3
+    dlq_retention_days: int = 14
+    processor_batch_size: int = 10
+
+
+PAYMENT_QUEUE = QueueSettings()
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Physical names of one environment's resources (identical in both regions)."""
+
+    environment_suffix: str
+
+    @property
+    def payments_table(self) -> str:
+        return f"payments-{self.environment_suffix}"
+
+    @property
+    def payment_queue(self) -> str:
+        return f"payment-queue-{self.environment_suffix}"
+
+    @property
+    def payment_dlq(self) -> str:
+        return f"payment-dlq-{self.environment_suffix}"
+
+    @property
+    def ops_alert_topic(self) -> str:
+        return f"ops-alerts-{self.environment_suffix}"
+
+    @property
+    def transaction_topic(self) -> str:
+        return f"transactions-{self.environment_suffix}"
+
+    @property
+    def rest_api(self) -> str:
+        return f"payment-api-{self.environment_suffix}"
+
+    @property
+    def dashboard(self) -> str:
+        return f"payment-dr-{self.environment_suffix}"
+
+    @property
+    def api_5xx_alarm(self) -> str:
+        return f"payment-api-5xx-{self.environment_suffix}"
+
+    @property
+    def lambda_errors_alarm(self) -> str:
+        return f"payment-lambda-errors-{self.environment_suffix}"
+
+    @property
+    def dynamodb_throttles_alarm(self) -> str:
+        return f"payment-dynamodb-throttles-{self.environment_suffix}"
+
+    @property
+    def dlq_messages_alarm(self) -> str:
+        return f"payment-dlq-messages-{self.environment_suffix}"
+
+    @property
+    def critical_alarms(self) -> frozenset[str]:
+        """Alarms whose ALARM state means the region can no longer take payments safely."""
+        return frozenset(
+            {
+                self.api_5xx_alarm,
+                self.lambda_errors_alarm,
+                self.dynamodb_throttles_alarm,
+                self.dlq_messages_alarm,
+            }
+        )
+
+
+class Handler:
+    """Chalice handler names; Chalice names each Lambda function after its handler."""
+
+    API = "api_handler"
+    PAYMENT_PROCESSOR = "process_payment_messages"
+    FAILOVER_ORCHESTRATOR = "orchestrate_failover"
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Size and retry settings of one Lambda function."""
+
+    memory_mb: int
+    timeout_seconds: int
+    async_retries: int = 2
+
+
+FUNCTIONS: dict[str, FunctionSettings] = {
+    # The API handler serves /validate (the validator) and the other routes.
+    Handler.API: FunctionSettings(memory_mb=512, timeout_seconds=30),
+    Handler.PAYMENT_PROCESSOR: FunctionSettings(memory_mb=1024, timeout_seconds=60),
+    Handler.FAILOVER_ORCHESTRATOR: FunctionSettings(memory_mb=256, timeout_seconds=60),
+}

@@ -1,0 +1,297 @@
+"""The payment model and its validation: pure Python, no AWS.
+
+Money is ``Decimal`` from the request text to the table and back: JSON numbers are parsed as
+``Decimal`` by :func:`chalicelib.http.parse_json` and amount strings are converted directly, so
+no amount ever passes through ``float``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from chalicelib.cards import find_pan_fields, redact_pans
+from chalicelib.currencies import minor_units
+from chalicelib.errors import FieldError, ValidationFailed
+
+FRAUD_REVIEW_THRESHOLD = Decimal("10000")
+# An upper bound keeps amounts inside DynamoDB's 38-digit numbers and out of absurd territory.
+MAX_AMOUNT = Decimal("1000000000")
+MAX_ID_LENGTH = 64
+MAX_DESCRIPTION_LENGTH = 255
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+MAX_AMOUNT_TEXT_LENGTH = 32
+
+STATUS_PROCESSED = "PROCESSED"
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+_AMOUNT_TEXT = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
+_CURRENCY_PATTERN = re.compile(r"[A-Za-z]{3}")
+
+REQUIRED_FIELDS = ("transaction_id", "customer_id", "amount", "currency")
+OPTIONAL_FIELDS = ("description", "metadata")
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """A payment that passed validation; ``amount`` is quantized to the currency's minor units."""
+
+    transaction_id: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    description: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def fraud_review(self) -> bool:
+        """Whether the payment must be reviewed for fraud before money moves."""
+        return requires_fraud_review(self.amount)
+
+    def to_message(self) -> dict[str, Any]:
+        """The JSON document that carries this payment through the queue."""
+        message: dict[str, Any] = {
+            "transaction_id": self.transaction_id,
+            "customer_id": self.customer_id,
+            "amount": str(self.amount),
+            "currency": self.currency,
+        }
+        if self.description is not None:
+            message["description"] = self.description
+        if self.metadata:
+            message["metadata"] = dict(self.metadata)
+        return message
+
+    def verdict(self) -> dict[str, Any]:
+        """What ``POST /validate`` answers for an accepted payment."""
+        return {
+            "status": "accepted",
+            "transaction_id": self.transaction_id,
+            "customer_id": self.customer_id,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "fraud_review": self.fraud_review,
+        }
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """A processed payment as stored in the payments table and returned by the API."""
+
+    transaction_id: str
+    timestamp: int
+    customer_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    fraud_review: bool
+    region: str
+
+    @classmethod
+    def from_request(cls, payment: PaymentRequest, *, timestamp: int, region: str) -> PaymentRecord:
+        """The record of ``payment`` processed at ``timestamp`` (epoch ms) in ``region``."""
+        return cls(
+            transaction_id=payment.transaction_id,
+            timestamp=timestamp,
+            customer_id=payment.customer_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            status=STATUS_PROCESSED,
+            fraud_review=payment.fraud_review,
+            region=region,
+        )
+
+    def is_same_payment(self, payment: PaymentRequest) -> bool:
+        """True when ``payment`` is a repeat of this one, not a reuse of its transaction id."""
+        return (
+            self.customer_id == payment.customer_id
+            and self.amount == payment.amount
+            and self.currency == payment.currency
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the API returns it; the amount is a string so no client reads a float."""
+        return {
+            "transaction_id": self.transaction_id,
+            "timestamp": self.timestamp,
+            "customer_id": self.customer_id,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "status": self.status,
+            "fraud_review": self.fraud_review,
+            "region": self.region,
+        }
+
+
+def requires_fraud_review(amount: Decimal) -> bool:
+    """The fraud rule: amounts over 10,000 units of their currency go to manual review."""
+    return amount > FRAUD_REVIEW_THRESHOLD
+
+
+def validate_payment(document: Any) -> PaymentRequest:
+    """Check a request body and return the payment it describes.
+
+    Raises :class:`ValidationFailed` listing every problem at once. A card number anywhere in
+    the body is reported by its location only; its digits are never copied into the error.
+    """
+    if not isinstance(document, dict):
+        raise ValidationFailed([FieldError("(body)", "must be a JSON object")])
+
+    errors = [
+        FieldError(path, "looks like a card number; card numbers must never be sent here")
+        for path in find_pan_fields(document)
+    ]
+    for name in document:
+        if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
+            shown = redact_pans(str(name))[:MAX_ID_LENGTH]
+            errors.append(FieldError(shown, "is not a recognised field"))
+    for name in REQUIRED_FIELDS:
+        if document.get(name) is None:
+            errors.append(FieldError(name, "is required"))
+
+    transaction_id = _identifier(document, "transaction_id", errors)
+    customer_id = _identifier(document, "customer_id", errors)
+    currency = _currency(document.get("currency"), errors)
+    amount = _amount(document.get("amount"), currency, errors)
+    description = _description(document.get("description"), errors)
+    metadata = _metadata(document.get("metadata"), errors)
+
+    if errors:
+        raise ValidationFailed(_unique(errors))
+    assert transaction_id and customer_id and currency and amount is not None
+    return PaymentRequest(
+        transaction_id=transaction_id,
+        customer_id=customer_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        metadata=metadata,
+    )
+
+
+def _unique(errors: list[FieldError]) -> list[FieldError]:
+    seen: set[FieldError] = set()
+    return [e for e in errors if not (e in seen or seen.add(e))]
+
+
+def _identifier(document: Mapping[str, Any], name: str, errors: list[FieldError]) -> str | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(name, "must be a string"))
+        return None
+    if not 1 <= len(value) <= MAX_ID_LENGTH or not _ID_PATTERN.fullmatch(value):
+        errors.append(
+            FieldError(
+                name,
+                f"must be 1-{MAX_ID_LENGTH} characters of letters, digits and _ . : -, "
+                "starting with a letter or digit",
+            )
+        )
+        return None
+    return value
+
+
+def _currency(value: Any, errors: list[FieldError]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CURRENCY_PATTERN.fullmatch(value):
+        errors.append(FieldError("currency", "must be a three-letter ISO 4217 code"))
+        return None
+    code = value.upper()
+    if minor_units(code) is None:
+        errors.append(FieldError("currency", "is not a supported ISO 4217 currency"))
+        return None
+    return code
+
+
+def _amount(value: Any, currency: str | None, errors: list[FieldError]) -> Decimal | None:
+    if value is None:
+        return None
+    amount = _parse_amount(value)
+    if amount is None:
+        errors.append(
+            FieldError("amount", "must be a positive decimal number, as a string like \"12.50\"")
+        )
+        return None
+    if amount <= 0:
+        errors.append(FieldError("amount", "must be greater than zero"))
+        return None
+    if amount >= MAX_AMOUNT:
+        errors.append(FieldError("amount", f"must be less than {MAX_AMOUNT}"))
+        return None
+    if currency is None:
+        return None
+    digits = minor_units(currency)
+    assert digits is not None
+    places = _decimal_places(amount)
+    if places > digits:
+        errors.append(
+            FieldError("amount", f"{currency} allows at most {digits} decimal places")
+        )
+        return None
+    return amount.quantize(Decimal(1).scaleb(-digits))
+
+
+def _decimal_places(amount: Decimal) -> int:
+    """Significant digits after the point: trailing zeros carry no value ("10.500" is 2)."""
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing_zeros))
+
+
+def _parse_amount(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_AMOUNT_TEXT_LENGTH or not _AMOUNT_TEXT.fullmatch(value):
+            return None
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        # JSON numbers arrive as Decimal; exponent notation is legal JSON, NaN and Infinity
+        # are not money.
+        return value if value.is_finite() else None
+    if isinstance(value, int):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return None
+    return None
+
+
+def _description(value: Any, errors: list[FieldError]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_LENGTH:
+        errors.append(
+            FieldError("description", f"must be a string of at most {MAX_DESCRIPTION_LENGTH} characters")
+        )
+        return None
+    return value
+
+
+def _metadata(value: Any, errors: list[FieldError]) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_METADATA_KEYS:
+        errors.append(
+            FieldError("metadata", f"must be an object of at most {MAX_METADATA_KEYS} string values")
+        )
+        return {}
+    for key, item in value.items():
+        if len(key) > MAX_METADATA_KEY_LENGTH or not isinstance(item, str) or len(item) > MAX_METADATA_VALUE_LENGTH:
+            errors.append(
+                FieldError(
+                    f"metadata.{redact_pans(key)[:MAX_METADATA_KEY_LENGTH]}",
+                    f"keys must be at most {MAX_METADATA_KEY_LENGTH} characters and values "
+                    f"strings of at most {MAX_METADATA_VALUE_LENGTH}",
+                )
+            )
+    return dict(value)

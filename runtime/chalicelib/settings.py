@@ -1,0 +1,52 @@
+"""Typed runtime settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, EnvVar, ResourceNames
+
+
+class SettingsError(RuntimeError):
+    """The environment lacks a setting the function cannot work without."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where this region's payment resources are.
+
+    Names derive from the environment suffix through :class:`ResourceNames` unless the
+    deployment passes them explicitly; the queue URL and topic ARNs carry the account id and so
+    always come from the deployment.
+    """
+
+    environment_suffix: str
+    region: str
+    payments_table: str
+    payment_queue_url: str
+    transaction_topic_arn: str
+    ops_alert_topic_arn: str
+
+    @property
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.environment_suffix)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        suffix = env.get(EnvVar.ENVIRONMENT_SUFFIX, DEFAULT_ENVIRONMENT_SUFFIX)
+        region = env.get(EnvVar.REGION) or env.get(EnvVar.DEFAULT_REGION)
+        if not region:
+            raise SettingsError(f"{EnvVar.REGION} is not set")
+        names = ResourceNames(suffix)
+        return cls(
+            environment_suffix=suffix,
+            region=region,
+            payments_table=env.get(EnvVar.PAYMENTS_TABLE, names.payments_table),
+            payment_queue_url=env.get(EnvVar.PAYMENT_QUEUE_URL, ""),
+            transaction_topic_arn=env.get(EnvVar.TRANSACTION_TOPIC_ARN, ""),
+            ops_alert_topic_arn=env.get(EnvVar.OPS_ALERT_TOPIC_ARN, ""),
+        )

@@ -1,0 +1,191 @@
+"""The payment use cases the handlers call: one function per handler, metrics and logs included.
+
+Each function takes parsed input and the services it needs and returns plain data; the
+handlers in ``app.py`` only read the request and shape the response.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.errors import FieldError, InvalidQuery, PaymentError, PaymentNotFound
+from chalicelib.failover import FailoverAction, FailoverDecision, NotAnAlarm, decide, parse_alarm_notification
+from chalicelib.http import parse_json
+from chalicelib.observability import Metric, count, logger
+from chalicelib.payments import PaymentRequest, validate_payment
+from chalicelib.processing import ProcessingOutcome, process_payment
+from chalicelib.services import Services
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+def correlation_id_for(client_value: str | None, request_id: str | None) -> str:
+    """The id that ties one payment's log lines together across functions.
+
+    A well-formed ``X-Correlation-Id`` from the client wins, so a caller can follow its own
+    request; otherwise API Gateway's request id, otherwise a new one.
+    """
+    if client_value and _CORRELATION_ID.fullmatch(client_value):
+        return client_value
+    return request_id or str(uuid.uuid4())
+
+
+def _validated(document: Any) -> PaymentRequest:
+    try:
+        payment = validate_payment(document)
+    except PaymentError as error:
+        count(Metric.REJECTED)
+        logger.info("payment rejected", extra={"errors": [e.to_json() for e in error.errors]})
+        raise
+    count(Metric.VALIDATED)
+    if payment.fraud_review:
+        count(Metric.FRAUD_FLAGGED)
+    return payment
+
+
+def validate_and_enqueue(document: Any, services: Services, *, correlation_id: str | None) -> PaymentRequest:
+    """``POST /validate``: check a payment and queue it for processing if it is acceptable."""
+    payment = _validated(document)
+    services.queue.enqueue(payment, correlation_id=correlation_id)
+    logger.info(
+        "payment accepted",
+        extra={"transaction_id": payment.transaction_id, "fraud_review": payment.fraud_review},
+    )
+    return payment
+
+
+def _processed(payment: PaymentRequest, services: Services) -> ProcessingOutcome:
+    outcome = process_payment(
+        payment,
+        repository=services.repository,
+        notifications=services.notifications,
+        region=services.settings.region,
+    )
+    count(Metric.PROCESSED if outcome.created else Metric.DUPLICATE)
+    logger.info(
+        "payment processed" if outcome.created else "payment already processed",
+        extra={"transaction_id": payment.transaction_id, "new_payment": outcome.created},
+    )
+    return outcome
+
+
+def validate_and_process(document: Any, services: Services) -> ProcessingOutcome:
+    """``POST /process``: validate and process one payment synchronously, idempotently."""
+    return _processed(_validated(document), services)
+
+
+def process_message(body: str, services: Services) -> ProcessingOutcome:
+    """Process one payment-queue message; raises if it failed, so it is retried or dead-lettered.
+
+    A message that can never succeed (not JSON, not a valid payment) raises too: after the
+    queue's maximum receives it lands in the dead-letter queue, where an operator can see it.
+    """
+    try:
+        document = parse_json(body)
+    except (ValueError, RecursionError) as error:
+        count(Metric.PROCESSING_FAILED)
+        logger.error("payment message is not JSON")
+        raise ValueError("payment message is not JSON") from error
+    try:
+        return _processed(_validated(document), services)
+    except Exception:
+        count(Metric.PROCESSING_FAILED)
+        raise
+
+
+def process_message_batch(event: dict[str, Any], services: Services, context: Any = None) -> dict[str, Any]:
+    """Process an SQS batch and report only the failed messages (partial batch response)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    def handle(record: SQSRecord) -> None:
+        attribute = record.message_attributes.get("correlation_id")
+        logger.set_correlation_id(attribute.string_value if attribute else record.message_id)
+        process_message(record.body, services)
+
+    # Every record failing is still a partial response: the failures are listed, the
+    # invocation succeeds, and the queue's redrive policy decides when each message is dead.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+
+
+def find_payment(transaction_id: str, services: Services) -> dict[str, Any]:
+    """``GET /payments/{transaction_id}``: the stored payment."""
+    if not _IDENTIFIER.fullmatch(transaction_id):
+        raise PaymentNotFound(transaction_id)
+    record = services.repository.get(transaction_id)
+    if record is None:
+        raise PaymentNotFound(transaction_id)
+    return record.to_json()
+
+
+def customer_history(customer_id: str, query: dict[str, str], services: Services) -> dict[str, Any]:
+    """``GET /customers/{customer_id}/payments``: one page of payments, newest first."""
+    if not _IDENTIFIER.fullmatch(customer_id):
+        raise InvalidQuery([FieldError("customer_id", "is not a valid customer id")])
+    unknown = set(query) - {"limit", "cursor"}
+    if unknown:
+        raise InvalidQuery([FieldError(name[:64], "is not a recognised parameter") for name in sorted(unknown)])
+    limit_text = query.get("limit", str(DEFAULT_PAGE_SIZE))
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+        raise InvalidQuery([FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")])
+    page = services.repository.list_for_customer(customer_id, limit=int(limit_text), cursor=query.get("cursor"))
+    return {
+        "payments": [record.to_json() for record in page.payments],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Whether this region can take payments, and the dependency that fails if it cannot."""
+
+    healthy: bool
+    region: str
+    failing: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "healthy" if self.healthy else "unhealthy", "region": self.region}
+        if self.failing:
+            body["failing"] = self.failing
+        return body
+
+
+def check_health(services: Services) -> HealthReport:
+    """``GET /health``: healthy when the payments table answers."""
+    region = services.settings.region
+    try:
+        services.repository.ping()
+    except PaymentError:
+        logger.warning("health check failed", extra={"failing": "payments table"})
+        return HealthReport(healthy=False, region=region, failing="payments table")
+    return HealthReport(healthy=True, region=region)
+
+
+def handle_ops_alert(message: str, services: Services) -> FailoverDecision | None:
+    """The failover orchestrator: decide what a CloudWatch alarm means for its region."""
+    try:
+        alarm = parse_alarm_notification(message)
+    except NotAnAlarm as error:
+        logger.warning("ignoring ops alert that is not a CloudWatch alarm", extra={"reason": str(error)})
+        return None
+    decision = decide(alarm, critical_alarms=services.settings.names.critical_alarms)
+    if decision.action is FailoverAction.TAKE_REGION_OUT_OF_SERVICE:
+        count(Metric.FAILOVER_SIGNAL)
+    logger.info(
+        "failover decision",
+        extra={
+            "alarm": alarm.alarm_name,
+            "state": alarm.new_state,
+            "alarm_region": alarm.region,
+            "action": decision.action.value,
+            "reason": decision.reason,
+        },
+    )
+    return decision

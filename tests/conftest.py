@@ -1,0 +1,120 @@
+"""Shared fixtures: an embedded moto server on loopback and the Chalice test client over it."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from chalice.test import Client
+from moto.server import ThreadedMotoServer
+
+from chalicelib.observability import logger as payment_logger
+from chalicelib.services import use_services
+from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
+
+REGION = "us-east-1"
+SUFFIX = "test"
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> Iterator[str]:
+    """The endpoint of a moto server on 127.0.0.1, shared by the session, reset per test."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def resources(local_aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RegionResources]:
+    """Fresh payment resources in one region, with this process's environment pointed at them."""
+    requests.post(f"{local_aws}/moto-api/reset", timeout=10).raise_for_status()
+    provisioned = provision_region(local_aws, REGION, SUFFIX)
+    for name, value in provisioned.function_environment(local_aws).items():
+        monkeypatch.setenv(name, value)
+    use_services(None)
+    yield provisioned
+    use_services(None)
+
+
+@pytest.fixture
+def aws(local_aws: str, resources: RegionResources) -> Any:
+    """A factory of boto3 clients on the local AWS, for tests that inspect what was written."""
+
+    def client(service: str, region: str = REGION) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=local_aws,
+            region_name=region,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    return client
+
+
+@pytest.fixture
+def client(resources: RegionResources) -> Iterator[Client]:
+    """Chalice's test client for the payment app, against the local AWS."""
+    from app import app
+
+    with Client(app) as chalice_client:
+        yield chalice_client
+
+
+class CapturedLogs:
+    """Lines written by the payment logger, formatted exactly as CloudWatch would receive them."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+
+    def lines(self) -> list[str]:
+        return self.buffer.getvalue().splitlines()
+
+
+@pytest.fixture
+def payment_logs() -> Iterator[CapturedLogs]:
+    """Everything the payment logger writes during the test."""
+    captured = CapturedLogs()
+    handler = logging.StreamHandler(captured.buffer)
+    handler.setFormatter(payment_logger.registered_formatter)
+    target = logging.getLogger(payment_logger.name)
+    target.addHandler(handler)
+    yield captured
+    target.removeHandler(handler)
+
+
+class TopicSpy:
+    """An SQS queue subscribed to a topic, to count and read what was published."""
+
+    def __init__(self, aws: Any, topic_arn: str) -> None:
+        self._sqs = aws("sqs")
+        self._url = self._sqs.create_queue(QueueName="topic-spy")["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        aws("sns").subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+        )
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message published so far (drains the spy queue)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def transactions_topic(aws: Any, resources: RegionResources) -> TopicSpy:
+    """A spy on the transactions topic."""
+    return TopicSpy(aws, resources.transaction_topic_arn)

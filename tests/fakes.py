@@ -1,0 +1,55 @@
+"""In-memory implementations of the payment ports, for unit tests of the domain."""
+
+from __future__ import annotations
+
+from chalicelib.payments import PaymentRecord, PaymentRequest
+from chalicelib.processing import CustomerPage
+
+
+class InMemoryPaymentRepository:
+    """Keeps payments in a dict; ``insert_new`` is atomic because the test is single-threaded."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, PaymentRecord] = {}
+        self.writes = 0
+
+    def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
+        if record.transaction_id in self.records:
+            return self.records[record.transaction_id]
+        self.records[record.transaction_id] = record
+        self.writes += 1
+        return None
+
+    def get(self, transaction_id: str) -> PaymentRecord | None:
+        return self.records.get(transaction_id)
+
+    def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
+        mine = sorted(
+            (r for r in self.records.values() if r.customer_id == customer_id),
+            key=lambda r: r.timestamp,
+            reverse=True,
+        )
+        return CustomerPage(payments=mine[:limit], next_cursor=None)
+
+    def ping(self) -> None:
+        return None
+
+
+class RecordingNotifications:
+    """Remembers every record announced."""
+
+    def __init__(self) -> None:
+        self.published: list[PaymentRecord] = []
+
+    def payment_processed(self, record: PaymentRecord) -> None:
+        self.published.append(record)
+
+
+class RecordingQueue:
+    """Remembers every payment enqueued."""
+
+    def __init__(self) -> None:
+        self.sent: list[PaymentRequest] = []
+
+    def enqueue(self, payment: PaymentRequest, *, correlation_id: str | None) -> None:
+        self.sent.append(payment)

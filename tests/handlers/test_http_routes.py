@@ -1,0 +1,241 @@
+"""The HTTP routes through Chalice's test client, against moto's server on loopback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from localenv.provision import RegionResources
+from tests.conftest import CapturedLogs, TopicSpy
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def payment(**overrides: Any) -> dict[str, Any]:
+    body = {"transaction_id": "txn-100", "customer_id": "cust-7", "amount": "25.10", "currency": "USD"}
+    body.update(overrides)
+    return body
+
+
+def post(client: Client, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+    raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.http.post(path, headers=headers or JSON_HEADERS, body=raw)
+
+
+def queued(aws: Any, resources: RegionResources) -> list[dict[str, Any]]:
+    sqs = aws("sqs")
+    messages = sqs.receive_message(
+        QueueUrl=resources.payment_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", [])
+    return messages
+
+
+def table_items(aws: Any, resources: RegionResources) -> list[dict[str, Any]]:
+    return aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
+
+
+def test_validate_accepts_a_payment_and_queues_it(client: Client, aws: Any, resources: RegionResources) -> None:
+    response = post(client, "/validate", payment(), {**JSON_HEADERS, "X-Correlation-Id": "corr-1"})
+
+    assert response.status_code == 202
+    assert response.json_body == {
+        "status": "accepted",
+        "transaction_id": "txn-100",
+        "customer_id": "cust-7",
+        "amount": "25.10",
+        "currency": "USD",
+        "fraud_review": False,
+    }
+    assert response.headers["X-Correlation-Id"] == "corr-1"
+    [message] = queued(aws, resources)
+    assert json.loads(message["Body"])["amount"] == "25.10"
+    assert message["MessageAttributes"]["correlation_id"]["StringValue"] == "corr-1"
+
+
+def test_validate_flags_large_payments_for_fraud_review_and_counts_them(
+    client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    response = post(client, "/validate", payment(amount="15000.00"))
+
+    assert response.status_code == 202
+    assert response.json_body["fraud_review"] is True
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(doc.get("PaymentFraudFlagged") == [1.0] or doc.get("PaymentFraudFlagged") == 1.0 for doc in emf)
+
+
+def test_validate_rejects_with_every_problem_and_queues_nothing(
+    client: Client, aws: Any, resources: RegionResources
+) -> None:
+    response = post(client, "/validate", {"amount": "-1", "currency": "usd", "customer_id": "c"})
+
+    assert response.status_code == 422
+    fields = {error["field"] for error in response.json_body["errors"]}
+    assert fields == {"transaction_id", "amount"}
+    assert queued(aws, resources) == []
+
+
+@pytest.mark.parametrize("path", ["/validate", "/process"])
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        ("{not json", JSON_HEADERS, 400),
+        ("", JSON_HEADERS, 400),
+        ('{"amount": NaN}', JSON_HEADERS, 400),
+        (json.dumps(payment()), {"Content-Type": "text/plain"}, 415),
+        (json.dumps(payment()), {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ("[" + "1," * 40_000 + "1]", JSON_HEADERS, 413),
+        (json.dumps(payment(amount=12.5, extra={"a": 1})), JSON_HEADERS, 422),
+        (json.dumps([payment()]), JSON_HEADERS, 422),
+    ],
+)
+def test_bad_bodies_get_a_json_4xx_and_write_nothing(
+    client: Client, aws: Any, resources: RegionResources, path: str, body: str, headers: dict[str, str], status: int
+) -> None:
+    response = post(client, path, body, headers)
+
+    assert response.status_code == status
+    assert response.json_body["errors"][0]["field"]
+    assert response.json_body["errors"][0]["message"]
+    assert queued(aws, resources) == []
+    assert table_items(aws, resources) == []
+
+
+def test_process_writes_the_record_and_publishes_once(
+    client: Client, aws: Any, resources: RegionResources, transactions_topic: TopicSpy
+) -> None:
+    response = post(client, "/process", payment(amount="19.99"))
+
+    assert response.status_code == 201
+    record = response.json_body
+    assert record["transaction_id"] == "txn-100"
+    assert record["amount"] == "19.99"
+    assert record["status"] == "PROCESSED"
+    assert record["region"] == "us-east-1"
+    assert record["fraud_review"] is False
+    assert isinstance(record["timestamp"], int) and record["timestamp"] > 1_600_000_000_000
+    stored = aws("dynamodb").query(
+        TableName=resources.payments_table,
+        KeyConditionExpression="transaction_id = :t AND #ts > :zero",
+        ExpressionAttributeNames={"#ts": "timestamp"},
+        ExpressionAttributeValues={":t": {"S": "txn-100"}, ":zero": {"N": "0"}},
+    )["Items"]
+    assert [item["amount"] for item in stored] == [{"N": "19.99"}]
+    assert [m["payment"] for m in transactions_topic.messages()] == [record]
+
+
+def test_process_repeat_returns_the_stored_record_without_writing_or_publishing(
+    client: Client, aws: Any, resources: RegionResources, transactions_topic: TopicSpy
+) -> None:
+    first = post(client, "/process", payment())
+    items_after_first = table_items(aws, resources)
+
+    second = post(client, "/process", payment())
+
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json_body == first.json_body
+    assert table_items(aws, resources) == items_after_first
+    assert len(transactions_topic.messages()) == 1
+
+
+def test_process_refuses_a_reused_transaction_id_with_different_details(
+    client: Client, transactions_topic: TopicSpy
+) -> None:
+    post(client, "/process", payment())
+
+    response = post(client, "/process", payment(amount="99.00"))
+
+    assert response.status_code == 409
+    assert response.json_body["errors"][0]["field"] == "transaction_id"
+    assert len(transactions_topic.messages()) == 1
+
+
+def test_get_payment_returns_the_record_or_404(client: Client) -> None:
+    created = post(client, "/process", payment()).json_body
+
+    found = client.http.get("/payments/txn-100")
+    missing = client.http.get("/payments/txn-404")
+
+    assert (found.status_code, found.json_body) == (200, created)
+    assert missing.status_code == 404
+    assert missing.json_body["errors"][0]["field"] == "transaction_id"
+
+
+def test_customer_history_is_newest_first_and_paginated(client: Client) -> None:
+    for n in range(5):
+        post(client, "/process", payment(transaction_id=f"txn-{n}", amount=f"{n + 1}.00"))
+    post(client, "/process", payment(transaction_id="other", customer_id="someone-else"))
+
+    pages, cursor = [], None
+    while True:
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        response = client.http.get(f"/customers/cust-7/payments{query}")
+        assert response.status_code == 200
+        pages.append([p["transaction_id"] for p in response.json_body["payments"]])
+        cursor = response.json_body["next_cursor"]
+        if cursor is None:
+            break
+
+    seen = [txn for page in pages for txn in page]
+    assert sorted(seen) == [f"txn-{n}" for n in range(5)]
+    assert all(len(page) <= 2 for page in pages)
+    timestamps = [client.http.get(f"/payments/{txn}").json_body["timestamp"] for txn in seen]
+    assert timestamps == sorted(timestamps, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "query", ["?limit=0", "?limit=101", "?limit=abc", "?cursor=garbage", "?cursor=e30", "?colour=red"]
+)
+def test_customer_history_rejects_bad_paging_parameters(client: Client, query: str) -> None:
+    response = client.http.get(f"/customers/cust-7/payments{query}")
+
+    assert response.status_code == 400
+    assert response.json_body["errors"][0]["field"]
+
+
+def test_a_cursor_from_another_customer_is_refused(client: Client) -> None:
+    for n in range(3):
+        post(client, "/process", payment(transaction_id=f"txn-{n}"))
+    cursor = client.http.get("/customers/cust-7/payments?limit=1").json_body["next_cursor"]
+
+    response = client.http.get(f"/customers/cust-8/payments?cursor={cursor}")
+
+    assert response.status_code == 400
+
+
+def test_health_reports_the_region_when_the_table_answers(client: Client) -> None:
+    response = client.http.get("/health")
+
+    assert response.status_code == 200
+    assert response.json_body == {"status": "healthy", "region": "us-east-1"}
+
+
+def test_health_is_503_when_the_table_is_gone(client: Client, aws: Any, resources: RegionResources) -> None:
+    aws("dynamodb").delete_table(TableName=resources.payments_table)
+
+    response = client.http.get("/health")
+
+    assert response.status_code == 503
+    assert response.json_body["status"] == "unhealthy"
+    assert response.json_body["failing"] == "payments table"
+
+
+def test_a_card_number_is_rejected_and_appears_in_no_response_or_log(
+    client: Client, payment_logs: CapturedLogs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pan = "4111111111111111"
+
+    responses = [
+        post(client, "/validate", payment(card_number=pan)),
+        post(client, "/process", payment(description=f"card {pan}")),
+        post(client, "/validate", '{"broken": "' + pan + '"'),
+    ]
+
+    assert [r.status_code for r in responses] == [422, 422, 400]
+    assert all(pan not in r.body.decode() for r in responses)
+    output = capsys.readouterr()
+    logs = payment_logs.lines()
+    assert len(logs) >= 2
+    assert pan not in "\n".join(logs) + output.out + output.err
