@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import DependencyUnavailable, FieldError, InvalidQuery
-from chalicelib.names import PaymentsTableSchema as Schema
+from chalicelib.names import CORRELATION_ID_ATTRIBUTE, PaymentsTableSchema as Schema
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.processing import CustomerPage, processed_message
 
@@ -31,7 +31,6 @@ CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=5,
 )
-CORRELATION_ID_ATTRIBUTE = "correlation_id"
 HEALTH_PROBE_KEY = "__health__"
 
 _serializer = TypeSerializer()

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 SERVICE_NAME = "payments"
 APP_NAME = "payment-api"
 METRICS_NAMESPACE = "PaymentProcessing"
+# Message attribute that carries a payment's correlation id from the API to the processor.
+CORRELATION_ID_ATTRIBUTE = "correlation_id"
 
 DEFAULT_ENVIRONMENT_SUFFIX = "dev"
 DEFAULT_PRIMARY_REGION = "us-east-1"

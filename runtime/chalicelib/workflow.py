@@ -14,6 +14,7 @@ from typing import Any
 from chalicelib.errors import FieldError, InvalidQuery, PaymentError, PaymentNotFound
 from chalicelib.failover import FailoverAction, FailoverDecision, NotAnAlarm, decide, parse_alarm_notification
 from chalicelib.http import parse_json
+from chalicelib.names import CORRELATION_ID_ATTRIBUTE
 from chalicelib.observability import Metric, count, logger
 from chalicelib.payments import PaymentRequest, validate_payment
 from chalicelib.processing import ProcessingOutcome, process_payment
@@ -105,9 +106,17 @@ def process_message_batch(event: dict[str, Any], services: Services, context: An
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     def handle(record: SQSRecord) -> None:
-        attribute = record.message_attributes.get("correlation_id")
-        logger.set_correlation_id(attribute.string_value if attribute else record.message_id)
-        process_message(record.body, services)
+        attribute = record.raw_event.get("messageAttributes", {}).get(CORRELATION_ID_ATTRIBUTE) or {}
+        logger.set_correlation_id(attribute.get("stringValue") or record.message_id)
+        try:
+            process_message(record.body, services)
+        except Exception as error:
+            # The type is enough to act on; messages of domain errors never quote the body.
+            logger.warning(
+                "payment message failed",
+                extra={"message_id": record.message_id, "error": type(error).__name__, "detail": str(error)[:500]},
+            )
+            raise
 
     # Every record failing is still a partial response: the failures are listed, the
     # invocation succeeds, and the queue's redrive policy decides when each message is dead.

@@ -46,6 +46,19 @@ def test_a_batch_is_processed_and_only_the_bad_messages_are_reported(
     assert sorted(m["payment"]["transaction_id"] for m in transactions_topic.messages()) == ["txn-a", "txn-b", "txn-d"]
 
 
+def test_the_correlation_id_travels_from_the_message_attribute_to_the_logs(
+    client: Client, payment_logs: CapturedLogs
+) -> None:
+    event = sqs_event(client, [message("txn-corr")])
+    event["Records"][0]["messageAttributes"] = {"correlation_id": {"stringValue": "corr-42", "dataType": "String"}}
+
+    response = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, event)
+
+    assert response.payload == {"batchItemFailures": []}
+    processed = [json.loads(line) for line in payment_logs.lines() if "payment processed" in line]
+    assert processed[0]["correlation_id"] == "corr-42"
+
+
 def test_a_batch_where_everything_fails_reports_every_message(client: Client) -> None:
     response = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, sqs_event(client, ["{", "[]"]))
 

@@ -1,0 +1,236 @@
+"""The whole payment system on one machine: local AWS, both regions' APIs and event handlers.
+
+``python -m localenv`` (``make run``) starts, in order:
+1. moto's server on 127.0.0.1 (a free port), answering for every region;
+2. the payment resources in the primary and the secondary region (``localenv.provision``);
+3. global-table replication between the two tables (``localenv.replication``, local only);
+4. per region, ``chalice local`` (stage ``local``) on its port and the event runner
+   (``localenv.events``) that feeds the SQS and SNS handlers.
+Ctrl-C (or SIGTERM) stops everything it started, in reverse order, and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
+from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
+from localenv.replication import StreamReplicator
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME = ROOT / "runtime"
+LOCAL_SUFFIX = "local"
+PRIMARY_PORT = 8000
+SECONDARY_PORT = 8001
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+class PortInUse(RuntimeError):
+    """A port the environment needs is taken by another program."""
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
+    """Block until something accepts connections on ``port``, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for port {port} exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """One region of the local environment and the port its API listens on."""
+
+    region: str
+    api_port: int
+
+
+class LocalEnvironment:
+    """Starts and stops the local payment system; usable as a context manager."""
+
+    def __init__(
+        self,
+        regions: list[RegionPlan],
+        *,
+        environment_suffix: str = LOCAL_SUFFIX,
+        log_dir: Path | None = None,
+    ) -> None:
+        """``log_dir``: write each process's output to a file there instead of the console."""
+        self.regions = regions
+        self.environment_suffix = environment_suffix
+        self.log_dir = log_dir
+        self.endpoint = ""
+        self.resources: dict[str, RegionResources] = {}
+        self._moto: ThreadedMotoServer | None = None
+        self._processes: list[subprocess.Popen[Any]] = []
+        self._replicators: list[StreamReplicator] = []
+
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client on the local AWS."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def api_url(self, region: str) -> str:
+        port = next(plan.api_port for plan in self.regions if plan.region == region)
+        return f"http://127.0.0.1:{port}"
+
+    def start(self) -> LocalEnvironment:
+        taken = [plan.api_port for plan in self.regions if not port_is_free(plan.api_port)]
+        if taken:
+            raise PortInUse(f"port {', '.join(map(str, taken))} is already in use; stop what uses it or pick others")
+        # moto's server logs every request; the console is for the payments.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        print(f"local AWS (moto) on {self.endpoint}", flush=True)
+        for plan in self.regions:
+            self.resources[plan.region] = provision_region(self.endpoint, plan.region, self.environment_suffix)
+        self._start_replication()
+        for plan in self.regions:
+            self._start_region(plan)
+        for plan, api in zip(self.regions, self._processes[::2]):
+            wait_for_port(plan.api_port, STARTUP_TIMEOUT_SECONDS, api)
+            print(f"[{plan.region}] API on {self.api_url(plan.region)}", flush=True)
+        return self
+
+    def _start_replication(self) -> None:
+        if len(self.regions) < 2:
+            return
+        table = next(iter(self.resources.values())).payments_table
+        first, second = (plan.region for plan in self.regions[:2])
+        for source, target in ((first, second), (second, first)):
+            replicator = StreamReplicator(
+                table=table,
+                source=self.client("dynamodb", source),
+                source_streams=self.client("dynamodbstreams", source),
+                target=self.client("dynamodb", target),
+                label=f"{source}->{target}",
+            )
+            replicator.start()
+            self._replicators.append(replicator)
+
+    def _start_region(self, plan: RegionPlan) -> None:
+        env = {
+            **os.environ,
+            **self.resources[plan.region].function_environment(self.endpoint),
+            "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        chalice = Path(sys.executable).with_name("chalice")
+        api_command = [str(chalice), "local", "--host", "127.0.0.1", "--port", str(plan.api_port),
+                       "--stage", "local", "--no-autoreload"]
+        events_command = [sys.executable, "-m", "localenv.events"]
+        for role, command, cwd in (("api", api_command, RUNTIME), ("events", events_command, ROOT)):
+            output = self._output_file(f"{plan.region}-{role}.log")
+            self._processes.append(
+                subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT if output else None)
+            )
+
+    def _output_file(self, name: str) -> Any:
+        if self.log_dir is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return (self.log_dir / name).open("w")
+
+    def log_of(self, region: str, role: str) -> str:
+        """What the ``role`` ("api" or "events") process of ``region`` has written so far."""
+        assert self.log_dir is not None, "log_dir was not set"
+        return (self.log_dir / f"{region}-{role}.log").read_text()
+
+    def stop(self) -> None:
+        for process in self._processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self._processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._processes.clear()
+        for replicator in self._replicators:
+            replicator.stop()
+            print(f"[replication {replicator.label}] {replicator.stats.summary()}", flush=True)
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> LocalEnvironment:
+        return self.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m localenv",
+        description="Run the payment service locally: both regions, APIs and event handlers.",
+    )
+    parser.add_argument("--primary-region", default=DEFAULT_PRIMARY_REGION)
+    parser.add_argument("--secondary-region", default=DEFAULT_SECONDARY_REGION)
+    parser.add_argument("--port", type=int, default=PRIMARY_PORT, help="primary API port (secondary: +1)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run until Ctrl-C."""
+    args = parse_args(argv)
+    environment = LocalEnvironment(
+        [RegionPlan(args.primary_region, args.port), RegionPlan(args.secondary_region, args.port + 1)]
+    )
+    stopping = False
+
+    def request_stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        environment.start()
+        print("ready: Ctrl-C stops everything", flush=True)
+        while not stopping and all(p.poll() is None for p in environment._processes):
+            time.sleep(0.2)
+    except PortInUse as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        environment.stop()
+    return 0

@@ -1,0 +1,199 @@
+"""Local stand-in for Lambda's event source mapping and SNS subscription, for one region.
+
+Run as ``python -m localenv.events`` with the region's function environment (see
+``RegionResources.function_environment``). It long-polls the payment queue and invokes the
+Chalice SQS handler with real batches, honouring the partial batch response: processed
+messages are deleted, failed ones become visible again after a short delay and reach the
+dead-letter queue after the queue's maximum receives, exactly as the redrive policy says. It
+also delivers ops-alert topic messages (through an SQS subscription) to the SNS handler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from chalicelib.cards import redact_pans
+from chalicelib.names import PAYMENT_QUEUE, EnvVar
+
+# Lambda leaves a failed message invisible for the queue's whole visibility timeout (300 s);
+# locally a failed message is retried after this many seconds so the redrive path is
+# observable while you watch.
+LOCAL_RETRY_DELAY_SECONDS = 1
+POLL_WAIT_SECONDS = 1
+OPS_ALERT_SUBSCRIPTION_QUEUE = "local-ops-alert-delivery"
+
+
+@dataclass
+class LocalContext:
+    """The parts of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:local"
+    aws_request_id: str = "local"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def sqs_lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """The record Lambda's SQS event source mapping would build from a received message."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def sns_lambda_event(message: str, topic_arn: str) -> dict[str, Any]:
+    """The event an SNS subscription would deliver to a Lambda function."""
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic_arn}:local",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": "local",
+                    "TopicArn": topic_arn,
+                    "Subject": None,
+                    "Message": message,
+                    "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
+
+
+class RegionEventRunner:
+    """Polls one region's payment queue and ops-alert subscription and invokes the handlers."""
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        from app import orchestrate_failover, process_payment_messages
+
+        self.region = environ[EnvVar.REGION]
+        self.queue_url = environ[EnvVar.PAYMENT_QUEUE_URL]
+        self.ops_topic_arn = environ[EnvVar.OPS_ALERT_TOPIC_ARN]
+        self._processor = process_payment_messages
+        self._orchestrator = orchestrate_failover
+        self._sqs = boto3.client("sqs", region_name=self.region)
+        self.queue_arn = self._queue_arn(self.queue_url)
+        self.alert_queue_url = self._subscribe_to_ops_alerts()
+        self.processed = self.failed = self.alerts = 0
+        self.running = True
+
+    def _queue_arn(self, url: str) -> str:
+        return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def _subscribe_to_ops_alerts(self) -> str:
+        url = self._sqs.create_queue(QueueName=OPS_ALERT_SUBSCRIPTION_QUEUE)["QueueUrl"]
+        boto3.client("sns", region_name=self.region).subscribe(
+            TopicArn=self.ops_topic_arn,
+            Protocol="sqs",
+            Endpoint=self._queue_arn(url),
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        return url
+
+    def poll_payments(self) -> int:
+        """Receive up to one batch and hand it to the processor; returns the batch size."""
+        messages = self._sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=PAYMENT_QUEUE.processor_batch_size,
+            WaitTimeSeconds=POLL_WAIT_SECONDS,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [sqs_lambda_record(m, self.queue_arn, self.region) for m in messages]}
+        try:
+            response = self._processor(event, LocalContext("payment-processor"))
+            failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        except Exception as error:  # a crashed invocation fails the whole batch, as in Lambda
+            print(f"[{self.region}] processor invocation failed: {type(error).__name__}", flush=True)
+            failed_ids = {m["MessageId"] for m in messages}
+        for message in messages:
+            receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+            transaction = _transaction_id(message["Body"])
+            if message["MessageId"] in failed_ids:
+                self.failed += 1
+                self._sqs.change_message_visibility(
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=LOCAL_RETRY_DELAY_SECONDS,
+                )
+                print(f"[{self.region}] FAILED    {transaction} (receive {receives}; retried, DLQ after "
+                      f"{PAYMENT_QUEUE.max_receive_count})", flush=True)
+            else:
+                self.processed += 1
+                self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                print(f"[{self.region}] processed {transaction}", flush=True)
+        return len(messages)
+
+    def poll_ops_alerts(self) -> None:
+        """Deliver waiting ops-alert messages to the failover orchestrator, one per event."""
+        messages = self._sqs.receive_message(QueueUrl=self.alert_queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        for message in messages:
+            self._orchestrator(sns_lambda_event(message["Body"], self.ops_topic_arn), LocalContext("orchestrator"))
+            self._sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self.alerts += 1
+            print(f"[{self.region}] ops alert delivered to the failover orchestrator", flush=True)
+
+    def run(self) -> None:
+        """Poll until SIGTERM or SIGINT, then print a summary."""
+        while self.running:
+            self.poll_payments()
+            self.poll_ops_alerts()
+        print(
+            f"[{self.region}] event runner stopped: {self.processed} processed, "
+            f"{self.failed} failed deliveries, {self.alerts} ops alerts",
+            flush=True,
+        )
+
+    def stop(self, *_: Any) -> None:
+        self.running = False
+
+
+def _transaction_id(body: str) -> str:
+    try:
+        value = json.loads(body).get("transaction_id")
+    except (ValueError, AttributeError):
+        return "(unreadable message)"
+    return redact_pans(str(value))[:64] if value else "(no transaction_id)"
+
+
+def main() -> None:
+    """Entry point of ``python -m localenv.events``."""
+    runner = RegionEventRunner(dict(os.environ))
+    signal.signal(signal.SIGTERM, runner.stop)
+    signal.signal(signal.SIGINT, runner.stop)
+    print(f"[{runner.region}] event runner polling {runner.queue_arn}", flush=True)
+    runner.run()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

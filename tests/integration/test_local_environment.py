@@ -1,0 +1,151 @@
+"""The whole system over real HTTP: `chalice local` for two regions on moto's server.
+
+One environment is started for the module (as `make run` starts it) and every test talks to it
+the way a person with curl would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from chalicelib.names import PAYMENT_QUEUE, ResourceNames
+from localenv.environment import LocalEnvironment, RegionPlan
+
+pytestmark = pytest.mark.integration
+
+PRIMARY, SECONDARY = "us-east-1", "us-east-2"
+SETTLE_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
+    log_dir: Path = tmp_path_factory.mktemp("localenv")
+    local = LocalEnvironment(
+        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())], log_dir=log_dir
+    )
+    with local:
+        yield local
+
+
+def eventually(check: Callable[[], Any], timeout: float = SETTLE_SECONDS) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def post(environment: LocalEnvironment, region: str, path: str, body: Any) -> requests.Response:
+    return requests.post(
+        environment.api_url(region) + path,
+        data=body if isinstance(body, str) else json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
+def records(environment: LocalEnvironment, region: str, transaction_id: str) -> list[dict[str, Any]]:
+    table = environment.resources[region].payments_table
+    return environment.client("dynamodb", region).query(
+        TableName=table,
+        KeyConditionExpression="transaction_id = :t AND #ts > :zero",
+        ExpressionAttributeNames={"#ts": "timestamp"},
+        ExpressionAttributeValues={":t": {"S": transaction_id}, ":zero": {"N": "0"}},
+        ConsistentRead=True,
+    )["Items"]
+
+
+def test_the_readme_session_works_over_http(environment: LocalEnvironment) -> None:
+    body = {"transaction_id": "readme-1", "customer_id": "cust-1", "amount": "49.95", "currency": "USD"}
+
+    validated = post(environment, PRIMARY, "/validate", {**body, "transaction_id": "readme-0"})
+    created = post(environment, PRIMARY, "/process", body)
+    repeated = post(environment, PRIMARY, "/process", body)
+    fetched = requests.get(environment.api_url(PRIMARY) + "/payments/readme-1", timeout=10)
+    rejected = post(environment, PRIMARY, "/validate", {**body, "amount": "49.999"})
+    health = requests.get(environment.api_url(PRIMARY) + "/health", timeout=10)
+
+    assert validated.status_code == 202
+    assert (created.status_code, repeated.status_code, fetched.status_code) == (201, 200, 200)
+    assert repeated.json() == created.json() == fetched.json()
+    assert rejected.status_code == 422
+    assert rejected.json()["errors"][0]["field"] == "amount"
+    assert (health.status_code, health.json()["region"]) == (200, PRIMARY)
+
+
+def test_payments_sent_to_either_region_are_processed_once_and_replicated_to_both(
+    environment: LocalEnvironment,
+) -> None:
+    sent = {PRIMARY: [f"east1-{n}" for n in range(4)], SECONDARY: [f"east2-{n}" for n in range(4)]}
+    for region, transaction_ids in sent.items():
+        for transaction_id in transaction_ids:
+            body = {"transaction_id": transaction_id, "customer_id": "cust-r", "amount": "5.00", "currency": "EUR"}
+            assert post(environment, region, "/validate", body).status_code == 202
+            # A client retry: the same payment validated twice must still be processed once.
+            assert post(environment, region, "/validate", body).status_code == 202
+
+    everything = [t for ids in sent.values() for t in ids]
+
+    def replicated_everywhere() -> bool:
+        return all(len(records(environment, region, t)) == 1 for region in (PRIMARY, SECONDARY) for t in everything)
+
+    assert eventually(replicated_everywhere), {
+        region: {t: len(records(environment, region, t)) for t in everything} for region in (PRIMARY, SECONDARY)
+    }
+    for region, transaction_ids in sent.items():
+        for transaction_id in transaction_ids:
+            [item] = records(environment, SECONDARY if region == PRIMARY else PRIMARY, transaction_id)
+            assert item["region"]["S"] == region
+
+
+def test_a_poison_message_reaches_the_dlq_after_three_receives(environment: LocalEnvironment) -> None:
+    resources = environment.resources[PRIMARY]
+    sqs = environment.client("sqs", PRIMARY)
+    sqs.send_message(QueueUrl=resources.payment_queue_url, MessageBody='{"transaction_id": "poison"')
+
+    def dead_lettered() -> list[dict[str, Any]]:
+        return sqs.receive_message(
+            QueueUrl=resources.payment_dlq_url, AttributeNames=["All"], WaitTimeSeconds=1
+        ).get("Messages", [])
+
+    [message] = eventually(dead_lettered)
+    assert message["Body"] == '{"transaction_id": "poison"'
+    failed_deliveries = environment.log_of(PRIMARY, "events").count("FAILED    (unreadable message)")
+    assert failed_deliveries == PAYMENT_QUEUE.max_receive_count
+
+
+def test_an_alarm_on_the_ops_alert_topic_reaches_the_orchestrator(environment: LocalEnvironment) -> None:
+    names = ResourceNames(environment.environment_suffix)
+    alarm = {
+        "AlarmName": names.lambda_errors_alarm,
+        "NewStateValue": "ALARM",
+        "OldStateValue": "OK",
+        "AlarmArn": f"arn:aws:cloudwatch:{SECONDARY}:123456789012:alarm:{names.lambda_errors_alarm}",
+    }
+
+    environment.client("sns", SECONDARY).publish(
+        TopicArn=environment.resources[SECONDARY].ops_alert_topic_arn, Message=json.dumps(alarm)
+    )
+
+    def decision() -> list[dict[str, Any]]:
+        lines = environment.log_of(SECONDARY, "events").splitlines()
+        return [json.loads(line) for line in lines if '"failover decision"' in line]
+
+    [logged] = eventually(decision)
+    assert logged["action"] == "take_region_out_of_service"
+    assert logged["alarm_region"] == SECONDARY
