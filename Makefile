@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test synth deploy clean
 
 $(INSTALLED): requirements.txt constraints.txt runtime/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +22,19 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 
+CDK := cd infrastructure && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --no-install cdk --app "$(abspath $(PY)) app.py"
+
+infrastructure/node_modules/.installed: infrastructure/package.json infrastructure/package-lock.json
+	cd infrastructure && npm ci --no-audit --no-fund --silent
+	touch $@
+
+## synth: both regional templates into cdk.out/ (offline, no AWS credentials needed)
+synth: $(INSTALLED) infrastructure/node_modules/.installed
+	$(CDK) synth --all --quiet --output ../cdk.out
+
+## deploy: both regions to the AWS account of your current credentials (cdk deploy --all)
+deploy: $(INSTALLED) infrastructure/node_modules/.installed
+	$(CDK) deploy --all --require-approval broadening
+
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache
+	rm -rf $(VENV) cdk.out .pytest_cache infrastructure/node_modules infrastructure/chalice.out

@@ -94,6 +94,19 @@ class ResourceNames:
         return f"payment-dr-{self.environment_suffix}"
 
     @property
+    def validator_function(self) -> str:
+        """The API handler: serves /validate and the other routes."""
+        return f"payment-validator-{self.environment_suffix}"
+
+    @property
+    def processor_function(self) -> str:
+        return f"payment-processor-{self.environment_suffix}"
+
+    @property
+    def orchestrator_function(self) -> str:
+        return f"failover-orchestrator-{self.environment_suffix}"
+
+    @property
     def api_5xx_alarm(self) -> str:
         return f"payment-api-5xx-{self.environment_suffix}"
 

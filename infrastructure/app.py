@@ -1,0 +1,57 @@
+"""The CDK app: the payment service in a primary and a secondary region.
+
+Settings come from CDK context (``cdk.json`` or ``-c key=value``): ``environment_suffix``,
+``primary_region``, ``secondary_region`` and, for Route 53 failover, ``domain_name``,
+``hosted_zone_id`` and ``hosted_zone_name``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# The stacks import resource names from the runtime package, the one source of truth.
+sys.path[:0] = [str(ROOT / "runtime"), str(Path(__file__).resolve().parent)]
+
+import aws_cdk as cdk  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from stacks.props import DeploymentSettings, PaymentStackProps  # noqa: E402
+from stacks.regional_stack import PaymentRegionStack  # noqa: E402
+
+
+CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
+
+
+def default_context() -> dict[str, object]:
+    """The context in ``cdk.json``, for synthesizing without the CDK CLI (tests, scripts)."""
+    return dict(json.loads(CDK_JSON.read_text())["context"])
+
+
+def build_app(app: cdk.App | None = None, environment_suffix: str | None = None) -> cdk.App:
+    """Add both regional stacks (and cdk-nag's AwsSolutions checks) to ``app``.
+
+    cdk-nag runs as a validation plugin: any unacknowledged AwsSolutions finding fails synthesis.
+    """
+    app = app or cdk.App()
+    settings = DeploymentSettings.from_context(app, environment_suffix)
+    # `chalice package` needs a region even though the stacks set their own.
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.primary_region)
+    account = os.environ.get("CDK_DEFAULT_ACCOUNT")
+    suffix = settings.environment_suffix.capitalize()
+    for is_primary in (True, False):
+        props = PaymentStackProps(
+            settings=settings,
+            is_primary=is_primary,
+            env=cdk.Environment(account=account, region=None),
+        )
+        PaymentRegionStack(app, f"Payments{suffix}{'Primary' if is_primary else 'Secondary'}", props=props)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+if __name__ == "__main__":
+    build_app().synth()

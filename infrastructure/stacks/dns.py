@@ -1,0 +1,85 @@
+"""Route 53 failover between the two regional APIs, when a hosted zone and domain are given."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_route53 as route53
+from aws_cdk import CfnResource
+from constructs import Construct
+
+HEALTH_CHECK_INTERVAL_SECONDS = 30
+HEALTH_CHECK_FAILURE_THRESHOLD = 3
+API_STAGE = "prod"
+# SAM names the stage resource it generates for the Chalice API "<api logical id><stage>Stage".
+SAM_STAGE_LOGICAL_ID = f"RestAPI{API_STAGE}Stage"
+
+
+class PaymentDns(Construct):
+    """A regional custom domain for this region's API and its failover record.
+
+    Default settings: TLS 1.2 custom domain with a DNS-validated certificate, an HTTPS health
+    check on this region's ``/health`` every 30 s (unhealthy after 3 failures), and an alias A
+    record with failover role PRIMARY (primary region) or SECONDARY.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        domain_name: str,
+        hosted_zone_id: str,
+        hosted_zone_name: str,
+        is_primary: bool,
+        region: str,
+        rest_api: CfnResource,
+        api_host: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        zone = route53.HostedZone.from_hosted_zone_attributes(
+            self, "Zone", hosted_zone_id=hosted_zone_id, zone_name=hosted_zone_name
+        )
+        certificate = acm.Certificate(
+            self, "Certificate", domain_name=domain_name, validation=acm.CertificateValidation.from_dns(zone)
+        )
+        domain = apigateway.CfnDomainName(
+            self,
+            "Domain",
+            domain_name=domain_name,
+            regional_certificate_arn=certificate.certificate_arn,
+            endpoint_configuration=apigateway.CfnDomainName.EndpointConfigurationProperty(types=["REGIONAL"]),
+            security_policy="TLS_1_2",
+        )
+        mapping = apigateway.CfnBasePathMapping(
+            self, "Mapping", domain_name=domain.ref, rest_api_id=rest_api.ref, stage=API_STAGE
+        )
+        mapping.add_override("DependsOn", [SAM_STAGE_LOGICAL_ID])
+        self.health_check = route53.CfnHealthCheck(
+            self,
+            "HealthCheck",
+            health_check_config=route53.CfnHealthCheck.HealthCheckConfigProperty(
+                type="HTTPS",
+                fully_qualified_domain_name=api_host,
+                resource_path=f"/{API_STAGE}/health",
+                port=443,
+                request_interval=HEALTH_CHECK_INTERVAL_SECONDS,
+                failure_threshold=HEALTH_CHECK_FAILURE_THRESHOLD,
+            ),
+            health_check_tags=[route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}")],
+        )
+        self.record = route53.CfnRecordSet(
+            self,
+            "FailoverRecord",
+            hosted_zone_id=zone.hosted_zone_id,
+            name=domain_name,
+            type="A",
+            set_identifier=f"payments-{region}",
+            failover="PRIMARY" if is_primary else "SECONDARY",
+            health_check_id=self.health_check.attr_health_check_id,
+            alias_target=route53.CfnRecordSet.AliasTargetProperty(
+                dns_name=domain.attr_regional_domain_name,
+                hosted_zone_id=domain.attr_regional_hosted_zone_id,
+                evaluate_target_health=True,
+            ),
+        )

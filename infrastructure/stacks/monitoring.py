@@ -1,0 +1,128 @@
+"""Alarms that drive failover and the dashboard operators watch."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from chalicelib.names import ResourceNames
+
+ALARM_PERIOD = cdk.Duration.minutes(1)
+API_5XX_THRESHOLD = 10
+LAMBDA_ERRORS_THRESHOLD = 5
+DYNAMODB_THROTTLES_THRESHOLD = 10
+DLQ_MESSAGES_THRESHOLD = 1
+API_STAGE = "prod"
+
+
+class PaymentMonitoring(Construct):
+    """Four alarms acting on the ops-alert topic, and the ``payment-dr-{suffix}`` dashboard.
+
+    Default settings: one-minute periods, one evaluation period, missing data not breaching,
+    ALARM and OK both notify the ops-alert topic (the orchestrator acts on ALARM only).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        function_names: list[str],
+        table_name: str,
+        payment_queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        ops_alert_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        api_dimensions = {"ApiName": names.rest_api, "Stage": API_STAGE}
+
+        def metric(namespace: str, name: str, dimensions: dict[str, str], statistic: str = "Sum") -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=namespace, metric_name=name, dimensions_map=dimensions, statistic=statistic, period=ALARM_PERIOD
+            )
+
+        api_requests = metric("AWS/ApiGateway", "Count", api_dimensions)
+        api_5xx = metric("AWS/ApiGateway", "5XXError", api_dimensions)
+        api_4xx = metric("AWS/ApiGateway", "4XXError", api_dimensions)
+        invocations = {n: metric("AWS/Lambda", "Invocations", {"FunctionName": n}) for n in function_names}
+        errors = {n: metric("AWS/Lambda", "Errors", {"FunctionName": n}) for n in function_names}
+        lambda_errors = cloudwatch.MathExpression(
+            expression="+".join(f"e{i}" for i in range(len(function_names))),
+            using_metrics={f"e{i}": errors[n] for i, n in enumerate(function_names)},
+            label="Errors, all payment functions",
+            period=ALARM_PERIOD,
+        )
+        table = {"TableName": table_name}
+        throttles = cloudwatch.MathExpression(
+            expression="reads + writes",
+            using_metrics={
+                "reads": metric("AWS/DynamoDB", "ReadThrottleEvents", table),
+                "writes": metric("AWS/DynamoDB", "WriteThrottleEvents", table),
+            },
+            label="Throttled reads and writes",
+            period=ALARM_PERIOD,
+        )
+        dlq_visible = dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=ALARM_PERIOD, statistic="Maximum"
+        )
+
+        self.alarms = [
+            self._alarm("Api5xxAlarm", names.api_5xx_alarm, api_5xx, API_5XX_THRESHOLD, "API 5XX responses"),
+            self._alarm("LambdaErrorsAlarm", names.lambda_errors_alarm, lambda_errors, LAMBDA_ERRORS_THRESHOLD,
+                        "Errors across the payment functions"),
+            self._alarm("DynamoDbThrottlesAlarm", names.dynamodb_throttles_alarm, throttles,
+                        DYNAMODB_THROTTLES_THRESHOLD, "Throttled requests on the payments table"),
+            self._alarm("DlqMessagesAlarm", names.dlq_messages_alarm, dlq_visible, DLQ_MESSAGES_THRESHOLD,
+                        "Payments waiting in the dead-letter queue"),
+        ]
+        for alarm in self.alarms:
+            alarm.add_alarm_action(actions.SnsAction(ops_alert_topic))
+            alarm.add_ok_action(actions.SnsAction(ops_alert_topic))
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=names.dashboard)
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="API requests", left=[api_requests], width=12),
+            cloudwatch.GraphWidget(title="API errors", left=[api_4xx, api_5xx], width=12),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Lambda invocations", left=list(invocations.values()), width=12),
+            cloudwatch.GraphWidget(title="Lambda errors", left=list(errors.values()), width=12),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="DynamoDB consumed capacity",
+                left=[
+                    metric("AWS/DynamoDB", "ConsumedReadCapacityUnits", table),
+                    metric("AWS/DynamoDB", "ConsumedWriteCapacityUnits", table),
+                ],
+                width=24,
+            )
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Payment queue depth",
+                left=[payment_queue.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD)],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(title="Dead-letter queue", left=[dlq_visible], width=12),
+        )
+
+    def _alarm(
+        self, construct_id: str, name: str, metric: cloudwatch.IMetric, threshold: int, description: str
+    ) -> cloudwatch.Alarm:
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=name,
+            alarm_description=f"{description} >= {threshold}; the failover orchestrator acts on ALARM.",
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )

@@ -1,0 +1,103 @@
+"""Typed settings of a regional payment stack, from props, else CDK context, else defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from chalicelib.names import (
+    DEFAULT_ENVIRONMENT_SUFFIX,
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    ResourceNames,
+)
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    """Route 53 failover settings; present only when a hosted zone and domain are configured."""
+
+    domain_name: str
+    hosted_zone_id: str
+    hosted_zone_name: str
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """What the CDK app deploys: the suffix, the two regions and optional DNS."""
+
+    environment_suffix: str = DEFAULT_ENVIRONMENT_SUFFIX
+    primary_region: str = DEFAULT_PRIMARY_REGION
+    secondary_region: str = DEFAULT_SECONDARY_REGION
+    dns: DnsSettings | None = None
+
+    @property
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.environment_suffix)
+
+    @classmethod
+    def from_context(cls, scope: Construct, environment_suffix: str | None = None) -> DeploymentSettings:
+        """Read settings from CDK context; an explicit ``environment_suffix`` wins."""
+
+        def context(key: str, default: str = "") -> str:
+            value: Any = scope.node.try_get_context(key)
+            return str(value) if value else default
+
+        dns = None
+        if context("domain_name") and context("hosted_zone_id"):
+            dns = DnsSettings(
+                domain_name=context("domain_name"),
+                hosted_zone_id=context("hosted_zone_id"),
+                hosted_zone_name=context("hosted_zone_name", context("domain_name")),
+            )
+        return cls(
+            environment_suffix=environment_suffix or context("environment_suffix", DEFAULT_ENVIRONMENT_SUFFIX),
+            primary_region=context("primary_region", DEFAULT_PRIMARY_REGION),
+            secondary_region=context("secondary_region", DEFAULT_SECONDARY_REGION),
+            dns=dns,
+        )
+
+
+class PaymentStackProps(cdk.StackProps):
+    """Stack props of a regional payment stack.
+
+    ``environment_suffix`` names every resource (``payments-{suffix}``...); when omitted it comes
+    from the CDK context, else ``dev``. ``is_primary`` says whether this stack owns the global
+    table (the other region's stack uses its replica).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: DeploymentSettings,
+        is_primary: bool,
+        environment_suffix: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = (
+            settings
+            if environment_suffix is None
+            else DeploymentSettings(
+                environment_suffix=environment_suffix,
+                primary_region=settings.primary_region,
+                secondary_region=settings.secondary_region,
+                dns=settings.dns,
+            )
+        )
+        self.is_primary = is_primary
+
+    @property
+    def environment_suffix(self) -> str:
+        return self.settings.environment_suffix
+
+    @property
+    def region(self) -> str:
+        return self.settings.primary_region if self.is_primary else self.settings.secondary_region
+
+    @property
+    def peer_region(self) -> str:
+        return self.settings.secondary_region if self.is_primary else self.settings.primary_region

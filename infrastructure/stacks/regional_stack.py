@@ -1,0 +1,86 @@
+"""One region of the payment service: composes the constructs and publishes the outputs."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from chalicelib.names import Handler
+from stacks.api import PaymentApi
+from stacks.data import PaymentsData
+from stacks.dns import PaymentDns
+from stacks.messaging import PaymentMessaging
+from stacks.monitoring import PaymentMonitoring
+from stacks.props import PaymentStackProps
+
+
+class PaymentRegionStack(cdk.Stack):
+    """The payment service in one region; deploy it to the primary and the secondary region."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: PaymentStackProps) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=cdk.Environment(account=props.env.account if props.env else None, region=props.region),
+            description=f"Payment processing ({props.environment_suffix}) in {props.region}",
+            cross_region_references=False,
+        )
+        names = props.settings.names
+        data = PaymentsData(
+            self, "Data", table_name=names.payments_table, owns_table=props.is_primary, replica_region=props.peer_region
+        )
+        messaging = PaymentMessaging(self, "Messaging", names=names)
+        api = PaymentApi(
+            self,
+            "Api",
+            names=names,
+            table=data.table,
+            payment_queue=messaging.payment_queue,
+            transaction_topic=messaging.transaction_topic,
+            ops_alert_topic=messaging.ops_alert_topic,
+        )
+        PaymentMonitoring(
+            self,
+            "Monitoring",
+            names=names,
+            function_names=list(api.function_names.values()),
+            table_name=names.payments_table,
+            payment_queue=messaging.payment_queue,
+            dead_letter_queue=messaging.dead_letter_queue,
+            ops_alert_topic=messaging.ops_alert_topic,
+        )
+        dns = props.settings.dns
+        if dns is not None:
+            PaymentDns(
+                self,
+                "Dns",
+                domain_name=dns.domain_name,
+                hosted_zone_id=dns.hosted_zone_id,
+                hosted_zone_name=dns.hosted_zone_name,
+                is_primary=props.is_primary,
+                region=props.region,
+                rest_api=api.rest_api,
+                api_host=api.api_host,
+            )
+
+        function_arn = {
+            handler: cdk.Fn.sub(f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}")
+            for handler, name in api.function_names.items()
+        }
+        outputs = {
+            "PaymentsTableName": (names.payments_table, "Payments table (global table; same name in both regions)"),
+            "PaymentsTableArn": (data.table_arn, "Payments table ARN in this region"),
+            "PaymentValidatorArn": (function_arn[Handler.API], "API function (validator and read routes)"),
+            "PaymentProcessorArn": (function_arn[Handler.PAYMENT_PROCESSOR], "Payment queue processor function"),
+            "PaymentQueueUrl": (messaging.payment_queue.queue_url, "Payment queue URL"),
+            "PaymentQueueArn": (messaging.payment_queue.queue_arn, "Payment queue ARN"),
+            "PaymentDLQUrl": (messaging.dead_letter_queue.queue_url, "Dead-letter queue URL (redrive source)"),
+            "APIEndpoint": (api.endpoint_url, "Regional API endpoint (stage prod)"),
+            "APIId": (api.api_id, "REST API id"),
+            "OpsAlertTopicArn": (messaging.ops_alert_topic.topic_arn, "Ops-alert topic (alarms, orchestrator)"),
+            "TransactionTopicArn": (messaging.transaction_topic.topic_arn, "Processed-payment notifications"),
+            "DashboardName": (names.dashboard, "CloudWatch dashboard"),
+            "Region": (self.region, "Region of this stack"),
+        }
+        for output_id, (value, description) in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description, export_name=f"{self.stack_name}-{output_id}")

@@ -1,0 +1,302 @@
+"""Every figure of the specification, asserted on both synthesized regional stacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from chalicelib.names import FUNCTIONS, Handler, ResourceNames
+from tests.infrastructure.conftest import synthesize
+
+PRIMARY, SECONDARY = "PaymentsDevPrimary", "PaymentsDevSecondary"
+BOTH = [PRIMARY, SECONDARY]
+NAMES = ResourceNames("dev")
+FUNCTION_NAMES = {
+    Handler.API: NAMES.validator_function,
+    Handler.PAYMENT_PROCESSOR: NAMES.processor_function,
+    Handler.FAILOVER_ORCHESTRATOR: NAMES.orchestrator_function,
+}
+
+
+def resources(template: Template, kind: str) -> dict[str, Any]:
+    return template.find_resources(kind)
+
+
+def function(template: Template, handler: str) -> dict[str, Any]:
+    [found] = [
+        r for r in resources(template, "AWS::Serverless::Function").values()
+        if r["Properties"]["FunctionName"] == FUNCTION_NAMES[handler]
+    ]
+    return found
+
+
+def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(templates: dict[str, Template]) -> None:
+    template = templates[PRIMARY]
+
+    template.has_resource(
+        "AWS::DynamoDB::GlobalTable",
+        {
+            "DeletionPolicy": "Delete",
+            "Properties": {
+                "TableName": "payments-dev",
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [
+                    {"AttributeName": "transaction_id", "KeyType": "HASH"},
+                    {"AttributeName": "timestamp", "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": Match.array_with(
+                    [
+                        {"AttributeName": "transaction_id", "AttributeType": "S"},
+                        {"AttributeName": "timestamp", "AttributeType": "N"},
+                        {"AttributeName": "customer_id", "AttributeType": "S"},
+                    ]
+                ),
+                "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": "customer-index",
+                        "KeySchema": [
+                            {"AttributeName": "customer_id", "KeyType": "HASH"},
+                            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+            },
+        },
+    )
+    [table] = resources(template, "AWS::DynamoDB::GlobalTable").values()
+    replicas = {r["Region"]: r for r in table["Properties"]["Replicas"]}
+    assert set(replicas) == {"us-east-1", "us-east-2"}
+    assert all(r["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for r in replicas.values())
+
+
+def test_the_secondary_uses_the_replica_and_creates_no_table(templates: dict[str, Template]) -> None:
+    template = templates[SECONDARY]
+
+    assert resources(template, "AWS::DynamoDB::GlobalTable") == {}
+    assert resources(template, "AWS::DynamoDB::Table") == {}
+    functions = json.dumps(resources(template, "AWS::Serverless::Function"))
+    assert "payments-dev" in functions
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_queue_and_dead_letter_queue(templates: dict[str, Template], stack: str) -> None:
+    template = templates[stack]
+
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "QueueName": "payment-queue-dev",
+            "VisibilityTimeout": 300,
+            "SqsManagedSseEnabled": True,
+            "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 3},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"QueueName": "payment-dlq-dev", "MessageRetentionPeriod": 14 * 86400, "SqsManagedSseEnabled": True},
+    )
+    policies = json.dumps(resources(template, "AWS::SQS::QueuePolicy"))
+    assert "aws:SecureTransport" in policies
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_two_topics_and_the_orchestrator_subscribed_to_ops_alerts(templates: dict[str, Template], stack: str) -> None:
+    template = templates[stack]
+    topics = {r["Properties"]["TopicName"]: logical for logical, r in resources(template, "AWS::SNS::Topic").items()}
+
+    assert set(topics) == {"ops-alerts-dev", "transactions-dev"}
+    orchestrator = function(template, Handler.FAILOVER_ORCHESTRATOR)
+    [event] = orchestrator["Properties"]["Events"].values()
+    assert event == {"Type": "SNS", "Properties": {"Topic": {"Ref": topics["ops-alerts-dev"]}}}
+
+
+@pytest.mark.parametrize("stack", BOTH)
+@pytest.mark.parametrize(
+    ("handler", "memory", "timeout"),
+    [(Handler.API, 512, 30), (Handler.PAYMENT_PROCESSOR, 1024, 60), (Handler.FAILOVER_ORCHESTRATOR, 256, 60)],
+)
+def test_functions_are_sized_as_the_spec_says(
+    templates: dict[str, Template], stack: str, handler: str, memory: int, timeout: int
+) -> None:
+    properties = function(templates[stack], handler)["Properties"]
+
+    assert (properties["MemorySize"], properties["Timeout"]) == (memory, timeout)
+    assert properties["EventInvokeConfig"] == {"MaximumRetryAttempts": 2}
+    assert properties["Tracing"] == "Active"
+    assert FUNCTIONS[handler].memory_mb == memory
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_the_processor_reads_its_queue_in_batches_of_ten_with_partial_failures(
+    templates: dict[str, Template], stack: str
+) -> None:
+    template = templates[stack]
+    [queue] = [k for k, r in resources(template, "AWS::SQS::Queue").items() if r["Properties"]["QueueName"] == "payment-queue-dev"]
+
+    [event] = function(template, Handler.PAYMENT_PROCESSOR)["Properties"]["Events"].values()
+
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["BatchSize"] == 10
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_the_api_stage_is_throttled_logged_and_traced(templates: dict[str, Template], stack: str) -> None:
+    [api] = resources(templates[stack], "AWS::Serverless::Api").values()
+    properties = api["Properties"]
+
+    assert properties["Name"] == "payment-api-dev"
+    assert properties["StageName"] == "prod"
+    assert properties["EndpointConfiguration"] == "REGIONAL"
+    assert properties["TracingEnabled"] is True
+    assert properties["MethodSettings"] == [
+        {
+            "ResourcePath": "/*",
+            "HttpMethod": "*",
+            "ThrottlingRateLimit": 1000,
+            "ThrottlingBurstLimit": 2000,
+            "LoggingLevel": "INFO",
+            "MetricsEnabled": True,
+            "DataTraceEnabled": False,
+        }
+    ]
+    assert "DestinationArn" in properties["AccessLogSetting"]
+
+
+def policy_statements(template: Template, role_logical_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        action = statement["Action"]
+        found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Template], stack: str) -> None:
+    template = templates[stack]
+    role_of = {h: function(template, h)["Properties"]["Role"]["Fn::GetAtt"][0] for h in FUNCTION_NAMES}
+    actions = {h: actions_of(policy_statements(template, role)) for h, role in role_of.items()}
+
+    assert len(set(role_of.values())) == 3
+    assert "sqs:SendMessage" in actions[Handler.API]
+    assert not any(a.startswith("sqs:Receive") or a == "sqs:DeleteMessage" for a in actions[Handler.API])
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions[Handler.PAYMENT_PROCESSOR]
+    assert "sqs:SendMessage" not in actions[Handler.PAYMENT_PROCESSOR]
+    assert not any(a.startswith(("sqs:", "dynamodb:", "sns:")) for a in actions[Handler.FAILOVER_ORCHESTRATOR])
+    for role in role_of.values():
+        for statement in policy_statements(template, role):
+            if statement["Resource"] == "*":
+                assert set(statement["Action"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+            assert "*" not in actions_of([statement])
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_function_and_api_logs_are_kept_one_week_and_destroyed_with_the_stack(
+    templates: dict[str, Template], stack: str
+) -> None:
+    groups = resources(templates[stack], "AWS::Logs::LogGroup")
+    names = {g["Properties"]["LogGroupName"] for g in groups.values()}
+
+    assert {f"/aws/lambda/{n}" for n in FUNCTION_NAMES.values()} | {"/aws/apigateway/payment-api-dev"} == names
+    assert all(g["Properties"]["RetentionInDays"] == 7 and g["DeletionPolicy"] == "Delete" for g in groups.values())
+
+
+@pytest.mark.parametrize("stack", BOTH)
+@pytest.mark.parametrize(
+    ("alarm_name", "threshold"),
+    [
+        (NAMES.api_5xx_alarm, 10),
+        (NAMES.lambda_errors_alarm, 5),
+        (NAMES.dynamodb_throttles_alarm, 10),
+        (NAMES.dlq_messages_alarm, 1),
+    ],
+)
+def test_alarms_have_the_spec_thresholds_and_notify_ops_alerts(
+    templates: dict[str, Template], stack: str, alarm_name: str, threshold: int
+) -> None:
+    template = templates[stack]
+    [ops_topic] = [k for k, r in resources(template, "AWS::SNS::Topic").items() if r["Properties"]["TopicName"] == "ops-alerts-dev"]
+
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": alarm_name,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "AlarmActions": [{"Ref": ops_topic}],
+        },
+    )
+    assert len(resources(template, "AWS::CloudWatch::Alarm")) == 4
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_the_dashboard_shows_api_lambda_dynamodb_and_sqs(templates: dict[str, Template], stack: str) -> None:
+    [dashboard] = resources(templates[stack], "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+
+    assert dashboard["Properties"]["DashboardName"] == "payment-dr-dev"
+    for title in ("API requests", "API errors", "Lambda invocations", "Lambda errors",
+                  "DynamoDB consumed capacity", "Payment queue depth", "Dead-letter queue"):
+        assert title in body
+
+
+OUTPUTS = [
+    "PaymentsTableName", "PaymentsTableArn", "PaymentValidatorArn", "PaymentProcessorArn", "PaymentQueueUrl",
+    "PaymentQueueArn", "PaymentDLQUrl", "APIEndpoint", "APIId", "OpsAlertTopicArn", "TransactionTopicArn",
+    "DashboardName", "Region",
+]
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_thirteen_outputs_with_descriptions_and_export_names(templates: dict[str, Template], stack: str) -> None:
+    outputs = templates[stack].to_json()["Outputs"]
+
+    assert set(OUTPUTS) <= set(outputs)
+    for name in OUTPUTS:
+        assert outputs[name]["Description"]
+        assert outputs[name]["Export"]["Name"] == f"{stack}-{name}"
+
+
+def test_without_a_domain_there_are_no_dns_resources(templates: dict[str, Template]) -> None:
+    for template in templates.values():
+        assert resources(template, "AWS::Route53::RecordSet") == {}
+        assert resources(template, "AWS::Route53::HealthCheck") == {}
+
+
+def test_with_a_domain_each_region_gets_a_failover_record_and_a_health_check(tmp_path: Path) -> None:
+    templates = synthesize(
+        tmp_path, domain_name="pay.example.com", hosted_zone_id="Z123EXAMPLE", hosted_zone_name="example.com",
+        environment_suffix="dns",
+    )
+
+    for stack, role in (("PaymentsDnsPrimary", "PRIMARY"), ("PaymentsDnsSecondary", "SECONDARY")):
+        template = templates[stack]
+        template.has_resource_properties(
+            "AWS::Route53::RecordSet",
+            {"Name": "pay.example.com", "Type": "A", "Failover": role, "HealthCheckId": Match.any_value()},
+        )
+        template.has_resource_properties(
+            "AWS::Route53::HealthCheck",
+            {
+                "HealthCheckConfig": Match.object_like(
+                    {"Type": "HTTPS", "ResourcePath": "/prod/health", "RequestInterval": 30, "FailureThreshold": 3}
+                )
+            },
+        )
+        assert resources(template, "AWS::Serverless::Api")
+        assert "payments-dns" in json.dumps(template.to_json())
