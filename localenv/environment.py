@@ -188,6 +188,10 @@ class LocalEnvironment:
         assert self.log_dir is not None, "log_dir was not set"
         return (self.log_dir / f"{region}-{role}.log").read_text()
 
+    def all_running(self) -> bool:
+        """Whether every process the environment started is still alive."""
+        return all(process.poll() is None for process in self._processes)
+
     def stop(self) -> None:
         for process in self._processes:
             if process.poll() is None:
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         environment.start()
         print("ready: Ctrl-C stops everything", flush=True)
-        while not stopping and all(p.poll() is None for p in environment._processes):
+        while not stopping and environment.all_running():
             time.sleep(0.2)
     except PortInUse as error:
         print(f"error: {error}", file=sys.stderr)

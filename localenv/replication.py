@@ -89,8 +89,9 @@ class StreamReplicator:
         applied = 0
         for shard_id in self._checkpoints:
             for record in self._streams.get_records(ShardIterator=self._iterator(shard_id)).get("Records", []):
-                applied += self._apply(record)
-                if record["eventName"] != "REMOVE" and self._source_item(record) is None:
+                wanted = self._source_item(record)
+                applied += self._apply(record, wanted)
+                if record["eventName"] != "REMOVE" and wanted is None:
                     break
                 self._checkpoints[shard_id] = record["dynamodb"]["SequenceNumber"]
         return applied
@@ -99,10 +100,10 @@ class StreamReplicator:
         keys = record["dynamodb"]["Keys"]
         return self._source.get_item(TableName=self._table, Key=keys, ConsistentRead=True).get("Item")
 
-    def _apply(self, record: dict[str, Any]) -> int:
+    def _apply(self, record: dict[str, Any], wanted: dict[str, Any] | None) -> int:
+        """Make the target's item equal ``wanted``, the source's current item for ``record``."""
         change = record["dynamodb"]
         keys = change["Keys"]
-        wanted = self._source_item(record)
         current = self._target.get_item(TableName=self._table, Key=keys, ConsistentRead=True).get("Item")
         if wanted == current:
             # Already there: our own write coming back, or a change that never happened.

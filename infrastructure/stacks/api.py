@@ -15,11 +15,10 @@ from aws_cdk import aws_sqs as sqs
 from chalice.cdk import Chalice
 from constructs import Construct
 
-from chalicelib.names import FUNCTIONS, EnvVar, FunctionSettings, Handler, PaymentsTableSchema, ResourceNames
+from chalicelib.names import API_STAGE, FUNCTIONS, EnvVar, FunctionSettings, Handler, PaymentsTableSchema, ResourceNames
 from stacks.nag import acknowledge
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
-API_STAGE = "prod"
 THROTTLING_RATE_LIMIT = 1000
 THROTTLING_BURST_LIMIT = 2000
 LOG_RETENTION = logs.RetentionDays.ONE_WEEK
@@ -64,13 +63,7 @@ class PaymentApi(Construct):
             Handler.FAILOVER_ORCHESTRATOR: names.orchestrator_function,
         }
         self.log_groups = {
-            handler: logs.LogGroup(
-                self,
-                f"{function_logical_id(handler)}Logs",
-                log_group_name=f"/aws/lambda/{name}",
-                retention=LOG_RETENTION,
-                removal_policy=cdk.RemovalPolicy.DESTROY,
-            )
+            handler: self._log_group(f"{function_logical_id(handler)}Logs", f"/aws/lambda/{name}")
             for handler, name in self.function_names.items()
         }
         self.roles = {handler: self._role(handler) for handler in self.function_names}
@@ -102,19 +95,18 @@ class PaymentApi(Construct):
             self, "Chalice", source_dir=str(RUNTIME_DIR), stage_config=self._stage_config(environment)
         )
         self._configure_functions(payment_queue, ops_alert_topic)
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            log_group_name=f"/aws/apigateway/{names.rest_api}",
-            retention=LOG_RETENTION,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.rest_api = self.chalice.get_resource(API_LOGICAL_ID)
+        self.access_logs = self._log_group("AccessLogs", f"/aws/apigateway/{names.rest_api}")
         self._configure_api(names)
         self._allow_api_gateway_logging()
-        self.rest_api = self.chalice.get_resource(API_LOGICAL_ID)
         self.api_id = self.rest_api.ref
         self.endpoint_url = f"https://{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}/{API_STAGE}/"
         self.api_host = f"{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}"
+
+    def _log_group(self, construct_id: str, name: str) -> logs.LogGroup:
+        return logs.LogGroup(
+            self, construct_id, log_group_name=name, retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
 
     def _role(self, handler: str) -> iam.Role:
         role = iam.Role(
@@ -171,7 +163,7 @@ class PaymentApi(Construct):
         orchestrator.add_property_override(f"Events.{SNS_EVENT_ID}.Properties.Topic", ops_alert_topic.topic_arn)
 
     def _configure_api(self, names: ResourceNames) -> None:
-        api = self.chalice.get_resource(API_LOGICAL_ID)
+        api = self.rest_api
         api.add_property_override("Name", names.rest_api)
         api.add_property_override("TracingEnabled", True)
         api.add_property_override(
@@ -217,4 +209,4 @@ class PaymentApi(Construct):
             "this purpose and only API Gateway can assume the role.",
         )
         account = apigateway.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
-        self.chalice.get_resource(API_LOGICAL_ID).add_dependency(account)
+        self.rest_api.add_dependency(account)

@@ -8,11 +8,13 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import CfnResource
 from constructs import Construct
 
+from chalicelib.names import API_STAGE
+from stacks.api import API_LOGICAL_ID
+
 HEALTH_CHECK_INTERVAL_SECONDS = 30
 HEALTH_CHECK_FAILURE_THRESHOLD = 3
-API_STAGE = "prod"
 # SAM names the stage resource it generates for the Chalice API "<api logical id><stage>Stage".
-SAM_STAGE_LOGICAL_ID = f"RestAPI{API_STAGE}Stage"
+SAM_STAGE_LOGICAL_ID = f"{API_LOGICAL_ID}{API_STAGE}Stage"
 
 
 class PaymentDns(Construct):

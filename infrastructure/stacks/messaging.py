@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -24,21 +26,15 @@ class PaymentMessaging(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
+        self.dead_letter_queue = self._queue(
             "PaymentDLQ",
-            queue_name=names.payment_dlq,
+            names.payment_dlq,
             retention_period=cdk.Duration.days(PAYMENT_QUEUE.dlq_retention_days),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
         )
-        self.payment_queue = sqs.Queue(
-            self,
+        self.payment_queue = self._queue(
             "PaymentQueue",
-            queue_name=names.payment_queue,
+            names.payment_queue,
             visibility_timeout=cdk.Duration.seconds(PAYMENT_QUEUE.visibility_timeout_seconds),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=PAYMENT_QUEUE.max_receive_count
             ),
@@ -69,4 +65,15 @@ class PaymentMessaging(Construct):
             display_name="Processed payments",
             master_key=kms.Alias.from_alias_name(self, "SnsManagedKey", "alias/aws/sns"),
             enforce_ssl=True,
+        )
+
+    def _queue(self, construct_id: str, queue_name: str, **settings: Any) -> sqs.Queue:
+        """An SQS-managed-encrypted queue that refuses requests without TLS."""
+        return sqs.Queue(
+            self,
+            construct_id,
+            queue_name=queue_name,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            **settings,
         )

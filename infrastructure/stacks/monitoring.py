@@ -9,14 +9,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from chalicelib.names import ResourceNames
+from chalicelib.names import API_STAGE, ResourceNames
 
 ALARM_PERIOD = cdk.Duration.minutes(1)
 API_5XX_THRESHOLD = 10
 LAMBDA_ERRORS_THRESHOLD = 5
 DYNAMODB_THROTTLES_THRESHOLD = 10
 DLQ_MESSAGES_THRESHOLD = 1
-API_STAGE = "prod"
 
 
 class PaymentMonitoring(Construct):
@@ -33,7 +32,6 @@ class PaymentMonitoring(Construct):
         *,
         names: ResourceNames,
         function_names: list[str],
-        table_name: str,
         payment_queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         ops_alert_topic: sns.ITopic,
@@ -57,7 +55,7 @@ class PaymentMonitoring(Construct):
             label="Errors, all payment functions",
             period=ALARM_PERIOD,
         )
-        table = {"TableName": table_name}
+        table = {"TableName": names.payments_table}
         throttles = cloudwatch.MathExpression(
             expression="reads + writes",
             using_metrics={

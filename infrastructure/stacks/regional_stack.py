@@ -44,7 +44,6 @@ class PaymentRegionStack(cdk.Stack):
             "Monitoring",
             names=names,
             function_names=list(api.function_names.values()),
-            table_name=names.payments_table,
             payment_queue=messaging.payment_queue,
             dead_letter_queue=messaging.dead_letter_queue,
             ops_alert_topic=messaging.ops_alert_topic,

@@ -18,6 +18,7 @@ CORRELATION_ID_ATTRIBUTE = "correlation_id"
 DEFAULT_ENVIRONMENT_SUFFIX = "dev"
 DEFAULT_PRIMARY_REGION = "us-east-1"
 DEFAULT_SECONDARY_REGION = "us-east-2"
+API_STAGE = "prod"
 
 
 class EnvVar:

@@ -174,9 +174,13 @@ def validate_payment(document: Any) -> PaymentRequest:
     )
 
 
+def is_identifier(value: str) -> bool:
+    """Whether ``value`` is a well-formed transaction or customer id."""
+    return 1 <= len(value) <= MAX_ID_LENGTH and _ID_PATTERN.fullmatch(value) is not None
+
+
 def _unique(errors: list[FieldError]) -> list[FieldError]:
-    seen: set[FieldError] = set()
-    return [e for e in errors if not (e in seen or seen.add(e))]
+    return list(dict.fromkeys(errors))
 
 
 def _identifier(document: Mapping[str, Any], name: str, errors: list[FieldError]) -> str | None:
@@ -186,7 +190,7 @@ def _identifier(document: Mapping[str, Any], name: str, errors: list[FieldError]
     if not isinstance(value, str):
         errors.append(FieldError(name, "must be a string"))
         return None
-    if not 1 <= len(value) <= MAX_ID_LENGTH or not _ID_PATTERN.fullmatch(value):
+    if not is_identifier(value):
         errors.append(
             FieldError(
                 name,

@@ -16,14 +16,13 @@ from chalicelib.failover import FailoverAction, FailoverDecision, NotAnAlarm, de
 from chalicelib.http import parse_json
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE
 from chalicelib.observability import Metric, count, logger
-from chalicelib.payments import PaymentRequest, validate_payment
+from chalicelib.payments import PaymentRequest, is_identifier, validate_payment
 from chalicelib.processing import ProcessingOutcome, process_payment
 from chalicelib.services import Services
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 def correlation_id_for(client_value: str | None, request_id: str | None) -> str:
@@ -126,7 +125,7 @@ def process_message_batch(event: dict[str, Any], services: Services, context: An
 
 def find_payment(transaction_id: str, services: Services) -> dict[str, Any]:
     """``GET /payments/{transaction_id}``: the stored payment."""
-    if not _IDENTIFIER.fullmatch(transaction_id):
+    if not is_identifier(transaction_id):
         raise PaymentNotFound(transaction_id)
     record = services.repository.get(transaction_id)
     if record is None:
@@ -136,7 +135,7 @@ def find_payment(transaction_id: str, services: Services) -> dict[str, Any]:
 
 def customer_history(customer_id: str, query: dict[str, str], services: Services) -> dict[str, Any]:
     """``GET /customers/{customer_id}/payments``: one page of payments, newest first."""
-    if not _IDENTIFIER.fullmatch(customer_id):
+    if not is_identifier(customer_id):
         raise InvalidQuery([FieldError("customer_id", "is not a valid customer id")])
     unknown = set(query) - {"limit", "cursor"}
     if unknown:

@@ -48,7 +48,3 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Te
     """Both stacks as synthesized from cdk.json's defaults (suffix dev, us-east-1 + us-east-2)."""
     yield synthesize(tmp_path_factory.mktemp("synth"))
 
-
-@pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("synth-files")

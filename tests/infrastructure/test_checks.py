@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import lint_all
 
-from tests.infrastructure.conftest import INFRASTRUCTURE
+from tests.infrastructure.conftest import INFRASTRUCTURE, load_cdk_app
 
 
 def lint_errors(template: dict) -> list[str]:
@@ -27,13 +27,20 @@ def test_both_stacks_pass_cdk_nag_aws_solutions(templates: dict[str, Template]) 
 
 
 def test_cdk_nag_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -> None:
-    app = cdk.App(outdir=str(tmp_path))
-    stack = cdk.Stack(app, "Careless")
+    # The app as the project builds it: proves build_app attaches the AwsSolutions checks,
+    # so the clean synthesis above means something.
+    cdk_app = load_cdk_app()
+    app = cdk_app.build_app(cdk.App(context=cdk_app.default_context(), outdir=str(tmp_path / "cdk.out")))
+    stack = app.node.find_child("PaymentsDevPrimary")
     sqs.Queue(stack, "PlainQueue")  # no dead-letter queue, no TLS-only policy
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
-    with pytest.raises(Exception, match="AwsSolutions-SQS3"):
-        app.synth()
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(Exception, match="AwsSolutions-SQS3"):
+            app.synth()
+    finally:
+        os.chdir(previous)
 
 
 def test_every_acknowledged_nag_rule_gives_a_reason() -> None:
