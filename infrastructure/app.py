@@ -19,6 +19,7 @@ sys.path[:0] = [str(ROOT / "runtime"), str(Path(__file__).resolve().parent)]
 import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
+from stacks.keys import PaymentKeyStack  # noqa: E402
 from stacks.props import DeploymentSettings, PaymentStackProps  # noqa: E402
 from stacks.regional_stack import PaymentRegionStack  # noqa: E402
 
@@ -42,13 +43,32 @@ def build_app(app: cdk.App | None = None, environment_suffix: str | None = None)
     os.environ.setdefault("AWS_DEFAULT_REGION", settings.primary_region)
     account = os.environ.get("CDK_DEFAULT_ACCOUNT")
     suffix = settings.environment_suffix.capitalize()
+    # Both regions' keys first: the primary's global table encrypts its replica with the peer's key.
+    keys = {
+        region: PaymentKeyStack(
+            app,
+            f"Payments{suffix}Key{'Primary' if region == settings.primary_region else 'Secondary'}",
+            names=settings.names,
+            env=cdk.Environment(account=account, region=region),
+            description=f"Payment data key ({settings.environment_suffix}) in {region}",
+        )
+        for region in (settings.primary_region, settings.secondary_region)
+    }
+    stacks = []
     for is_primary in (True, False):
         props = PaymentStackProps(
             settings=settings,
             is_primary=is_primary,
             env=cdk.Environment(account=account, region=None),
         )
-        PaymentRegionStack(app, f"Payments{suffix}{'Primary' if is_primary else 'Secondary'}", props=props)
+        stack = PaymentRegionStack(
+            app, f"Payments{suffix}{'Primary' if is_primary else 'Secondary'}", props=props, key=keys[props.region].key
+        )
+        for key_stack in keys.values():
+            stack.add_dependency(key_stack)
+        stacks.append(stack)
+    # The secondary stack uses the replicas the primary's global tables create.
+    stacks[1].add_dependency(stacks[0])
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -5,7 +5,9 @@ Run as ``python -m localenv.events`` with the region's function environment (see
 Chalice SQS handler with real batches, honouring the partial batch response: processed
 messages are deleted, failed ones become visible again after a short delay and reach the
 dead-letter queue after the queue's maximum receives, exactly as the redrive policy says. It
-also delivers ops-alert topic messages (through an SQS subscription) to the SNS handler.
+reads the payments table's stream and invokes the notifier, retrying from the first position
+it reports failed, as Lambda does. It also delivers ops-alert topic messages (through an SQS
+subscription) to the SNS handler.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 import boto3
 
 from chalicelib.cards import redact_pans
-from chalicelib.names import PAYMENT_QUEUE, EnvVar
+from chalicelib.names import PAYMENT_NOTIFIER, PAYMENT_QUEUE, EnvVar
+from localenv.streams import TableStream, lambda_stream_event
 
 # Lambda leaves a failed message invisible for the queue's whole visibility timeout (300 s);
 # locally a failed message is retried after this many seconds so the redrive path is
@@ -89,17 +92,25 @@ class RegionEventRunner:
     """Polls one region's payment queue and ops-alert subscription and invokes the handlers."""
 
     def __init__(self, environ: dict[str, str]) -> None:
-        from app import orchestrate_failover, process_payment_messages
+        from app import announce_processed_payments, orchestrate_failover, process_payment_messages
 
         self.region = environ[EnvVar.REGION]
         self.queue_url = environ[EnvVar.PAYMENT_QUEUE_URL]
         self.ops_topic_arn = environ[EnvVar.OPS_ALERT_TOPIC_ARN]
         self._processor = process_payment_messages
         self._orchestrator = orchestrate_failover
+        self._notifier = announce_processed_payments
         self._sqs = boto3.client("sqs", region_name=self.region)
+        self._stream = TableStream(
+            table=environ[EnvVar.PAYMENTS_TABLE],
+            dynamodb=boto3.client("dynamodb", region_name=self.region),
+            streams=boto3.client("dynamodbstreams", region_name=self.region),
+        )
+        self._unannounced: list[dict[str, Any]] = []
+        self._notifier_attempts = 0
         self.queue_arn = self._queue_arn(self.queue_url)
         self.alert_queue_url = self._subscribe_to_ops_alerts()
-        self.processed = self.failed = self.alerts = 0
+        self.processed = self.failed = self.alerts = self.announced = 0
         self.running = True
 
     def _queue_arn(self, url: str) -> str:
@@ -151,6 +162,30 @@ class RegionEventRunner:
                 print(f"[{self.region}] processed {transaction}", flush=True)
         return len(messages)
 
+    def poll_table_stream(self) -> None:
+        """Hand new stream records to the notifier; on failure retry from the first failed one."""
+        fresh = lambda_stream_event(self._stream.poll(), self._stream.stream_arn, self.region)["Records"]
+        self._unannounced.extend(fresh)
+        if not self._unannounced:
+            return
+        batch = self._unannounced[: PAYMENT_NOTIFIER.batch_size]
+        try:
+            response = self._notifier({"Records": batch}, LocalContext("payment-notifier"))
+            failed = [item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])]
+        except Exception as error:
+            print(f"[{self.region}] notifier invocation failed: {type(error).__name__}", flush=True)
+            failed = [batch[0]["dynamodb"]["SequenceNumber"]]
+        positions = [record["dynamodb"]["SequenceNumber"] for record in batch]
+        done = positions.index(min(failed, key=positions.index)) if failed else len(batch)
+        self.announced += done
+        self._unannounced = self._unannounced[done:]
+        self._notifier_attempts = self._notifier_attempts + 1 if failed else 0
+        if failed and self._notifier_attempts > PAYMENT_NOTIFIER.max_retry_attempts:
+            print(f"[{self.region}] notifier gave up on {len(batch) - done} records "
+                  "(Lambda would send their positions to the notification DLQ)", flush=True)
+            self._unannounced = self._unannounced[len(batch) - done:]
+            self._notifier_attempts = 0
+
     def poll_ops_alerts(self) -> None:
         """Deliver waiting ops-alert messages to the failover orchestrator, one per event."""
         messages = self._sqs.receive_message(QueueUrl=self.alert_queue_url, MaxNumberOfMessages=10).get(
@@ -166,10 +201,12 @@ class RegionEventRunner:
         """Poll until SIGTERM or SIGINT, then print a summary."""
         while self.running:
             self.poll_payments()
+            self.poll_table_stream()
             self.poll_ops_alerts()
         print(
             f"[{self.region}] event runner stopped: {self.processed} processed, "
-            f"{self.failed} failed deliveries, {self.alerts} ops alerts",
+            f"{self.failed} failed deliveries, {self.announced} stream records announced, "
+            f"{self.alerts} ops alerts",
             flush=True,
         )
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import boto3
 
-from chalicelib.names import PAYMENT_QUEUE, EnvVar, PaymentsTableSchema as Schema, QueueSettings, ResourceNames
+from chalicelib.names import PAYMENT_QUEUE, EnvVar, IdempotencyKeys, QueueSettings, ResourceNames
+from chalicelib.names import PaymentsTableSchema as Schema
 
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -29,6 +30,7 @@ class RegionResources:
     region: str
     environment_suffix: str
     payments_table: str
+    idempotency_table: str
     payment_queue_url: str
     payment_dlq_url: str
     transaction_topic_arn: str
@@ -43,6 +45,7 @@ class RegionResources:
             EnvVar.DEFAULT_REGION: self.region,
             EnvVar.ENVIRONMENT_SUFFIX: self.environment_suffix,
             EnvVar.PAYMENTS_TABLE: self.payments_table,
+            EnvVar.IDEMPOTENCY_TABLE: self.idempotency_table,
             EnvVar.PAYMENT_QUEUE_URL: self.payment_queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: self.transaction_topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: self.ops_alert_topic_arn,
@@ -88,6 +91,16 @@ def table_definition(table_name: str) -> dict[str, Any]:
     }
 
 
+def idempotency_table_definition(table_name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the Idempotency-Key table (Powertools' default layout)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": IdempotencyKeys.PARTITION_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": IdempotencyKeys.PARTITION_KEY, "AttributeType": "S"}],
+    }
+
+
 def provision_region(
     endpoint_url: str,
     region: str,
@@ -98,10 +111,11 @@ def provision_region(
     """Create (or find) the table, queues and topics of ``region`` and say where they are."""
     names = ResourceNames(environment_suffix)
     dynamodb = _client("dynamodb", endpoint_url, region)
-    try:
-        dynamodb.create_table(**table_definition(names.payments_table))
-    except dynamodb.exceptions.ResourceInUseException:
-        pass
+    for definition in (table_definition(names.payments_table), idempotency_table_definition(names.idempotency_table)):
+        try:
+            dynamodb.create_table(**definition)
+        except dynamodb.exceptions.ResourceInUseException:
+            pass
 
     sqs = _client("sqs", endpoint_url, region)
     dlq_url = sqs.create_queue(
@@ -128,6 +142,7 @@ def provision_region(
         region=region,
         environment_suffix=environment_suffix,
         payments_table=names.payments_table,
+        idempotency_table=names.idempotency_table,
         payment_queue_url=queue_url,
         payment_dlq_url=dlq_url,
         transaction_topic_arn=sns.create_topic(Name=names.transaction_topic)["TopicArn"],

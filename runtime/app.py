@@ -6,11 +6,21 @@ import os
 from typing import Any
 
 from chalice import Chalice
-from chalice.app import Request, Response, SNSEvent, SQSEvent
+from chalice.app import DynamoDBEvent, Request, Response, SNSEvent, SQSEvent
 
-from chalicelib import workflow
-from chalicelib.http import answers_errors_as_json, json_response, read_json_body
-from chalicelib.names import APP_NAME, DEFAULT_ENVIRONMENT_SUFFIX, PAYMENT_QUEUE, EnvVar, Handler, ResourceNames
+from chalicelib import gateway, workflow
+from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
+from chalicelib.idempotency import checked_key
+from chalicelib.names import (
+    APP_NAME,
+    DEFAULT_ENVIRONMENT_SUFFIX,
+    PAYMENT_NOTIFIER,
+    PAYMENT_QUEUE,
+    EnvVar,
+    Handler,
+    IdempotencyKeys,
+    ResourceNames,
+)
 from chalicelib.observability import flush_metrics, logger
 from chalicelib.services import get_services
 
@@ -32,6 +42,22 @@ def flush_invocation_metrics(event: Any, get_response: Any) -> Any:
 
 
 @app.middleware("http")
+def check_api_key_without_gateway(request: Request, get_response: Any) -> Response:
+    """Refuse payment routes without an API key where no API Gateway does it (``make run``)."""
+    allowed = get_services().settings.local_api_keys
+    if not allowed:
+        return get_response(request)
+    context = request.context or {}
+    route = app.routes.get(context.get("resourcePath", ""), {}).get(request.method)
+    presented = request.headers.get(gateway.API_KEY_HEADER)
+    if not gateway.admits(key_required=bool(route and route.api_key_required), presented=presented, allowed=allowed):
+        return json_response(gateway.FORBIDDEN_BODY, 403)
+    if presented:
+        context.setdefault("identity", {})["apiKeyId"] = gateway.key_id(presented)
+    return get_response(request)
+
+
+@app.middleware("http")
 def correlate_request(request: Request, get_response: Any) -> Response:
     """Tag every log line of a request with its correlation id and return the id to the client."""
     correlation_id = workflow.correlation_id_for(
@@ -43,36 +69,43 @@ def correlate_request(request: Request, get_response: Any) -> Response:
     return response
 
 
-@app.route("/validate", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+def _client_request() -> workflow.ClientRequest:
+    request = app.current_request
+    identity = (request.context or {}).get("identity") or {}
+    return workflow.ClientRequest(
+        caller=identity.get("apiKeyId") or "anonymous",
+        idempotency_key=checked_key(request.headers.get(IdempotencyKeys.HEADER)),
+        correlation_id=logger.get_correlation_id(),
+        lambda_context=app.lambda_context,
+    )
+
+
+@app.route("/validate", methods=["POST"], content_types=ANY_CONTENT_TYPE, api_key_required=True)
 @answers_errors_as_json
 def validate_payment() -> Response:
     """Validate a payment and queue it for processing."""
     request = app.current_request
-    payment = workflow.validate_and_enqueue(
-        read_json_body(request.headers, request.raw_body),
-        get_services(),
-        correlation_id=logger.get_correlation_id(),
-    )
-    return json_response(payment.verdict(), 202)
+    document = read_json_body(request.headers, request.raw_body)
+    return stored_response(workflow.accept_payment(document, get_services(), _client_request()))
 
 
-@app.route("/process", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@app.route("/process", methods=["POST"], content_types=ANY_CONTENT_TYPE, api_key_required=True)
 @answers_errors_as_json
 def process_payment() -> Response:
     """Process a payment now; a repeat answers 200 with the stored record."""
     request = app.current_request
-    outcome = workflow.validate_and_process(read_json_body(request.headers, request.raw_body), get_services())
-    return json_response(outcome.record.to_json(), 201 if outcome.created else 200)
+    document = read_json_body(request.headers, request.raw_body)
+    return stored_response(workflow.charge_payment(document, get_services(), _client_request()))
 
 
-@app.route("/payments/{transaction_id}", methods=["GET"])
+@app.route("/payments/{transaction_id}", methods=["GET"], api_key_required=True)
 @answers_errors_as_json
 def get_payment(transaction_id: str) -> Response:
     """One processed payment."""
     return json_response(workflow.find_payment(transaction_id, get_services()))
 
 
-@app.route("/customers/{customer_id}/payments", methods=["GET"])
+@app.route("/customers/{customer_id}/payments", methods=["GET"], api_key_required=True)
 @answers_errors_as_json
 def list_customer_payments(customer_id: str) -> Response:
     """A customer's payments, newest first, one page at a time."""
@@ -93,6 +126,18 @@ def health() -> Response:
 def process_payment_messages(event: SQSEvent) -> dict[str, Any]:
     """Payment processor: process a batch from the payment queue, reporting failures per message."""
     return workflow.process_message_batch(event.to_dict(), get_services(), event.context)
+
+
+@app.on_dynamodb_record(
+    # Placeholder for `chalice package`: the CDK stack points the event source at its table's stream.
+    stream_arn=f"arn:aws:dynamodb:us-east-1:000000000000:table/{_names.payments_table}/stream/placeholder",
+    batch_size=PAYMENT_NOTIFIER.batch_size,
+    starting_position="TRIM_HORIZON",
+    name=Handler.PAYMENT_NOTIFIER,
+)
+def announce_processed_payments(event: DynamoDBEvent) -> dict[str, Any]:
+    """Payment notifier: publish each payment this region stored, from the table's stream."""
+    return workflow.announce_processed_payments(event.to_dict(), get_services())
 
 
 @app.on_sns_message(topic=_names.ops_alert_topic, name=Handler.FAILOVER_ORCHESTRATOR)

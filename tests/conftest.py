@@ -14,9 +14,11 @@ import requests
 from chalice.test import Client
 from moto.server import ThreadedMotoServer
 
+from chalicelib.names import Handler
 from chalicelib.observability import logger as payment_logger
 from chalicelib.services import use_services
 from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
+from localenv.streams import TableStream, lambda_stream_event
 
 REGION = "us-east-1"
 SUFFIX = "test"
@@ -91,10 +93,31 @@ def payment_logs() -> Iterator[CapturedLogs]:
     target.removeHandler(handler)
 
 
-class TopicSpy:
-    """An SQS queue subscribed to a topic, to count and read what was published."""
+class NotifierRun:
+    """Delivers the payments table's new stream records to the notifier, as Lambda would."""
 
-    def __init__(self, aws: Any, topic_arn: str) -> None:
+    def __init__(self, aws: Any, client: Client, table: str) -> None:
+        self._client = client
+        self._stream = TableStream(table=table, dynamodb=aws("dynamodb"), streams=aws("dynamodbstreams"))
+        self.responses: list[Any] = []
+
+    def deliver(self) -> dict[str, Any]:
+        """Invoke the notifier with everything new in the stream; returns its response."""
+        event = lambda_stream_event(self._stream.poll(), self._stream.stream_arn, REGION)
+        response = self._client.lambda_.invoke(Handler.PAYMENT_NOTIFIER, event).payload
+        self.responses.append(response)
+        return response
+
+
+class TopicSpy:
+    """An SQS queue subscribed to a topic, to count and read what was published.
+
+    With a notifier run, every read first lets the notifier publish what the table's stream
+    holds, so a test sees what subscribers would see once the outbox has drained.
+    """
+
+    def __init__(self, aws: Any, topic_arn: str, notifier: NotifierRun | None = None) -> None:
+        self._notifier = notifier
         self._sqs = aws("sqs")
         self._url = self._sqs.create_queue(QueueName="topic-spy")["QueueUrl"]
         arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -104,6 +127,8 @@ class TopicSpy:
 
     def messages(self) -> list[dict[str, Any]]:
         """Every message published so far (drains the spy queue)."""
+        if self._notifier is not None:
+            self._notifier.deliver()
         found: list[dict[str, Any]] = []
         while True:
             batch = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10).get("Messages", [])
@@ -115,6 +140,12 @@ class TopicSpy:
 
 
 @pytest.fixture
-def transactions_topic(aws: Any, resources: RegionResources) -> TopicSpy:
-    """A spy on the transactions topic."""
-    return TopicSpy(aws, resources.transaction_topic_arn)
+def notifier(aws: Any, client: Client, resources: RegionResources) -> NotifierRun:
+    """The notifier reading this test's payments table stream."""
+    return NotifierRun(aws, client, resources.payments_table)
+
+
+@pytest.fixture
+def transactions_topic(aws: Any, resources: RegionResources, notifier: NotifierRun) -> TopicSpy:
+    """A spy on the transactions topic, fed by the notifier from the table's stream."""
+    return TopicSpy(aws, resources.transaction_topic_arn, notifier)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.processing import CustomerPage
 
@@ -36,13 +38,16 @@ class InMemoryPaymentRepository:
 
 
 class RecordingNotifications:
-    """Remembers every record announced."""
+    """Remembers every record announced; ``failing`` lists indices to report as not published."""
 
-    def __init__(self) -> None:
+    def __init__(self, failing: set[int] | None = None) -> None:
         self.published: list[PaymentRecord] = []
+        self.failing = failing or set()
 
-    def payment_processed(self, record: PaymentRecord) -> None:
-        self.published.append(record)
+    def payments_processed(self, records: Sequence[PaymentRecord]) -> set[int]:
+        failed = {i for i in self.failing if i < len(records)}
+        self.published.extend(r for i, r in enumerate(records) if i not in failed)
+        return failed
 
 
 class RecordingQueue:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +10,24 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_wafv2 as wafv2
 from chalice.cdk import Chalice
 from constructs import Construct
 
-from chalicelib.names import API_STAGE, FUNCTIONS, EnvVar, FunctionSettings, Handler, PaymentsTableSchema, ResourceNames
+from chalicelib.names import (
+    API_STAGE,
+    FUNCTIONS,
+    PAYMENT_NOTIFIER,
+    EnvVar,
+    FunctionSettings,
+    Handler,
+    PaymentsTableSchema,
+    ResourceNames,
+)
 from stacks.nag import acknowledge
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
@@ -25,8 +37,37 @@ LOG_RETENTION = logs.RetentionDays.ONE_WEEK
 API_LOGICAL_ID = "RestAPI"
 SQS_EVENT_ID = "ProcessPaymentMessagesSqsEventSource"
 SNS_EVENT_ID = "OrchestrateFailoverSnsSubscription"
+STREAM_EVENT_ID = "AnnounceProcessedPaymentsDynamodbEventSource"
+STREAM_READ_ACTIONS = [
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+]
+QUEUE_SEND_ACTIONS = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+QUEUE_CONSUME_ACTIONS = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+]
+# What SQS, SNS and DynamoDB need of a caller to use data under the customer-managed key.
+KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+# Per client IP, per five-minute window: a merchant's servers sending 20 payments a second.
+WAF_RATE_LIMIT_PER_IP = 6000
+SAM_STAGE_REFERENCE = (
+    "RestAPI.Stage is SAM's documented reference to the stage it generates; it exists once the "
+    "Serverless transform has run, which this offline check does not do."
+)
 XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
 PAYMENT_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:ConditionCheckItem"]
+
+
+def allow(role: iam.Role, actions: list[str], resource: str) -> None:
+    """Let ``role`` perform ``actions`` on one resource."""
+    role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[resource]))
 
 
 def function_logical_id(handler: str) -> str:
@@ -35,13 +76,16 @@ def function_logical_id(handler: str) -> str:
 
 
 class PaymentApi(Construct):
-    """The Chalice app wrapped for CDK: three functions, the REST API, their roles and logs.
+    """The Chalice app wrapped for CDK: four functions, the REST API, their roles and logs.
 
     Default settings: regional REST API, stage ``prod``, throttling 1000 rps / burst 2000,
     INFO execution logging without request bodies (they can hold card data), detailed metrics,
-    JSON access logs, X-Ray tracing; functions sized per ``chalicelib.names.FUNCTIONS`` with 2
-    async retries; the SQS event source reports batch item failures; every function has its
-    own role with only the actions it uses; log groups keep one week.
+    JSON access logs, X-Ray tracing; payment routes require an API key (a usage plan holds the
+    clients' keys), ``/health`` does not; a WAF web ACL with a per-IP rate rule guards the stage;
+    functions sized per ``chalicelib.names.FUNCTIONS`` with 2 async retries; the SQS and stream
+    event sources report batch item failures; the notifier reads only this region's new payments
+    from the stream and parks what it cannot publish in the notification DLQ; every function has
+    its own role with only the actions it uses; log groups keep one week.
     """
 
     def __init__(
@@ -51,7 +95,11 @@ class PaymentApi(Construct):
         *,
         names: ResourceNames,
         table: dynamodb.ITableV2,
+        idempotency_table: dynamodb.ITableV2,
+        stream_arn: str,
+        key: kms.IKey,
         payment_queue: sqs.IQueue,
+        notification_dlq: sqs.IQueue,
         transaction_topic: sns.ITopic,
         ops_alert_topic: sns.ITopic,
     ) -> None:
@@ -60,6 +108,7 @@ class PaymentApi(Construct):
         self.function_names = {
             Handler.API: names.validator_function,
             Handler.PAYMENT_PROCESSOR: names.processor_function,
+            Handler.PAYMENT_NOTIFIER: names.notifier_function,
             Handler.FAILOVER_ORCHESTRATOR: names.orchestrator_function,
         }
         self.log_groups = {
@@ -69,24 +118,28 @@ class PaymentApi(Construct):
         self.roles = {handler: self._role(handler) for handler in self.function_names}
 
         validator, processor = self.roles[Handler.API], self.roles[Handler.PAYMENT_PROCESSOR]
-        # The validator only sends to the queue; the processor only consumes from it.
-        payment_queue.grant_send_messages(validator)
-        payment_queue.grant_consume_messages(processor)
+        notifier = self.roles[Handler.PAYMENT_NOTIFIER]
+        # Statements are written out rather than taken from grant_*(): those add wildcard KMS
+        # actions (kms:ReEncrypt*, kms:GenerateDataKey*) that no function here needs.
+        allow(validator, QUEUE_SEND_ACTIONS, payment_queue.queue_arn)
+        allow(processor, QUEUE_CONSUME_ACTIONS, payment_queue.queue_arn)
         # /process and the read routes run in the API function: it writes, reads and queries.
         # Transactional writes are authorised per item as PutItem; only the customer index is queried.
         for role in (validator, processor):
-            role.add_to_policy(iam.PolicyStatement(actions=PAYMENT_WRITE_ACTIONS, resources=[table.table_arn]))
-        validator.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{PaymentsTableSchema.CUSTOMER_INDEX}"]
-            )
-        )
-        transaction_topic.grant_publish(validator)
-        transaction_topic.grant_publish(processor)
+            allow(role, PAYMENT_WRITE_ACTIONS, table.table_arn)
+            allow(role, KEY_ACTIONS, key.key_arn)
+        allow(validator, ["dynamodb:Query"], f"{table.table_arn}/index/{PaymentsTableSchema.CUSTOMER_INDEX}")
+        allow(validator, IDEMPOTENCY_ACTIONS, idempotency_table.table_arn)
+        # Only the notifier publishes, from the table's stream (the outbox).
+        allow(notifier, STREAM_READ_ACTIONS, stream_arn)
+        allow(notifier, ["sns:Publish"], transaction_topic.topic_arn)
+        allow(notifier, QUEUE_SEND_ACTIONS, notification_dlq.queue_arn)
+        allow(notifier, KEY_ACTIONS, key.key_arn)
 
         environment = {
             EnvVar.ENVIRONMENT_SUFFIX: names.environment_suffix,
             EnvVar.PAYMENTS_TABLE: table.table_name,
+            EnvVar.IDEMPOTENCY_TABLE: idempotency_table.table_name,
             EnvVar.PAYMENT_QUEUE_URL: payment_queue.queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: transaction_topic.topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: ops_alert_topic.topic_arn,
@@ -95,9 +148,15 @@ class PaymentApi(Construct):
             self, "Chalice", source_dir=str(RUNTIME_DIR), stage_config=self._stage_config(environment)
         )
         self._configure_functions(payment_queue, ops_alert_topic)
+        self._configure_notifier(stream_arn, notification_dlq, stack.region)
         self.rest_api = self.chalice.get_resource(API_LOGICAL_ID)
         self.access_logs = self._log_group("AccessLogs", f"/aws/apigateway/{names.rest_api}")
         self._configure_api(names)
+        # SAM's reference to the stage it generates: it makes the usage plan and the WAF
+        # association wait for the stage, which a plain stage name would not.
+        self.stage_ref = cdk.Fn.ref(f"{API_LOGICAL_ID}.Stage")
+        self.api_key_id = self._require_api_keys(names)
+        self.web_acl = self._guard_with_waf(names, stack)
         self._allow_api_gateway_logging()
         self.api_id = self.rest_api.ref
         self.endpoint_url = f"https://{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}/{API_STAGE}/"
@@ -161,6 +220,99 @@ class PaymentApi(Construct):
         )
         orchestrator = self.chalice.get_resource(function_logical_id(Handler.FAILOVER_ORCHESTRATOR))
         orchestrator.add_property_override(f"Events.{SNS_EVENT_ID}.Properties.Topic", ops_alert_topic.topic_arn)
+
+    def _configure_notifier(self, stream_arn: str, notification_dlq: sqs.IQueue, region: str) -> None:
+        notifier = self.chalice.get_resource(function_logical_id(Handler.PAYMENT_NOTIFIER))
+        source = f"Events.{STREAM_EVENT_ID}.Properties"
+        # Only this region's new payment records: not claims, not the peer region's replicated
+        # payments (its own notifier announces them), so nothing is announced twice.
+        pattern = {
+            "eventName": ["INSERT"],
+            "dynamodb": {
+                "NewImage": {
+                    "region": {"S": [region]},
+                    PaymentsTableSchema.CUSTOMER_INDEX_PARTITION_KEY: {"S": [{"exists": True}]},
+                }
+            },
+        }
+        for name, value in {
+            "Stream": stream_arn,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "MaximumRetryAttempts": PAYMENT_NOTIFIER.max_retry_attempts,
+            "MaximumRecordAgeInSeconds": PAYMENT_NOTIFIER.max_record_age_seconds,
+            "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": notification_dlq.queue_arn}},
+            "FilterCriteria": {"Filters": [{"Pattern": json.dumps(pattern)}]},
+        }.items():
+            notifier.add_property_override(f"{source}.{name}", value)
+
+    def _require_api_keys(self, names: ResourceNames) -> str:
+        """A usage plan on the stage and one client key in it; returns the key's id."""
+        plan = apigateway.CfnUsagePlan(
+            self,
+            "UsagePlan",
+            usage_plan_name=names.usage_plan,
+            description="Clients allowed to call the payment routes",
+            api_stages=[apigateway.CfnUsagePlan.ApiStageProperty(api_id=self.rest_api.ref, stage=self.stage_ref)],
+            throttle=apigateway.CfnUsagePlan.ThrottleSettingsProperty(
+                rate_limit=THROTTLING_RATE_LIMIT, burst_limit=THROTTLING_BURST_LIMIT
+            ),
+        )
+        key = apigateway.CfnApiKey(self, "ClientApiKey", name=names.client_api_key, enabled=True)
+        apigateway.CfnUsagePlanKey(self, "ClientApiKeyInPlan", key_id=key.ref, key_type="API_KEY", usage_plan_id=plan.ref)
+        acknowledge(plan, "CloudFormation-Validate::F1020", SAM_STAGE_REFERENCE)
+        return key.ref
+
+    def _guard_with_waf(self, names: ResourceNames, stack: cdk.Stack) -> wafv2.CfnWebACL:
+        """A regional web ACL on the stage: AWS's common rules and a per-IP rate limit."""
+
+        def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            name=names.web_acl,
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility(names.web_acl),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="rate-limit-per-ip",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=WAF_RATE_LIMIT_PER_IP, aggregate_key_type="IP"
+                        )
+                    ),
+                    visibility_config=visibility("rate-limit-per-ip"),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="aws-common-rules",
+                    priority=1,
+                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                            vendor_name="AWS", name="AWSManagedRulesCommonRuleSet"
+                        )
+                    ),
+                    visibility_config=visibility("aws-common-rules"),
+                ),
+            ],
+        )
+        association = wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclOnStage",
+            web_acl_arn=acl.attr_arn,
+            resource_arn=cdk.Fn.join(
+                "",
+                [f"arn:{stack.partition}:apigateway:{stack.region}::/restapis/", self.rest_api.ref, "/stages/", self.stage_ref],
+            ),
+        )
+        acknowledge(association, "CloudFormation-Validate::F1020", SAM_STAGE_REFERENCE)
+        return acl
 
     def _configure_api(self, names: ResourceNames) -> None:
         api = self.rest_api

@@ -1,22 +1,30 @@
-"""The payments table: a DynamoDB global table with a replica in the peer region."""
+"""The payments and idempotency tables: DynamoDB global tables with a replica in the peer region."""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from chalicelib.names import IdempotencyKeys, ResourceNames
 from chalicelib.names import PaymentsTableSchema as Schema
+from stacks.nag import acknowledge
+from stacks.nag import acknowledge
 
 
 class PaymentsData(Construct):
-    """The payments table of one region.
+    """The payments table and the Idempotency-Key table of one region.
 
-    Default settings: on-demand billing, point-in-time recovery, stream NEW_AND_OLD_IMAGES,
-    GSI ``customer-index`` (customer_id, timestamp; all attributes), AWS-owned encryption,
-    removal policy DESTROY (development default; override for production data).
-    The primary region's stack creates the global table with a replica in the peer region;
-    the peer region's stack references that replica by name and never creates a second table.
+    Default settings: on-demand billing, point-in-time recovery, encryption with the region's
+    customer-managed key (the replica with the peer region's), removal policy DESTROY
+    (development default; override for production data). Payments: stream NEW_AND_OLD_IMAGES
+    (replication and the notification outbox), GSI ``customer-index`` (customer_id, timestamp;
+    all attributes). Idempotency keys: partition key ``id``, DynamoDB TTL on ``expiration`` to
+    clean up (expiry itself is enforced from the stored timestamp, TTL can lag).
+    The primary region's stack creates both global tables with replicas in the peer region; the
+    peer region's stack references the replicas by name and never creates a second table.
     """
 
     def __init__(
@@ -24,44 +32,94 @@ class PaymentsData(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        table_name: str,
-        owns_table: bool,
+        names: ResourceNames,
+        owns_tables: bool,
         replica_region: str,
+        key: kms.IKey,
+        replica_key_arn: str,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
         self.table: dynamodb.ITableV2
-        if owns_table:
-            self.table = dynamodb.TableV2(
-                self,
-                "PaymentsTable",
-                table_name=table_name,
-                partition_key=dynamodb.Attribute(name=Schema.PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-                sort_key=dynamodb.Attribute(name=Schema.SORT_KEY, type=dynamodb.AttributeType.NUMBER),
-                billing=dynamodb.Billing.on_demand(),
-                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                    point_in_time_recovery_enabled=True
-                ),
-                dynamo_stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
-                global_secondary_indexes=[
-                    dynamodb.GlobalSecondaryIndexPropsV2(
-                        index_name=Schema.CUSTOMER_INDEX,
-                        partition_key=dynamodb.Attribute(
-                            name=Schema.CUSTOMER_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
-                        ),
-                        sort_key=dynamodb.Attribute(
-                            name=Schema.CUSTOMER_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER
-                        ),
-                        projection_type=dynamodb.ProjectionType.ALL,
-                    )
-                ],
-                replicas=[dynamodb.ReplicaTableProps(region=replica_region)],
-                removal_policy=removal_policy,
-            )
-        else:
+        self.idempotency_table: dynamodb.ITableV2
+        if not owns_tables:
             self.table = dynamodb.TableV2.from_table_attributes(
-                self, "PaymentsTableReplica", table_name=table_name, grant_index_permissions=True
+                self, "PaymentsTableReplica", table_name=names.payments_table, grant_index_permissions=True,
+                encryption_key=key,
             )
+            self.idempotency_table = dynamodb.TableV2.from_table_attributes(
+                self, "IdempotencyTableReplica", table_name=names.idempotency_table, encryption_key=key
+            )
+            self.stream_arn = self._replica_stream_arn(names.payments_table)
+            return
+        common = {
+            "billing": dynamodb.Billing.on_demand(),
+            "point_in_time_recovery_specification": dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            "encryption": dynamodb.TableEncryptionV2.customer_managed_key(
+                key, replica_key_arns={replica_region: replica_key_arn}
+            ),
+            "replicas": [dynamodb.ReplicaTableProps(region=replica_region)],
+            "removal_policy": removal_policy,
+        }
+        payments = dynamodb.TableV2(
+            self,
+            "PaymentsTable",
+            table_name=names.payments_table,
+            partition_key=dynamodb.Attribute(name=Schema.PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=Schema.SORT_KEY, type=dynamodb.AttributeType.NUMBER),
+            dynamo_stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=Schema.CUSTOMER_INDEX,
+                    partition_key=dynamodb.Attribute(
+                        name=Schema.CUSTOMER_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+                    ),
+                    sort_key=dynamodb.Attribute(name=Schema.CUSTOMER_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER),
+                    projection_type=dynamodb.ProjectionType.ALL,
+                )
+            ],
+            **common,
+        )
+        self.table = payments
+        self.stream_arn = payments.table_stream_arn or ""
+        self.idempotency_table = dynamodb.TableV2(
+            self,
+            "IdempotencyTable",
+            table_name=names.idempotency_table,
+            partition_key=dynamodb.Attribute(name=IdempotencyKeys.PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute=IdempotencyKeys.EXPIRY_ATTRIBUTE,
+            **common,
+        )
+
+    def _replica_stream_arn(self, table_name: str) -> str:
+        """The stream of this region's replica: CloudFormation reports only the primary's."""
+        describe = cr.AwsSdkCall(
+            service="DynamoDB",
+            action="describeTable",
+            parameters={"TableName": table_name},
+            physical_resource_id=cr.PhysicalResourceId.of(f"{table_name}-stream"),
+            output_paths=["Table.LatestStreamArn"],
+        )
+        lookup = cr.AwsCustomResource(
+            self,
+            "ReplicaStreamArn",
+            on_create=describe,
+            on_update=describe,
+            policy=cr.AwsCustomResourcePolicy.from_sdk_calls(resources=[self.table.table_arn]),
+            install_latest_aws_sdk=False,
+        )
+        # The custom resource's function is a stack-wide singleton named after a fixed UUID.
+        provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+        provider = cdk.Stack.of(self).node.find_child(provider_id)
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "CDK's AwsCustomResource provider runs once at deploy time to read the replica's stream ARN; "
+            "the basic execution policy only lets it write its own logs.",
+        )
+        return lookup.get_response_field("Table.LatestStreamArn")
 
     @property
     def table_name(self) -> str:

@@ -5,27 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from chalicelib.names import PAYMENT_QUEUE, ResourceNames
+from stacks.nag import acknowledge
 
 
 class PaymentMessaging(Construct):
     """Queues and topics of one region.
 
-    Default settings: payment queue visibility 300 s (five times the processor's 60 s timeout),
-    SQS-managed encryption, TLS-only access, dead-letter queue after 3 receives kept 14 days;
-    ``transactions`` topic encrypted with the AWS-managed SNS key; ``ops-alerts`` topic encrypted
-    with a customer-managed key that CloudWatch alarms are allowed to use (they cannot publish
-    to a topic under the AWS-managed key).
+    Default settings: every queue and topic is encrypted with the region's customer-managed key
+    and refuses requests without TLS. Payment queue visibility 300 s (five times the processor's
+    60 s timeout), dead-letter queue after 3 receives kept 14 days; notification dead-letter
+    queue (stream positions the notifier gave up on) kept 14 days. CloudWatch may use the key,
+    so alarms can publish to the ``ops-alerts`` topic.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
+        self._key = key
         self.dead_letter_queue = self._queue(
             "PaymentDLQ",
             names.payment_dlq,
@@ -40,22 +41,23 @@ class PaymentMessaging(Construct):
             ),
         )
 
-        self.ops_alert_key = kms.Key(
-            self,
-            "OpsAlertKey",
-            description=f"Encrypts the {names.ops_alert_topic} topic; CloudWatch alarms may use it",
-            enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+        self.notification_dlq = self._queue(
+            "NotificationDLQ",
+            names.notification_dlq,
+            retention_period=cdk.Duration.days(PAYMENT_QUEUE.dlq_retention_days),
         )
-        self.ops_alert_key.grant(
-            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        acknowledge(
+            self.notification_dlq,
+            "AwsSolutions-SQS3",
+            "It is the notifier's on-failure destination: Lambda writes the failed stream positions "
+            "here and an operator replays them from the stream; nothing consumes it automatically.",
         )
         self.ops_alert_topic = sns.Topic(
             self,
             "OpsAlertTopic",
             topic_name=names.ops_alert_topic,
             display_name="Payment operations alerts",
-            master_key=self.ops_alert_key,
+            master_key=key,
             enforce_ssl=True,
         )
         self.transaction_topic = sns.Topic(
@@ -63,17 +65,18 @@ class PaymentMessaging(Construct):
             "TransactionTopic",
             topic_name=names.transaction_topic,
             display_name="Processed payments",
-            master_key=kms.Alias.from_alias_name(self, "SnsManagedKey", "alias/aws/sns"),
+            master_key=key,
             enforce_ssl=True,
         )
 
     def _queue(self, construct_id: str, queue_name: str, **settings: Any) -> sqs.Queue:
-        """An SQS-managed-encrypted queue that refuses requests without TLS."""
+        """A queue under the region's key that refuses requests without TLS."""
         return sqs.Queue(
             self,
             construct_id,
             queue_name=queue_name,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self._key,
             enforce_ssl=True,
             **settings,
         )

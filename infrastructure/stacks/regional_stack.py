@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from chalicelib.names import Handler
 from stacks.api import PaymentApi
 from stacks.data import PaymentsData
 from stacks.dns import PaymentDns
+from stacks.keys import key_alias_arn
 from stacks.messaging import PaymentMessaging
 from stacks.monitoring import PaymentMonitoring
 from stacks.props import PaymentStackProps
@@ -17,7 +19,9 @@ from stacks.props import PaymentStackProps
 class PaymentRegionStack(cdk.Stack):
     """The payment service in one region; deploy it to the primary and the secondary region."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, props: PaymentStackProps) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, props: PaymentStackProps, key: kms.IKey
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -27,15 +31,25 @@ class PaymentRegionStack(cdk.Stack):
         )
         names = props.settings.names
         data = PaymentsData(
-            self, "Data", table_name=names.payments_table, owns_table=props.is_primary, replica_region=props.peer_region
+            self,
+            "Data",
+            names=names,
+            owns_tables=props.is_primary,
+            replica_region=props.peer_region,
+            key=key,
+            replica_key_arn=key_alias_arn(names=names, region=props.peer_region),
         )
-        messaging = PaymentMessaging(self, "Messaging", names=names)
+        messaging = PaymentMessaging(self, "Messaging", names=names, key=key)
         api = PaymentApi(
             self,
             "Api",
             names=names,
             table=data.table,
+            idempotency_table=data.idempotency_table,
+            stream_arn=data.stream_arn,
+            key=key,
             payment_queue=messaging.payment_queue,
+            notification_dlq=messaging.notification_dlq,
             transaction_topic=messaging.transaction_topic,
             ops_alert_topic=messaging.ops_alert_topic,
         )
@@ -79,6 +93,9 @@ class PaymentRegionStack(cdk.Stack):
             "OpsAlertTopicArn": (messaging.ops_alert_topic.topic_arn, "Ops-alert topic (alarms, orchestrator)"),
             "TransactionTopicArn": (messaging.transaction_topic.topic_arn, "Processed-payment notifications"),
             "DashboardName": (names.dashboard, "CloudWatch dashboard"),
+            "ClientApiKeyId": (api.api_key_id, "API key of the payment client (aws apigateway get-api-key --include-value)"),
+            "IdempotencyTableName": (data.idempotency_table.table_name, "Idempotency-Key records (global table)"),
+            "NotificationDLQUrl": (messaging.notification_dlq.queue_url, "Stream positions the notifier gave up on"),
             "Region": (self.region, "Region of this stack"),
         }
         for output_id, (value, description) in outputs.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -22,7 +22,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import DependencyUnavailable, FieldError, InvalidQuery
-from chalicelib.names import CORRELATION_ID_ATTRIBUTE, PaymentsTableSchema as Schema
+from chalicelib.names import CORRELATION_ID_ATTRIBUTE, IdempotencyKeys
+from chalicelib.names import PaymentsTableSchema as Schema
+from chalicelib.items import record_from_item, record_to_item
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.processing import CustomerPage, processed_message
 
@@ -54,34 +56,6 @@ def _item(values: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
-
-
-def record_to_item(record: PaymentRecord) -> dict[str, Any]:
-    """The payments-table attributes of ``record``."""
-    return {
-        Schema.PARTITION_KEY: record.transaction_id,
-        Schema.SORT_KEY: record.timestamp,
-        Schema.CUSTOMER_INDEX_PARTITION_KEY: record.customer_id,
-        "amount": record.amount,
-        "currency": record.currency,
-        "status": record.status,
-        "fraud_review": record.fraud_review,
-        "region": record.region,
-    }
-
-
-def record_from_item(item: dict[str, Any]) -> PaymentRecord:
-    """The payment described by a plain (deserialized) payments-table item."""
-    return PaymentRecord(
-        transaction_id=item[Schema.PARTITION_KEY],
-        timestamp=int(item[Schema.SORT_KEY]),
-        customer_id=item[Schema.CUSTOMER_INDEX_PARTITION_KEY],
-        amount=Decimal(item["amount"]),
-        currency=item["currency"],
-        status=item["status"],
-        fraud_review=bool(item["fraud_review"]),
-        region=item["region"],
-    )
 
 
 class DynamoPaymentRepository:
@@ -259,8 +233,26 @@ class SqsPaymentQueue:
             raise DependencyUnavailable("payment queue") from error
 
 
+def idempotency_persistence(*, table_name: str, client: ClientFactory) -> Any:
+    """Powertools' DynamoDB store for ``Idempotency-Key`` records, on the project's client."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(
+        table_name=table_name,
+        key_attr=IdempotencyKeys.PARTITION_KEY,
+        expiry_attr=IdempotencyKeys.EXPIRY_ATTRIBUTE,
+        boto3_client=client(),
+    )
+
+
+SNS_PUBLISH_BATCH_LIMIT = 10
+
+
 class SnsNotifications:
-    """The transactions topic; attributes let subscribers filter without parsing the body."""
+    """The transactions topic; attributes let subscribers filter without parsing the body.
+
+    Publishes ten payments per ``PublishBatch`` request, SNS's limit, instead of one request each.
+    """
 
     def __init__(self, *, topic_arn: str, client: ClientFactory) -> None:
         self._topic_arn = topic_arn
@@ -270,17 +262,27 @@ class SnsNotifications:
     def _client(self) -> Any:
         return self._client_factory()
 
-    def payment_processed(self, record: PaymentRecord) -> None:
-        """Publish one ``payment.processed`` message for ``record``."""
-        try:
-            self._client.publish(
-                TopicArn=self._topic_arn,
-                Message=json.dumps(processed_message(record), separators=(",", ":")),
-                MessageAttributes={
-                    "currency": {"DataType": "String", "StringValue": record.currency},
-                    "fraud_review": {"DataType": "String", "StringValue": str(record.fraud_review).lower()},
-                },
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise DependencyUnavailable("transactions topic") from error
+    def payments_processed(self, records: Sequence[PaymentRecord]) -> set[int]:
+        """Publish one ``payment.processed`` message per record; returns the indices not published."""
+        failed: set[int] = set()
+        for start in range(0, len(records), SNS_PUBLISH_BATCH_LIMIT):
+            chunk = range(start, min(start + SNS_PUBLISH_BATCH_LIMIT, len(records)))
+            entries = [_publish_entry(str(index), records[index]) for index in chunk]
+            try:
+                response = self._client.publish_batch(TopicArn=self._topic_arn, PublishBatchRequestEntries=entries)
+            except (ClientError, BotoCoreError):
+                failed.update(chunk)
+                continue
+            failed.update(int(entry["Id"]) for entry in response.get("Failed", []))
+        return failed
 
+
+def _publish_entry(entry_id: str, record: PaymentRecord) -> dict[str, Any]:
+    return {
+        "Id": entry_id,
+        "Message": json.dumps(processed_message(record), separators=(",", ":")),
+        "MessageAttributes": {
+            "currency": {"DataType": "String", "StringValue": record.currency},
+            "fraud_review": {"DataType": "String", "StringValue": str(record.fraud_review).lower()},
+        },
+    }

@@ -67,6 +67,20 @@ class TransactionConflict(PaymentError):
         self.transaction_id = transaction_id
 
 
+class IdempotencyKeyReused(PaymentError):
+    """The Idempotency-Key was already used for a request with a different body."""
+
+    def __init__(self) -> None:
+        super().__init__([FieldError("Idempotency-Key", "was already used with a different request body")])
+
+
+class RequestInProgress(PaymentError):
+    """The first request under this Idempotency-Key has not finished yet."""
+
+    def __init__(self) -> None:
+        super().__init__([FieldError("Idempotency-Key", "a request with this key is still in progress, retry later")])
+
+
 class DependencyUnavailable(PaymentError):
     """An AWS dependency failed or throttled; the request may be retried later."""
 

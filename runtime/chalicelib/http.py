@@ -23,9 +23,11 @@ STATUS_BY_ERROR: dict[type[PaymentError], int] = {
     errors.InvalidQuery: 400,
     errors.PaymentNotFound: 404,
     errors.TransactionConflict: 409,
+    errors.RequestInProgress: 409,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.ValidationFailed: 422,
+    errors.IdempotencyKeyReused: 422,
     errors.DependencyUnavailable: 503,
 }
 RETRY_AFTER_SECONDS = "1"
@@ -107,10 +109,20 @@ def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | N
     )
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def stored_response(answer: Any) -> Response:
+    """The HTTP response of a :class:`~chalicelib.idempotency.StoredResponse`, marking replays."""
+    headers = {REPLAYED_HEADER: "true"} if answer.replayed else None
+    return json_response(answer.body, answer.status, headers)
+
+
 def error_response(error: PaymentError) -> Response:
     """The HTTP response for a domain error: its status and every problem it names."""
     status = STATUS_BY_ERROR.get(type(error), 400)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    retryable = status == 503 or isinstance(error, errors.RequestInProgress)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if retryable else None
     return json_response({"errors": [e.to_json() for e in error.errors]}, status, headers)
 
 

@@ -29,6 +29,9 @@ class EnvVar:
     PAYMENT_QUEUE_URL = "PAYMENT_QUEUE_URL"
     TRANSACTION_TOPIC_ARN = "TRANSACTION_TOPIC_ARN"
     OPS_ALERT_TOPIC_ARN = "OPS_ALERT_TOPIC_ARN"
+    IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
+    # Set by the local environment only: API keys the app must check itself (no API Gateway).
+    LOCAL_API_KEYS = "LOCAL_API_KEYS"
     REGION = "AWS_REGION"
     DEFAULT_REGION = "AWS_DEFAULT_REGION"
 
@@ -61,6 +64,31 @@ PAYMENT_QUEUE = QueueSettings()
 
 
 @dataclass(frozen=True)
+class NotifierSettings:
+    """How the notifier reads the payments table's stream (the outbox of notifications)."""
+
+    batch_size: int = 100
+    # A record that still cannot be published after this many attempts goes to the notification
+    # dead-letter queue (as a pointer to the stream position) instead of blocking its shard.
+    max_retry_attempts: int = 10
+    max_record_age_seconds: int = 24 * 3600
+
+
+PAYMENT_NOTIFIER = NotifierSettings()
+
+
+class IdempotencyKeys:
+    """The ``Idempotency-Key`` request header, as payment APIs define it."""
+
+    HEADER = "Idempotency-Key"
+    # Keys live a day, as Stripe's do: long enough for any client retry loop.
+    TTL_SECONDS = 24 * 3600
+    MAX_LENGTH = 255
+    PARTITION_KEY = "id"
+    EXPIRY_ATTRIBUTE = "expiration"
+
+
+@dataclass(frozen=True)
 class ResourceNames:
     """Physical names of one environment's resources (identical in both regions)."""
 
@@ -79,6 +107,20 @@ class ResourceNames:
         return f"payment-dlq-{self.environment_suffix}"
 
     @property
+    def notification_dlq(self) -> str:
+        """Stream positions whose notifications could not be published."""
+        return f"payment-notification-dlq-{self.environment_suffix}"
+
+    @property
+    def data_key_alias(self) -> str:
+        """The customer-managed KMS key of payment data in each region."""
+        return f"alias/payments-{self.environment_suffix}"
+
+    @property
+    def idempotency_table(self) -> str:
+        return f"payment-idempotency-{self.environment_suffix}"
+
+    @property
     def ops_alert_topic(self) -> str:
         return f"ops-alerts-{self.environment_suffix}"
 
@@ -89,6 +131,18 @@ class ResourceNames:
     @property
     def rest_api(self) -> str:
         return f"payment-api-{self.environment_suffix}"
+
+    @property
+    def usage_plan(self) -> str:
+        return f"payment-clients-{self.environment_suffix}"
+
+    @property
+    def client_api_key(self) -> str:
+        return f"payment-client-{self.environment_suffix}"
+
+    @property
+    def web_acl(self) -> str:
+        return f"payment-api-acl-{self.environment_suffix}"
 
     @property
     def dashboard(self) -> str:
@@ -102,6 +156,10 @@ class ResourceNames:
     @property
     def processor_function(self) -> str:
         return f"payment-processor-{self.environment_suffix}"
+
+    @property
+    def notifier_function(self) -> str:
+        return f"payment-notifier-{self.environment_suffix}"
 
     @property
     def orchestrator_function(self) -> str:
@@ -141,6 +199,7 @@ class Handler:
 
     API = "api_handler"
     PAYMENT_PROCESSOR = "process_payment_messages"
+    PAYMENT_NOTIFIER = "announce_processed_payments"
     FAILOVER_ORCHESTRATOR = "orchestrate_failover"
 
 
@@ -157,5 +216,6 @@ FUNCTIONS: dict[str, FunctionSettings] = {
     # The API handler serves /validate (the validator) and the other routes.
     Handler.API: FunctionSettings(memory_mb=512, timeout_seconds=30),
     Handler.PAYMENT_PROCESSOR: FunctionSettings(memory_mb=1024, timeout_seconds=60),
+    Handler.PAYMENT_NOTIFIER: FunctionSettings(memory_mb=256, timeout_seconds=60),
     Handler.FAILOVER_ORCHESTRATOR: FunctionSettings(memory_mb=256, timeout_seconds=60),
 }

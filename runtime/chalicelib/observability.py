@@ -27,6 +27,8 @@ class Metric:
     PROCESSED = "PaymentProcessed"
     DUPLICATE = "PaymentDuplicate"
     PROCESSING_FAILED = "PaymentProcessingFailed"
+    ANNOUNCED = "PaymentAnnounced"
+    ANNOUNCE_FAILED = "PaymentAnnounceFailed"
     FAILOVER_SIGNAL = "FailoverSignal"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,8 +55,8 @@ class PaymentQueue(Protocol):
 class Notifications(Protocol):
     """The transactions topic that downstream systems subscribe to."""
 
-    def payment_processed(self, record: PaymentRecord) -> None:
-        """Announce a newly processed payment."""
+    def payments_processed(self, records: Sequence[PaymentRecord]) -> set[int]:
+        """Announce newly processed payments; returns the indices of those not published."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,19 @@ def process_payment(
     payment: PaymentRequest,
     *,
     repository: PaymentRepository,
-    notifications: Notifications,
     region: str,
     clock: Clock = epoch_millis,
 ) -> ProcessingOutcome:
-    """Record ``payment`` and announce it, once, however often it is submitted.
+    """Record ``payment`` once, however often it is submitted.
 
-    A repeat of a stored payment returns the stored record without writing or publishing; a
-    different payment under a used transaction id raises :class:`TransactionConflict`.
+    A repeat of a stored payment returns the stored record without writing anything; a
+    different payment under a used transaction id raises :class:`TransactionConflict`. The
+    notification is not sent from here: the notifier publishes it from the table's stream
+    (:mod:`chalicelib.outbox`), so it can neither be lost nor doubled by a retry.
     """
     record = PaymentRecord.from_request(payment, timestamp=clock(), region=region)
     existing = repository.insert_new(record)
     if existing is None:
-        notifications.payment_processed(record)
         return ProcessingOutcome(record=record, created=True)
     if not existing.is_same_payment(payment):
         raise TransactionConflict(payment.transaction_id)

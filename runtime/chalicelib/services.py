@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from chalicelib.idempotency import IdempotentRequests
 from chalicelib.processing import Notifications, PaymentQueue, PaymentRepository
 from chalicelib.settings import Settings
 
@@ -17,6 +18,7 @@ class Services:
     repository: PaymentRepository
     queue: PaymentQueue
     notifications: Notifications
+    idempotency: IdempotentRequests
 
 
 def build_aws_services(settings: Settings) -> Services:
@@ -32,6 +34,9 @@ def build_aws_services(settings: Settings) -> Services:
         queue=aws.SqsPaymentQueue(queue_url=settings.payment_queue_url, client=partial(client, "sqs")),
         notifications=aws.SnsNotifications(
             topic_arn=settings.transaction_topic_arn, client=partial(client, "sns")
+        ),
+        idempotency=IdempotentRequests(
+            partial(aws.idempotency_persistence, table_name=settings.idempotency_table, client=partial(client, "dynamodb"))
         ),
     )
 

@@ -28,6 +28,8 @@ class Settings:
     payment_queue_url: str
     transaction_topic_arn: str
     ops_alert_topic_arn: str
+    idempotency_table: str
+    local_api_keys: frozenset[str] = frozenset()
 
     @property
     def names(self) -> ResourceNames:
@@ -49,4 +51,6 @@ class Settings:
             payment_queue_url=env.get(EnvVar.PAYMENT_QUEUE_URL, ""),
             transaction_topic_arn=env.get(EnvVar.TRANSACTION_TOPIC_ARN, ""),
             ops_alert_topic_arn=env.get(EnvVar.OPS_ALERT_TOPIC_ARN, ""),
+            idempotency_table=env.get(EnvVar.IDEMPOTENCY_TABLE, names.idempotency_table),
+            local_api_keys=frozenset(k for k in env.get(EnvVar.LOCAL_API_KEYS, "").split(",") if k),
         )

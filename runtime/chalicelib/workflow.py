@@ -14,7 +14,9 @@ from typing import Any
 from chalicelib.errors import FieldError, InvalidQuery, PaymentError, PaymentNotFound
 from chalicelib.failover import FailoverAction, FailoverDecision, NotAnAlarm, decide, parse_alarm_notification
 from chalicelib.http import parse_json
+from chalicelib.idempotency import StoredResponse
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE
+from chalicelib.outbox import announcements_in, failed_positions
 from chalicelib.observability import Metric, count, logger
 from chalicelib.payments import PaymentRequest, is_identifier, validate_payment
 from chalicelib.processing import ProcessingOutcome, process_payment
@@ -60,13 +62,52 @@ def validate_and_enqueue(document: Any, services: Services, *, correlation_id: s
     return payment
 
 
-def _processed(payment: PaymentRequest, services: Services) -> ProcessingOutcome:
-    outcome = process_payment(
-        payment,
-        repository=services.repository,
-        notifications=services.notifications,
-        region=services.settings.region,
+@dataclass(frozen=True)
+class ClientRequest:
+    """Who sent a payment request and the idempotency key it carries, if any."""
+
+    caller: str
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+    lambda_context: Any = None
+
+
+def accept_payment(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
+    """``POST /validate``, at most once per idempotency key: 202 with the verdict."""
+
+    def respond() -> StoredResponse:
+        payment = validate_and_enqueue(document, services, correlation_id=request.correlation_id)
+        return StoredResponse(status=202, body=payment.verdict())
+
+    return services.idempotency.run(
+        operation="validate",
+        caller=request.caller,
+        key=request.idempotency_key,
+        body=document,
+        respond=respond,
+        lambda_context=request.lambda_context,
     )
+
+
+def charge_payment(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
+    """``POST /process``, at most once per idempotency key: 201 new, 200 a repeat."""
+
+    def respond() -> StoredResponse:
+        outcome = validate_and_process(document, services)
+        return StoredResponse(status=201 if outcome.created else 200, body=outcome.record.to_json())
+
+    return services.idempotency.run(
+        operation="process",
+        caller=request.caller,
+        key=request.idempotency_key,
+        body=document,
+        respond=respond,
+        lambda_context=request.lambda_context,
+    )
+
+
+def _processed(payment: PaymentRequest, services: Services) -> ProcessingOutcome:
+    outcome = process_payment(payment, repository=services.repository, region=services.settings.region)
     count(Metric.PROCESSED if outcome.created else Metric.DUPLICATE)
     logger.info(
         "payment processed" if outcome.created else "payment already processed",
@@ -121,6 +162,23 @@ def process_message_batch(event: dict[str, Any], services: Services, context: An
     # invocation succeeds, and the queue's redrive policy decides when each message is dead.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+
+
+def announce_processed_payments(stream_event: dict[str, Any], services: Services) -> dict[str, Any]:
+    """The notifier: publish the payments this region stored, from the table's stream.
+
+    Returns a partial batch response naming the stream positions that could not be published,
+    so Lambda retries from the first of them and nothing before it is published again.
+    """
+    announcements = announcements_in(stream_event, services.settings.region)
+    if not announcements:
+        return {"batchItemFailures": []}
+    failed = services.notifications.payments_processed([a.record for a in announcements])
+    count(Metric.ANNOUNCED, len(announcements) - len(failed))
+    if failed:
+        count(Metric.ANNOUNCE_FAILED, len(failed))
+        logger.warning("payment notifications not published", extra={"failed": len(failed)})
+    return {"batchItemFailures": [{"itemIdentifier": p} for p in failed_positions(announcements, failed)]}
 
 
 def find_payment(transaction_id: str, services: Services) -> dict[str, Any]:

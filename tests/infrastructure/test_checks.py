@@ -23,7 +23,9 @@ def lint_errors(template: dict) -> list[str]:
 def test_both_stacks_pass_cdk_nag_aws_solutions(templates: dict[str, Template]) -> None:
     # The `templates` fixture synthesized with AwsSolutionsChecks as a validation plugin; an
     # unacknowledged finding fails synthesis, so reaching here with both stacks means none.
-    assert set(templates) == {"PaymentsDevPrimary", "PaymentsDevSecondary"}
+    assert set(templates) == {
+        "PaymentsDevKeyPrimary", "PaymentsDevKeySecondary", "PaymentsDevPrimary", "PaymentsDevSecondary"
+    }
 
 
 def test_cdk_nag_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -> None:
@@ -56,6 +58,11 @@ def test_synthesized_templates_have_no_cfn_lint_errors(templates: dict[str, Temp
 
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     assert lint_errors(template) == []
+
+
+@pytest.mark.parametrize("stack", ["PaymentsDevKeyPrimary", "PaymentsDevKeySecondary"])
+def test_key_stacks_have_no_cfn_lint_errors(templates: dict[str, Template], stack: str) -> None:
+    assert lint_errors(templates[stack].to_json()) == []
 
 
 @pytest.mark.parametrize(

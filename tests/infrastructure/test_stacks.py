@@ -18,6 +18,7 @@ NAMES = ResourceNames("dev")
 FUNCTION_NAMES = {
     Handler.API: NAMES.validator_function,
     Handler.PAYMENT_PROCESSOR: NAMES.processor_function,
+    Handler.PAYMENT_NOTIFIER: NAMES.notifier_function,
     Handler.FAILOVER_ORCHESTRATOR: NAMES.orchestrator_function,
 }
 
@@ -69,10 +70,21 @@ def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(templ
             },
         },
     )
-    [table] = resources(template, "AWS::DynamoDB::GlobalTable").values()
-    replicas = {r["Region"]: r for r in table["Properties"]["Replicas"]}
-    assert set(replicas) == {"us-east-1", "us-east-2"}
-    assert all(r["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for r in replicas.values())
+    for table in resources(template, "AWS::DynamoDB::GlobalTable").values():
+        replicas = {r["Region"]: r for r in table["Properties"]["Replicas"]}
+        assert set(replicas) == {"us-east-1", "us-east-2"}
+        assert all(r["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for r in replicas.values())
+
+
+def test_idempotency_keys_live_in_their_own_global_table_with_ttl(templates: dict[str, Template]) -> None:
+    templates[PRIMARY].has_resource_properties(
+        "AWS::DynamoDB::GlobalTable",
+        {
+            "TableName": NAMES.idempotency_table,
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+        },
+    )
 
 
 def test_the_secondary_uses_the_replica_and_creates_no_table(templates: dict[str, Template]) -> None:
@@ -93,13 +105,13 @@ def test_queue_and_dead_letter_queue(templates: dict[str, Template], stack: str)
         {
             "QueueName": "payment-queue-dev",
             "VisibilityTimeout": 300,
-            "SqsManagedSseEnabled": True,
+            "KmsMasterKeyId": Match.any_value(),
             "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 3},
         },
     )
     template.has_resource_properties(
         "AWS::SQS::Queue",
-        {"QueueName": "payment-dlq-dev", "MessageRetentionPeriod": 14 * 86400, "SqsManagedSseEnabled": True},
+        {"QueueName": "payment-dlq-dev", "MessageRetentionPeriod": 14 * 86400, "KmsMasterKeyId": Match.any_value()},
     )
     policies = json.dumps(resources(template, "AWS::SQS::QueuePolicy"))
     assert "aws:SecureTransport" in policies
@@ -119,7 +131,12 @@ def test_two_topics_and_the_orchestrator_subscribed_to_ops_alerts(templates: dic
 @pytest.mark.parametrize("stack", BOTH)
 @pytest.mark.parametrize(
     ("handler", "memory", "timeout"),
-    [(Handler.API, 512, 30), (Handler.PAYMENT_PROCESSOR, 1024, 60), (Handler.FAILOVER_ORCHESTRATOR, 256, 60)],
+    [
+        (Handler.API, 512, 30),
+        (Handler.PAYMENT_PROCESSOR, 1024, 60),
+        (Handler.PAYMENT_NOTIFIER, 256, 60),
+        (Handler.FAILOVER_ORCHESTRATOR, 256, 60),
+    ],
 )
 def test_functions_are_sized_as_the_spec_says(
     templates: dict[str, Template], stack: str, handler: str, memory: int, timeout: int
@@ -192,12 +209,16 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     role_of = {h: function(template, h)["Properties"]["Role"]["Fn::GetAtt"][0] for h in FUNCTION_NAMES}
     actions = {h: actions_of(policy_statements(template, role)) for h, role in role_of.items()}
 
-    assert len(set(role_of.values())) == 3
+    assert len(set(role_of.values())) == 4
     assert "sqs:SendMessage" in actions[Handler.API]
     assert not any(a.startswith("sqs:Receive") or a == "sqs:DeleteMessage" for a in actions[Handler.API])
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions[Handler.PAYMENT_PROCESSOR]
     assert "sqs:SendMessage" not in actions[Handler.PAYMENT_PROCESSOR]
     assert not any(a.startswith(("sqs:", "dynamodb:", "sns:")) for a in actions[Handler.FAILOVER_ORCHESTRATOR])
+    # Only the notifier publishes (from the stream), so a retried write cannot publish again.
+    assert [h for h, a in actions.items() if "sns:Publish" in a] == [Handler.PAYMENT_NOTIFIER]
+    assert not any(a.startswith("dynamodb:") and "Stream" not in a and a != "dynamodb:GetRecords"
+                   and a != "dynamodb:GetShardIterator" for a in actions[Handler.PAYMENT_NOTIFIER])
     for role in role_of.values():
         for statement in policy_statements(template, role):
             if statement["Resource"] == "*":
@@ -300,3 +321,108 @@ def test_with_a_domain_each_region_gets_a_failover_record_and_a_health_check(tmp
         )
         assert resources(template, "AWS::Serverless::Api")
         assert "payments-dns" in json.dumps(template.to_json())
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_the_notifier_reads_only_this_regions_new_payments_from_the_table_stream(
+    templates: dict[str, Template], stack: str
+) -> None:
+    template = templates[stack]
+    [event] = function(template, Handler.PAYMENT_NOTIFIER)["Properties"]["Events"].values()
+    properties = event["Properties"]
+    [dlq] = [k for k, r in resources(template, "AWS::SQS::Queue").items()
+             if r["Properties"]["QueueName"] == NAMES.notification_dlq]
+    [pattern] = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    region = "us-east-1" if stack == PRIMARY else "us-east-2"
+
+    assert event["Type"] == "DynamoDB"
+    assert properties["StartingPosition"] == "TRIM_HORIZON"
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    assert pattern["eventName"] == ["INSERT"]
+    assert pattern["dynamodb"]["NewImage"]["region"] == {"S": [region]}
+    assert "placeholder" not in json.dumps(properties["Stream"])
+
+
+def test_the_secondary_notifier_reads_its_replicas_stream(templates: dict[str, Template]) -> None:
+    [event] = function(templates[SECONDARY], Handler.PAYMENT_NOTIFIER)["Properties"]["Events"].values()
+    [lookup] = resources(templates[SECONDARY], "Custom::AWS").values()
+
+    assert event["Properties"]["Stream"]["Fn::GetAtt"][1] == "Table.LatestStreamArn"
+    assert "describeTable" in json.dumps(lookup["Properties"]["Create"])
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_payment_data_is_encrypted_with_the_regions_customer_managed_key(
+    templates: dict[str, Template], stack: str
+) -> None:
+    template = templates[stack]
+    key_import = {"Fn::ImportValue": Match.string_like_regexp("PaymentsDevKey")}
+
+    for queue in resources(template, "AWS::SQS::Queue").values():
+        assert "Fn::ImportValue" in queue["Properties"]["KmsMasterKeyId"]
+        assert "SqsManagedSseEnabled" not in queue["Properties"]
+    for topic in resources(template, "AWS::SNS::Topic").values():
+        assert "Fn::ImportValue" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
+    if stack == PRIMARY:
+        template.has_resource_properties(
+            "AWS::DynamoDB::GlobalTable",
+            {"TableName": NAMES.payments_table, "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"}},
+        )
+        for table in resources(template, "AWS::DynamoDB::GlobalTable").values():
+            replicas = {r["Region"]: r["SSESpecification"]["KMSMasterKeyId"] for r in table["Properties"]["Replicas"]}
+            assert "Fn::ImportValue" in json.dumps(replicas["us-east-1"])
+            assert NAMES.data_key_alias in json.dumps(replicas["us-east-2"])
+    del key_import
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_every_queue_and_topic_refuses_requests_without_tls(templates: dict[str, Template], stack: str) -> None:
+    template = templates[stack]
+    queue_policies = resources(template, "AWS::SQS::QueuePolicy").values()
+    topic_policies = resources(template, "AWS::SNS::TopicPolicy").values()
+    protected = set()
+    for policy in [*queue_policies, *topic_policies]:
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s["Condition"]) for s in statements):
+            protected.update(json.dumps(t) for t in policy["Properties"].get("Queues", policy["Properties"].get("Topics")))
+
+    assert len(protected) == len(resources(template, "AWS::SQS::Queue")) + len(resources(template, "AWS::SNS::Topic"))
+
+
+def test_each_region_has_its_key_stack_deployed_before_the_tables(templates: dict[str, Template]) -> None:
+    for key_stack in ("PaymentsDevKeyPrimary", "PaymentsDevKeySecondary"):
+        [key] = resources(templates[key_stack], "AWS::KMS::Key").values()
+        assert key["Properties"]["EnableKeyRotation"] is True
+        templates[key_stack].has_resource_properties("AWS::KMS::Alias", {"AliasName": NAMES.data_key_alias})
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_payment_routes_need_an_api_key_and_health_does_not(templates: dict[str, Template], stack: str) -> None:
+    template = templates[stack]
+    [api] = resources(template, "AWS::Serverless::Api").values()
+    paths = api["Properties"]["DefinitionBody"]["paths"]
+    [plan] = resources(template, "AWS::ApiGateway::UsagePlan").values()
+
+    for path, method in [("/validate", "post"), ("/process", "post"), ("/payments/{transaction_id}", "get"),
+                         ("/customers/{customer_id}/payments", "get")]:
+        assert paths[path][method]["security"] == [{"api_key": []}]
+    assert "security" not in paths["/health"]["get"]
+    assert plan["Properties"]["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+    assert len(resources(template, "AWS::ApiGateway::ApiKey")) == 1
+    assert len(resources(template, "AWS::ApiGateway::UsagePlanKey")) == 1
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_a_waf_rate_rule_guards_the_api_stage(templates: dict[str, Template], stack: str) -> None:
+    template = templates[stack]
+    [acl_id] = resources(template, "AWS::WAFv2::WebACL")
+    acl = resources(template, "AWS::WAFv2::WebACL")[acl_id]["Properties"]
+    [association] = resources(template, "AWS::WAFv2::WebACLAssociation").values()
+    [rate] = [r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"]]
+
+    assert acl["Scope"] == "REGIONAL"
+    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert "Block" in rate["Action"]
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert {"Ref": "RestAPI.Stage"} in association["Properties"]["ResourceArn"]["Fn::Join"][1]

@@ -1,0 +1,42 @@
+"""The customer-managed KMS key of one region, in a stack of its own.
+
+The global table's replica in the peer region must be encrypted with a key that already exists
+in that region when the primary stack creates the table, so each region's key is deployed first
+(``cdk deploy --all`` follows the stack dependencies) and found by its alias.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from chalicelib.names import ResourceNames
+
+
+def key_alias_arn(*, names: ResourceNames, region: str) -> str:
+    """The ARN of the payment key's alias in ``region`` (valid before that key exists)."""
+    return f"arn:{cdk.Aws.PARTITION}:kms:{region}:{cdk.Aws.ACCOUNT_ID}:{names.data_key_alias}"
+
+
+class PaymentKeyStack(cdk.Stack):
+    """One region's payment data key.
+
+    Default settings: symmetric key, yearly rotation, alias ``alias/payments-{suffix}``, removal
+    policy DESTROY (development default); CloudWatch may use it, so alarms can publish to the
+    encrypted ops-alert topic. It encrypts the payments and idempotency tables (and their
+    replicas), the payment queues and both topics.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.key = kms.Key(
+            self,
+            "PaymentDataKey",
+            alias=names.data_key_alias,
+            description=f"Encrypts payment data at rest ({names.environment_suffix})",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")

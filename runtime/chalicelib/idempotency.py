@@ -1,0 +1,118 @@
+"""``Idempotency-Key`` for the payment routes, on Powertools' idempotency utility.
+
+A client that sends ``Idempotency-Key`` with a request may resend it as often as it likes:
+
+- same key, same body: the first response is returned again (``Idempotent-Replayed: true``),
+  and nothing is queued or written a second time;
+- same key, different body: 422, and nothing happens;
+- same key while the first request is still running: 409, retry later;
+- a request that failed (4xx/5xx) stores nothing, so the key can be used again;
+- keys expire :data:`~chalicelib.names.IdempotencyKeys.TTL_SECONDS` after first use.
+
+Keys are scoped to the route and to the caller (the API key that made the request), so two
+clients cannot collide on a key or read each other's responses. Record states, kept by
+Powertools with one conditional write each: (none) -> INPROGRESS -> COMPLETED; an exception
+deletes the INPROGRESS record; expiry is computed from stored timestamps, not from DynamoDB TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.errors import (
+    DependencyUnavailable,
+    FieldError,
+    IdempotencyKeyReused,
+    MalformedRequest,
+    RequestInProgress,
+)
+from chalicelib.names import IdempotencyKeys
+
+HEADER_FIELD = IdempotencyKeys.HEADER
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The part of a response that is stored and replayed: its status and JSON body."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "body": self.body}
+
+
+def checked_key(value: str | None) -> str | None:
+    """The client's idempotency key, or None when it sent none; refuses unusable keys."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= IdempotencyKeys.MAX_LENGTH or not value.isprintable() or not value.isascii():
+        raise MalformedRequest(
+            [FieldError(HEADER_FIELD, f"must be 1 to {IdempotencyKeys.MAX_LENGTH} printable ASCII characters")]
+        )
+    return value
+
+
+class IdempotentRequests:
+    """Runs a route's work at most once per (route, caller, key) within the key's lifetime."""
+
+    def __init__(self, persistence_factory: Callable[[], Any]) -> None:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+        self._persistence_factory = persistence_factory
+        self._persistence: Any = None
+        self.config = IdempotencyConfig(
+            event_key_jmespath="[caller, key]",
+            payload_validation_jmespath="body",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=IdempotencyKeys.TTL_SECONDS,
+            hash_function="sha256",
+            response_hook=lambda response, _record: {**response, "replayed": True},
+        )
+
+    def run(
+        self,
+        *,
+        operation: str,
+        caller: str,
+        key: str | None,
+        body: Any,
+        respond: Callable[[], StoredResponse],
+        lambda_context: Any = None,
+    ) -> StoredResponse:
+        """``respond()``'s answer, computed once per key; without a key, simply ``respond()``."""
+        if key is None:
+            return respond()
+        from aws_lambda_powertools.utilities.idempotency import exceptions
+        from aws_lambda_powertools.utilities.idempotency.base import IdempotencyHandler
+
+        if self._persistence is None:
+            self._persistence = self._persistence_factory()
+        if lambda_context is not None:
+            # Lets an INPROGRESS record of a function that timed out expire with the invocation.
+            self.config.register_lambda_context(lambda_context)
+
+        def work() -> dict[str, Any]:
+            return respond().to_json()
+
+        handler = IdempotencyHandler(
+            function=work,
+            function_payload={"caller": caller, "key": key, "body": body},
+            config=self.config,
+            persistence_store=self._persistence,
+            key_prefix=f"payments.{operation}",
+            function_args=(),
+            function_kwargs={},
+        )
+        try:
+            result = handler.handle()
+        except exceptions.IdempotencyValidationError as error:
+            raise IdempotencyKeyReused() from error
+        except exceptions.IdempotencyAlreadyInProgressError as error:
+            raise RequestInProgress() from error
+        except exceptions.IdempotencyPersistenceLayerError as error:
+            raise DependencyUnavailable("idempotency store") from error
+        return StoredResponse(status=int(result["status"]), body=result["body"], replayed=bool(result.get("replayed")))

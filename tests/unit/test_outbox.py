@@ -1,0 +1,61 @@
+"""The outbox rule: which stream changes become notifications, and what a failure reports."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from chalicelib.outbox import Announcement, announcements_in, failed_positions, is_new_payment_of
+from chalicelib.payments import PaymentRecord
+
+RECORD_IMAGE = {
+    "transaction_id": {"S": "txn-1"},
+    "timestamp": {"N": "1700000000000"},
+    "customer_id": {"S": "cust-1"},
+    "amount": {"N": "12.50"},
+    "currency": {"S": "EUR"},
+    "status": {"S": "PROCESSED"},
+    "fraud_review": {"BOOL": False},
+    "region": {"S": "us-east-1"},
+}
+CLAIM_IMAGE = {"transaction_id": {"S": "txn-1"}, "timestamp": {"N": "0"}, "record": {"M": {}}}
+
+
+def change(image: dict[str, Any], name: str = "INSERT", sequence: str = "100") -> dict[str, Any]:
+    return {"eventName": name, "dynamodb": {"SequenceNumber": sequence, "NewImage": image}}
+
+
+def test_a_new_payment_record_of_this_region_is_announced_with_its_stream_position() -> None:
+    [announcement] = announcements_in({"Records": [change(RECORD_IMAGE)]}, "us-east-1")
+
+    assert announcement.position == "100"
+    assert announcement.record.transaction_id == "txn-1"
+    assert announcement.record.amount == Decimal("12.50")
+
+
+@pytest.mark.parametrize(
+    ("description", "record"),
+    [
+        ("the claim written beside the record", change(CLAIM_IMAGE)),
+        ("a payment replicated from the peer region", change({**RECORD_IMAGE, "region": {"S": "us-east-2"}})),
+        ("a modification", change(RECORD_IMAGE, name="MODIFY")),
+        ("a removal", {"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "1", "OldImage": RECORD_IMAGE}}),
+    ],
+)
+def test_nothing_else_is_announced(description: str, record: dict[str, Any]) -> None:
+    assert announcements_in({"Records": [record]}, "us-east-1") == [], description
+
+
+def test_the_rule_reads_plain_images() -> None:
+    assert is_new_payment_of("eu-west-1", "INSERT", {"customer_id": "c", "region": "eu-west-1"})
+    assert not is_new_payment_of("eu-west-1", "INSERT", {"region": "eu-west-1"})
+
+
+def test_failed_announcements_are_reported_by_position_in_stream_order() -> None:
+    record = PaymentRecord("t", 1, "c", Decimal("1"), "USD", "PROCESSED", False, "r")
+    announcements = [Announcement(position=str(p), record=record) for p in (10, 20, 30)]
+
+    assert failed_positions(announcements, {2, 1}) == ["20", "30"]
+    assert failed_positions(announcements, set()) == []
