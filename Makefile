@@ -7,11 +7,13 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test synth deploy clean
 
-$(INSTALLED): requirements.txt constraints.txt runtime/requirements.txt
+$(INSTALLED): requirements.txt constraints.txt runtime/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# Chalice refuses pip 26.3 and newer in its environment.
 	$(PY) -m pip install --quiet --disable-pip-version-check "pip<26.3"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	# The operator CLI, payments-dr, on the venv's PATH.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 ## run: the service on http://127.0.0.1:8000 against an embedded local AWS (Ctrl-C stops both)

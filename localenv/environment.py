@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -27,9 +28,10 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
+from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar
 from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
 from localenv.replication import StreamReplicator
+from operations.targets import LOCAL_STATE
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "runtime"
@@ -37,6 +39,8 @@ LOCAL_SUFFIX = "local"
 PRIMARY_PORT = 8000
 SECONDARY_PORT = 8001
 STARTUP_TIMEOUT_SECONDS = 60
+# The local stand-in for the API key a deployed stack's usage plan holds (send it as x-api-key).
+DEFAULT_LOCAL_API_KEY = "local-payments-key"
 PR_SET_PDEATHSIG = 1
 
 
@@ -91,9 +95,17 @@ class LocalEnvironment:
         *,
         environment_suffix: str = LOCAL_SUFFIX,
         log_dir: Path | None = None,
+        api_key: str = DEFAULT_LOCAL_API_KEY,
+        state_file: Path | None = None,
     ) -> None:
-        """``log_dir``: write each process's output to a file there instead of the console."""
+        """``log_dir``: write each process's output to a file there instead of the console.
+
+        ``api_key``: the key payment routes require in ``x-api-key`` (``/health`` needs none).
+        ``state_file``: where to write the endpoints while running, for ``payments-dr --local``.
+        """
+        self.state_file = state_file
         self.regions = regions
+        self.api_key = api_key
         self.environment_suffix = environment_suffix
         self.log_dir = log_dir
         self.endpoint = ""
@@ -135,20 +147,39 @@ class LocalEnvironment:
         for plan, api in zip(self.regions, self._processes[::2]):
             wait_for_port(plan.api_port, STARTUP_TIMEOUT_SECONDS, api)
             print(f"[{plan.region}] API on {self.api_url(plan.region)}", flush=True)
+        self._write_state()
         return self
+
+    def _write_state(self) -> None:
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(
+            json.dumps(
+                {
+                    "environment_suffix": self.environment_suffix,
+                    "regions": [plan.region for plan in self.regions],
+                    "endpoint_url": self.endpoint,
+                    "api_urls": {plan.region: self.api_url(plan.region) for plan in self.regions},
+                    "api_key": self.api_key,
+                },
+                indent=2,
+            )
+        )
 
     def _start_replication(self) -> None:
         if len(self.regions) < 2:
             return
-        table = next(iter(self.resources.values())).payments_table
+        resources = next(iter(self.resources.values()))
         first, second = (plan.region for plan in self.regions[:2])
-        for source, target in ((first, second), (second, first)):
+        tables = (resources.payments_table, resources.idempotency_table)
+        for table, (source, target) in ((t, pair) for t in tables for pair in ((first, second), (second, first))):
             replicator = StreamReplicator(
                 table=table,
                 source=self.client("dynamodb", source),
                 source_streams=self.client("dynamodbstreams", source),
                 target=self.client("dynamodb", target),
-                label=f"{source}->{target}",
+                label=f"{table} {source}->{target}",
             )
             replicator.start()
             self._replicators.append(replicator)
@@ -157,6 +188,7 @@ class LocalEnvironment:
         env = {
             **os.environ,
             **self.resources[plan.region].function_environment(self.endpoint),
+            EnvVar.LOCAL_API_KEYS: self.api_key,
             "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
         }
@@ -193,6 +225,8 @@ class LocalEnvironment:
         return all(process.poll() is None for process in self._processes)
 
     def stop(self) -> None:
+        if self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
         for process in self._processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -232,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run until Ctrl-C."""
     args = parse_args(argv)
     environment = LocalEnvironment(
-        [RegionPlan(args.primary_region, args.port), RegionPlan(args.secondary_region, args.port + 1)]
+        [RegionPlan(args.primary_region, args.port), RegionPlan(args.secondary_region, args.port + 1)],
+        state_file=LOCAL_STATE,
     )
     stopping = False
 
@@ -244,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         environment.start()
+        print(f"payment routes need the header  x-api-key: {environment.api_key}", flush=True)
         print("ready: Ctrl-C stops everything", flush=True)
         while not stopping and environment.all_running():
             time.sleep(0.2)

@@ -98,6 +98,8 @@ def idempotency_table_definition(table_name: str) -> dict[str, Any]:
         "BillingMode": "PAY_PER_REQUEST",
         "KeySchema": [{"AttributeName": IdempotencyKeys.PARTITION_KEY, "KeyType": "HASH"}],
         "AttributeDefinitions": [{"AttributeName": IdempotencyKeys.PARTITION_KEY, "AttributeType": "S"}],
+        # Global tables replicate through the stream; the local replicator reads it too.
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": Schema.STREAM_VIEW_TYPE},
     }
 
 

@@ -99,14 +99,13 @@ class NotifierRun:
     def __init__(self, aws: Any, client: Client, table: str) -> None:
         self._client = client
         self._stream = TableStream(table=table, dynamodb=aws("dynamodb"), streams=aws("dynamodbstreams"))
-        self.responses: list[Any] = []
+        self.events: list[dict[str, Any]] = []
 
     def deliver(self) -> dict[str, Any]:
         """Invoke the notifier with everything new in the stream; returns its response."""
         event = lambda_stream_event(self._stream.poll(), self._stream.stream_arn, REGION)
-        response = self._client.lambda_.invoke(Handler.PAYMENT_NOTIFIER, event).payload
-        self.responses.append(response)
-        return response
+        self.events.append(event)
+        return dict(self._client.lambda_.invoke(Handler.PAYMENT_NOTIFIER, event).payload)
 
 
 class TopicSpy:

@@ -20,6 +20,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from chalicelib.errors import DependencyUnavailable, FieldError, InvalidQuery
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE, IdempotencyKeys
@@ -28,12 +29,18 @@ from chalicelib.items import record_from_item, record_to_item
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.processing import CustomerPage, processed_message
 
+# Three attempts in all (botocore's max_attempts would count retries only): with the 5 s read
+# timeout a failing call gives up well inside API Gateway's 29 s limit.
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
+    retries={"mode": "standard", "total_max_attempts": 3},
     connect_timeout=2,
     read_timeout=5,
 )
 HEALTH_PROBE_KEY = "__health__"
+
+# Everything a call can fail with once botocore's retries are spent; a garbled error response
+# raises ResponseParserError, which is neither of the other two.
+AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -117,7 +124,7 @@ class DynamoPaymentRepository:
             if existing is None:
                 raise DependencyUnavailable("payments table") from error
             return existing
-        except BotoCoreError as error:
+        except (BotoCoreError, ResponseParserError) as error:
             raise DependencyUnavailable("payments table") from error
         return None
 
@@ -131,7 +138,7 @@ class DynamoPaymentRepository:
             response = self._client.get_item(
                 TableName=self._table, Key=self._claim_key(transaction_id), ConsistentRead=True
             )
-        except (ClientError, BotoCoreError) as error:
+        except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table") from error
         item = response.get("Item")
         return self._record_from_claim(_plain(item)) if item else None
@@ -151,7 +158,7 @@ class DynamoPaymentRepository:
             query["ExclusiveStartKey"] = decode_cursor(cursor, customer_id)
         try:
             response = self._client.query(**query)
-        except (ClientError, BotoCoreError) as error:
+        except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table") from error
         last_key = response.get("LastEvaluatedKey")
         return CustomerPage(
@@ -168,7 +175,7 @@ class DynamoPaymentRepository:
                 ProjectionExpression="#pk",
                 ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
             )
-        except (ClientError, BotoCoreError) as error:
+        except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table") from error
 
 
@@ -229,7 +236,7 @@ class SqsPaymentQueue:
                 MessageBody=json.dumps(payment.to_message(), separators=(",", ":")),
                 MessageAttributes=attributes,
             )
-        except (ClientError, BotoCoreError) as error:
+        except AWS_FAILURES as error:
             raise DependencyUnavailable("payment queue") from error
 
 
@@ -270,7 +277,7 @@ class SnsNotifications:
             entries = [_publish_entry(str(index), records[index]) for index in chunk]
             try:
                 response = self._client.publish_batch(TopicArn=self._topic_arn, PublishBatchRequestEntries=entries)
-            except (ClientError, BotoCoreError):
+            except AWS_FAILURES:
                 failed.update(chunk)
                 continue
             failed.update(int(entry["Id"]) for entry in response.get("Failed", []))

@@ -50,13 +50,19 @@ def eventually(check: Callable[[], Any], timeout: float = SETTLE_SECONDS) -> Any
         time.sleep(0.2)
 
 
-def post(environment: LocalEnvironment, region: str, path: str, body: Any) -> requests.Response:
+def post(
+    environment: LocalEnvironment, region: str, path: str, body: Any, headers: dict[str, str] | None = None
+) -> requests.Response:
     return requests.post(
         environment.api_url(region) + path,
         data=body if isinstance(body, str) else json.dumps(body),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "x-api-key": environment.api_key, **(headers or {})},
         timeout=10,
     )
+
+
+def get(environment: LocalEnvironment, region: str, path: str) -> requests.Response:
+    return requests.get(environment.api_url(region) + path, headers={"x-api-key": environment.api_key}, timeout=10)
 
 
 def records(environment: LocalEnvironment, region: str, transaction_id: str) -> list[dict[str, Any]]:
@@ -76,7 +82,7 @@ def test_the_readme_session_works_over_http(environment: LocalEnvironment) -> No
     validated = post(environment, PRIMARY, "/validate", {**body, "transaction_id": "readme-0"})
     created = post(environment, PRIMARY, "/process", body)
     repeated = post(environment, PRIMARY, "/process", body)
-    fetched = requests.get(environment.api_url(PRIMARY) + "/payments/readme-1", timeout=10)
+    fetched = get(environment, PRIMARY, "/payments/readme-1")
     rejected = post(environment, PRIMARY, "/validate", {**body, "amount": "49.999"})
     health = requests.get(environment.api_url(PRIMARY) + "/health", timeout=10)
 
@@ -149,3 +155,56 @@ def test_an_alarm_on_the_ops_alert_topic_reaches_the_orchestrator(environment: L
     [logged] = eventually(decision)
     assert logged["action"] == "take_region_out_of_service"
     assert logged["alarm_region"] == SECONDARY
+
+
+@pytest.mark.parametrize("key", [None, "not-the-key"])
+def test_payment_routes_refuse_requests_without_the_api_key_and_health_stays_open(
+    environment: LocalEnvironment, key: str | None
+) -> None:
+    body = {"transaction_id": "no-key-1", "customer_id": "cust-1", "amount": "1.00", "currency": "USD"}
+    headers = {"Content-Type": "application/json", **({"x-api-key": key} if key else {})}
+
+    responses = [
+        requests.post(environment.api_url(PRIMARY) + path, data=json.dumps(body), headers=headers, timeout=10)
+        for path in ("/validate", "/process")
+    ] + [requests.get(environment.api_url(PRIMARY) + "/payments/no-key-1", headers=headers, timeout=10)]
+    health = requests.get(environment.api_url(PRIMARY) + "/health", timeout=10)
+
+    assert [r.status_code for r in responses] == [403, 403, 403]
+    assert all(r.json() == {"message": "Forbidden"} for r in responses)
+    assert health.status_code == 200
+    assert records(environment, PRIMARY, "no-key-1") == []
+
+
+def test_each_payment_is_announced_once_by_the_region_that_stored_it(environment: LocalEnvironment) -> None:
+    spies = {region: _topic_spy(environment, region) for region in (PRIMARY, SECONDARY)}
+    body = {"transaction_id": "announce-1", "customer_id": "cust-n", "amount": "7.00", "currency": "EUR"}
+
+    for _ in range(3):
+        assert post(environment, PRIMARY, "/validate", body).status_code == 202
+    eventually(lambda: records(environment, SECONDARY, "announce-1"))
+    announced = eventually(lambda: spies[PRIMARY]())
+    time.sleep(2)  # room for a wrong second announcement (a retry, or the replica's stream) to arrive
+
+    assert [m["payment"]["transaction_id"] for m in announced + spies[PRIMARY]()] == ["announce-1"]
+    assert spies[SECONDARY]() == []
+
+
+def _topic_spy(environment: LocalEnvironment, region: str) -> Callable[[], list[dict[str, Any]]]:
+    sqs = environment.client("sqs", region)
+    url = sqs.create_queue(QueueName="announcement-spy")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    environment.client("sns", region).subscribe(
+        TopicArn=environment.resources[region].transaction_topic_arn,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+
+    def drain() -> list[dict[str, Any]]:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
+
+    return drain

@@ -1,0 +1,1 @@
+"""Operator tooling for the payment service (``payments-dr``); never deployed to Lambda."""

@@ -1,0 +1,79 @@
+"""Where ``payments-dr`` acts: the real AWS account of your credentials, or ``make run``'s local AWS."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, ResourceNames
+
+ROOT = Path(__file__).resolve().parents[1]
+# ``make run`` writes where its local AWS and APIs listen, so ``payments-dr --local`` finds them.
+LOCAL_STATE = ROOT / ".localenv" / "state.json"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "aws_session_token": "local"}
+
+
+class TargetNotRunning(RuntimeError):
+    """``--local`` was asked for but no local environment is running."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One deployment of the service: its names, its two regions and how to reach them."""
+
+    environment_suffix: str
+    primary_region: str
+    secondary_region: str
+    endpoint_url: str | None = None
+    api_urls: dict[str, str] = field(default_factory=dict)
+    api_key: str | None = None
+
+    @property
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.environment_suffix)
+
+    @property
+    def regions(self) -> tuple[str, str]:
+        return (self.primary_region, self.secondary_region)
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is not None
+
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client for ``service`` in ``region`` of this target."""
+        if self.endpoint_url:
+            return boto3.client(service, region_name=region, endpoint_url=self.endpoint_url, **LOCAL_CREDENTIALS)
+        return boto3.client(service, region_name=region)
+
+    def queue_url(self, region: str, queue_name: str) -> str:
+        return str(self.client("sqs", region).get_queue_url(QueueName=queue_name)["QueueUrl"])
+
+    @classmethod
+    def local(cls, state_file: Path = LOCAL_STATE) -> Target:
+        """The environment ``make run`` started on this machine."""
+        if not state_file.exists():
+            raise TargetNotRunning(f"no local environment is running ({state_file} is missing): start `make run`")
+        state = json.loads(state_file.read_text())
+        return cls(
+            environment_suffix=state["environment_suffix"],
+            primary_region=state["regions"][0],
+            secondary_region=state["regions"][1],
+            endpoint_url=state["endpoint_url"],
+            api_urls=state["api_urls"],
+            api_key=state["api_key"],
+        )
+
+    @classmethod
+    def aws(
+        cls,
+        environment_suffix: str = DEFAULT_ENVIRONMENT_SUFFIX,
+        primary_region: str = DEFAULT_PRIMARY_REGION,
+        secondary_region: str = DEFAULT_SECONDARY_REGION,
+    ) -> Target:
+        """A deployed environment, reached with the credentials boto3 finds."""
+        return cls(environment_suffix, primary_region, secondary_region)

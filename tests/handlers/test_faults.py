@@ -1,0 +1,154 @@
+"""Throttling and 5xx from DynamoDB, SQS and SNS: bounded retries, then the work is retried later.
+
+Faults are injected on the wire: a botocore ``before-send`` hook answers chosen requests with
+a retryable error instead of sending them to moto, so botocore's own retry policy (standard
+mode, 3 attempts, jittered backoff) is what runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from chalice.test import Client
+
+from chalicelib import aws as adapters
+from chalicelib.names import Handler
+from chalicelib.services import get_services, use_services
+from localenv.provision import RegionResources
+from tests.conftest import REGION, NotifierRun, TopicSpy
+
+THROTTLED = (400, b'{"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}')
+UNAVAILABLE_JSON = (503, b"{}")
+UNAVAILABLE_XML = (
+    503,
+    b"<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+    b"<Message>Service unavailable</Message></Error></ErrorResponse>",
+)
+
+
+class _Body:
+    def __init__(self, payload: bytes) -> None:
+        self._payload = payload
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._payload
+
+
+class FaultyAws:
+    """Clients whose chosen operations fail while ``failing`` is on; counts every attempt."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.attempts: dict[str, int] = {}
+
+    def client(self, service: str, operation: str, fault: tuple[int, bytes]) -> Any:
+        client = adapters.make_client(service, REGION)
+        status, body = fault
+
+        def answer(request: Any, **_: Any) -> AWSResponse | None:
+            if not self.failing:
+                return None
+            self.attempts[operation] = self.attempts.get(operation, 0) + 1
+            return AWSResponse(request.url, status, {}, _Body(body))
+
+        client.meta.events.register(f"before-send.{client.meta.service_model.endpoint_prefix}.{operation}", answer)
+        return client
+
+
+@pytest.fixture
+def faults(resources: RegionResources) -> FaultyAws:
+    return FaultyAws()
+
+
+def message(transaction_id: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "r-1",
+                "body": json.dumps(
+                    {"transaction_id": transaction_id, "customer_id": "c-1", "amount": "8.00", "currency": "USD"}
+                ),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:payment-queue-test",
+                "awsRegion": REGION,
+            }
+        ]
+    }
+
+
+def test_a_throttled_table_write_is_retried_three_times_then_the_message_is_retried_later(
+    client: Client, faults: FaultyAws, resources: RegionResources, transactions_topic: TopicSpy
+) -> None:
+    services = get_services()
+    use_services(dataclasses.replace(services, repository=adapters.DynamoPaymentRepository(
+        table_name=resources.payments_table,
+        client=partial(faults.client, "dynamodb", "TransactWriteItems", THROTTLED),
+    )))
+
+    throttled = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, message("txn-throttled")).payload
+    faults.failing = False
+    redelivered = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, message("txn-throttled")).payload
+
+    assert throttled == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert faults.attempts == {"TransactWriteItems": 3}
+    assert redelivered == {"batchItemFailures": []}
+    assert [m["payment"]["transaction_id"] for m in transactions_topic.messages()] == ["txn-throttled"]
+
+
+def test_validate_answers_503_with_retry_after_when_the_queue_keeps_failing(
+    client: Client, faults: FaultyAws, resources: RegionResources
+) -> None:
+    services = get_services()
+    use_services(dataclasses.replace(services, queue=adapters.SqsPaymentQueue(
+        queue_url=resources.payment_queue_url, client=partial(faults.client, "sqs", "SendMessage", UNAVAILABLE_JSON)
+    )))
+
+    response = client.http.post(
+        "/validate",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"transaction_id": "t-503", "customer_id": "c", "amount": "1.00", "currency": "USD"}),
+    )
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json_body["errors"][0]["message"] == "payment queue is unavailable, retry later"
+    assert faults.attempts == {"SendMessage": 3}
+
+
+def test_a_failed_publish_is_retried_from_the_stream_and_announced_once(
+    client: Client, faults: FaultyAws, resources: RegionResources, notifier: NotifierRun
+) -> None:
+    spy = TopicSpy(lambda service: adapters.make_client(service, REGION), resources.transaction_topic_arn)
+    services = get_services()
+    use_services(dataclasses.replace(services, notifications=adapters.SnsNotifications(
+        topic_arn=resources.transaction_topic_arn,
+        client=partial(faults.client, "sns", "PublishBatch", UNAVAILABLE_XML),
+    )))
+    # The payment is stored; the function then fails to publish (as if it died after the write).
+    client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, message("txn-outbox"))
+
+    failed = notifier.deliver()
+    first_position = failed["batchItemFailures"][0]["itemIdentifier"]
+    faults.failing = False
+    retried = client.lambda_.invoke(Handler.PAYMENT_NOTIFIER, _retry_event(notifier, first_position)).payload
+
+    assert faults.attempts == {"PublishBatch": 3}
+    assert retried == {"batchItemFailures": []}
+    assert [m["payment"]["transaction_id"] for m in spy.messages()] == ["txn-outbox"]
+
+
+def _retry_event(notifier: NotifierRun, position: str) -> dict[str, Any]:
+    """What Lambda redelivers after a partial failure: the batch from the failed position on."""
+    delivered = notifier.events[-1]["Records"]
+    start = next(i for i, r in enumerate(delivered) if r["dynamodb"]["SequenceNumber"] == position)
+    return {"Records": delivered[start:]}

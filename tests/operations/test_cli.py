@@ -1,0 +1,60 @@
+"""``payments-dr`` from the command line, against a local environment's state file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localenv.provision import RegionResources
+from operations.cli import build_parser, main
+from tests.conftest import REGION, SUFFIX
+
+
+@pytest.fixture
+def state_file(tmp_path: Path, local_aws: str, resources: RegionResources) -> Path:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({
+        "environment_suffix": SUFFIX,
+        "regions": [REGION, "us-east-2"],
+        "endpoint_url": local_aws,
+        "api_urls": {},
+        "api_key": "k",
+    }))
+    return path
+
+
+def test_every_command_has_help() -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+
+    for name in commands:
+        result = subprocess.run(
+            [sys.executable, "-m", "operations.cli", name, "--help"], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, name
+        assert "usage: payments-dr" in result.stdout
+
+
+def test_redrive_dry_run_on_the_local_environment(
+    state_file: Path, aws: Any, resources: RegionResources, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws("sqs").send_message(QueueUrl=resources.payment_dlq_url, MessageBody="{}")
+
+    code = main(["--local", "--state-file", str(state_file), "redrive", "--region", REGION, "--dry-run"])
+
+    assert code == 0
+    assert "1 message(s) in the dead-letter queue; dry run, nothing moved" in capsys.readouterr().out
+
+
+def test_local_without_a_running_environment_says_how_to_start_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--local", "--state-file", str(tmp_path / "absent.json"), "redrive"])
+
+    assert code == 2
+    assert "make run" in capsys.readouterr().err
