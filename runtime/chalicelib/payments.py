@@ -148,7 +148,7 @@ def validate_payment(document: Any) -> PaymentRequest:
     ]
     for name in document:
         if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
-            shown = redact_pans(str(name))[:MAX_ID_LENGTH]
+            shown = redact_pans(str(name))[:MAX_ID_LENGTH] or "(empty field name)"
             errors.append(FieldError(shown, "is not a recognised field"))
     for name in REQUIRED_FIELDS:
         if document.get(name) is None:

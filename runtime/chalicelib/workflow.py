@@ -197,7 +197,9 @@ def customer_history(customer_id: str, query: dict[str, str], services: Services
         raise InvalidQuery([FieldError("customer_id", "is not a valid customer id")])
     unknown = set(query) - {"limit", "cursor"}
     if unknown:
-        raise InvalidQuery([FieldError(name[:64], "is not a recognised parameter") for name in sorted(unknown)])
+        raise InvalidQuery(
+            [FieldError(name[:64] or "(unnamed parameter)", "is not a recognised parameter") for name in sorted(unknown)]
+        )
     limit_text = query.get("limit", str(DEFAULT_PAGE_SIZE))
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
         raise InvalidQuery([FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")])

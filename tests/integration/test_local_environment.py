@@ -1,53 +1,27 @@
 """The whole system over real HTTP: `chalice local` for two regions on moto's server.
 
-One environment is started for the module (as `make run` starts it) and every test talks to it
+One environment is started for the session (as `make run` starts it) and every test talks to it
 the way a person with curl would.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
 from chalicelib.names import PAYMENT_QUEUE, ResourceNames
-from localenv.environment import LocalEnvironment, RegionPlan
+from localenv.environment import LocalEnvironment
+from tests.integration.conftest import PRIMARY, SECONDARY, eventually
 
 pytestmark = pytest.mark.integration
 
-PRIMARY, SECONDARY = "us-east-1", "us-east-2"
-SETTLE_SECONDS = 30
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
-    log_dir: Path = tmp_path_factory.mktemp("localenv")
-    local = LocalEnvironment(
-        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())], log_dir=log_dir
-    )
-    with local:
-        yield local
-
-
-def eventually(check: Callable[[], Any], timeout: float = SETTLE_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 def post(

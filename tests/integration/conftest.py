@@ -1,0 +1,41 @@
+"""One local environment (both regions, as `make run` starts it) shared by the integration tests."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localenv.environment import LocalEnvironment, RegionPlan
+
+PRIMARY, SECONDARY = "us-east-1", "us-east-2"
+SETTLE_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
+    """The whole system on loopback, on free ports, with each process's output in a file."""
+    log_dir: Path = tmp_path_factory.mktemp("localenv")
+    local = LocalEnvironment([RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())], log_dir=log_dir)
+    with local:
+        yield local
+
+
+def eventually(check: Callable[[], Any], timeout: float = SETTLE_SECONDS) -> Any:
+    """``check()``'s first truthy result, or its last result once ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
