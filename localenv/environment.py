@@ -1,7 +1,7 @@
 """The whole payment system on one machine: local AWS, both regions' APIs and event handlers.
 
 ``python -m localenv`` (``make run``) starts, in order:
-1. moto's server on 127.0.0.1 (a free port), answering for every region;
+1. moto's server on 127.0.0.1 (a free port) in its own process, answering for every region;
 2. the payment resources in the primary and the secondary region (``localenv.provision``);
 3. global-table replication between the two tables (``localenv.replication``, local only);
 4. per region, ``chalice local`` (stage ``local``) on its port and the event runner
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import logging
 import os
 import signal
 import socket
@@ -26,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar
 from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
-from localenv.replication import StreamReplicator
+from localenv.replication import ReplicaWrites, StreamReplicator
 from operations.targets import LOCAL_STATE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +50,13 @@ def _die_with_parent() -> None:
 
 class PortInUse(RuntimeError):
     """A port the environment needs is taken by another program."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -110,7 +115,7 @@ class LocalEnvironment:
         self.log_dir = log_dir
         self.endpoint = ""
         self.resources: dict[str, RegionResources] = {}
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: subprocess.Popen[str] | None = None
         self._processes: list[subprocess.Popen[Any]] = []
         self._replicators: list[StreamReplicator] = []
 
@@ -132,12 +137,19 @@ class LocalEnvironment:
         taken = [plan.api_port for plan in self.regions if not port_is_free(plan.api_port)]
         if taken:
             raise PortInUse(f"port {', '.join(map(str, taken))} is already in use; stop what uses it or pick others")
-        # moto's server logs every request; the console is for the payments.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "localenv.moto_process"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)])},
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
+        assert self._moto.stdout is not None
+        ready = self._moto.stdout.readline().strip()
+        if not ready.startswith("listening on "):
+            raise RuntimeError(f"the local AWS did not start: {ready!r}")
+        self.endpoint = ready.removeprefix("listening on ")
         print(f"local AWS (moto) on {self.endpoint}", flush=True)
         for plan in self.regions:
             self.resources[plan.region] = provision_region(self.endpoint, plan.region, self.environment_suffix)
@@ -173,13 +185,16 @@ class LocalEnvironment:
         resources = next(iter(self.resources.values()))
         first, second = (plan.region for plan in self.regions[:2])
         tables = (resources.payments_table, resources.idempotency_table)
+        ledger = ReplicaWrites()
         for table, (source, target) in ((t, pair) for t in tables for pair in ((first, second), (second, first))):
             replicator = StreamReplicator(
                 table=table,
                 source=self.client("dynamodb", source),
                 source_streams=self.client("dynamodbstreams", source),
                 target=self.client("dynamodb", target),
-                label=f"{table} {source}->{target}",
+                source_region=source,
+                target_region=target,
+                ledger=ledger,
             )
             replicator.start()
             self._replicators.append(replicator)
@@ -192,9 +207,8 @@ class LocalEnvironment:
             "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
         }
-        chalice = Path(sys.executable).with_name("chalice")
-        api_command = [str(chalice), "local", "--host", "127.0.0.1", "--port", str(plan.api_port),
-                       "--stage", "local", "--no-autoreload"]
+        api_command = [sys.executable, "-m", "localenv.chalice_local", "local", "--host", "127.0.0.1",
+                       "--port", str(plan.api_port), "--stage", "local", "--no-autoreload"]
         events_command = [sys.executable, "-m", "localenv.events"]
         for role, command, cwd in (("api", api_command, RUNTIME), ("events", events_command, ROOT)):
             output = self._output_file(f"{plan.region}-{role}.log")
@@ -241,7 +255,8 @@ class LocalEnvironment:
             replicator.stop()
             print(f"[replication {replicator.label}] {replicator.stats.summary()}", flush=True)
         if self._moto is not None:
-            self._moto.stop()
+            self._moto.terminate()
+            self._moto.wait(timeout=10)
             self._moto = None
 
     def __enter__(self) -> LocalEnvironment:

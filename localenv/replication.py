@@ -2,20 +2,24 @@
 
 moto accepts a global table's replica settings but replicates nothing, so this stands in for
 DynamoDB's managed replication: it reads each region's table stream and applies every change
-to the other region's table, last writer wins, and measures how far behind it runs. On AWS the
+to the other region's table, last writer wins, and measures how far behind it runs. Writes it
+made itself are not copied back (:class:`ReplicaWrites`). On AWS the
 global table does this itself; nothing here is deployed.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from localenv.streams import Change, TableStream
+from localenv.streams import TableStream
 
 POLL_INTERVAL_SECONDS = 0.2
+# One console line per replicated item; off for load runs, where it would be thousands.
+VERBOSE = True
 
 
 @dataclass
@@ -34,24 +38,61 @@ class ReplicationStats:
         return f"{self.applied} changes replicated, lag p50 {p50:.0f} ms, max {worst:.0f} ms"
 
 
-class StreamReplicator:
-    """Copies the changes in ``source``'s table stream to the same table in ``target``.
+class ReplicaWrites:
+    """The writes replication made, so the reverse replicator does not copy them back.
 
-    Each change is applied as the item's *current* state in the source, not as the stream's
-    image, because moto's stream can describe writes that never happened (see
-    :mod:`localenv.streams`).
+    DynamoDB marks its own replicated writes; locally each copied image is remembered per
+    region and table, and the stream record it causes there is recognised and skipped.
     """
 
-    def __init__(self, *, table: str, source: Any, source_streams: Any, target: Any, label: str) -> None:
+    def __init__(self) -> None:
+        self._written: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(region: str, table: str, keys: dict[str, Any]) -> tuple[str, str, str]:
+        return (region, table, json.dumps(keys, sort_keys=True))
+
+    def remember(self, region: str, table: str, keys: dict[str, Any], image: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._written[self._key(region, table, keys)] = image
+
+    def is_echo(self, region: str, table: str, keys: dict[str, Any], image: dict[str, Any] | None) -> bool:
+        """True (once) when ``image`` in ``region`` is what replication itself wrote there."""
+        key = self._key(region, table, keys)
+        with self._lock:
+            if key in self._written and self._written[key] == image:
+                del self._written[key]
+                return True
+        return False
+
+
+class StreamReplicator:
+    """Copies the changes in ``source``'s table stream to the same table in ``target``."""
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        source: Any,
+        source_streams: Any,
+        target: Any,
+        source_region: str,
+        target_region: str,
+        ledger: ReplicaWrites,
+    ) -> None:
         self._table = table
         self._source = source
         self._source_streams = source_streams
         self._target = target
-        self.label = label
+        self._source_region = source_region
+        self._target_region = target_region
+        self._ledger = ledger
+        self.label = f"{table} {source_region}->{target_region}"
         self.stats = ReplicationStats()
         self._stream: TableStream | None = None
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"replicate {label}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"replicate {self.label}", daemon=True)
 
     def start(self) -> None:
         self._stream = TableStream(table=self._table, dynamodb=self._source, streams=self._source_streams)
@@ -72,27 +113,27 @@ class StreamReplicator:
     def replicate_once(self) -> int:
         """Apply every change waiting in the stream; returns how many were applied."""
         assert self._stream is not None, "start() first"
-        return sum(self._apply(change) for change in self._stream.poll())
+        return sum(self._apply(record) for record in self._stream.poll())
 
-    def _apply(self, change: Change) -> int:
-        """Make the target's item equal the source's current item for ``change``."""
-        details = change.record["dynamodb"]
+    def _apply(self, record: dict[str, Any]) -> int:
+        details = record["dynamodb"]
         keys = details["Keys"]
-        wanted = change.current
-        current = self._target.get_item(TableName=self._table, Key=keys, ConsistentRead=True).get("Item")
-        if wanted == current:
-            # Already there: our own write coming back, or a change that never happened.
+        image = details.get("NewImage")
+        if self._ledger.is_echo(self._source_region, self._table, keys, image):
             return 0
-        if wanted is None:
+        # Remember before writing: the target's stream may show the write before put_item returns.
+        self._ledger.remember(self._target_region, self._table, keys, image)
+        if image is None:
             self._target.delete_item(TableName=self._table, Key=keys)
         else:
-            self._target.put_item(TableName=self._table, Item=wanted)
+            self._target.put_item(TableName=self._table, Item=image)
         self.stats.applied += 1
         created = details.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
             lag = (datetime.now(timezone.utc) - created.astimezone(timezone.utc)).total_seconds() * 1000
             self.stats.lag_ms.append(max(lag, 0.0))
-            print(f"[replication {self.label}] {_describe(keys)} lag {lag:.0f} ms", flush=True)
+            if VERBOSE:
+                print(f"[replication {self.label}] {_describe(keys)} lag {lag:.0f} ms", flush=True)
         return 1
 
 

@@ -17,6 +17,7 @@ from moto.server import ThreadedMotoServer
 from chalicelib.names import Handler
 from chalicelib.observability import logger as payment_logger
 from chalicelib.services import use_services
+from localenv import moto_fixes
 from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
 from localenv.streams import TableStream, lambda_stream_event
 
@@ -27,6 +28,7 @@ SUFFIX = "test"
 @pytest.fixture(scope="session")
 def local_aws() -> Iterator[str]:
     """The endpoint of a moto server on 127.0.0.1, shared by the session, reset per test."""
+    moto_fixes.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

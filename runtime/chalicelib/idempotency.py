@@ -111,7 +111,9 @@ class IdempotentRequests:
             result = handler.handle()
         except exceptions.IdempotencyValidationError as error:
             raise IdempotencyKeyReused() from error
-        except exceptions.IdempotencyAlreadyInProgressError as error:
+        except (exceptions.IdempotencyAlreadyInProgressError, exceptions.IdempotencyInconsistentStateError) as error:
+            # Inconsistent state: the first request's record changed under us while we looked;
+            # it is still being settled, and a retry will see the outcome.
             raise RequestInProgress() from error
         except exceptions.IdempotencyPersistenceLayerError as error:
             raise DependencyUnavailable("idempotency store") from error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,16 +9,10 @@ from typing import Any
 
 import pytest
 
-from localenv.environment import LocalEnvironment, RegionPlan
+from localenv.environment import LocalEnvironment, RegionPlan, free_port
 
 PRIMARY, SECONDARY = "us-east-1", "us-east-2"
 SETTLE_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,83 @@
+"""One correction to moto's DynamoDB, for the local environment and the tests only.
+
+moto 5.2's ``TransactWriteItems`` deep-copies every table it touches (items *and* the stream's
+records) before each transaction so it can roll back, and writes to the stream before deciding
+the transaction failed. Locally that makes each payment cost time proportional to the table's
+size (a 10,000-payment load run would take hours) and leaves stream records for writes that
+never happened. DynamoDB itself checks every condition first and then applies all writes or
+none; :func:`transact_write_items` does exactly that, under one lock, and
+:func:`install` puts it in place of moto's. Nothing here is deployed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+
+MAX_TRANSACTION_ITEMS = 100
+_LOCK = threading.Lock()
+_CONDITION_FAILED = "The conditional request failed"
+
+
+def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+    """All of ``transact_items`` or none: every condition is checked before anything is written."""
+    if len(transact_items) > MAX_TRANSACTION_ITEMS:
+        raise TooManyTransactionsException()
+    with _LOCK:
+        targets: set[tuple[str, str]] = set()
+        plan: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        reasons: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+        for entry in transact_items:
+            if len(entry) > 1:
+                raise TransactWriteSingleOpException
+            op_type, op = next(iter(entry.items()))
+            table = backend.get_table(op["TableName"])
+            if op_type == "Put":
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            target = (op["TableName"], str(dict(sorted(key.items()))))
+            if target in targets:
+                raise MultipleTransactionsException()
+            targets.add(target)
+            plan.append((op_type, op, key))
+            current = backend.get_item(op["TableName"], key)
+            condition = op.get("ConditionExpression")
+            if condition and not get_filter_expression(
+                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            ).expr(current):
+                wants_old = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current
+                reasons.append(("ConditionalCheckFailed", _CONDITION_FAILED, current.to_json()["Attributes"] if wants_old else None))
+            else:
+                reasons.append((None, None, None))
+        if any(code is not None for code, _, _ in reasons):
+            raise TransactionCanceledException(reasons)
+        for op_type, op, key in plan:
+            if op_type == "Put":
+                backend.put_item(op["TableName"], op["Item"])
+            elif op_type == "Delete":
+                backend.delete_item(op["TableName"], key)
+            elif op_type == "Update":
+                backend.update_item(
+                    op["TableName"],
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=op.get("ExpressionAttributeNames"),
+                    expression_attribute_values=op.get("ExpressionAttributeValues"),
+                )
+
+
+def install() -> None:
+    """Use :func:`transact_write_items` in this process's moto (idempotent)."""
+    dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
