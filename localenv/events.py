@@ -144,6 +144,7 @@ class RegionEventRunner:
         except Exception as error:  # a crashed invocation fails the whole batch, as in Lambda
             print(f"[{self.region}] processor invocation failed: {type(error).__name__}", flush=True)
             failed_ids = {m["MessageId"] for m in messages}
+        done = []
         for message in messages:
             receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
             transaction = _transaction_id(message["Body"])
@@ -158,8 +159,13 @@ class RegionEventRunner:
                       f"{PAYMENT_QUEUE.max_receive_count})", flush=True)
             else:
                 self.processed += 1
-                self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                done.append(message)
                 print(f"[{self.region}] processed {transaction}", flush=True)
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
         return len(messages)
 
     def poll_table_stream(self) -> None:

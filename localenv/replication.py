@@ -46,7 +46,9 @@ class ReplicaWrites:
     """
 
     def __init__(self) -> None:
-        self._written: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+        # Every image written per item, oldest first: an item can change twice before the
+        # first copy's stream record is seen (an idempotency record goes INPROGRESS, COMPLETED).
+        self._written: dict[tuple[str, str, str], list[dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -55,14 +57,17 @@ class ReplicaWrites:
 
     def remember(self, region: str, table: str, keys: dict[str, Any], image: dict[str, Any] | None) -> None:
         with self._lock:
-            self._written[self._key(region, table, keys)] = image
+            self._written.setdefault(self._key(region, table, keys), []).append(image)
 
     def is_echo(self, region: str, table: str, keys: dict[str, Any], image: dict[str, Any] | None) -> bool:
         """True (once) when ``image`` in ``region`` is what replication itself wrote there."""
         key = self._key(region, table, keys)
         with self._lock:
-            if key in self._written and self._written[key] == image:
-                del self._written[key]
+            images = self._written.get(key, [])
+            if image in images:
+                images.remove(image)
+                if not images:
+                    del self._written[key]
                 return True
         return False
 
