@@ -1,7 +1,8 @@
-"""AWS adapters for the payment ports: DynamoDB, SQS and SNS through boto3 clients.
+"""AWS adapters for the payment ports: DynamoDB, SQS and SNS through botocore clients.
 
 Clients are created on first use, not at import, so a cold start pays only for the services
-the invocation touches. botocore's standard retry mode gives every call bounded retries with
+the invocation touches; they come from botocore directly (boto3 adds only import time here).
+botocore's standard retry mode gives every call bounded retries with
 jittered backoff; what still fails surfaces as :class:`DependencyUnavailable` so the caller
 answers 503 or leaves the message on the queue.
 """
@@ -16,8 +17,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -25,7 +25,7 @@ from botocore.parsers import ResponseParserError
 from chalicelib.errors import DependencyUnavailable, FieldError, InvalidQuery
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE, IdempotencyKeys
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.items import record_from_item, record_to_item
+from chalicelib.items import claim_attributes, key_attributes, record_attributes, record_from_attributes
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.processing import CustomerPage, processed_message
 
@@ -42,27 +42,22 @@ HEALTH_PROBE_KEY = "__health__"
 # raises ResponseParserError, which is neither of the other two.
 AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+_session: Any = None
 
 
 def make_client(service: str, region: str) -> Any:
-    """A boto3 client for ``service`` in ``region`` with the project's retry policy.
+    """A botocore client for ``service`` in ``region`` with the project's retry policy.
 
+    All clients share one session, so service data files are read once per container.
     ``AWS_ENDPOINT_URL`` in the environment points it at a local AWS instead of the real one.
     """
-    return boto3.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+    global _session
+    if _session is None:
+        _session = botocore.session.get_session()
+    return _session.create_client(service, region_name=region, config=CLIENT_CONFIG)
 
 
 ClientFactory = Callable[[], Any]
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in values.items()}
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
 class DynamoPaymentRepository:
@@ -86,30 +81,24 @@ class DynamoPaymentRepository:
         return self._client_factory()
 
     def _claim_key(self, transaction_id: str) -> dict[str, Any]:
-        return _item({Schema.PARTITION_KEY: transaction_id, Schema.SORT_KEY: Schema.CLAIM_SORT_KEY})
+        return key_attributes(transaction_id, Schema.CLAIM_SORT_KEY)
 
     def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
         """Store ``record`` unless its transaction id is taken; else return the stored record."""
         claim_not_taken = "attribute_not_exists(#pk)"
-        item = record_to_item(record)
-        claim = {
-            Schema.PARTITION_KEY: record.transaction_id,
-            Schema.SORT_KEY: Schema.CLAIM_SORT_KEY,
-            "record": {k: v for k, v in item.items() if k != Schema.PARTITION_KEY},
-        }
         try:
             self._client.transact_write_items(
                 TransactItems=[
                     {
                         "Put": {
                             "TableName": self._table,
-                            "Item": _item(claim),
+                            "Item": claim_attributes(record),
                             "ConditionExpression": claim_not_taken,
                             "ExpressionAttributeNames": {"#pk": Schema.PARTITION_KEY},
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
                     },
-                    {"Put": {"TableName": self._table, "Item": _item(item)}},
+                    {"Put": {"TableName": self._table, "Item": record_attributes(record)}},
                 ]
             )
         except ClientError as error:
@@ -117,7 +106,7 @@ class DynamoPaymentRepository:
                 raise DependencyUnavailable("payments table") from error
             reasons = error.response.get("CancellationReasons") or [{}]
             if reasons[0].get("Code") == "ConditionalCheckFailed" and reasons[0].get("Item"):
-                return self._record_from_claim(_plain(reasons[0]["Item"]))
+                return record_from_attributes(reasons[0]["Item"])
             # A concurrent writer of the same transaction id, or a store that does not return
             # the old item: the claim decides, read it consistently.
             existing = self.get(record.transaction_id)
@@ -128,10 +117,6 @@ class DynamoPaymentRepository:
             raise DependencyUnavailable("payments table") from error
         return None
 
-    @staticmethod
-    def _record_from_claim(claim: dict[str, Any]) -> PaymentRecord:
-        return record_from_item({**claim["record"], Schema.PARTITION_KEY: claim[Schema.PARTITION_KEY]})
-
     def get(self, transaction_id: str) -> PaymentRecord | None:
         """The payment stored under ``transaction_id`` (strongly consistent read of its claim)."""
         try:
@@ -141,7 +126,7 @@ class DynamoPaymentRepository:
         except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table") from error
         item = response.get("Item")
-        return self._record_from_claim(_plain(item)) if item else None
+        return record_from_attributes(item) if item else None
 
     def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
         """A page of ``customer_id``'s payments from the customer index, newest first."""
@@ -162,7 +147,7 @@ class DynamoPaymentRepository:
             raise DependencyUnavailable("payments table") from error
         last_key = response.get("LastEvaluatedKey")
         return CustomerPage(
-            payments=[record_from_item(_plain(item)) for item in response.get("Items", [])],
+            payments=[record_from_attributes(item) for item in response.get("Items", [])],
             next_cursor=encode_cursor(last_key) if last_key else None,
         )
 

@@ -23,7 +23,7 @@ class Services:
 
 def build_aws_services(settings: Settings) -> Services:
     """Services backed by AWS in ``settings.region``; no client exists until first used."""
-    from chalicelib import aws  # boto3 is imported only when a handler first needs AWS
+    from chalicelib import aws  # botocore is imported only when a handler first needs AWS
 
     client = partial(aws.make_client, region=settings.region)
     return Services(

@@ -48,9 +48,9 @@ def test_nothing_else_is_announced(description: str, record: dict[str, Any]) -> 
     assert announcements_in({"Records": [record]}, "us-east-1") == [], description
 
 
-def test_the_rule_reads_plain_images() -> None:
-    assert is_new_payment_of("eu-west-1", "INSERT", {"customer_id": "c", "region": "eu-west-1"})
-    assert not is_new_payment_of("eu-west-1", "INSERT", {"region": "eu-west-1"})
+def test_the_rule_reads_wire_format_images() -> None:
+    assert is_new_payment_of("eu-west-1", "INSERT", {"customer_id": {"S": "c"}, "region": {"S": "eu-west-1"}})
+    assert not is_new_payment_of("eu-west-1", "INSERT", {"region": {"S": "eu-west-1"}})
 
 
 def test_failed_announcements_are_reported_by_position_in_stream_order() -> None:
