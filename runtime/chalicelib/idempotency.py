@@ -60,18 +60,26 @@ class IdempotentRequests:
     """Runs a route's work at most once per (route, caller, key) within the key's lifetime."""
 
     def __init__(self, persistence_factory: Callable[[], Any]) -> None:
-        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-
         self._persistence_factory = persistence_factory
         self._persistence: Any = None
-        self.config = IdempotencyConfig(
-            event_key_jmespath="[caller, key]",
-            payload_validation_jmespath="body",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=IdempotencyKeys.TTL_SECONDS,
-            hash_function="sha256",
-            response_hook=lambda response, _record: {**response, "replayed": True},
-        )
+        self._config: Any = None
+
+    @property
+    def config(self) -> Any:
+        """Powertools' idempotency settings, built on first use: requests without a key never
+        import the utility (or the boto3 it brings)."""
+        if self._config is None:
+            from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+            self._config = IdempotencyConfig(
+                event_key_jmespath="[caller, key]",
+                payload_validation_jmespath="body",
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=IdempotencyKeys.TTL_SECONDS,
+                hash_function="sha256",
+                response_hook=lambda response, _record: {**response, "replayed": True},
+            )
+        return self._config
 
     def run(
         self,
