@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test load synth deploy clean
+.PHONY: run test load bench synth deploy clean
 
 $(INSTALLED): requirements.txt constraints.txt runtime/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(INSTALLED)
 ## load: 10,000 payments from 20 concurrent clients on the local environment, then an audit
 load: $(INSTALLED)
 	$(PY) -m bench.load_run --payments 10000 --clients 20
+
+## bench: every benchmark against its baseline from the same run; writes bench/results.md
+bench: $(INSTALLED)
+	$(PY) -m bench
 
 CDK := cd infrastructure && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --no-install cdk --app "$(abspath $(PY)) app.py"
 

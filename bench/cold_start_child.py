@@ -15,6 +15,8 @@ import resource
 from typing import Any
 import sys
 import time
+import random
+import string
 import uuid
 
 
@@ -76,7 +78,7 @@ def main(mode: str) -> None:
     else:
         import app
 
-        payment = {"transaction_id": f"cold-{uuid.uuid4().hex[:12]}", "customer_id": "c-1", "amount": "10.00",
+        payment = {"transaction_id": "cold-" + "".join(random.choices(string.ascii_lowercase, k=16)), "customer_id": "c-1", "amount": "10.00",
                    "currency": "USD"}
         response = app.app(api_event(payment), Context())
         assert response["statusCode"] == 202, response
