@@ -151,8 +151,12 @@ class LocalEnvironment:
             raise RuntimeError(f"the local AWS did not start: {ready!r}")
         self.endpoint = ready.removeprefix("listening on ")
         print(f"local AWS (moto) on {self.endpoint}", flush=True)
+        regions = [plan.region for plan in self.regions]
         for plan in self.regions:
-            self.resources[plan.region] = provision_region(self.endpoint, plan.region, self.environment_suffix)
+            peer = next((r for r in regions if r != plan.region), "")
+            self.resources[plan.region] = provision_region(
+                self.endpoint, plan.region, self.environment_suffix, peer_region=peer
+            )
         self._start_replication()
         for plan in self.regions:
             self._start_region(plan)

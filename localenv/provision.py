@@ -14,6 +14,7 @@ import boto3
 
 from chalicelib.names import PAYMENT_QUEUE, EnvVar, IdempotencyKeys, QueueSettings, ResourceNames
 from chalicelib.names import PaymentsTableSchema as Schema
+from chalicelib.regions import RegionFlag
 
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -35,6 +36,7 @@ class RegionResources:
     payment_dlq_url: str
     transaction_topic_arn: str
     ops_alert_topic_arn: str
+    peer_region: str = ""
 
     def function_environment(self, endpoint_url: str) -> dict[str, str]:
         """Environment variables that point the payment functions at these resources."""
@@ -49,6 +51,7 @@ class RegionResources:
             EnvVar.PAYMENT_QUEUE_URL: self.payment_queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: self.transaction_topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: self.ops_alert_topic_arn,
+            EnvVar.PEER_REGION: self.peer_region,
         }
 
 
@@ -108,6 +111,7 @@ def provision_region(
     region: str,
     environment_suffix: str,
     *,
+    peer_region: str = "",
     queue: QueueSettings = PAYMENT_QUEUE,
 ) -> RegionResources:
     """Create (or find) the table, queues and topics of ``region`` and say where they are."""
@@ -139,6 +143,12 @@ def provision_region(
         },
     )["QueueUrl"]
 
+    ssm = _client("ssm", endpoint_url, region)
+    try:
+        ssm.put_parameter(Name=names.in_service_parameter, Value=RegionFlag(in_service=True).to_text(), Type="String")
+    except ssm.exceptions.ParameterAlreadyExists:
+        pass
+
     sns = _client("sns", endpoint_url, region)
     return RegionResources(
         region=region,
@@ -149,5 +159,6 @@ def provision_region(
         payment_dlq_url=dlq_url,
         transaction_topic_arn=sns.create_topic(Name=names.transaction_topic)["TopicArn"],
         ops_alert_topic_arn=sns.create_topic(Name=names.ops_alert_topic)["TopicArn"],
+        peer_region=peer_region,
     )
 

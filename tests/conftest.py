@@ -22,6 +22,7 @@ from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_reg
 from localenv.streams import TableStream, lambda_stream_event
 
 REGION = "us-east-1"
+PEER_REGION = "us-east-2"
 SUFFIX = "test"
 
 
@@ -40,7 +41,7 @@ def local_aws() -> Iterator[str]:
 def resources(local_aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RegionResources]:
     """Fresh payment resources in one region, with this process's environment pointed at them."""
     requests.post(f"{local_aws}/moto-api/reset", timeout=10).raise_for_status()
-    provisioned = provision_region(local_aws, REGION, SUFFIX)
+    provisioned = provision_region(local_aws, REGION, SUFFIX, peer_region=PEER_REGION)
     for name, value in provisioned.function_environment(local_aws).items():
         monkeypatch.setenv(name, value)
     use_services(None)

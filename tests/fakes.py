@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chalicelib.payments import PaymentRecord, PaymentRequest
+from chalicelib.regions import RegionFlag
 from chalicelib.processing import CustomerPage
 
 
@@ -33,9 +34,6 @@ class InMemoryPaymentRepository:
         )
         return CustomerPage(payments=mine[:limit], next_cursor=None)
 
-    def ping(self) -> None:
-        return None
-
 
 class RecordingNotifications:
     """Remembers every record announced; ``failing`` lists indices to report as not published."""
@@ -58,3 +56,36 @@ class RecordingQueue:
 
     def enqueue(self, payment: PaymentRequest, *, correlation_id: str | None) -> None:
         self.sent.append(payment)
+
+
+class InMemoryRegionControl:
+    """Flags in a dict; every region starts in service."""
+
+    def __init__(self, **flags: bool) -> None:
+        self.flags: dict[str, RegionFlag] = {region: RegionFlag(in_service=v) for region, v in flags.items()}
+
+    def flag(self, region: str) -> RegionFlag:
+        return self.flags.get(region, RegionFlag(in_service=True))
+
+    def set_flag(self, region: str, flag: RegionFlag) -> None:
+        self.flags[region] = flag
+
+
+class StaticProbes:
+    """Dependencies that always answer."""
+
+    def table_answers(self) -> bool:
+        return True
+
+    def queue_answers(self) -> bool:
+        return True
+
+
+class RecordingOpsNotices:
+    """Remembers every ops notice."""
+
+    def __init__(self) -> None:
+        self.notices: list[tuple[str, dict]] = []
+
+    def announce(self, subject: str, details: dict) -> None:
+        self.notices.append((subject, details))

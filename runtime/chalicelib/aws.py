@@ -27,6 +27,7 @@ from chalicelib.names import CORRELATION_ID_ATTRIBUTE, IdempotencyKeys
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.items import claim_attributes, key_attributes, record_attributes, record_from_attributes
 from chalicelib.payments import PaymentRecord, PaymentRequest
+from chalicelib.regions import RegionFlag
 from chalicelib.processing import CustomerPage, processed_message
 
 # Three attempts in all (botocore's max_attempts would count retries only): with the 5 s read
@@ -151,18 +152,6 @@ class DynamoPaymentRepository:
             next_cursor=encode_cursor(last_key) if last_key else None,
         )
 
-    def ping(self) -> None:
-        """Read one key from the table; raises :class:`DependencyUnavailable` if it cannot."""
-        try:
-            self._client.get_item(
-                TableName=self._table,
-                Key=self._claim_key(HEALTH_PROBE_KEY),
-                ProjectionExpression="#pk",
-                ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
-            )
-        except AWS_FAILURES as error:
-            raise DependencyUnavailable("payments table") from error
-
 
 _CURSOR_KEYS = {
     Schema.PARTITION_KEY: "S",
@@ -223,6 +212,96 @@ class SqsPaymentQueue:
             )
         except AWS_FAILURES as error:
             raise DependencyUnavailable("payment queue") from error
+
+
+# Health probes answer inside Route 53's few-second budget or count as failed: one attempt each.
+PROBE_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=1)
+
+
+def make_probe_client(service: str, region: str) -> Any:
+    """A client for health probes: fails fast instead of retrying."""
+    make_client(service, region)  # creates the shared session
+    return _session.create_client(service, region_name=region, config=PROBE_CONFIG)
+
+
+class DependencyProbes:
+    """Cheap reads that tell whether this region's table and queue answer."""
+
+    def __init__(self, *, table_name: str, queue_url: str, client: Callable[[str], Any]) -> None:
+        self._table = table_name
+        self._queue_url = queue_url
+        self._client_factory = client
+
+    @cached_property
+    def _dynamodb(self) -> Any:
+        return self._client_factory("dynamodb")
+
+    @cached_property
+    def _sqs(self) -> Any:
+        return self._client_factory("sqs")
+
+    def table_answers(self) -> bool:
+        self._dynamodb.get_item(
+            TableName=self._table,
+            Key=key_attributes(HEALTH_PROBE_KEY, Schema.CLAIM_SORT_KEY),
+            ProjectionExpression="#pk",
+            ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
+        )
+        return True
+
+    def queue_answers(self) -> bool:
+        self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        return True
+
+
+class SsmRegionControl:
+    """In-service flags as one SSM parameter per region.
+
+    Parameter Store is a separate, regional control-plane service: it stays readable when the
+    region's table or queue is the thing failing, it costs nothing at this request rate, and
+    its parameter history records every change with the IAM identity that made it.
+    """
+
+    def __init__(self, *, parameter: str, client: Callable[[str], Any]) -> None:
+        self._parameter = parameter
+        self._client_factory = client
+        self._clients: dict[str, Any] = {}
+
+    def _client(self, region: str) -> Any:
+        if region not in self._clients:
+            self._clients[region] = self._client_factory(region)
+        return self._clients[region]
+
+    def flag(self, region: str) -> RegionFlag:
+        try:
+            value = self._client(region).get_parameter(Name=self._parameter)["Parameter"]["Value"]
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable(f"in-service flag of {region}") from error
+        return RegionFlag.from_text(value)
+
+    def set_flag(self, region: str, flag: RegionFlag) -> None:
+        try:
+            self._client(region).put_parameter(Name=self._parameter, Value=flag.to_text(), Type="String", Overwrite=True)
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable(f"in-service flag of {region}") from error
+
+
+class SnsOpsNotices:
+    """What the orchestrator did, published on the ops-alert topic for people and tools."""
+
+    def __init__(self, *, topic_arn: str, client: ClientFactory) -> None:
+        self._topic_arn = topic_arn
+        self._client_factory = client
+
+    @cached_property
+    def _client(self) -> Any:
+        return self._client_factory()
+
+    def announce(self, subject: str, details: dict[str, Any]) -> None:
+        try:
+            self._client.publish(TopicArn=self._topic_arn, Subject=subject[:100], Message=json.dumps(details))
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("ops-alert topic") from error
 
 
 def idempotency_persistence(*, table_name: str, client: ClientFactory) -> Any:

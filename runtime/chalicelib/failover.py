@@ -37,6 +37,8 @@ class FailoverAction(enum.Enum):
 
     NONE = "none"
     TAKE_REGION_OUT_OF_SERVICE = "take_region_out_of_service"
+    # The alarm calls for failover but the peer region is not in service either.
+    REFUSE_LAST_REGION = "refuse_to_take_out_the_last_region"
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,14 @@ def decide(alarm: AlarmNotification, *, critical_alarms: frozenset[str]) -> Fail
     return FailoverDecision(
         FailoverAction.TAKE_REGION_OUT_OF_SERVICE, alarm.region, f"{alarm.alarm_name} is in ALARM"
     )
+
+
+def guard_last_region(decision: FailoverDecision, *, peer_in_service: bool) -> FailoverDecision:
+    """Never take the last region in service out: a degraded region beats no region at all."""
+    if decision.action is FailoverAction.TAKE_REGION_OUT_OF_SERVICE and not peer_in_service:
+        return FailoverDecision(
+            FailoverAction.REFUSE_LAST_REGION,
+            decision.region,
+            f"{decision.reason}, but the peer region is not in service: staying in service",
+        )
+    return decision

@@ -30,6 +30,7 @@ class EnvVar:
     TRANSACTION_TOPIC_ARN = "TRANSACTION_TOPIC_ARN"
     OPS_ALERT_TOPIC_ARN = "OPS_ALERT_TOPIC_ARN"
     IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
+    PEER_REGION = "PEER_REGION"
     # Set by the local environment only: API keys the app must check itself (no API Gateway).
     LOCAL_API_KEYS = "LOCAL_API_KEYS"
     REGION = "AWS_REGION"
@@ -117,6 +118,19 @@ class ResourceNames:
         return f"alias/payments-{self.environment_suffix}"
 
     @property
+    def in_service_parameter(self) -> str:
+        """The SSM parameter holding a region's in-service flag (same name in each region)."""
+        return f"/payments/{self.environment_suffix}/in-service"
+
+    @property
+    def replication_marker_key(self) -> str:
+        """The payments-table key failback writes in one region and waits for in the other.
+
+        It starts with underscores, which no transaction id may, so no API route can read it.
+        """
+        return "__replication-marker__"
+
+    @property
     def idempotency_table(self) -> str:
         return f"payment-idempotency-{self.environment_suffix}"
 
@@ -180,6 +194,14 @@ class ResourceNames:
     @property
     def dlq_messages_alarm(self) -> str:
         return f"payment-dlq-messages-{self.environment_suffix}"
+
+    @property
+    def replication_latency_alarm(self) -> str:
+        return f"payment-replication-latency-{self.environment_suffix}"
+
+    @property
+    def health_check_alarm(self) -> str:
+        return f"payment-health-check-{self.environment_suffix}"
 
     @property
     def critical_alarms(self) -> frozenset[str]:

@@ -30,6 +30,8 @@ class Metric:
     ANNOUNCED = "PaymentAnnounced"
     ANNOUNCE_FAILED = "PaymentAnnounceFailed"
     FAILOVER_SIGNAL = "FailoverSignal"
+    FAILOVER_EXECUTED = "FailoverExecuted"
+    FAILOVER_REFUSED = "FailoverRefused"
 
 
 class PanRedactingFormatter(LambdaPowertoolsFormatter):

@@ -41,9 +41,6 @@ class PaymentRepository(Protocol):
     def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
         """A page of ``customer_id``'s payments, newest first."""
 
-    def ping(self) -> None:
-        """Raise if the store cannot be read."""
-
 
 class PaymentQueue(Protocol):
     """The queue that carries accepted payments to the processor."""

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, Protocol
 
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.processing import Notifications, PaymentQueue, PaymentRepository
+from chalicelib.regions import HealthCache, RegionControl
 from chalicelib.settings import Settings
+
+
+class Probes(Protocol):
+    """Cheap reads of this region's dependencies, for /health."""
+
+    def table_answers(self) -> bool: ...
+
+    def queue_answers(self) -> bool: ...
+
+
+class OpsNotices(Protocol):
+    """Where the orchestrator says what it did."""
+
+    def announce(self, subject: str, details: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -19,6 +36,10 @@ class Services:
     queue: PaymentQueue
     notifications: Notifications
     idempotency: IdempotentRequests
+    region_control: RegionControl
+    probes: Probes
+    ops_notices: OpsNotices
+    health_cache: HealthCache = field(default_factory=lambda: HealthCache(time.monotonic))
 
 
 def build_aws_services(settings: Settings) -> Services:
@@ -38,6 +59,15 @@ def build_aws_services(settings: Settings) -> Services:
         idempotency=IdempotentRequests(
             partial(aws.idempotency_persistence, table_name=settings.idempotency_table, client=partial(client, "dynamodb"))
         ),
+        region_control=aws.SsmRegionControl(
+            parameter=settings.names.in_service_parameter, client=partial(aws.make_client, "ssm")
+        ),
+        probes=aws.DependencyProbes(
+            table_name=settings.payments_table,
+            queue_url=settings.payment_queue_url,
+            client=partial(aws.make_probe_client, region=settings.region),
+        ),
+        ops_notices=aws.SnsOpsNotices(topic_arn=settings.ops_alert_topic_arn, client=partial(client, "sns")),
     )
 
 

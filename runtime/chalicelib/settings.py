@@ -29,6 +29,7 @@ class Settings:
     transaction_topic_arn: str
     ops_alert_topic_arn: str
     idempotency_table: str
+    peer_region: str = ""
     local_api_keys: frozenset[str] = frozenset()
 
     @property
@@ -52,5 +53,6 @@ class Settings:
             transaction_topic_arn=env.get(EnvVar.TRANSACTION_TOPIC_ARN, ""),
             ops_alert_topic_arn=env.get(EnvVar.OPS_ALERT_TOPIC_ARN, ""),
             idempotency_table=env.get(EnvVar.IDEMPOTENCY_TABLE, names.idempotency_table),
+            peer_region=env.get(EnvVar.PEER_REGION, ""),
             local_api_keys=frozenset(k for k in env.get(EnvVar.LOCAL_API_KEYS, "").split(",") if k),
         )

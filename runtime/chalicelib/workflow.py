@@ -7,12 +7,20 @@ handlers in ``app.py`` only read the request and shape the response.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import FieldError, InvalidQuery, PaymentError, PaymentNotFound
-from chalicelib.failover import FailoverAction, FailoverDecision, NotAnAlarm, decide, parse_alarm_notification
+from chalicelib.failover import (
+    FailoverAction,
+    FailoverDecision,
+    NotAnAlarm,
+    decide,
+    guard_last_region,
+    parse_alarm_notification,
+)
 from chalicelib.http import parse_json
 from chalicelib.idempotency import StoredResponse
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE
@@ -20,6 +28,7 @@ from chalicelib.outbox import announcements_in, failed_positions
 from chalicelib.observability import Metric, count, logger
 from chalicelib.payments import PaymentRequest, is_identifier, validate_payment
 from chalicelib.processing import ProcessingOutcome, process_payment
+from chalicelib.regions import HealthReport, RegionFlag, evaluate_health
 from chalicelib.services import Services
 
 DEFAULT_PAGE_SIZE = 20
@@ -210,42 +219,60 @@ def customer_history(customer_id: str, query: dict[str, str], services: Services
     }
 
 
-@dataclass(frozen=True)
-class HealthReport:
-    """Whether this region can take payments, and the dependency that fails if it cannot."""
-
-    healthy: bool
-    region: str
-    failing: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": "healthy" if self.healthy else "unhealthy", "region": self.region}
-        if self.failing:
-            body["failing"] = self.failing
-        return body
-
-
 def check_health(services: Services) -> HealthReport:
-    """``GET /health``: healthy when the payments table answers."""
+    """``GET /health``: in service, and the table and queue answer (cached a few seconds)."""
     region = services.settings.region
-    try:
-        services.repository.ping()
-    except PaymentError:
-        logger.warning("health check failed", extra={"failing": "payments table"})
-        return HealthReport(healthy=False, region=region, failing="payments table")
-    return HealthReport(healthy=True, region=region)
+
+    def compute() -> HealthReport:
+        report = evaluate_health(
+            region,
+            [
+                ("in-service flag", lambda: services.region_control.flag(region).in_service),
+                ("payments table", services.probes.table_answers),
+                ("payment queue", services.probes.queue_answers),
+            ],
+        )
+        if not report.healthy:
+            logger.warning("health check failed", extra={"failing": report.failing})
+        return report
+
+    return services.health_cache.get(compute)
 
 
-def handle_ops_alert(message: str, services: Services) -> FailoverDecision | None:
-    """The failover orchestrator: decide what a CloudWatch alarm means for its region."""
+def handle_ops_alert(message: str, services: Services, *, now: str | None = None) -> FailoverDecision | None:
+    """The failover orchestrator: act on a CloudWatch alarm for this region.
+
+    A critical alarm in ALARM takes the region out of service (its health check then fails and
+    Route 53 sends clients to the peer), unless the peer is not in service either: the last
+    region stays. What was done is published on the ops-alert topic and counted.
+    """
     try:
         alarm = parse_alarm_notification(message)
     except NotAnAlarm as error:
-        logger.warning("ignoring ops alert that is not a CloudWatch alarm", extra={"reason": str(error)})
+        logger.info("ignoring ops message that is not a CloudWatch alarm", extra={"reason": str(error)})
         return None
     decision = decide(alarm, critical_alarms=services.settings.names.critical_alarms)
     if decision.action is FailoverAction.TAKE_REGION_OUT_OF_SERVICE:
         count(Metric.FAILOVER_SIGNAL)
+        decision = guard_last_region(decision, peer_in_service=_peer_in_service(services))
+    if decision.action is FailoverAction.TAKE_REGION_OUT_OF_SERVICE:
+        flag = RegionFlag(
+            in_service=False,
+            changed_by="failover-orchestrator",
+            reason=decision.reason,
+            changed_at=now or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        services.region_control.set_flag(decision.region, flag)
+        services.health_cache.clear()
+        count(Metric.FAILOVER_EXECUTED)
+        services.ops_notices.announce(
+            f"Payments: {decision.region} taken out of service",
+            {"event": "region.out_of_service", "region": decision.region, "reason": decision.reason,
+             "alarm": alarm.alarm_name, "changed_at": flag.changed_at},
+        )
+    elif decision.action is FailoverAction.REFUSE_LAST_REGION:
+        count(Metric.FAILOVER_REFUSED)
+        logger.error("failover refused: the peer region is not in service", extra={"region": decision.region})
     logger.info(
         "failover decision",
         extra={
@@ -257,3 +284,15 @@ def handle_ops_alert(message: str, services: Services) -> FailoverDecision | Non
         },
     )
     return decision
+
+
+def _peer_in_service(services: Services) -> bool:
+    """Whether the peer region is in service; unknown counts as not (so we never go dark)."""
+    peer = services.settings.peer_region
+    if not peer:
+        return False
+    try:
+        return services.region_control.flag(peer).in_service
+    except PaymentError:
+        logger.warning("peer region's flag cannot be read", extra={"peer_region": peer})
+        return False

@@ -10,7 +10,8 @@ from chalice.test import Client
 
 from chalicelib.names import Handler, ResourceNames
 from localenv.provision import RegionResources
-from tests.conftest import SUFFIX, CapturedLogs, TopicSpy
+from chalicelib.regions import RegionFlag
+from tests.conftest import PEER_REGION, REGION, SUFFIX, CapturedLogs, TopicSpy
 
 
 def message(transaction_id: str, amount: str = "10.00") -> str:
@@ -102,34 +103,72 @@ def alarm(name: str, state: str = "ALARM") -> str:
     )
 
 
-def test_the_orchestrator_records_a_failover_signal_for_a_critical_alarm(
-    client: Client, capsys: pytest.CaptureFixture[str], payment_logs: CapturedLogs
+def flag_of(aws: Any, region: str) -> RegionFlag:
+    parameter = ResourceNames(SUFFIX).in_service_parameter
+    return RegionFlag.from_text(aws("ssm", region).get_parameter(Name=parameter)["Parameter"]["Value"])
+
+
+def set_peer_flag(aws: Any, in_service: bool) -> None:
+    aws("ssm", PEER_REGION).put_parameter(
+        Name=ResourceNames(SUFFIX).in_service_parameter, Value=RegionFlag(in_service).to_text(), Type="String",
+        Overwrite=True,
+    )
+
+
+def test_a_critical_alarm_takes_the_region_out_of_service_and_says_so(
+    client: Client, aws: Any, capsys: pytest.CaptureFixture[str], payment_logs: CapturedLogs
 ) -> None:
+    set_peer_flag(aws, in_service=True)
+    ops = TopicSpy(aws, aws("sns").create_topic(Name=ResourceNames(SUFFIX).ops_alert_topic)["TopicArn"])
     name = ResourceNames(SUFFIX).dlq_messages_alarm
 
     client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name)))
+    health = client.http.get("/health")
 
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert any("FailoverSignal" in doc for doc in emf)
-    decisions = [json.loads(line) for line in payment_logs.lines() if "failover decision" in line]
-    assert decisions[0]["action"] == "take_region_out_of_service"
-    assert decisions[0]["alarm_region"] == "us-east-1"
+    assert any("FailoverExecuted" in doc for doc in emf)
+    flag = flag_of(aws, REGION)
+    assert (flag.in_service, flag.changed_by) == (False, "failover-orchestrator")
+    assert name in flag.reason
+    [notice] = ops.messages()
+    assert (notice["event"], notice["region"]) == ("region.out_of_service", REGION)
+    assert (health.status_code, health.json_body["failing"]) == (503, "in-service flag")
+
+
+@pytest.mark.parametrize("peer", ["out of service", "unreadable"])
+def test_the_last_region_in_service_is_never_taken_out(
+    client: Client, aws: Any, peer: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if peer == "out of service":
+        set_peer_flag(aws, in_service=False)
+
+    client.lambda_.invoke(
+        Handler.FAILOVER_ORCHESTRATOR,
+        client.events.generate_sns_event(message=alarm(ResourceNames(SUFFIX).api_5xx_alarm)),
+    )
+
+    assert "FailoverRefused" in capsys.readouterr().out
+    assert flag_of(aws, REGION).in_service is True
+    assert client.http.get("/health").status_code == 200
 
 
 @pytest.mark.parametrize("text", ["hello", json.dumps({"some": "event"})])
-def test_the_orchestrator_ignores_other_messages_with_a_warning(
+def test_the_orchestrator_ignores_other_messages(
     client: Client, text: str, capsys: pytest.CaptureFixture[str], payment_logs: CapturedLogs
 ) -> None:
     client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=text))
 
     assert "FailoverSignal" not in capsys.readouterr().out
-    warnings = [json.loads(line) for line in payment_logs.lines() if '"WARNING"' in line]
-    assert warnings and "not a CloudWatch alarm" in warnings[0]["message"]
+    ignored = [json.loads(line) for line in payment_logs.lines() if "not a CloudWatch alarm" in line]
+    assert ignored
 
 
-def test_recovery_of_an_alarm_does_not_signal_failover(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+def test_recovery_of_an_alarm_does_not_fail_back(client: Client, aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    set_peer_flag(aws, in_service=True)
     name = ResourceNames(SUFFIX).api_5xx_alarm
+    client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name)))
 
     client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name, "OK")))
 
-    assert "FailoverSignal" not in capsys.readouterr().out
+    assert capsys.readouterr().out.count("\"FailoverSignal\":[1.0]") == 1
+    assert flag_of(aws, REGION).in_service is False

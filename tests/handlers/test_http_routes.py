@@ -212,6 +212,23 @@ def test_health_reports_the_region_when_the_table_answers(client: Client) -> Non
     assert response.json_body == {"status": "healthy", "region": "us-east-1"}
 
 
+def test_health_is_503_naming_the_queue_when_it_is_gone(client: Client, aws: Any, resources: RegionResources) -> None:
+    aws("sqs").delete_queue(QueueUrl=resources.payment_queue_url)
+
+    response = client.http.get("/health")
+
+    assert (response.status_code, response.json_body["failing"]) == (503, "payment queue")
+
+
+def test_health_results_are_cached_for_a_few_seconds(client: Client, aws: Any, resources: RegionResources) -> None:
+    assert client.http.get("/health").status_code == 200
+    aws("dynamodb").delete_table(TableName=resources.payments_table)
+
+    # Route 53's checkers poll every 30 s from many places; within the cache window the
+    # dependencies are not read again.
+    assert client.http.get("/health").status_code == 200
+
+
 def test_health_is_503_when_the_table_is_gone(client: Client, aws: Any, resources: RegionResources) -> None:
     aws("dynamodb").delete_table(TableName=resources.payments_table)
 

@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.services import Services, use_services
 from chalicelib.settings import Settings
-from tests.fakes import InMemoryPaymentRepository, RecordingNotifications, RecordingQueue
+from tests.fakes import (
+    InMemoryPaymentRepository,
+    InMemoryRegionControl,
+    RecordingNotifications,
+    RecordingOpsNotices,
+    RecordingQueue,
+    StaticProbes,
+)
 
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -42,6 +49,9 @@ class Ports:
             queue=self.queue,
             notifications=RecordingNotifications(),
             idempotency=IdempotentRequests(lambda: None),  # no Idempotency-Key is sent here
+            region_control=InMemoryRegionControl(),
+            probes=StaticProbes(),
+            ops_notices=RecordingOpsNotices(),
         )
 
 

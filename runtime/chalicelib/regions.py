@@ -1,0 +1,109 @@
+"""Whether a region takes payments: its in-service flag and its health, in pure Python.
+
+The flag is what the orchestrator and the operator change; health is what Route 53 sees. A
+region is healthy only when it is in service *and* its dependencies answer, so taking a region
+out of service makes its health check fail and Route 53 sends clients to the peer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# Route 53 checkers call /health every 30 s from many locations; a few seconds of cache keeps
+# that to a handful of dependency reads per container while still reacting within one interval.
+HEALTH_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class RegionFlag:
+    """A region's in-service flag and who set it, when and why (the audit record)."""
+
+    in_service: bool
+    changed_by: str = "deployment"
+    reason: str = "initial state"
+    changed_at: str = ""
+
+    def to_text(self) -> str:
+        return json.dumps(
+            {"in_service": self.in_service, "changed_by": self.changed_by, "reason": self.reason,
+             "changed_at": self.changed_at},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> RegionFlag:
+        """Read a stored flag; anything unreadable counts as out of service (fail safe)."""
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            return cls(in_service=False, reason="unreadable flag")
+        if not isinstance(value, dict) or not isinstance(value.get("in_service"), bool):
+            return cls(in_service=False, reason="unreadable flag")
+        return cls(
+            in_service=value["in_service"],
+            changed_by=str(value.get("changed_by", "")),
+            reason=str(value.get("reason", "")),
+            changed_at=str(value.get("changed_at", "")),
+        )
+
+
+class RegionControl(Protocol):
+    """Where each region's in-service flag lives."""
+
+    def flag(self, region: str) -> RegionFlag:
+        """The flag of ``region``; raises DependencyUnavailable if it cannot be read."""
+
+    def set_flag(self, region: str, flag: RegionFlag) -> None:
+        """Store ``flag`` as ``region``'s flag."""
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Whether this region can take payments, and the check that fails if it cannot."""
+
+    healthy: bool
+    region: str
+    failing: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "healthy" if self.healthy else "unhealthy", "region": self.region}
+        if self.failing:
+            body["failing"] = self.failing
+        return body
+
+
+Check = tuple[str, Callable[[], bool]]
+
+
+def evaluate_health(region: str, checks: list[Check]) -> HealthReport:
+    """Run ``checks`` in order; the first that fails (False or raises) names the report."""
+    for name, check in checks:
+        try:
+            passed = check()
+        except Exception:  # a check that cannot answer has failed; the name says which
+            passed = False
+        if not passed:
+            return HealthReport(healthy=False, region=region, failing=name)
+    return HealthReport(healthy=True, region=region)
+
+
+class HealthCache:
+    """Keeps the last report for :data:`HEALTH_CACHE_SECONDS`."""
+
+    def __init__(self, clock: Callable[[], float], ttl: float = HEALTH_CACHE_SECONDS) -> None:
+        self._clock = clock
+        self._ttl = ttl
+        self._report: HealthReport | None = None
+        self._at = 0.0
+
+    def get(self, compute: Callable[[], HealthReport]) -> HealthReport:
+        now = self._clock()
+        if self._report is None or now - self._at >= self._ttl:
+            self._report, self._at = compute(), now
+        return self._report
+
+    def clear(self) -> None:
+        self._report = None
