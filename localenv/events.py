@@ -206,9 +206,13 @@ class RegionEventRunner:
     def run(self) -> None:
         """Poll until SIGTERM or SIGINT, then print a summary."""
         while self.running:
-            self.poll_payments()
-            self.poll_table_stream()
-            self.poll_ops_alerts()
+            try:
+                self.poll_payments()
+                self.poll_table_stream()
+                self.poll_ops_alerts()
+            except Exception as error:  # Lambda's pollers outlive a missing queue or a hiccup; so does this
+                print(f"[{self.region}] event runner error: {type(error).__name__}: {error}", flush=True)
+                time.sleep(POLL_WAIT_SECONDS)
         print(
             f"[{self.region}] event runner stopped: {self.processed} processed, "
             f"{self.failed} failed deliveries, {self.announced} stream records announced, "

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
+from operations import regions
 from operations.redrive import redrive
 from operations.targets import LOCAL_STATE, Target, TargetNotRunning
 
@@ -34,6 +35,26 @@ def command_redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_status(args: argparse.Namespace) -> int:
+    """Print both regions' state as a table."""
+    print(regions.render_status(regions.status(_target(args))))
+    return 0
+
+
+def command_failover(args: argparse.Namespace) -> int:
+    """Take a region out of service."""
+    flag = regions.failover(_target(args), args.region, reason=args.reason, force=args.force)
+    print(f"{args.region} is out of service (by {flag.changed_by}: {flag.reason})")
+    return 0
+
+
+def command_failback(args: argparse.Namespace) -> int:
+    """Return a region to service after checking it is safe."""
+    flag, lag = regions.failback(_target(args), args.region, reason=args.reason)
+    print(f"replication caught up in {lag:.1f} s; {args.region} is back in service (by {flag.changed_by}: {flag.reason})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``payments-dr`` command."""
     parser = argparse.ArgumentParser(
@@ -57,6 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
     move.add_argument("--limit", type=int, help="move at most this many messages per region")
     move.set_defaults(run=command_redrive)
+
+    show = commands.add_parser(
+        "status", help="both regions: flag, health, alarms, replication, queue and DLQ depth",
+        description="Show each region's in-service flag (and who set it, why), /health, critical alarms in "
+        "ALARM, global-table replication latency, payment queue and DLQ depth.",
+    )
+    show.set_defaults(run=command_status)
+
+    out = commands.add_parser(
+        "failover", help="take a region out of service",
+        description="Set REGION's in-service flag off: its /health fails and Route 53 sends clients to the "
+        "peer. Refused if the peer is not in service, unless --force.",
+    )
+    out.add_argument("region")
+    out.add_argument("--reason", required=True, help="why (recorded with your identity)")
+    out.add_argument("--force", action="store_true", help="even if the peer is not in service")
+    out.set_defaults(run=command_failover)
+
+    back = commands.add_parser(
+        "failback", help="return a region to service, after checks",
+        description="Return REGION to service once the peer is healthy, REGION is healthy apart from its flag, "
+        "and a marker written in the peer has replicated to REGION. Records who and why.",
+    )
+    back.add_argument("region")
+    back.add_argument("--reason", required=True, help="why (recorded with your identity)")
+    back.set_defaults(run=command_failback)
     return parser
 
 
@@ -68,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TargetNotRunning as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except regions.RefusedError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

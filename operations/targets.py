@@ -50,6 +50,16 @@ class Target:
             return boto3.client(service, region_name=region, endpoint_url=self.endpoint_url, **LOCAL_CREDENTIALS)
         return boto3.client(service, region_name=region)
 
+    def api_url(self, region: str) -> str:
+        """The regional API endpoint: from ``make run``'s state, or the stack's APIEndpoint output."""
+        if self.api_urls:
+            return self.api_urls[region]
+        stack = f"Payments{self.environment_suffix.capitalize()}" + (
+            "Primary" if region == self.primary_region else "Secondary"
+        )
+        outputs = self.client("cloudformation", region).describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+        return next(o["OutputValue"] for o in outputs if o["OutputKey"] == "APIEndpoint")
+
     def queue_url(self, region: str, queue_name: str) -> str:
         return str(self.client("sqs", region).get_queue_url(QueueName=queue_name)["QueueUrl"])
 

@@ -70,6 +70,11 @@ def allow(role: iam.Role, actions: list[str], resource: str) -> None:
     role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[resource]))
 
 
+def flag_parameter_arn(stack: cdk.Stack, region: str, names: ResourceNames) -> str:
+    """The ARN of ``region``'s in-service flag parameter (the name already starts with /)."""
+    return f"arn:{stack.partition}:ssm:{region}:{stack.account}:parameter{names.in_service_parameter}"
+
+
 def function_logical_id(handler: str) -> str:
     """The logical id Chalice gives a handler's function in its SAM template."""
     return "APIHandler" if handler == Handler.API else "".join(p.capitalize() for p in handler.split("_"))
@@ -102,6 +107,7 @@ class PaymentApi(Construct):
         notification_dlq: sqs.IQueue,
         transaction_topic: sns.ITopic,
         ops_alert_topic: sns.ITopic,
+        peer_region: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -135,6 +141,15 @@ class PaymentApi(Construct):
         allow(notifier, ["sns:Publish"], transaction_topic.topic_arn)
         allow(notifier, QUEUE_SEND_ACTIONS, notification_dlq.queue_arn)
         allow(notifier, KEY_ACTIONS, key.key_arn)
+        # /health reads this region's in-service flag; the orchestrator reads both regions' and
+        # changes only its own, and says what it did on the ops-alert topic.
+        orchestrator = self.roles[Handler.FAILOVER_ORCHESTRATOR]
+        own_flag = flag_parameter_arn(stack, stack.region, names)
+        allow(validator, ["ssm:GetParameter"], own_flag)
+        allow(orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], own_flag)
+        allow(orchestrator, ["ssm:GetParameter"], flag_parameter_arn(stack, peer_region, names))
+        allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
+        allow(orchestrator, KEY_ACTIONS, key.key_arn)
 
         environment = {
             EnvVar.ENVIRONMENT_SUFFIX: names.environment_suffix,
@@ -143,6 +158,7 @@ class PaymentApi(Construct):
             EnvVar.PAYMENT_QUEUE_URL: payment_queue.queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: transaction_topic.topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: ops_alert_topic.topic_arn,
+            EnvVar.PEER_REGION: peer_region,
         }
         self.chalice = Chalice(
             self, "Chalice", source_dir=str(RUNTIME_DIR), stage_config=self._stage_config(environment)

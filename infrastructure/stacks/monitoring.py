@@ -16,6 +16,7 @@ API_5XX_THRESHOLD = 10
 LAMBDA_ERRORS_THRESHOLD = 5
 DYNAMODB_THROTTLES_THRESHOLD = 10
 DLQ_MESSAGES_THRESHOLD = 1
+REPLICATION_LATENCY_THRESHOLD_MS = 60_000
 
 
 class PaymentMonitoring(Construct):
@@ -35,6 +36,7 @@ class PaymentMonitoring(Construct):
         payment_queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         ops_alert_topic: sns.ITopic,
+        peer_region: str,
     ) -> None:
         super().__init__(scope, construct_id)
         api_dimensions = {"ApiName": names.rest_api, "Stage": API_STAGE}
@@ -78,7 +80,25 @@ class PaymentMonitoring(Construct):
             self._alarm("DlqMessagesAlarm", names.dlq_messages_alarm, dlq_visible, DLQ_MESSAGES_THRESHOLD,
                         "Payments waiting in the dead-letter queue"),
         ]
-        for alarm in self.alarms:
+        # A warning, not a failover trigger: failing over while replication lags is what loses
+        # payments, so operators must see it before they act (payments-dr status shows it too).
+        replication_latency = metric(
+            "AWS/DynamoDB", "ReplicationLatency",
+            {"TableName": names.payments_table, "ReceivingRegion": peer_region}, statistic="Average",
+        )
+        self.replication_alarm = cloudwatch.Alarm(
+            self,
+            "ReplicationLatencyAlarm",
+            alarm_name=names.replication_latency_alarm,
+            alarm_description=f"Replication to {peer_region} lags >= {REPLICATION_LATENCY_THRESHOLD_MS} ms "
+            "on average for 3 minutes: a failover now could leave recent payments behind.",
+            metric=replication_latency,
+            threshold=REPLICATION_LATENCY_THRESHOLD_MS,
+            evaluation_periods=3,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in [*self.alarms, self.replication_alarm]:
             alarm.add_alarm_action(actions.SnsAction(ops_alert_topic))
             alarm.add_ok_action(actions.SnsAction(ops_alert_topic))
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from chalicelib.names import Handler
+from chalicelib.regions import RegionFlag
 from stacks.api import PaymentApi
 from stacks.data import PaymentsData
 from stacks.dns import PaymentDns
@@ -52,6 +54,15 @@ class PaymentRegionStack(cdk.Stack):
             notification_dlq=messaging.notification_dlq,
             transaction_topic=messaging.transaction_topic,
             ops_alert_topic=messaging.ops_alert_topic,
+            peer_region=props.peer_region,
+        )
+        # The region's in-service flag: /health fails while it is off, so Route 53 fails over.
+        ssm.StringParameter(
+            self,
+            "InServiceFlag",
+            parameter_name=names.in_service_parameter,
+            string_value=RegionFlag(in_service=True).to_text(),
+            description="Whether this region takes payments; set by the orchestrator and payments-dr",
         )
         PaymentMonitoring(
             self,
@@ -61,6 +72,7 @@ class PaymentRegionStack(cdk.Stack):
             payment_queue=messaging.payment_queue,
             dead_letter_queue=messaging.dead_letter_queue,
             ops_alert_topic=messaging.ops_alert_topic,
+            peer_region=props.peer_region,
         )
         dns = props.settings.dns
         if dns is not None:

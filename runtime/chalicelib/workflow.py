@@ -220,16 +220,20 @@ def customer_history(customer_id: str, query: dict[str, str], services: Services
 
 
 def check_health(services: Services) -> HealthReport:
-    """``GET /health``: in service, and the table and queue answer (cached a few seconds)."""
+    """``GET /health``: the table and queue answer and the region is in service (cached 5 s).
+
+    Dependencies are checked before the flag so that a region taken out of service still says
+    what else is wrong with it: failback refuses a region whose only fault is not its flag.
+    """
     region = services.settings.region
 
     def compute() -> HealthReport:
         report = evaluate_health(
             region,
             [
-                ("in-service flag", lambda: services.region_control.flag(region).in_service),
                 ("payments table", services.probes.table_answers),
                 ("payment queue", services.probes.queue_answers),
+                ("in-service flag", lambda: services.region_control.flag(region).in_service),
             ],
         )
         if not report.healthy:

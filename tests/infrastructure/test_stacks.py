@@ -214,9 +214,16 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     assert not any(a.startswith("sqs:Receive") or a == "sqs:DeleteMessage" for a in actions[Handler.API])
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions[Handler.PAYMENT_PROCESSOR]
     assert "sqs:SendMessage" not in actions[Handler.PAYMENT_PROCESSOR]
-    assert not any(a.startswith(("sqs:", "dynamodb:", "sns:")) for a in actions[Handler.FAILOVER_ORCHESTRATOR])
-    # Only the notifier publishes (from the stream), so a retried write cannot publish again.
-    assert [h for h, a in actions.items() if "sns:Publish" in a] == [Handler.PAYMENT_NOTIFIER]
+    assert not any(a.startswith(("sqs:", "dynamodb:")) for a in actions[Handler.FAILOVER_ORCHESTRATOR])
+    # Only the notifier publishes payments (from the stream), so a retried write cannot publish
+    # again; the orchestrator publishes only what it did, on ops-alerts.
+    [transactions] = [k for k, r in resources(template, "AWS::SNS::Topic").items()
+                      if r["Properties"]["TopicName"] == NAMES.transaction_topic]
+    publishers = [h for h, role in role_of.items() for st in policy_statements(template, role)
+                  if "sns:Publish" in actions_of([st]) and st["Resource"] == {"Ref": transactions}]
+    assert publishers == [Handler.PAYMENT_NOTIFIER]
+    ssm_writers = [h for h, a in actions.items() if "ssm:PutParameter" in a]
+    assert ssm_writers == [Handler.FAILOVER_ORCHESTRATOR]
     assert not any(a.startswith("dynamodb:") and "Stream" not in a and a != "dynamodb:GetRecords"
                    and a != "dynamodb:GetShardIterator" for a in actions[Handler.PAYMENT_NOTIFIER])
     for role in role_of.values():
@@ -262,7 +269,7 @@ def test_alarms_have_the_spec_thresholds_and_notify_ops_alerts(
             "AlarmActions": [{"Ref": ops_topic}],
         },
     )
-    assert len(resources(template, "AWS::CloudWatch::Alarm")) == 4
+    assert len(resources(template, "AWS::CloudWatch::Alarm")) == 5  # and the replication-latency warning
 
 
 @pytest.mark.parametrize("stack", BOTH)
@@ -426,3 +433,32 @@ def test_a_waf_rate_rule_guards_the_api_stage(templates: dict[str, Template], st
     assert "Block" in rate["Action"]
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
     assert {"Ref": "RestAPI.Stage"} in association["Properties"]["ResourceArn"]["Fn::Join"][1]
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_each_region_has_an_in_service_flag_only_health_and_the_orchestrator_use(
+    templates: dict[str, Template], stack: str
+) -> None:
+    template = templates[stack]
+    [parameter] = resources(template, "AWS::SSM::Parameter").values()
+    policies = json.dumps(resources(template, "AWS::IAM::Policy"))
+    peer = "us-east-2" if stack == PRIMARY else "us-east-1"
+
+    assert parameter["Properties"]["Name"] == NAMES.in_service_parameter
+    assert json.loads(parameter["Properties"]["Value"])["in_service"] is True
+    assert f"ssm:{peer}:" in policies  # the orchestrator reads the peer's flag before acting
+    for function_ in resources(template, "AWS::Serverless::Function").values():
+        assert function_["Properties"]["Environment"]["Variables"]["PEER_REGION"] == peer
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_replication_latency_warns_ops_but_is_not_a_failover_trigger(
+    templates: dict[str, Template], stack: str
+) -> None:
+    [alarm] = [a for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
+               if a["Properties"]["AlarmName"] == NAMES.replication_latency_alarm]
+
+    assert alarm["Properties"]["MetricName"] == "ReplicationLatency"
+    assert {"Name": "ReceivingRegion", "Value": "us-east-2" if stack == PRIMARY else "us-east-1"} in alarm[
+        "Properties"]["Dimensions"]
+    assert NAMES.replication_latency_alarm not in NAMES.critical_alarms

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from operations.targets import Target
 
 PRIMARY, SECONDARY = "us-east-1", "us-east-2"
 SETTLE_SECONDS = 30
@@ -32,3 +33,15 @@ def eventually(check: Callable[[], Any], timeout: float = SETTLE_SECONDS) -> Any
         if result or time.monotonic() > deadline:
             return result
         time.sleep(0.2)
+
+
+def target_of(environment: LocalEnvironment) -> Target:
+    """What ``payments-dr --local`` would act on for this environment."""
+    return Target(
+        environment_suffix=environment.environment_suffix,
+        primary_region=PRIMARY,
+        secondary_region=SECONDARY,
+        endpoint_url=environment.endpoint,
+        api_urls={region: environment.api_url(region) for region in (PRIMARY, SECONDARY)},
+        api_key=environment.api_key,
+    )

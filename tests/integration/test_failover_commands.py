@@ -1,0 +1,60 @@
+"""``payments-dr`` status, failover and failback against the running local environment."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from localenv.environment import LocalEnvironment
+from operations import regions
+from tests.integration.conftest import PRIMARY, SECONDARY, eventually, target_of
+
+pytestmark = pytest.mark.integration
+
+
+def health(environment: LocalEnvironment, region: str) -> int:
+    return requests.get(environment.api_url(region) + "/health", timeout=10).status_code
+
+
+def test_status_shows_both_regions(environment: LocalEnvironment) -> None:
+    rows = regions.status(target_of(environment))
+    table = regions.render_status(rows)
+
+    assert [row.region for row in rows] == [PRIMARY, SECONDARY]
+    assert all(row.in_service and row.health == "healthy" for row in rows)
+    assert PRIMARY in table and "DLQ" in table
+
+
+def test_failover_then_a_checked_failback(environment: LocalEnvironment) -> None:
+    target = target_of(environment)
+
+    out = regions.failover(target, SECONDARY, reason="drill: take the secondary out")
+    unhealthy = eventually(lambda: health(environment, SECONDARY) == 503, timeout=15)
+    with pytest.raises(regions.RefusedError, match="no region"):
+        regions.failover(target, PRIMARY, reason="would leave no region")
+    back, lag = regions.failback(target, SECONDARY, reason="drill over")
+    healthy_again = eventually(lambda: health(environment, SECONDARY) == 200, timeout=15)
+
+    assert out.in_service is False and "drill" in out.reason and out.changed_by
+    assert unhealthy and healthy_again
+    assert back.in_service is True and back.reason == "drill over"
+    assert 0 <= lag < regions.MARKER_TIMEOUT_SECONDS
+    assert regions.flag_of(target, PRIMARY).in_service is True
+
+
+def test_failback_is_refused_while_the_region_itself_is_broken(environment: LocalEnvironment) -> None:
+    target = target_of(environment)
+    sqs = environment.client("sqs", SECONDARY)
+    url = environment.resources[SECONDARY].payment_queue_url
+    kept = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"])["Attributes"]
+    regions.failover(target, SECONDARY, reason="queue trouble")
+    sqs.delete_queue(QueueUrl=url)
+    try:
+        eventually(lambda: regions.health_of(target, SECONDARY)[1].get("failing") == "payment queue", timeout=15)
+        with pytest.raises(regions.RefusedError, match="payment queue"):
+            regions.failback(target, SECONDARY, reason="too early")
+        assert regions.flag_of(target, SECONDARY).in_service is False
+    finally:
+        sqs.create_queue(QueueName=url.rsplit("/", 1)[1], Attributes=kept)
+        eventually(lambda: regions.health_of(target, SECONDARY)[1].get("failing") == "in-service flag", timeout=15)
+        regions.failback(target, SECONDARY, reason="queue restored")
