@@ -17,7 +17,8 @@ from stacks.nag import acknowledge
 class PaymentsData(Construct):
     """The payments table and the Idempotency-Key table of one region.
 
-    Default settings: on-demand billing, point-in-time recovery, encryption with the region's
+    Default settings: eventually consistent global tables (``strong_consistency_witness`` turns
+    on multi-Region strong consistency for payments), on-demand billing, point-in-time recovery, encryption with the region's
     customer-managed key (the replica with the peer region's), removal policy DESTROY
     (development default; override for production data). Payments: stream NEW_AND_OLD_IMAGES
     (replication and the notification outbox), GSI ``customer-index`` (customer_id, timestamp;
@@ -37,6 +38,7 @@ class PaymentsData(Construct):
         replica_region: str,
         key: kms.IKey,
         replica_key_arn: str,
+        strong_consistency_witness: str = "",
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -81,6 +83,7 @@ class PaymentsData(Construct):
                 )
             ],
             **common,
+            **self._consistency(strong_consistency_witness),
         )
         self.table = payments
         self.stream_arn = payments.table_stream_arn or ""
@@ -92,6 +95,19 @@ class PaymentsData(Construct):
             time_to_live_attribute=IdempotencyKeys.EXPIRY_ATTRIBUTE,
             **common,
         )
+
+    @staticmethod
+    def _consistency(witness_region: str) -> dict[str, object]:
+        """Multi-Region strong consistency with a witness, when asked for.
+
+        Conditional writes then hold across both regions and acknowledged payments survive a
+        region's loss (RPO 0), at the price of a cross-region round trip on every write and
+        strongly consistent read. Only the payments table: Idempotency-Key records tolerate
+        eventual consistency, and they rely on TTL.
+        """
+        if not witness_region:
+            return {}
+        return {"multi_region_consistency": dynamodb.MultiRegionConsistency.STRONG, "witness_region": witness_region}
 
     def _replica_stream_arn(self, table_name: str) -> str:
         """The stream of this region's replica: CloudFormation reports only the primary's."""

@@ -33,6 +33,9 @@ class DeploymentSettings:
     primary_region: str = DEFAULT_PRIMARY_REGION
     secondary_region: str = DEFAULT_SECONDARY_REGION
     dns: DnsSettings | None = None
+    # Multi-Region strong consistency for the payments table: the witness region, or "" for the
+    # default eventually consistent global table. Only when the table is created.
+    strong_consistency_witness: str = ""
 
     @property
     def names(self) -> ResourceNames:
@@ -58,6 +61,7 @@ class DeploymentSettings:
             primary_region=context("primary_region", DEFAULT_PRIMARY_REGION),
             secondary_region=context("secondary_region", DEFAULT_SECONDARY_REGION),
             dns=dns,
+            strong_consistency_witness=context("strong_consistency_witness"),
         )
 
 
@@ -86,6 +90,7 @@ class PaymentStackProps(cdk.StackProps):
                 primary_region=settings.primary_region,
                 secondary_region=settings.secondary_region,
                 dns=settings.dns,
+                strong_consistency_witness=settings.strong_consistency_witness,
             )
         )
         self.is_primary = is_primary

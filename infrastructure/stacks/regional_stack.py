@@ -40,6 +40,7 @@ class PaymentRegionStack(cdk.Stack):
             replica_region=props.peer_region,
             key=key,
             replica_key_arn=key_alias_arn(names=names, region=props.peer_region),
+            strong_consistency_witness=props.settings.strong_consistency_witness,
         )
         messaging = PaymentMessaging(self, "Messaging", names=names, key=key)
         api = PaymentApi(

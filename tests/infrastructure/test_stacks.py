@@ -462,3 +462,17 @@ def test_replication_latency_warns_ops_but_is_not_a_failover_trigger(
     assert {"Name": "ReceivingRegion", "Value": "us-east-2" if stack == PRIMARY else "us-east-1"} in alarm[
         "Properties"]["Dimensions"]
     assert NAMES.replication_latency_alarm not in NAMES.critical_alarms
+
+
+def test_strong_consistency_is_one_context_switch_with_a_witness_region(tmp_path: Path) -> None:
+    strong = synthesize(tmp_path, strong_consistency_witness="us-west-2")
+
+    [payments] = [t for t in resources(strong[PRIMARY], "AWS::DynamoDB::GlobalTable").values()
+                  if t["Properties"]["TableName"] == NAMES.payments_table]
+    assert payments["Properties"]["MultiRegionConsistency"] == "STRONG"
+    assert payments["Properties"]["GlobalTableWitnesses"] == [{"Region": "us-west-2"}]
+
+
+def test_by_default_the_global_table_is_eventually_consistent(templates: dict[str, Template]) -> None:
+    for table in resources(templates[PRIMARY], "AWS::DynamoDB::GlobalTable").values():
+        assert "MultiRegionConsistency" not in table["Properties"]
