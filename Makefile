@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test load bench synth deploy clean
+.PHONY: run test load bench drill synth deploy clean
 
 $(INSTALLED): requirements.txt constraints.txt runtime/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(INSTALLED)
 ## load: 10,000 payments from 20 concurrent clients on the local environment, then an audit
 load: $(INSTALLED)
 	$(PY) -m bench.load_run --payments 10000 --clients 20
+
+## drill: the DR drill on a local environment of its own; prints RTO/RPO, draws docs/drill-timeline.png
+drill: $(INSTALLED)
+	$(PY) -m operations.cli drill --png docs/drill-timeline.png
 
 ## bench: every benchmark against its baseline from the same run; writes bench/results.md
 bench: $(INSTALLED)

@@ -117,6 +117,7 @@ class LocalEnvironment:
         self.resources: dict[str, RegionResources] = {}
         self._moto: subprocess.Popen[str] | None = None
         self._processes: list[subprocess.Popen[Any]] = []
+        self._apis: dict[str, subprocess.Popen[Any]] = {}
         self._replicators: list[StreamReplicator] = []
 
     def client(self, service: str, region: str) -> Any:
@@ -160,8 +161,8 @@ class LocalEnvironment:
         self._start_replication()
         for plan in self.regions:
             self._start_region(plan)
-        for plan, api in zip(self.regions, self._processes[::2]):
-            wait_for_port(plan.api_port, STARTUP_TIMEOUT_SECONDS, api)
+        for plan in self.regions:
+            wait_for_port(plan.api_port, STARTUP_TIMEOUT_SECONDS, self._apis[plan.region])
             print(f"[{plan.region}] API on {self.api_url(plan.region)}", flush=True)
         self._write_state()
         return self
@@ -203,35 +204,63 @@ class LocalEnvironment:
             replicator.start()
             self._replicators.append(replicator)
 
-    def _start_region(self, plan: RegionPlan) -> None:
-        env = {
+    def _region_env(self, plan: RegionPlan) -> dict[str, str]:
+        return {
             **os.environ,
             **self.resources[plan.region].function_environment(self.endpoint),
             EnvVar.LOCAL_API_KEYS: self.api_key,
             "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
         }
-        api_command = [sys.executable, "-m", "localenv.chalice_local", "local", "--host", "127.0.0.1",
-                       "--port", str(plan.api_port), "--stage", "local", "--no-autoreload"]
-        events_command = [sys.executable, "-m", "localenv.events"]
-        for role, command, cwd in (("api", api_command, RUNTIME), ("events", events_command, ROOT)):
-            output = self._output_file(f"{plan.region}-{role}.log")
-            self._processes.append(
-                subprocess.Popen(
-                    command,
-                    cwd=cwd,
-                    env=env,
-                    stdout=output,
-                    stderr=subprocess.STDOUT if output else None,
-                    preexec_fn=_die_with_parent,
-                )
-            )
 
-    def _output_file(self, name: str) -> Any:
+    def _start_region(self, plan: RegionPlan) -> None:
+        self._apis[plan.region] = self._spawn(plan, "api")
+        self._processes.append(self._apis[plan.region])
+        self._processes.append(self._spawn(plan, "events"))
+
+    def _spawn(self, plan: RegionPlan, role: str, append: bool = False) -> subprocess.Popen[Any]:
+        if role == "api":
+            command = [sys.executable, "-m", "localenv.chalice_local", "local", "--host", "127.0.0.1",
+                       "--port", str(plan.api_port), "--stage", "local", "--no-autoreload"]
+            cwd = RUNTIME
+        else:
+            command, cwd = [sys.executable, "-m", "localenv.events"], ROOT
+        output = self._output_file(f"{plan.region}-{role}.log", append)
+        return subprocess.Popen(
+            command, cwd=cwd, env=self._region_env(plan), stdout=output,
+            stderr=subprocess.STDOUT if output else None, preexec_fn=_die_with_parent,
+        )
+
+    def stop_api(self, region: str) -> None:
+        """Fault injection: the region's API stops answering (its process is killed)."""
+        api = self._apis[region]
+        api.kill()
+        api.wait()
+
+    def start_api(self, region: str) -> None:
+        """Bring a stopped API back on its port."""
+        plan = next(p for p in self.regions if p.region == region)
+        old = self._apis[region]
+        self._apis[region] = self._spawn(plan, "api", append=True)
+        self._processes[self._processes.index(old)] = self._apis[region]
+        wait_for_port(plan.api_port, STARTUP_TIMEOUT_SECONDS, self._apis[region])
+
+    def pause_replication_from(self, region: str) -> None:
+        """Fault injection: nothing written in ``region`` reaches the other region any more."""
+        for replicator in self._replicators:
+            if replicator.source_region == region:
+                replicator.pause()
+
+    def resume_replication_from(self, region: str) -> None:
+        for replicator in self._replicators:
+            if replicator.source_region == region:
+                replicator.resume()
+
+    def _output_file(self, name: str, append: bool = False) -> Any:
         if self.log_dir is None:
             return None
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        return (self.log_dir / name).open("w")
+        return (self.log_dir / name).open("a" if append else "w")
 
     def log_of(self, region: str, role: str) -> str:
         """What the ``role`` ("api" or "events") process of ``region`` has written so far."""

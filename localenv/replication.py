@@ -97,7 +97,19 @@ class StreamReplicator:
         self.stats = ReplicationStats()
         self._stream: TableStream | None = None
         self._stopped = threading.Event()
+        self._paused = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"replicate {self.label}", daemon=True)
+
+    @property
+    def source_region(self) -> str:
+        return self._source_region
+
+    def pause(self) -> None:
+        """Stop copying (changes wait in the stream, as they would behind a regional outage)."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def start(self) -> None:
         self._stream = TableStream(table=self._table, dynamodb=self._source, streams=self._source_streams)
@@ -109,6 +121,9 @@ class StreamReplicator:
 
     def _run(self) -> None:
         while not self._stopped.is_set():
+            if self._paused.is_set():
+                self._stopped.wait(POLL_INTERVAL_SECONDS)
+                continue
             try:
                 self.replicate_once()
             except Exception as error:  # keep replicating after a transient local hiccup
