@@ -6,6 +6,10 @@ from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_route53 as route53
 from aws_cdk import CfnResource
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from chalicelib.names import API_STAGE
@@ -13,6 +17,8 @@ from stacks.api import API_LOGICAL_ID
 
 HEALTH_CHECK_INTERVAL_SECONDS = 30
 HEALTH_CHECK_FAILURE_THRESHOLD = 3
+# Route 53 publishes health-check metrics in us-east-1 only: only a stack there can alarm on them.
+ROUTE53_METRICS_REGION = "us-east-1"
 # SAM names the stage resource it generates for the Chalice API "<api logical id><stage>Stage".
 SAM_STAGE_LOGICAL_ID = f"{API_LOGICAL_ID}{API_STAGE}Stage"
 
@@ -37,6 +43,8 @@ class PaymentDns(Construct):
         region: str,
         rest_api: CfnResource,
         api_host: str,
+        ops_alert_topic: sns.ITopic,
+        alarm_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
         zone = route53.HostedZone.from_hosted_zone_attributes(
@@ -85,3 +93,24 @@ class PaymentDns(Construct):
                 evaluate_target_health=True,
             ),
         )
+
+        if region == ROUTE53_METRICS_REGION:
+            self.health_check_alarm = cloudwatch.Alarm(
+                self,
+                "HealthCheckAlarm",
+                alarm_name=f"{alarm_name}-{region}",
+                alarm_description=f"Route 53 sees {region}'s /health failing: clients are being sent to the peer.",
+                metric=cloudwatch.Metric(
+                    namespace="AWS/Route53",
+                    metric_name="HealthCheckStatus",
+                    dimensions_map={"HealthCheckId": self.health_check.attr_health_check_id},
+                    statistic="Minimum",
+                    period=Duration.minutes(1),
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            )
+            self.health_check_alarm.add_alarm_action(actions.SnsAction(ops_alert_topic))
+            self.health_check_alarm.add_ok_action(actions.SnsAction(ops_alert_topic))

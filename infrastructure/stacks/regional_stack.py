@@ -87,6 +87,8 @@ class PaymentRegionStack(cdk.Stack):
                 region=props.region,
                 rest_api=api.rest_api,
                 api_host=api.api_host,
+                ops_alert_topic=messaging.ops_alert_topic,
+                alarm_name=names.health_check_alarm,
             )
 
         function_arn = {

@@ -328,6 +328,11 @@ def test_with_a_domain_each_region_gets_a_failover_record_and_a_health_check(tmp
         )
         assert resources(template, "AWS::Serverless::Api")
         assert "payments-dns" in json.dumps(template.to_json())
+    # Route 53's metrics exist in us-east-1 only: the primary's stack there alarms on its check.
+    [health_alarm] = [a for a in resources(templates["PaymentsDnsPrimary"], "AWS::CloudWatch::Alarm").values()
+                      if a["Properties"].get("MetricName") == "HealthCheckStatus"]
+    assert health_alarm["Properties"]["AlarmName"] == "payment-health-check-dns-us-east-1"
+    assert health_alarm["Properties"]["AlarmActions"]
 
 
 @pytest.mark.parametrize("stack", BOTH)
