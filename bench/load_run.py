@@ -92,12 +92,32 @@ def plan_requests(total: int, seed: int = 7) -> list[Request]:
     return requests_
 
 
-def send_all(api_url: str, api_key: str, planned: list[Request], clients: int) -> tuple[Outcome, float]:
+class Pacer:
+    """Spaces requests evenly across all clients at ``rate`` per second (None: as fast as possible)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._interval = 1 / rate if rate else 0.0
+        self._next = time.perf_counter()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            slot = self._next = max(self._next + self._interval, time.perf_counter())
+        time.sleep(max(0.0, slot - time.perf_counter()))
+
+
+def send_all(
+    api_url: str, api_key: str, planned: list[Request], clients: int, rate: float | None = None
+) -> tuple[Outcome, float]:
     """Send every request from ``clients`` threads; returns what they saw and the seconds it took."""
     outcome = Outcome()
     local = threading.local()
+    pacer = Pacer(rate)
 
     def send(request: Request) -> None:
+        pacer.wait()
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
         headers = {"Content-Type": "application/json", "x-api-key": api_key}
@@ -187,10 +207,12 @@ class Audit:
         return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
-def run(environment: LocalEnvironment, *, payments: int, clients: int, region: str) -> Audit:
+def run(
+    environment: LocalEnvironment, *, payments: int, clients: int, region: str, rate: float | None = None
+) -> Audit:
     """Send the planned load to ``region`` and audit every region's table once it has drained."""
     planned = plan_requests(payments)
-    outcome, seconds = send_all(environment.api_url(region), environment.api_key, planned, clients)
+    outcome, seconds = send_all(environment.api_url(region), environment.api_key, planned, clients, rate)
     # A payment the client never got a 202 for is not owed; every acknowledged one is.
     valid_ids = {r.body["transaction_id"] for r in planned if r.valid} & outcome.acknowledged
     invalid_ids = {r.body["transaction_id"] for r in planned if not r.valid}
@@ -228,14 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_run", description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=10_000, help="requests in all (default 10000)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
+    parser.add_argument("--rate", type=float, help="requests per second across all clients (default: unpaced)")
     parser.add_argument("--log-dir", type=Path, default=Path(".localenv/load-run"), help="where process output goes")
     args = parser.parse_args(argv)
 
     replication.VERBOSE = False
     plans = [RegionPlan("us-east-1", free_port()), RegionPlan("us-east-2", free_port())]
     with LocalEnvironment(plans, log_dir=args.log_dir) as env:
-        audit = run(env, payments=args.payments, clients=args.clients, region="us-east-1")
-    print(audit.report())
+        audit = run(env, payments=args.payments, clients=args.clients, region="us-east-1", rate=args.rate)
+        print(audit.report(), flush=True)
     return 0 if audit.passed else 1
 
 

@@ -289,7 +289,11 @@ class LocalEnvironment:
             print(f"[replication {replicator.label}] {replicator.stats.summary()}", flush=True)
         if self._moto is not None:
             self._moto.terminate()
-            self._moto.wait(timeout=10)
+            try:
+                self._moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # long-polling requests can hold its server open
+                self._moto.kill()
+                self._moto.wait()
             self._moto = None
 
     def __enter__(self) -> LocalEnvironment:
