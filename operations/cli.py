@@ -65,14 +65,7 @@ def command_drill(args: argparse.Namespace) -> int:
     plan = DrillPlan(rate_per_second=args.rate, outage_seconds=args.outage, fault=args.fault)
     plans = [RegionPlan(args.primary_region, free_port()), RegionPlan(args.secondary_region, free_port())]
     with LocalEnvironment(plans, log_dir=args.log_dir) as environment:
-        target = Target(
-            environment_suffix=environment.environment_suffix,
-            primary_region=args.primary_region,
-            secondary_region=args.secondary_region,
-            endpoint_url=environment.endpoint,
-            api_urls={p.region: environment.api_url(p.region) for p in plans},
-            api_key=environment.api_key,
-        )
+        target = Target.of_environment(environment)
         report = run_drill(environment, target, plan)
     print(report.table())
     if args.png:

@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from chalicelib.aws import SsmRegionControl
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.regions import RegionFlag
 from operations.targets import Target
@@ -42,15 +43,17 @@ class RegionStatus:
     dlq_depth: int
 
 
+def _flags(target: Target) -> SsmRegionControl:
+    """The same flag store the functions use, on the operator's clients."""
+    return SsmRegionControl(parameter=target.names.in_service_parameter, client=lambda r: target.client("ssm", r))
+
+
 def flag_of(target: Target, region: str) -> RegionFlag:
-    parameter = target.client("ssm", region).get_parameter(Name=target.names.in_service_parameter)
-    return RegionFlag.from_text(parameter["Parameter"]["Value"])
+    return _flags(target).flag(region)
 
 
 def set_flag(target: Target, region: str, flag: RegionFlag) -> None:
-    target.client("ssm", region).put_parameter(
-        Name=target.names.in_service_parameter, Value=flag.to_text(), Type="String", Overwrite=True
-    )
+    _flags(target).set_flag(region, flag)
 
 
 def health_of(target: Target, region: str) -> tuple[int, dict[str, Any]]:

@@ -10,11 +10,13 @@ from typing import Any
 import boto3
 
 from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, ResourceNames
+from localenv import provision
 
 ROOT = Path(__file__).resolve().parents[1]
 # ``make run`` writes where its local AWS and APIs listen, so ``payments-dr --local`` finds them.
 LOCAL_STATE = ROOT / ".localenv" / "state.json"
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "aws_session_token": "local"}
+# The local environment's credentials, as boto3.client keyword arguments.
+LOCAL_CREDENTIALS = {name.lower(): value for name, value in provision.LOCAL_CREDENTIALS.items()}
 
 
 class TargetNotRunning(RuntimeError):
@@ -76,6 +78,19 @@ class Target:
             endpoint_url=state["endpoint_url"],
             api_urls=state["api_urls"],
             api_key=state["api_key"],
+        )
+
+    @classmethod
+    def of_environment(cls, environment: Any) -> Target:
+        """A running :class:`localenv.environment.LocalEnvironment` in this process."""
+        primary, secondary = (plan.region for plan in environment.regions)
+        return cls(
+            environment_suffix=environment.environment_suffix,
+            primary_region=primary,
+            secondary_region=secondary,
+            endpoint_url=environment.endpoint,
+            api_urls={plan.region: environment.api_url(plan.region) for plan in environment.regions},
+            api_key=environment.api_key,
         )
 
     @classmethod

@@ -46,15 +46,10 @@ def flush_invocation_metrics(event: Any, get_response: Any) -> Any:
 def check_api_key_without_gateway(request: Request, get_response: Any) -> Response:
     """Refuse payment routes without an API key where no API Gateway does it (``make run``)."""
     allowed = get_services().settings.local_api_keys
-    if not allowed:
-        return get_response(request)
-    context = request.context or {}
-    route = app.routes.get(context.get("resourcePath", ""), {}).get(request.method)
-    presented = request.headers.get(gateway.API_KEY_HEADER)
-    if not gateway.admits(key_required=bool(route and route.api_key_required), presented=presented, allowed=allowed):
+    if allowed and not gateway.admit(
+        routes=app.routes, method=request.method, context=request.context, headers=request.headers, allowed=allowed
+    ):
         return json_response(gateway.FORBIDDEN_BODY, 403)
-    if presented:
-        context.setdefault("identity", {})["apiKeyId"] = gateway.key_id(presented)
     return get_response(request)
 
 

@@ -52,21 +52,13 @@ class PaymentMessaging(Construct):
             "It is the notifier's on-failure destination: Lambda writes the failed stream positions "
             "here and an operator replays them from the stream; nothing consumes it automatically.",
         )
-        self.ops_alert_topic = sns.Topic(
-            self,
-            "OpsAlertTopic",
-            topic_name=names.ops_alert_topic,
-            display_name="Payment operations alerts",
-            master_key=key,
-            enforce_ssl=True,
-        )
-        self.transaction_topic = sns.Topic(
-            self,
-            "TransactionTopic",
-            topic_name=names.transaction_topic,
-            display_name="Processed payments",
-            master_key=key,
-            enforce_ssl=True,
+        self.ops_alert_topic = self._topic("OpsAlertTopic", names.ops_alert_topic, "Payment operations alerts")
+        self.transaction_topic = self._topic("TransactionTopic", names.transaction_topic, "Processed payments")
+
+    def _topic(self, construct_id: str, topic_name: str, display_name: str) -> sns.Topic:
+        """A topic under the region's key that refuses requests without TLS."""
+        return sns.Topic(
+            self, construct_id, topic_name=topic_name, display_name=display_name, master_key=self._key, enforce_ssl=True
         )
 
     def _queue(self, construct_id: str, queue_name: str, **settings: Any) -> sqs.Queue:

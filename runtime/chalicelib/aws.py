@@ -52,16 +52,31 @@ def make_client(service: str, region: str) -> Any:
     All clients share one session, so service data files are read once per container.
     ``AWS_ENDPOINT_URL`` in the environment points it at a local AWS instead of the real one.
     """
+    return _shared_session().create_client(service, region_name=region, config=CLIENT_CONFIG)
+
+
+def _shared_session() -> Any:
     global _session
     if _session is None:
         _session = botocore.session.get_session()
-    return _session.create_client(service, region_name=region, config=CLIENT_CONFIG)
+    return _session
 
 
 ClientFactory = Callable[[], Any]
 
 
-class DynamoPaymentRepository:
+class _ClientOnFirstUse:
+    """An adapter whose botocore client is made the first time a call needs it."""
+
+    def __init__(self, client: ClientFactory) -> None:
+        self._client_factory = client
+
+    @cached_property
+    def _client(self) -> Any:
+        return self._client_factory()
+
+
+class DynamoPaymentRepository(_ClientOnFirstUse):
     """Payments in the DynamoDB payments table.
 
     Each payment is two items under its transaction id, written in one transaction:
@@ -75,11 +90,7 @@ class DynamoPaymentRepository:
 
     def __init__(self, *, table_name: str, client: ClientFactory) -> None:
         self._table = table_name
-        self._client_factory = client
-
-    @cached_property
-    def _client(self) -> Any:
-        return self._client_factory()
+        super().__init__(client)
 
     def _claim_key(self, transaction_id: str) -> dict[str, Any]:
         return key_attributes(transaction_id, Schema.CLAIM_SORT_KEY)
@@ -188,16 +199,12 @@ def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
     return key
 
 
-class SqsPaymentQueue:
+class SqsPaymentQueue(_ClientOnFirstUse):
     """The payment queue; the correlation id travels as a message attribute."""
 
     def __init__(self, *, queue_url: str, client: ClientFactory) -> None:
         self._queue_url = queue_url
-        self._client_factory = client
-
-    @cached_property
-    def _client(self) -> Any:
-        return self._client_factory()
+        super().__init__(client)
 
     def enqueue(self, payment: PaymentRequest, *, correlation_id: str | None) -> None:
         """Send ``payment`` to the processor."""
@@ -220,8 +227,7 @@ PROBE_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, con
 
 def make_probe_client(service: str, region: str) -> Any:
     """A client for health probes: fails fast instead of retrying."""
-    make_client(service, region)  # creates the shared session
-    return _session.create_client(service, region_name=region, config=PROBE_CONFIG)
+    return _shared_session().create_client(service, region_name=region, config=PROBE_CONFIG)
 
 
 class DependencyProbes:
@@ -286,16 +292,12 @@ class SsmRegionControl:
             raise DependencyUnavailable(f"in-service flag of {region}") from error
 
 
-class SnsOpsNotices:
+class SnsOpsNotices(_ClientOnFirstUse):
     """What the orchestrator did, published on the ops-alert topic for people and tools."""
 
     def __init__(self, *, topic_arn: str, client: ClientFactory) -> None:
         self._topic_arn = topic_arn
-        self._client_factory = client
-
-    @cached_property
-    def _client(self) -> Any:
-        return self._client_factory()
+        super().__init__(client)
 
     def announce(self, subject: str, details: dict[str, Any]) -> None:
         try:
@@ -319,7 +321,7 @@ def idempotency_persistence(*, table_name: str, client: ClientFactory) -> Any:
 SNS_PUBLISH_BATCH_LIMIT = 10
 
 
-class SnsNotifications:
+class SnsNotifications(_ClientOnFirstUse):
     """The transactions topic; attributes let subscribers filter without parsing the body.
 
     Publishes ten payments per ``PublishBatch`` request, SNS's limit, instead of one request each.
@@ -327,11 +329,7 @@ class SnsNotifications:
 
     def __init__(self, *, topic_arn: str, client: ClientFactory) -> None:
         self._topic_arn = topic_arn
-        self._client_factory = client
-
-    @cached_property
-    def _client(self) -> Any:
-        return self._client_factory()
+        super().__init__(client)
 
     def payments_processed(self, records: Sequence[PaymentRecord]) -> set[int]:
         """Publish one ``payment.processed`` message per record; returns the indices not published."""

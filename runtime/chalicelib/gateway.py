@@ -10,7 +10,8 @@ AWS that variable is never set and this check never runs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 API_KEY_HEADER = "x-api-key"
 FORBIDDEN_BODY = {"message": "Forbidden"}
@@ -19,6 +20,28 @@ FORBIDDEN_BODY = {"message": "Forbidden"}
 def admits(*, key_required: bool, presented: str | None, allowed: Collection[str]) -> bool:
     """Whether API Gateway would let this request through to the function."""
     return not key_required or (presented is not None and presented in allowed)
+
+
+def admit(
+    *,
+    routes: Mapping[str, Mapping[str, Any]],
+    method: str,
+    context: dict[str, Any],
+    headers: Mapping[str, str],
+    allowed: Collection[str],
+) -> bool:
+    """Apply API Gateway's check to one request of the app's ``routes``.
+
+    An admitted request that carried a key gets the key's id in ``context["identity"]``, where
+    API Gateway puts it, so the handlers see the caller the same way locally and deployed.
+    """
+    route = routes.get(context.get("resourcePath", ""), {}).get(method)
+    presented = headers.get(API_KEY_HEADER)
+    if not admits(key_required=bool(route and route.api_key_required), presented=presented, allowed=allowed):
+        return False
+    if presented:
+        context.setdefault("identity", {})["apiKeyId"] = key_id(presented)
+    return True
 
 
 def key_id(api_key: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,14 +89,7 @@ def accept_payment(document: Any, services: Services, request: ClientRequest) ->
         payment = validate_and_enqueue(document, services, correlation_id=request.correlation_id)
         return StoredResponse(status=202, body=payment.verdict())
 
-    return services.idempotency.run(
-        operation="validate",
-        caller=request.caller,
-        key=request.idempotency_key,
-        body=document,
-        respond=respond,
-        lambda_context=request.lambda_context,
-    )
+    return _once_per_key("validate", document, services, request, respond)
 
 
 def charge_payment(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
@@ -105,8 +99,14 @@ def charge_payment(document: Any, services: Services, request: ClientRequest) ->
         outcome = validate_and_process(document, services)
         return StoredResponse(status=201 if outcome.created else 200, body=outcome.record.to_json())
 
+    return _once_per_key("process", document, services, request, respond)
+
+
+def _once_per_key(
+    operation: str, document: Any, services: Services, request: ClientRequest, respond: Callable[[], StoredResponse]
+) -> StoredResponse:
     return services.idempotency.run(
-        operation="process",
+        operation=operation,
         caller=request.caller,
         key=request.idempotency_key,
         body=document,

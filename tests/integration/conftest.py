@@ -37,11 +37,4 @@ def eventually(check: Callable[[], Any], timeout: float = SETTLE_SECONDS) -> Any
 
 def target_of(environment: LocalEnvironment) -> Target:
     """What ``payments-dr --local`` would act on for this environment."""
-    return Target(
-        environment_suffix=environment.environment_suffix,
-        primary_region=PRIMARY,
-        secondary_region=SECONDARY,
-        endpoint_url=environment.endpoint,
-        api_urls={region: environment.api_url(region) for region in (PRIMARY, SECONDARY)},
-        api_key=environment.api_key,
-    )
+    return Target.of_environment(environment)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ import requests
 
 from chalicelib.names import PAYMENT_QUEUE, ResourceNames
 from localenv.environment import LocalEnvironment
+from tests.conftest import TopicSpy
 from tests.integration.conftest import PRIMARY, SECONDARY, eventually
 
 pytestmark = pytest.mark.integration
@@ -151,34 +152,17 @@ def test_payment_routes_refuse_requests_without_the_api_key_and_health_stays_ope
 
 
 def test_each_payment_is_announced_once_by_the_region_that_stored_it(environment: LocalEnvironment) -> None:
-    spies = {region: _topic_spy(environment, region) for region in (PRIMARY, SECONDARY)}
+    spies = {
+        region: TopicSpy(partial(environment.client, region=region), environment.resources[region].transaction_topic_arn)
+        for region in (PRIMARY, SECONDARY)
+    }
     body = {"transaction_id": "announce-1", "customer_id": "cust-n", "amount": "7.00", "currency": "EUR"}
 
     for _ in range(3):
         assert post(environment, PRIMARY, "/validate", body).status_code == 202
     eventually(lambda: records(environment, SECONDARY, "announce-1"))
-    announced = eventually(lambda: spies[PRIMARY]())
+    announced = eventually(spies[PRIMARY].messages)
     time.sleep(2)  # room for a wrong second announcement (a retry, or the replica's stream) to arrive
 
-    assert [m["payment"]["transaction_id"] for m in announced + spies[PRIMARY]()] == ["announce-1"]
-    assert spies[SECONDARY]() == []
-
-
-def _topic_spy(environment: LocalEnvironment, region: str) -> Callable[[], list[dict[str, Any]]]:
-    sqs = environment.client("sqs", region)
-    url = sqs.create_queue(QueueName="announcement-spy")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    environment.client("sns", region).subscribe(
-        TopicArn=environment.resources[region].transaction_topic_arn,
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-
-    def drain() -> list[dict[str, Any]]:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return [json.loads(m["Body"]) for m in messages]
-
-    return drain
+    assert [m["payment"]["transaction_id"] for m in announced + spies[PRIMARY].messages()] == ["announce-1"]
+    assert spies[SECONDARY].messages() == []
