@@ -123,7 +123,7 @@ def health() -> Response:
 )
 def process_payment_messages(event: SQSEvent) -> dict[str, Any]:
     """Payment processor: process a batch from the payment queue, reporting failures per message."""
-    return workflow.process_message_batch(event.to_dict(), get_services(), event.context)
+    return workflow.process_message_batch(event.to_dict(), get_services())
 
 
 @app.on_dynamodb_record(

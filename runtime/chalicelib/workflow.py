@@ -149,28 +149,29 @@ def process_message(body: str, services: Services) -> ProcessingOutcome:
         raise
 
 
-def process_message_batch(event: dict[str, Any], services: Services, context: Any = None) -> dict[str, Any]:
-    """Process an SQS batch and report only the failed messages (partial batch response)."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+def process_message_batch(event: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Process an SQS batch and report only the failed messages (partial batch response).
 
-    def handle(record: SQSRecord) -> None:
-        attribute = record.raw_event.get("messageAttributes", {}).get(CORRELATION_ID_ATTRIBUTE) or {}
-        logger.set_correlation_id(attribute.get("stringValue") or record.message_id)
+    Every record failing is still a partial response: the failures are listed, the invocation
+    succeeds, and the queue's redrive policy decides when each message is dead. Written out
+    rather than through Powertools' batch processor, whose import loads every event data
+    class it knows (about 40 ms of each cold start, for a loop this size).
+    """
+    failures = []
+    for record in event.get("Records", []):
+        message_id = record["messageId"]
+        attribute = (record.get("messageAttributes") or {}).get(CORRELATION_ID_ATTRIBUTE) or {}
+        logger.set_correlation_id(attribute.get("stringValue") or message_id)
         try:
-            process_message(record.body, services)
+            process_message(record["body"], services)
         except Exception as error:
             # The type is enough to act on; messages of domain errors never quote the body.
             logger.warning(
                 "payment message failed",
-                extra={"message_id": record.message_id, "error": type(error).__name__, "detail": str(error)[:500]},
+                extra={"message_id": message_id, "error": type(error).__name__, "detail": str(error)[:500]},
             )
-            raise
-
-    # Every record failing is still a partial response: the failures are listed, the
-    # invocation succeeds, and the queue's redrive policy decides when each message is dead.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
 
 
 def announce_processed_payments(stream_event: dict[str, Any], services: Services) -> dict[str, Any]:
