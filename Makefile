@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test load bench drill synth deploy clean
+.PHONY: run test load bench drill synth deploy sdk-data clean
 
 $(INSTALLED): requirements.txt constraints.txt runtime/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ drill: $(INSTALLED)
 ## bench: every benchmark against its baseline from the same run; writes bench/results.md
 bench: $(INSTALLED)
 	$(PY) -m bench
+
+## sdk-data: regenerate runtime/chalicelib/sdk_data (the functions' trimmed botocore API data)
+# After a botocore upgrade or a new AWS call in chalicelib/aws.py; a unit test fails until then.
+sdk-data: $(INSTALLED)
+	PYTHONPATH=runtime:. $(PY) -m tools.sdk_data
 
 CDK := cd infrastructure && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --no-install cdk --app "$(abspath $(PY)) app.py"
 

@@ -79,12 +79,9 @@ def run_ours(aws: LocalAws, payments: int) -> Tally:
     from chalicelib.services import use_services
 
     tally = Tally()
-    adapters._session = None
-    import botocore.session
-
-    session = botocore.session.get_session()
+    session = adapters.sdk_session()
     session.register("before-send", tally.count)
-    adapters._session = session
+    adapters.use_session(session)
     use_services(None)
     app = importlib.import_module("app")
     stream = TableStream(
@@ -106,7 +103,7 @@ def run_ours(aws: LocalAws, payments: int) -> Tally:
         tally.timed("notify", time.perf_counter() - started)
         assert result == {"batchItemFailures": []}, result
     use_services(None)
-    adapters._session = None
+    adapters.use_session(None)
     return tally
 
 

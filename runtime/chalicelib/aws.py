@@ -15,10 +15,12 @@ import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.loaders import Loader
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
@@ -43,6 +45,19 @@ HEALTH_PROBE_KEY = "__health__"
 # raises ResponseParserError, which is neither of the other two.
 AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 
+# The API operations the functions call (Powertools' idempotency store makes the last three
+# DynamoDB ones). Clients are built from API data holding only these, generated from the
+# pinned botocore into SDK_DATA by `make sdk-data`: botocore's own data would make a cold
+# start parse a 1.2 MB endpoints file and every operation of each service, and list the
+# directories of some 400 services, for a few calls.
+SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "dynamodb": ("TransactWriteItems", "GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"),
+    "sqs": ("SendMessage", "GetQueueAttributes"),
+    "sns": ("Publish", "PublishBatch"),
+    "ssm": ("GetParameter", "PutParameter"),
+}
+SDK_DATA = Path(__file__).with_name("sdk_data")
+
 _session: Any = None
 
 
@@ -55,10 +70,24 @@ def make_client(service: str, region: str) -> Any:
     return _shared_session().create_client(service, region_name=region, config=CLIENT_CONFIG)
 
 
-def _shared_session() -> Any:
+def sdk_session() -> Any:
+    """A botocore session that builds its clients from ``SDK_DATA`` alone."""
+    session = botocore.session.get_session()
+    session.register_component(
+        "data_loader", Loader(extra_search_paths=[str(SDK_DATA)], include_default_search_paths=False)
+    )
+    return session
+
+
+def use_session(session: Any) -> None:
+    """Make clients from ``session`` from now on (``None``: a fresh :func:`sdk_session`)."""
     global _session
+    _session = session
+
+
+def _shared_session() -> Any:
     if _session is None:
-        _session = botocore.session.get_session()
+        use_session(sdk_session())
     return _session
 
 

@@ -126,9 +126,9 @@ def test_validate_answers_503_with_retry_after_when_the_queue_keeps_failing(
 
 
 def test_a_failed_publish_is_retried_from_the_stream_and_announced_once(
-    client: Client, faults: FaultyAws, resources: RegionResources, notifier: NotifierRun
+    client: Client, faults: FaultyAws, resources: RegionResources, notifier: NotifierRun, aws: Any
 ) -> None:
-    spy = TopicSpy(lambda service: adapters.make_client(service, REGION), resources.transaction_topic_arn)
+    spy = TopicSpy(aws, resources.transaction_topic_arn)
     services = get_services()
     use_services(dataclasses.replace(services, notifications=adapters.SnsNotifications(
         topic_arn=resources.transaction_topic_arn,

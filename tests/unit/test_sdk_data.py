@@ -1,0 +1,92 @@
+"""The trimmed botocore data the functions' clients are built from (``make sdk-data``)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from aws_lambda_powertools.utilities.idempotency.persistence import dynamodb as powertools_store
+from botocore import xform_name
+
+from chalicelib import aws
+from tools import sdk_data
+
+REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1")
+
+
+def called_operations(source: str, receivers: str) -> set[str]:
+    """Client method names called in ``source`` on receivers matching the ``receivers`` pattern."""
+    return set(re.findall(rf"(?:{receivers})\.([a-z][a-z_]*)\(", source))
+
+
+def test_the_committed_data_is_what_the_pinned_botocore_generates(tmp_path: Path) -> None:
+    sdk_data.generate(tmp_path)
+
+    assert sdk_data.differences(aws.SDK_DATA, tmp_path) == []
+
+
+def test_every_operation_the_adapters_and_the_idempotency_store_call_is_listed() -> None:
+    listed = {service: {xform_name(name) for name in names} for service, names in aws.SDK_OPERATIONS.items()}
+    ours = called_operations(inspect.getsource(aws), r"self\._client|self\._dynamodb|self\._sqs|self\._client\(region\)")
+    powertools = called_operations(inspect.getsource(powertools_store), r"self\.client")
+
+    assert ours >= {"transact_write_items", "send_message", "publish_batch", "get_parameter"}  # the scan sees them
+    assert ours <= set().union(*listed.values())
+    assert powertools and powertools <= listed["dynamodb"]
+
+
+def test_clients_are_built_from_the_trimmed_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aws, "_session", aws.sdk_session())
+
+    sqs = aws.make_client("sqs", "us-east-1")
+
+    assert hasattr(sqs, "send_message")
+    assert not hasattr(sqs, "create_queue")
+
+
+@pytest.mark.parametrize("service", sorted(aws.SDK_OPERATIONS))
+def test_endpoints_resolve_as_with_botocores_own_data(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setattr(aws, "_session", aws.sdk_session())
+    full = botocore.session.get_session()
+
+    for region in REGIONS:
+        ours = aws.make_client(service, region)
+        theirs = full.create_client(service, region_name=region, config=aws.CLIENT_CONFIG)
+        assert ours.meta.endpoint_url == theirs.meta.endpoint_url, region
+        assert ours.meta.partition == theirs.meta.partition, region
+
+
+def test_a_trimmed_model_keeps_only_what_its_operations_reach() -> None:
+    model: dict[str, Any] = {
+        "version": "2.0",
+        "documentation": "the service",
+        "metadata": {"protocol": "json"},
+        "operations": {
+            "Wanted": {"name": "Wanted", "input": {"shape": "In"}, "errors": [{"shape": "Oops"}], "documentation": "d"},
+            "Unwanted": {"name": "Unwanted", "input": {"shape": "Other"}},
+        },
+        "shapes": {
+            "In": {"type": "structure", "members": {
+                "documentation": {"shape": "Text", "documentation": "a member may be called anything"},
+                "Nested": {"shape": "Tree"},
+            }, "documentation": "input"},
+            "Tree": {"type": "map", "key": {"shape": "Text"}, "value": {"shape": "Tree"}},
+            "Oops": {"type": "structure", "members": {}, "exception": True},
+            "Text": {"type": "string"},
+            "Other": {"type": "structure", "members": {"Unused": {"shape": "Unused"}}},
+            "Unused": {"type": "list", "member": {"shape": "Text"}},
+        },
+    }
+
+    trimmed = sdk_data.trimmed_model(model, ["Wanted"])
+
+    assert set(trimmed["operations"]) == {"Wanted"}
+    assert set(trimmed["shapes"]) == {"In", "Tree", "Oops", "Text"}
+    assert trimmed["shapes"]["In"]["members"] == {"documentation": {"shape": "Text"}, "Nested": {"shape": "Tree"}}
+    assert "documentation" not in trimmed and "documentation" not in trimmed["operations"]["Wanted"]
+    assert trimmed["metadata"] == {"protocol": "json"}
