@@ -8,6 +8,7 @@ exactly one place and cannot drift between the deployed system and a laptop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 SERVICE_NAME = "payments"
 APP_NAME = "payment-api"
@@ -51,8 +52,7 @@ class PaymentsTableSchema:
     CLAIM_SORT_KEY = 0
 
 
-@dataclass(frozen=True)
-class QueueSettings:
+class QueueSettings(NamedTuple):
     """Delivery settings of the payment queue and its dead-letter queue."""
 
     visibility_timeout_seconds: int = 300
@@ -62,10 +62,11 @@ class QueueSettings:
 
 
 PAYMENT_QUEUE = QueueSettings()
+# The settings records are NamedTuples: as immutable as frozen dataclasses, and about a tenth
+# of the time to define, which every function pays on every cold start.
 
 
-@dataclass(frozen=True)
-class NotifierSettings:
+class NotifierSettings(NamedTuple):
     """How the notifier reads the payments table's stream (the outbox of notifications)."""
 
     batch_size: int = 100
@@ -225,8 +226,7 @@ class Handler:
     FAILOVER_ORCHESTRATOR = "orchestrate_failover"
 
 
-@dataclass(frozen=True)
-class FunctionSettings:
+class FunctionSettings(NamedTuple):
     """Size and retry settings of one Lambda function."""
 
     memory_mb: int

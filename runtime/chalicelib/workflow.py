@@ -11,26 +11,23 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import FieldError, InvalidQuery, PaymentError, PaymentNotFound
-from chalicelib.failover import (
-    FailoverAction,
-    FailoverDecision,
-    NotAnAlarm,
-    decide,
-    guard_last_region,
-    parse_alarm_notification,
-)
 from chalicelib.http import parse_json
 from chalicelib.idempotency import StoredResponse
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE
-from chalicelib.outbox import announcements_in, failed_positions
 from chalicelib.observability import Metric, count, logger
 from chalicelib.payments import PaymentRequest, is_identifier, validate_payment
 from chalicelib.processing import ProcessingOutcome, process_payment
 from chalicelib.regions import HealthReport, RegionFlag, evaluate_health
 from chalicelib.services import Services
+
+if TYPE_CHECKING:
+    from chalicelib.failover import FailoverDecision
+
+# Every function imports this module; the failover rules (orchestrator) and the outbox
+# (notifier) are imported by the one function that uses each, not on every cold start.
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -180,6 +177,8 @@ def announce_processed_payments(stream_event: dict[str, Any], services: Services
     Returns a partial batch response naming the stream positions that could not be published,
     so Lambda retries from the first of them and nothing before it is published again.
     """
+    from chalicelib.outbox import announcements_in, failed_positions
+
     announcements = announcements_in(stream_event, services.settings.region)
     if not announcements:
         return {"batchItemFailures": []}
@@ -251,6 +250,8 @@ def handle_ops_alert(message: str, services: Services, *, now: str | None = None
     Route 53 sends clients to the peer), unless the peer is not in service either: the last
     region stays. What was done is published on the ops-alert topic and counted.
     """
+    from chalicelib.failover import FailoverAction, NotAnAlarm, decide, guard_last_region, parse_alarm_notification
+
     try:
         alarm = parse_alarm_notification(message)
     except NotAnAlarm as error:
