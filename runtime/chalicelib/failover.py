@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 ALARM = "ALARM"
 OK = "OK"
@@ -21,8 +20,7 @@ class NotAnAlarm(ValueError):
     """The SNS message is not a CloudWatch alarm state change."""
 
 
-@dataclass(frozen=True)
-class AlarmNotification:
+class AlarmNotification(NamedTuple):
     """The parts of a CloudWatch alarm notification that matter for failover."""
 
     alarm_name: str
@@ -41,8 +39,7 @@ class FailoverAction(enum.Enum):
     REFUSE_LAST_REGION = "refuse_to_take_out_the_last_region"
 
 
-@dataclass(frozen=True)
-class FailoverDecision:
+class FailoverDecision(NamedTuple):
     """An action, the region it applies to and why."""
 
     action: FailoverAction

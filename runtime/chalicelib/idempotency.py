@@ -18,8 +18,7 @@ deletes the INPROGRESS record; expiry is computed from stored timestamps, not fr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.errors import (
     DependencyUnavailable,
@@ -33,8 +32,7 @@ from chalicelib.names import IdempotencyKeys
 HEADER_FIELD = IdempotencyKeys.HEADER
 
 
-@dataclass(frozen=True)
-class StoredResponse:
+class StoredResponse(NamedTuple):
     """The part of a response that is stored and replayed: its status and JSON body."""
 
     status: int

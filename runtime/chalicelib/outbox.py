@@ -11,8 +11,7 @@ nothing is announced twice. Pure Python: the images are read in DynamoDB's wire 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.items import Attributes, is_payment_record_of, record_from_attributes
 from chalicelib.payments import PaymentRecord
@@ -20,8 +19,7 @@ from chalicelib.payments import PaymentRecord
 INSERT = "INSERT"
 
 
-@dataclass(frozen=True)
-class Announcement:
+class Announcement(NamedTuple):
     """A newly processed payment and its position in the stream (for partial batch failures)."""
 
     position: str

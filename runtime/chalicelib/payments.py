@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from chalicelib.cards import find_pan_fields, redact_pans
 from chalicelib.currencies import minor_units
@@ -37,8 +37,7 @@ REQUIRED_FIELDS = ("transaction_id", "customer_id", "amount", "currency")
 OPTIONAL_FIELDS = ("description", "metadata")
 
 
-@dataclass(frozen=True)
-class PaymentRequest:
+class PaymentRequest(NamedTuple):
     """A payment that passed validation; ``amount`` is quantized to the currency's minor units."""
 
     transaction_id: str
@@ -46,7 +45,7 @@ class PaymentRequest:
     amount: Decimal
     currency: str
     description: str | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = MappingProxyType({})
 
     @property
     def fraud_review(self) -> bool:
@@ -79,8 +78,7 @@ class PaymentRequest:
         }
 
 
-@dataclass(frozen=True)
-class PaymentRecord:
+class PaymentRecord(NamedTuple):
     """A processed payment as stored in the payments table and returned by the API."""
 
     transaction_id: str

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib.errors import TransactionConflict
 from chalicelib.payments import PaymentRecord, PaymentRequest
@@ -18,8 +17,7 @@ def epoch_millis() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True)
-class CustomerPage:
+class CustomerPage(NamedTuple):
     """One page of a customer's payments, newest first, and the cursor of the next page."""
 
     payments: list[PaymentRecord]
@@ -56,8 +54,7 @@ class Notifications(Protocol):
         """Announce newly processed payments; returns the indices of those not published."""
 
 
-@dataclass(frozen=True)
-class ProcessingOutcome:
+class ProcessingOutcome(NamedTuple):
     """The stored payment and whether this call created it (False: it was a repeat)."""
 
     record: PaymentRecord

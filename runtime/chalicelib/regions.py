@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 # Route 53 checkers call /health every 30 s from many locations; a few seconds of cache keeps
 # that to a handful of dependency reads per container while still reacting within one interval.
 HEALTH_CACHE_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class RegionFlag:
+class RegionFlag(NamedTuple):
     """A region's in-service flag and who set it, when and why (the audit record)."""
 
     in_service: bool
@@ -60,8 +58,7 @@ class RegionControl(Protocol):
         """Store ``flag`` as ``region``'s flag."""
 
 
-@dataclass(frozen=True)
-class HealthReport:
+class HealthReport(NamedTuple):
     """Whether this region can take payments, and the check that fails if it cannot."""
 
     healthy: bool

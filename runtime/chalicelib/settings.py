@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, EnvVar, ResourceNames
 
@@ -13,8 +13,7 @@ class SettingsError(RuntimeError):
     """The environment lacks a setting the function cannot work without."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Where this region's payment resources are.
 
     Names derive from the environment suffix through :class:`ResourceNames` unless the

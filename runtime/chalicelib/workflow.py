@@ -10,8 +10,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.errors import FieldError, InvalidQuery, PaymentError, PaymentNotFound
 from chalicelib.http import parse_json
@@ -69,8 +68,7 @@ def validate_and_enqueue(document: Any, services: Services, *, correlation_id: s
     return payment
 
 
-@dataclass(frozen=True)
-class ClientRequest:
+class ClientRequest(NamedTuple):
     """Who sent a payment request and the idempotency key it carries, if any."""
 
     caller: str
