@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import cached_property
@@ -20,6 +21,7 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialResolver, EnvProvider
 from botocore.loaders import Loader
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -57,6 +59,7 @@ SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
     "ssm": ("GetParameter", "PutParameter"),
 }
 SDK_DATA = Path(__file__).with_name("sdk_data")
+ENVIRONMENT_CREDENTIALS = (EnvProvider.ACCESS_KEY, EnvProvider.SECRET_KEY)
 
 _session: Any = None
 
@@ -71,11 +74,19 @@ def make_client(service: str, region: str) -> Any:
 
 
 def sdk_session() -> Any:
-    """A botocore session that builds its clients from ``SDK_DATA`` alone."""
+    """A botocore session that builds its clients from ``SDK_DATA`` alone.
+
+    Where the environment holds credentials (Lambda puts the execution role's there) the
+    session reads only the environment. botocore's chain would answer the same, since it asks
+    the environment first, but it would build its instance-metadata and container fetchers
+    first, an HTTP session and SSL context each, on every cold start.
+    """
     session = botocore.session.get_session()
     session.register_component(
         "data_loader", Loader(extra_search_paths=[str(SDK_DATA)], include_default_search_paths=False)
     )
+    if all(os.environ.get(name) for name in ENVIRONMENT_CREDENTIALS):
+        session.register_component("credential_provider", CredentialResolver([EnvProvider()]))
     return session
 
 

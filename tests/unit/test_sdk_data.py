@@ -90,3 +90,28 @@ def test_a_trimmed_model_keeps_only_what_its_operations_reach() -> None:
     assert trimmed["shapes"]["In"]["members"] == {"documentation": {"shape": "Text"}, "Nested": {"shape": "Tree"}}
     assert "documentation" not in trimmed and "documentation" not in trimmed["operations"]["Wanted"]
     assert trimmed["metadata"] == {"protocol": "json"}
+
+
+def test_credentials_in_the_environment_are_what_clients_sign_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDLAMBDAROLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "role-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "role-token")
+
+    credentials = aws.sdk_session().get_credentials()
+
+    assert (credentials.method, credentials.access_key, credentials.token) == ("env", "AKIDLAMBDAROLE", "role-token")
+
+
+def test_without_environment_credentials_the_whole_chain_is_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    shared = tmp_path / "credentials"
+    shared.write_text("[default]\naws_access_key_id = AKIDFROMFILE\naws_secret_access_key = file-secret\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+
+    credentials = aws.sdk_session().get_credentials()
+
+    assert (credentials.method, credentials.access_key) == ("shared-credentials-file", "AKIDFROMFILE")
