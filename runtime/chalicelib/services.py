@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.processing import Notifications, PaymentQueue, PaymentRepository
@@ -27,8 +26,7 @@ class OpsNotices(Protocol):
     def announce(self, subject: str, details: dict[str, Any]) -> None: ...
 
 
-@dataclass(frozen=True)
-class Services:
+class Services(NamedTuple):
     """Everything the handlers need from outside the domain."""
 
     settings: Settings
@@ -39,7 +37,7 @@ class Services:
     region_control: RegionControl
     probes: Probes
     ops_notices: OpsNotices
-    health_cache: HealthCache = field(default_factory=lambda: HealthCache(time.monotonic))
+    health_cache: HealthCache
 
 
 def build_aws_services(settings: Settings) -> Services:
@@ -68,6 +66,7 @@ def build_aws_services(settings: Settings) -> Services:
             client=partial(aws.make_probe_client, region=settings.region),
         ),
         ops_notices=aws.SnsOpsNotices(topic_arn=settings.ops_alert_topic_arn, client=partial(client, "sns")),
+        health_cache=HealthCache(time.monotonic),
     )
 
 

@@ -7,7 +7,6 @@ mode, 3 attempts, jittered backoff) is what runs.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from functools import partial
@@ -90,7 +89,7 @@ def test_a_throttled_table_write_is_retried_three_times_then_the_message_is_retr
     client: Client, faults: FaultyAws, resources: RegionResources, transactions_topic: TopicSpy
 ) -> None:
     services = get_services()
-    use_services(dataclasses.replace(services, repository=adapters.DynamoPaymentRepository(
+    use_services(services._replace(repository=adapters.DynamoPaymentRepository(
         table_name=resources.payments_table,
         client=partial(faults.client, "dynamodb", "TransactWriteItems", THROTTLED),
     )))
@@ -109,7 +108,7 @@ def test_validate_answers_503_with_retry_after_when_the_queue_keeps_failing(
     client: Client, faults: FaultyAws, resources: RegionResources
 ) -> None:
     services = get_services()
-    use_services(dataclasses.replace(services, queue=adapters.SqsPaymentQueue(
+    use_services(services._replace(queue=adapters.SqsPaymentQueue(
         queue_url=resources.payment_queue_url, client=partial(faults.client, "sqs", "SendMessage", UNAVAILABLE_JSON)
     )))
 
@@ -130,7 +129,7 @@ def test_a_failed_publish_is_retried_from_the_stream_and_announced_once(
 ) -> None:
     spy = TopicSpy(aws, resources.transaction_topic_arn)
     services = get_services()
-    use_services(dataclasses.replace(services, notifications=adapters.SnsNotifications(
+    use_services(services._replace(notifications=adapters.SnsNotifications(
         topic_arn=resources.transaction_topic_arn,
         client=partial(faults.client, "sns", "PublishBatch", UNAVAILABLE_XML),
     )))

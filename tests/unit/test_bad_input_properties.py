@@ -9,6 +9,7 @@ for a rejected request.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.idempotency import IdempotentRequests
+from chalicelib.regions import HealthCache
 from chalicelib.services import Services, use_services
 from chalicelib.settings import Settings
 from tests.fakes import (
@@ -52,6 +54,7 @@ class Ports:
             region_control=InMemoryRegionControl(),
             probes=StaticProbes(),
             ops_notices=RecordingOpsNotices(),
+            health_cache=HealthCache(time.monotonic),
         )
 
 
