@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from functools import partial
 from typing import Any, NamedTuple, Protocol
@@ -71,13 +72,22 @@ def build_aws_services(settings: Settings) -> Services:
 
 
 _services: Services | None = None
+_heap_frozen = False
 
 
 def get_services() -> Services:
-    """The container's services, built from the environment on first call."""
-    global _services
+    """The container's services, built from the environment on first call.
+
+    The first build also freezes the heap (``gc.freeze``): the modules, classes and botocore
+    machinery loaded by then live as long as the container, so the cyclic collector stops
+    scanning them on every collection, in this cold start and every invocation after it.
+    """
+    global _services, _heap_frozen
     if _services is None:
         _services = build_aws_services(Settings.from_environment())
+        if not _heap_frozen:
+            gc.freeze()
+            _heap_frozen = True
     return _services
 
 
