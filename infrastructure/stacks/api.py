@@ -29,6 +29,7 @@ from chalicelib.names import (
     ResourceNames,
 )
 from stacks.nag import acknowledge
+from stacks.packaging import add_bytecode
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 THROTTLING_RATE_LIMIT = 1000
@@ -78,6 +79,16 @@ def flag_parameter_arn(stack: cdk.Stack, region: str, names: ResourceNames) -> s
 def function_logical_id(handler: str) -> str:
     """The logical id Chalice gives a handler's function in its SAM template."""
     return "APIHandler" if handler == Handler.API else "".join(p.capitalize() for p in handler.split("_"))
+
+
+class PrecompiledChalice(Chalice):
+    """Chalice's construct, with bytecode added to the package it builds (see ``stacks.packaging``)."""
+
+    def _package_app(self) -> None:
+        # The construct packages and creates its code asset in __init__; the package must be
+        # complete before the asset fingerprints it, hence this hook rather than a later step.
+        super()._package_app()
+        add_bytecode(Path(self._sam_package_dir) / "deployment.zip")
 
 
 class PaymentApi(Construct):
@@ -160,7 +171,7 @@ class PaymentApi(Construct):
             EnvVar.OPS_ALERT_TOPIC_ARN: ops_alert_topic.topic_arn,
             EnvVar.PEER_REGION: peer_region,
         }
-        self.chalice = Chalice(
+        self.chalice = PrecompiledChalice(
             self, "Chalice", source_dir=str(RUNTIME_DIR), stage_config=self._stage_config(environment)
         )
         self._configure_functions(payment_queue, ops_alert_topic)

@@ -44,7 +44,13 @@ def synthesize(outdir: Path, **context: Any) -> dict[str, Template]:
 
 
 @pytest.fixture(scope="session")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Template]]:
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the default synthesis writes: ``cdk.out`` and Chalice's packages in ``chalice.out``."""
+    return tmp_path_factory.mktemp("synth")
+
+
+@pytest.fixture(scope="session")
+def templates(synth_dir: Path) -> Iterator[dict[str, Template]]:
     """Both stacks as synthesized from cdk.json's defaults (suffix dev, us-east-1 + us-east-2)."""
-    yield synthesize(tmp_path_factory.mktemp("synth"))
+    yield synthesize(synth_dir)
 

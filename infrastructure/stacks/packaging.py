@@ -1,0 +1,54 @@
+"""Bytecode for the Lambda package, so no cold start compiles Python source.
+
+``chalice package`` zips source only, and Lambda's ``/var/task`` is read-only: every cold start
+would compile ``app.py``, ``chalicelib`` and Powertools from source and throw the result away.
+This adds a ``__pycache__`` entry beside each module, compiled by the interpreter that packages
+(the one whose version Chalice picks as the functions' runtime). The bytecode is unchecked-hash:
+Python uses it without comparing source timestamps, which a zip keeps only to two seconds.
+Standard library only, so the benchmarks can package the same way without the CDK.
+"""
+
+from __future__ import annotations
+
+import compileall
+import importlib.util
+import py_compile
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+TASK_ROOT = "/var/task"  # where Lambda unpacks the package; tracebacks name files there
+PYC_PERMISSIONS = 0o644 << 16
+
+
+def add_bytecode(archive: Path) -> int:
+    """Add unchecked-hash bytecode for every ``.py`` module in the zip ``archive``; returns how many."""
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = Path(scratch) / "package"
+        with zipfile.ZipFile(archive) as zipped:
+            sources = [info for info in zipped.infolist() if info.filename.endswith(".py")]
+            for info in sources:
+                zipped.extract(info, tree)
+        compileall.compile_dir(
+            tree, ddir=TASK_ROOT, quiet=2, workers=1,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        added = 0
+        rewritten = archive.with_suffix(".tmp")
+        with zipfile.ZipFile(archive) as original, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in original.infolist():
+                # Bytecode a developer's run left in chalicelib is timestamp-checked: replaced.
+                if "__pycache__/" not in info.filename:
+                    out.writestr(info, original.read(info))
+            for info in sources:
+                cached = importlib.util.cache_from_source(info.filename)
+                compiled = tree / cached
+                if compiled.exists():  # a file that is not valid Python (a template, say) stays source
+                    entry = zipfile.ZipInfo(cached, date_time=info.date_time)
+                    entry.external_attr = PYC_PERMISSIONS
+                    entry.compress_type = zipfile.ZIP_DEFLATED
+                    out.writestr(entry, compiled.read_bytes())
+                    added += 1
+        shutil.move(rewritten, archive)
+    return added

@@ -1,0 +1,62 @@
+"""The Lambda package carries bytecode Lambda can use, so no cold start compiles source."""
+
+from __future__ import annotations
+
+import importlib.util
+import marshal
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Template
+
+from stacks.packaging import TASK_ROOT, add_bytecode
+from tests.infrastructure.test_stacks import PRIMARY, resources
+
+UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, do not check the source
+
+
+def pyc_flags(data: bytes) -> int:
+    return int.from_bytes(data[4:8], "little")
+
+
+def test_every_module_the_functions_import_ships_unchecked_bytecode(
+    templates: dict[str, Template], synth_dir: Path
+) -> None:
+    archives = sorted(synth_dir.glob("chalice.out/*/deployment.zip"))  # one per regional stack
+    modules = ["app.py", "chalicelib/workflow.py", "chalicelib/aws.py", "chalice/app.py",
+               "aws_lambda_powertools/logging/logger.py"]
+
+    assert len(archives) == 2
+    for archive in archives:
+        with zipfile.ZipFile(archive) as package:
+            names = set(package.namelist())
+            for module in modules:
+                cached = importlib.util.cache_from_source(module)
+                assert module in names and cached in names, module
+                assert pyc_flags(package.read(cached)) == UNCHECKED_HASH, cached
+
+
+def test_the_bytecode_is_for_the_functions_runtime(templates: dict[str, Template]) -> None:
+    runtimes = {f["Properties"]["Runtime"] for f in resources(templates[PRIMARY], "AWS::Serverless::Function").values()}
+
+    assert runtimes == {f"python{sys.version_info.major}.{sys.version_info.minor}"}
+
+
+def test_added_bytecode_replaces_stale_caches_and_names_lambdas_paths(tmp_path: Path) -> None:
+    archive = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("chalicelib/rule.py", "def fail():\n    raise ValueError('x')\n")
+        zipped.writestr(importlib.util.cache_from_source("chalicelib/rule.py"), b"stale timestamp pyc")
+        zipped.writestr("chalicelib/template.py", "def {{ name }}(:\n")
+
+    added = add_bytecode(archive)
+
+    with zipfile.ZipFile(archive) as zipped:
+        cached = importlib.util.cache_from_source("chalicelib/rule.py")
+        assert added == 1
+        assert zipped.namelist().count(cached) == 1
+        code = marshal.loads(zipped.read(cached)[16:])
+        assert code.co_filename == f"{TASK_ROOT}/chalicelib/rule.py"
+        assert "chalicelib/template.py" in zipped.namelist()
