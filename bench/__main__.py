@@ -14,6 +14,8 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
+from bench import cold_start
+
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
 
@@ -27,7 +29,7 @@ def _quiet_handlers() -> None:
 
 
 def main() -> int:
-    from bench import cold_start, cost, package_size, requests_per_payment, throughput, warm_latency
+    from bench import cost, package_size, requests_per_payment, throughput, warm_latency
 
     started = time.perf_counter()
     _quiet_handlers()
@@ -42,6 +44,17 @@ def main() -> int:
     RESULTS.write_text(report)
     print(report)
     return 0
+
+
+def _instruction_lines(cold: dict) -> list[str]:
+    if "app_instructions_ratio" not in cold:
+        return ["Instructions: not counted (valgrind is not installed).", ""]
+    return [
+        f"Instructions executed (valgrind, one run each, no noise): floor {cold['floor_instructions_m']:.0f} M, "
+        f"bare {cold['bare_instructions_m']:.0f} M ({cold['bare_instructions_ratio']:.2f}), "
+        f"ours {cold['app_instructions_m']:.0f} M (**{cold['app_instructions_ratio']:.2f}**).",
+        "",
+    ]
 
 
 def render(cold: dict, counted: dict, rates: dict, warm: dict, priced: dict, size: dict, seconds: float) -> str:
@@ -63,8 +76,10 @@ def render(cold: dict, counted: dict, rates: dict, warm: dict, priced: dict, siz
         f"| **ours** | {cold['app_cpu_ms']:.0f} | **{cold['app_cpu_ratio']:.2f}** | {cold['app_rss_mib']:.1f} | "
         f"{cold['app_rss_ratio']:.2f} |",
         "",
-        f"Ours against bare: {cold['app_over_bare_cpu_ratio']:.2f}x CPU.",
+        f"Ours against bare: {cold['app_over_bare_cpu_ratio']:.2f}x CPU. CPU: fastest of {cold_start.RUNS} "
+        "alternating runs each.",
         "",
+        *_instruction_lines(cold),
         f"## AWS requests per payment (validate -> queue -> process -> notify, {counted['payments']} payments)",
         "",
         "| API | ours | seed design |",
