@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+
+# Everything this module imports and defines lives as long as the container: the collector is
+# paused until the end of the module, which freezes it all (see chalicelib.heap).
+gc.disable()
+
 import os
 from typing import Any
 
 from chalice import Chalice
 from chalice.app import DynamoDBEvent, Request, Response, SNSEvent, SQSEvent
 
-from chalicelib import gateway, workflow
+from chalicelib import gateway, heap, workflow
 from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
 from chalicelib.idempotency import checked_key
 from chalicelib.names import (
@@ -142,3 +148,7 @@ def announce_processed_payments(event: DynamoDBEvent) -> dict[str, Any]:
 def orchestrate_failover(event: SNSEvent) -> None:
     """Failover orchestrator: act on CloudWatch alarms published to the ops-alert topic."""
     workflow.handle_ops_alert(event.message, get_services())
+
+
+# Last: what this module built is frozen, and the collector runs again.
+heap.freeze_long_lived()

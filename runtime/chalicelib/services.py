@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from functools import partial
 from typing import Any, NamedTuple, Protocol
 
+from chalicelib import heap
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.processing import Notifications, PaymentQueue, PaymentRepository
 from chalicelib.regions import HealthCache, RegionControl
@@ -78,15 +78,16 @@ _heap_frozen = False
 def get_services() -> Services:
     """The container's services, built from the environment on first call.
 
-    The first build also freezes the heap (``gc.freeze``): the modules, classes and botocore
-    machinery loaded by then live as long as the container, so the cyclic collector stops
-    scanning them on every collection, in this cold start and every invocation after it.
+    The first build imports botocore and creates its session, which live as long as the
+    container: the collector is paused while it runs and the result frozen (``chalicelib.heap``).
     """
     global _services, _heap_frozen
     if _services is None:
-        _services = build_aws_services(Settings.from_environment())
-        if not _heap_frozen:
-            gc.freeze()
+        if _heap_frozen:
+            _services = build_aws_services(Settings.from_environment())
+        else:
+            with heap.building_long_lived():
+                _services = build_aws_services(Settings.from_environment())
             _heap_frozen = True
     return _services
 

@@ -1,13 +1,18 @@
-"""How the container's services are built: once, lazily, and what the first build leaves behind."""
+"""What a cold start leaves behind: services built once, and a collector that runs afterwards."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from chalicelib import services
+from chalicelib import heap, services
+
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 
 
 @pytest.fixture
@@ -27,6 +32,26 @@ def test_the_first_build_freezes_the_heap_and_later_builds_do_not(fresh_containe
 
     second = services.get_services()
 
-    assert frozen > 0
+    assert frozen > 0 and gc.isenabled()
     assert gc.get_freeze_count() == frozen
     assert second is not first and services.get_services() is second
+
+
+def test_building_long_lived_objects_leaves_a_disabled_collector_disabled() -> None:
+    gc.disable()
+    try:
+        with heap.building_long_lived():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+def test_importing_the_handler_module_freezes_it_and_leaves_the_collector_running() -> None:
+    probe = "import gc; import app; print(gc.isenabled(), gc.get_freeze_count() > 1000)"
+
+    result = subprocess.run([sys.executable, "-c", probe], cwd=RUNTIME, capture_output=True, text=True, check=True,
+                            env={"PATH": "", "AWS_REGION": "us-east-1"})
+
+    assert result.stdout.split() == ["True", "True"]
