@@ -33,7 +33,7 @@ def test_the_first_build_freezes_the_heap_and_later_builds_do_not(fresh_containe
     second = services.get_services()
 
     assert frozen > 0 and gc.isenabled()
-    assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() <= frozen  # frozen objects may still be freed; none were added
     assert second is not first and services.get_services() is second
 
 
