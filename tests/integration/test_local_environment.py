@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from functools import partial
 from typing import Any
 
@@ -97,15 +98,19 @@ def test_payments_sent_to_either_region_are_processed_once_and_replicated_to_bot
 def test_a_poison_message_reaches_the_dlq_after_three_receives(environment: LocalEnvironment) -> None:
     resources = environment.resources[PRIMARY]
     sqs = environment.client("sqs", PRIMARY)
-    sqs.send_message(QueueUrl=resources.payment_queue_url, MessageBody='{"transaction_id": "poison"')
+    poison = f'{{"transaction_id": "poison-{uuid.uuid4().hex}"'
+    sqs.send_message(QueueUrl=resources.payment_queue_url, MessageBody=poison)
 
     def dead_lettered() -> list[dict[str, Any]]:
-        return sqs.receive_message(
-            QueueUrl=resources.payment_dlq_url, AttributeNames=["All"], WaitTimeSeconds=1
+        # Earlier tests of the session may have dead-lettered messages of their own (a
+        # transaction id reused with another amount, say): look for this one.
+        messages = sqs.receive_message(
+            QueueUrl=resources.payment_dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1
         ).get("Messages", [])
+        return [m for m in messages if m["Body"] == poison]
 
     [message] = eventually(dead_lettered)
-    assert message["Body"] == '{"transaction_id": "poison"'
+    assert message["Body"] == poison
     failed_deliveries = environment.log_of(PRIMARY, "events").count("FAILED    (unreadable message)")
     assert failed_deliveries == PAYMENT_QUEUE.max_receive_count
 
