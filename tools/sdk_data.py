@@ -6,7 +6,8 @@ service's full model; this writes, from the pinned botocore, only what those ope
 
 - each service's model with just those operations and the shapes they reach, without docs;
 - each service's endpoint rule set as it is (endpoint resolution must stay exact);
-- the endpoints file with only those services, and the partition and defaults files as they are.
+- the endpoints file with only those services, and the partition and defaults files as they are;
+- the botocore version they came from, which the functions check before using them.
 
 ``python -m tools.sdk_data`` rewrites ``runtime/chalicelib/sdk_data``; ``--check`` only
 compares, and fails when the committed data differs (a test runs it, so a botocore upgrade or
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+
+import botocore
 import shutil
 import sys
 import tempfile
@@ -26,7 +29,7 @@ from typing import Any
 
 from botocore.loaders import Loader
 
-from chalicelib.aws import SDK_DATA, SDK_OPERATIONS
+from chalicelib.aws import GENERATED_FROM, SDK_DATA, SDK_OPERATIONS
 
 # Files botocore loads by name whatever the service; _retry is read only by the legacy retry
 # mode, kept so an older runtime botocore defaulting to it still finds it.
@@ -53,6 +56,7 @@ def generate(target: Path, operations: Mapping[str, Sequence[str]] = SDK_OPERATI
     })
     for name in SHARED_FILES:
         _write(target / f"{name}.json", loader.load_data(name))
+    _write(target / f"{GENERATED_FROM}.json", {"botocore": botocore.__version__})
 
 
 def trimmed_model(model: dict[str, Any], operation_names: Sequence[str]) -> dict[str, Any]:

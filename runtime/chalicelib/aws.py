@@ -59,6 +59,7 @@ SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
     "ssm": ("GetParameter", "PutParameter"),
 }
 SDK_DATA = Path(__file__).with_name("sdk_data")
+GENERATED_FROM = "generated-from"  # SDK_DATA/generated-from.json: {"botocore": version}
 ENVIRONMENT_CREDENTIALS = (EnvProvider.ACCESS_KEY, EnvProvider.SECRET_KEY)
 
 _session: Any = None
@@ -82,12 +83,29 @@ def sdk_session() -> Any:
     first, an HTTP session and SSL context each, on every cold start.
     """
     session = botocore.session.get_session()
-    session.register_component(
-        "data_loader", Loader(extra_search_paths=[str(SDK_DATA)], include_default_search_paths=False)
-    )
+    if sdk_data_readable_by(botocore.__version__):
+        session.register_component(
+            "data_loader", Loader(extra_search_paths=[str(SDK_DATA)], include_default_search_paths=False)
+        )
     if all(os.environ.get(name) for name in ENVIRONMENT_CREDENTIALS):
         session.register_component("credential_provider", CredentialResolver([EnvProvider()]))
     return session
+
+
+def sdk_data_readable_by(botocore_version: str) -> bool:
+    """Whether a botocore of ``botocore_version`` may read ``SDK_DATA``.
+
+    Newer botocore reads older API data (models and rule sets only ever gain features); an
+    older one may not know what newer data uses. Lambda's runtime brings its own botocore, so
+    where it is older than the one the data came from, clients use that botocore's own data:
+    slower to start, never wrong.
+    """
+    generated_from = json.loads((SDK_DATA / f"{GENERATED_FROM}.json").read_text())["botocore"]
+    return _version(botocore_version) >= _version(generated_from)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
 
 
 def use_session(session: Any) -> None:

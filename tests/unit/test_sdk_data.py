@@ -115,3 +115,20 @@ def test_without_environment_credentials_the_whole_chain_is_asked(
     credentials = aws.sdk_session().get_credentials()
 
     assert (credentials.method, credentials.access_key) == ("shared-credentials-file", "AKIDFROMFILE")
+
+
+@pytest.mark.parametrize(
+    ("version", "readable"),
+    [(botocore.__version__, True), ("1.99.0", True), ("2.0.0", True), ("1.0.0", False), ("0.99.99", False)],
+)
+def test_only_botocore_as_new_as_the_generator_reads_the_trimmed_data(version: str, readable: bool) -> None:
+    assert aws.sdk_data_readable_by(version) is readable
+
+
+def test_an_older_botocore_builds_clients_from_its_own_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(botocore, "__version__", "1.0.0")  # as a Lambda runtime older than the pin
+    monkeypatch.setattr(aws, "_session", aws.sdk_session())
+
+    sqs = aws.make_client("sqs", "us-east-1")
+
+    assert hasattr(sqs, "send_message") and hasattr(sqs, "create_queue")
