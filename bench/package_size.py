@@ -1,8 +1,8 @@
 """Size of the Lambda deployment package `chalice package` builds, against a bare Chalice app.
 
 Baseline: a one-route Chalice app with no requirements, packaged the same way in the same run:
-what any Chalice function ships. Ours adds ``chalicelib``, ``runtime/requirements.txt`` and, as
-the CDK stack does, bytecode for every module (``infrastructure/stacks/packaging.py``).
+what any Chalice function ships. Ours adds ``chalicelib`` and ``runtime/requirements.txt``, and is
+finished as the CDK stack finishes it (``infrastructure/stacks/packaging.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import ROOT
 
 sys.path.append(str(ROOT / "infrastructure"))
-from stacks.packaging import add_bytecode  # noqa: E402
+from stacks.packaging import finish_package  # noqa: E402
 
 PLACEHOLDER_ROLE = "arn:aws:iam::123456789012:role/payments-bench"
 BARE_APP = 'from chalice import Chalice\n\napp = Chalice(app_name="bare")\n\n\n@app.route("/")\ndef index():\n    return {}\n'
@@ -58,7 +58,7 @@ def run() -> dict[str, float]:
         config_file.write_text(json.dumps(config))
         bare_zip = package(bare, work / "bare-out")
         ours_zip = package(ours_source, work / "ours-out")
-        add_bytecode(ours_zip)
+        finish_package(ours_zip)
         figures = {
             "ours_zip_kib": ours_zip.stat().st_size / 1024,
             "bare_zip_kib": bare_zip.stat().st_size / 1024,

@@ -29,7 +29,7 @@ from chalicelib.names import (
     ResourceNames,
 )
 from stacks.nag import acknowledge
-from stacks.packaging import add_bytecode
+from stacks.packaging import finish_package
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 THROTTLING_RATE_LIMIT = 1000
@@ -82,13 +82,13 @@ def function_logical_id(handler: str) -> str:
 
 
 class PrecompiledChalice(Chalice):
-    """Chalice's construct, with bytecode added to the package it builds (see ``stacks.packaging``)."""
+    """Chalice's construct, finishing the package it builds as ``stacks.packaging`` says."""
 
     def _package_app(self) -> None:
         # The construct packages and creates its code asset in __init__; the package must be
         # complete before the asset fingerprints it, hence this hook rather than a later step.
         super()._package_app()
-        add_bytecode(Path(self._sam_package_dir) / "deployment.zip")
+        finish_package(Path(self._sam_package_dir) / "deployment.zip")
 
 
 class PaymentApi(Construct):

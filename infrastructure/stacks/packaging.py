@@ -1,11 +1,14 @@
-"""Bytecode for the Lambda package, so no cold start compiles Python source.
+"""The Lambda package as the functions need it: bytecode for every module, no unused SDK data.
 
 ``chalice package`` zips source only, and Lambda's ``/var/task`` is read-only: every cold start
 would compile ``app.py``, ``chalicelib`` and Powertools from source and throw the result away.
 This adds a ``__pycache__`` entry beside each module, compiled by the interpreter that packages
 (the one whose version Chalice picks as the functions' runtime). The bytecode is unchecked-hash:
 Python uses it without comparing source timestamps, which a zip keeps only to two seconds.
-Standard library only, so the benchmarks can package the same way without the CDK.
+
+The package ships botocore (``runtime/requirements.txt``) but not its API data: the functions
+build their clients from ``chalicelib/sdk_data`` alone, and botocore's data is most of its
+size. Standard library only, so the benchmarks can package the same way without the CDK.
 """
 
 from __future__ import annotations
@@ -18,8 +21,29 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+UNUSED_PREFIXES = ("botocore/data/",)
 TASK_ROOT = "/var/task"  # where Lambda unpacks the package; tracebacks name files there
 PYC_PERMISSIONS = 0o644 << 16
+
+
+def finish_package(archive: Path) -> None:
+    """Leave botocore's API data out of the zip ``archive`` and add bytecode for its modules."""
+    leave_out(archive, UNUSED_PREFIXES)
+    add_bytecode(archive)
+
+
+def leave_out(archive: Path, prefixes: tuple[str, ...]) -> int:
+    """Remove the entries of ``archive`` under any of ``prefixes``; returns how many."""
+    rewritten = archive.with_suffix(".tmp")
+    removed = 0
+    with zipfile.ZipFile(archive) as original, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in original.infolist():
+            if info.filename.startswith(prefixes):
+                removed += 1
+            else:
+                out.writestr(info, original.read(info))
+    shutil.move(rewritten, archive)
+    return removed
 
 
 def add_bytecode(archive: Path) -> int:
