@@ -117,7 +117,7 @@ def render(cold: dict, counted: dict, rates: dict, warm: dict, priced: dict, siz
         "| | zip KiB | unpacked KiB |",
         "|---|---:|---:|",
         f"| bare one-route Chalice app | {size['bare_zip_kib']:.0f} | {size['bare_unpacked_kib']:.0f} |",
-        f"| ours (chalicelib + aws-lambda-powertools + their bytecode) | {size['ours_zip_kib']:.0f} | {size['ours_unpacked_kib']:.0f} |",
+        f"| ours (chalicelib, Powertools, boto3 and botocore without its API data, all with bytecode) | {size['ours_zip_kib']:.0f} | {size['ours_unpacked_kib']:.0f} |",
         "",
     ]
     return "\n".join(lines)
