@@ -75,7 +75,7 @@ def make_client(service: str, region: str) -> Any:
 
 
 def sdk_session() -> Any:
-    """A botocore session that builds its clients from ``SDK_DATA`` alone.
+    """A botocore session that builds its clients from ``SDK_DATA`` alone, where it can.
 
     Where the environment holds credentials (Lambda puts the execution role's there) the
     session reads only the environment. botocore's chain would answer the same, since it asks
@@ -96,8 +96,8 @@ def sdk_data_readable_by(botocore_version: str) -> bool:
     """Whether a botocore of ``botocore_version`` may read ``SDK_DATA``.
 
     Newer botocore reads older API data (models and rule sets only ever gain features); an
-    older one may not know what newer data uses. Lambda's runtime brings its own botocore, so
-    where it is older than the one the data came from, clients use that botocore's own data:
+    older one may not know what newer data uses. The Lambda package ships the botocore the data
+    came from; anywhere an older one is installed, clients use that botocore's own data:
     slower to start, never wrong.
     """
     generated_from = json.loads((SDK_DATA / f"{GENERATED_FROM}.json").read_text())["botocore"]
