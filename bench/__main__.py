@@ -14,8 +14,6 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from bench import cold_start
-
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
 
@@ -29,7 +27,7 @@ def _quiet_handlers() -> None:
 
 
 def main() -> int:
-    from bench import cost, package_size, requests_per_payment, throughput, warm_latency
+    from bench import cold_start, cost, package_size, requests_per_payment, throughput, warm_latency
 
     started = time.perf_counter()
     _quiet_handlers()
@@ -76,7 +74,7 @@ def render(cold: dict, counted: dict, rates: dict, warm: dict, priced: dict, siz
         f"| **ours** | {cold['app_cpu_ms']:.0f} | **{cold['app_cpu_ratio']:.2f}** | {cold['app_rss_mib']:.1f} | "
         f"{cold['app_rss_ratio']:.2f} |",
         "",
-        f"Ours against bare: {cold['app_over_bare_cpu_ratio']:.2f}x CPU. CPU: fastest of {cold_start.RUNS} "
+        f"Ours against bare: {cold['app_over_bare_cpu_ratio']:.2f}x CPU. CPU: fastest of {cold['runs']:.0f} "
         "alternating runs each.",
         "",
         *_instruction_lines(cold),

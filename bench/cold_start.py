@@ -64,7 +64,7 @@ def run() -> dict[str, float]:
             for mode, results in runs.items():
                 results.append(measure(mode, env))
         counted = {mode: instructions(mode, env) for mode in MODES}
-    figures = {}
+    figures = {"runs": float(RUNS)}
     for mode, results in runs.items():
         figures[f"{mode}_cpu_ms"] = min(c for c, _ in results) * 1000
         figures[f"{mode}_rss_mib"] = median([m for _, m in results]) / 1024

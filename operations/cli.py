@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
 from operations import regions
@@ -104,23 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(run=command_status)
 
-    out = commands.add_parser(
-        "failover", help="take a region out of service",
+    out = _flag_command(
+        commands, "failover", summary="take a region out of service",
         description="Set REGION's in-service flag off: its /health fails and Route 53 sends clients to the "
         "peer. Refused if the peer is not in service, unless --force.",
     )
-    out.add_argument("region")
-    out.add_argument("--reason", required=True, help="why (recorded with your identity)")
     out.add_argument("--force", action="store_true", help="even if the peer is not in service")
     out.set_defaults(run=command_failover)
 
-    back = commands.add_parser(
-        "failback", help="return a region to service, after checks",
+    back = _flag_command(
+        commands, "failback", summary="return a region to service, after checks",
         description="Return REGION to service once the peer is healthy, REGION is healthy apart from its flag, "
         "and a marker written in the peer has replicated to REGION. Records who and why.",
     )
-    back.add_argument("region")
-    back.add_argument("--reason", required=True, help="why (recorded with your identity)")
     back.set_defaults(run=command_failback)
 
     drill = commands.add_parser(
@@ -137,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--log-dir", type=Path, default=Path(".localenv/drill"), help="process output")
     drill.set_defaults(run=command_drill)
     return parser
+
+
+def _flag_command(commands: Any, name: str, *, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand that changes REGION's in-service flag, with the reason every change records."""
+    command: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=description)
+    command.add_argument("region")
+    command.add_argument("--reason", required=True, help="why (recorded with your identity)")
+    return command
 
 
 def main(argv: Sequence[str] | None = None) -> int:

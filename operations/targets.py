@@ -42,10 +42,6 @@ class Target:
     def regions(self) -> tuple[str, str]:
         return (self.primary_region, self.secondary_region)
 
-    @property
-    def is_local(self) -> bool:
-        return self.endpoint_url is not None
-
     def client(self, service: str, region: str) -> Any:
         """A boto3 client for ``service`` in ``region`` of this target."""
         if self.endpoint_url:

@@ -11,7 +11,6 @@ from constructs import Construct
 from chalicelib.names import IdempotencyKeys, ResourceNames
 from chalicelib.names import PaymentsTableSchema as Schema
 from stacks.nag import acknowledge
-from stacks.nag import acknowledge
 
 
 class PaymentsData(Construct):

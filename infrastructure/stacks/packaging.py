@@ -19,6 +19,7 @@ import py_compile
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 UNUSED_PREFIXES = ("botocore/data/",)
@@ -34,16 +35,7 @@ def finish_package(archive: Path) -> None:
 
 def leave_out(archive: Path, prefixes: tuple[str, ...]) -> int:
     """Remove the entries of ``archive`` under any of ``prefixes``; returns how many."""
-    rewritten = archive.with_suffix(".tmp")
-    removed = 0
-    with zipfile.ZipFile(archive) as original, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in original.infolist():
-            if info.filename.startswith(prefixes):
-                removed += 1
-            else:
-                out.writestr(info, original.read(info))
-    shutil.move(rewritten, archive)
-    return removed
+    return _rewrite(archive, keep=lambda name: not name.startswith(prefixes))
 
 
 def add_bytecode(archive: Path) -> int:
@@ -58,21 +50,33 @@ def add_bytecode(archive: Path) -> int:
             tree, ddir=TASK_ROOT, quiet=2, workers=1,
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
-        added = 0
-        rewritten = archive.with_suffix(".tmp")
-        with zipfile.ZipFile(archive) as original, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
-            for info in original.infolist():
-                # Bytecode a developer's run left in chalicelib is timestamp-checked: replaced.
-                if "__pycache__/" not in info.filename:
-                    out.writestr(info, original.read(info))
-            for info in sources:
-                cached = importlib.util.cache_from_source(info.filename)
-                compiled = tree / cached
-                if compiled.exists():  # a file that is not valid Python (a template, say) stays source
-                    entry = zipfile.ZipInfo(cached, date_time=info.date_time)
-                    entry.external_attr = PYC_PERMISSIONS
-                    entry.compress_type = zipfile.ZIP_DEFLATED
-                    out.writestr(entry, compiled.read_bytes())
-                    added += 1
-        shutil.move(rewritten, archive)
-    return added
+        added = []
+        for info in sources:
+            cached = importlib.util.cache_from_source(info.filename)
+            compiled = tree / cached
+            if compiled.exists():  # a file that is not valid Python (a template, say) stays source
+                entry = zipfile.ZipInfo(cached, date_time=info.date_time)
+                entry.external_attr = PYC_PERMISSIONS
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                added.append((entry, compiled.read_bytes()))
+        # Bytecode a developer's run left in chalicelib is timestamp-checked: replaced.
+        _rewrite(archive, keep=lambda name: "__pycache__/" not in name, add=added)
+    return len(added)
+
+
+def _rewrite(
+    archive: Path, *, keep: Callable[[str], bool], add: Sequence[tuple[zipfile.ZipInfo, bytes]] = ()
+) -> int:
+    """Rewrite ``archive`` with the entries whose names ``keep`` accepts, then ``add``; returns how many it dropped."""
+    rewritten = archive.with_suffix(".tmp")
+    dropped = 0
+    with zipfile.ZipFile(archive) as original, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in original.infolist():
+            if keep(info.filename):
+                out.writestr(info, original.read(info))
+            else:
+                dropped += 1
+        for info, data in add:
+            out.writestr(info, data)
+    shutil.move(rewritten, archive)
+    return dropped

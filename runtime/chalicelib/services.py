@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from functools import partial
 from typing import Any, NamedTuple, Protocol
 
@@ -83,12 +84,9 @@ def get_services() -> Services:
     """
     global _services, _heap_frozen
     if _services is None:
-        if _heap_frozen:
+        with nullcontext() if _heap_frozen else heap.building_long_lived():
             _services = build_aws_services(Settings.from_environment())
-        else:
-            with heap.building_long_lived():
-                _services = build_aws_services(Settings.from_environment())
-            _heap_frozen = True
+        _heap_frozen = True
     return _services
 
 

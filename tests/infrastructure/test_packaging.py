@@ -10,7 +10,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
 from aws_cdk.assertions import Template
 
 from chalicelib.aws import GENERATED_FROM, SDK_DATA
