@@ -1,5 +1,11 @@
-"""One correction to moto's DynamoDB, for the local environment and the tests only.
+"""Two corrections to moto's DynamoDB, for the local environment and the tests only.
 
+Numbers: DynamoDB stores numbers in a variable-length form with leading and trailing zeros
+trimmed ("12.50" comes back as "12.5"); moto keeps the string as written, so code that relied
+on the written form would pass every local test and fail deployed. :func:`dynamodb_number`
+gives moto DynamoDB's behaviour.
+
+Transactions:
 moto 5.2's ``TransactWriteItems`` deep-copies every table it touches (items *and* the stream's
 records) before each transaction so it can roll back, and writes to the stream before deciding
 the transaction failed. Locally that makes each payment cost time proportional to the table's
@@ -12,9 +18,11 @@ none; :func:`transact_write_items` does exactly that, under one lock, and
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 from typing import Any
 
 import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     MultipleTransactionsException,
@@ -78,6 +86,24 @@ def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> 
                 )
 
 
+def dynamodb_number(text: str) -> str:
+    """``text`` as DynamoDB stores and returns it: no leading or trailing zeros, no exponent."""
+    value = Decimal(text)
+    return "0" if value == 0 else format(value.normalize(), "f")
+
+
+_MOTO_DYNAMO_TYPE_INIT = dynamo_type.DynamoType.__init__
+
+
+def _dynamo_type_init(self: Any, type_as_dict: Any) -> None:
+    _MOTO_DYNAMO_TYPE_INIT(self, type_as_dict)
+    if self.type == "N" and isinstance(self.value, str):
+        self.value = dynamodb_number(self.value)
+    elif self.type == "NS" and isinstance(self.value, list):
+        self.value = [dynamodb_number(v) for v in self.value]
+
+
 def install() -> None:
-    """Use :func:`transact_write_items` in this process's moto (idempotent)."""
+    """Use :func:`transact_write_items` and DynamoDB's number form in this process's moto (idempotent)."""
     dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    dynamo_type.DynamoType.__init__ = _dynamo_type_init  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.payments import PaymentRecord
+from chalicelib.payments import PaymentRecord, in_minor_units
 
 Attributes = dict[str, dict[str, Any]]
 # The claim keeps a copy of the record under this attribute (see DynamoPaymentRepository).
@@ -47,12 +47,14 @@ def record_from_attributes(item: Attributes) -> PaymentRecord:
     """The payment in a record item, or in a claim item's copy."""
     if CLAIMED_RECORD in item:
         item = {**item[CLAIMED_RECORD]["M"], Schema.PARTITION_KEY: item[Schema.PARTITION_KEY]}
+    currency = item["currency"]["S"]
     return PaymentRecord(
         transaction_id=item[Schema.PARTITION_KEY]["S"],
         timestamp=int(item[Schema.SORT_KEY]["N"]),
         customer_id=item[Schema.CUSTOMER_INDEX_PARTITION_KEY]["S"],
-        amount=Decimal(item["amount"]["N"]),
-        currency=item["currency"]["S"],
+        # DynamoDB stores "12.50" as 12.5: the currency says how many digits the amount shows.
+        amount=in_minor_units(Decimal(item["amount"]["N"]), currency),
+        currency=currency,
         status=item["status"]["S"],
         fraud_review=bool(item["fraud_review"]["BOOL"]),
         region=item["region"]["S"],

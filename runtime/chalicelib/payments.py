@@ -249,7 +249,18 @@ def _amount(value: Any, currency: str | None, errors: list[FieldError]) -> Decim
             FieldError("amount", f"{currency} allows at most {digits} decimal places")
         )
         return None
-    return amount.quantize(Decimal(1).scaleb(-digits))
+    return in_minor_units(amount, currency)
+
+
+def in_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` written with exactly ``currency``'s minor digits: ``12.5`` USD is ``12.50``.
+
+    DynamoDB trims leading and trailing zeros of every number it stores, so a stored amount
+    comes back as ``12.5``; giving it its currency's exponent again makes one payment read the
+    same in every answer and event. Unknown currencies keep the amount as it is.
+    """
+    digits = minor_units(currency)
+    return amount if digits is None else amount.quantize(Decimal(1).scaleb(-digits))
 
 
 def _decimal_places(amount: Decimal) -> int:

@@ -256,3 +256,21 @@ def test_a_card_number_is_rejected_and_appears_in_no_response_or_log(
     logs = payment_logs.lines()
     assert len(logs) >= 2
     assert pan not in "\n".join(logs) + output.out + output.err
+
+
+def test_an_amount_reads_the_same_in_every_answer_once_dynamodb_has_trimmed_it(
+    client: Client, aws: Any, resources: RegionResources
+) -> None:
+    # GIVEN a payment of 12.50 USD processed and stored (the local AWS trims numbers as DynamoDB does)
+    created = post(client, "/process", payment(transaction_id="txn-trim", amount="12.50"))
+    [stored] = [i for i in table_items(aws, resources) if "customer_id" in i]
+    assert stored["amount"] == {"N": "12.5"}
+
+    # WHEN it is processed again and read back, THEN every answer says 12.50
+    repeated = post(client, "/process", payment(transaction_id="txn-trim", amount="12.50"))
+    read = client.http.get("/payments/txn-trim")
+    history = client.http.get("/customers/cust-7/payments")
+    assert (created.status_code, repeated.status_code) == (201, 200)
+    amounts = {created.json_body["amount"], repeated.json_body["amount"], read.json_body["amount"]}
+    amounts |= {p["amount"] for p in history.json_body["payments"]}
+    assert amounts == {"12.50"}

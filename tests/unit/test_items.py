@@ -27,3 +27,16 @@ def test_the_claim_sits_at_sort_key_zero_and_stays_out_of_the_customer_index() -
     assert not is_payment_record_of("us-east-2", claim)
     assert is_payment_record_of("us-east-2", record_attributes(RECORD))
     assert not is_payment_record_of("us-east-1", record_attributes(RECORD))
+
+
+def test_an_amount_trimmed_by_dynamodb_reads_back_with_its_currency_digits() -> None:
+    # GIVEN a USD record as DynamoDB returns it: numbers lose their trailing zeros when stored
+    stored = record_attributes(RECORD._replace(amount=Decimal("12.50"), currency="USD"))
+    stored["amount"] = {"N": "12.5"}
+    whole = record_attributes(RECORD._replace(amount=Decimal("100.00"), currency="EUR"))
+    whole["amount"] = {"N": "100"}
+
+    # WHEN it is read back, THEN it shows the currency's minor digits again
+    assert str(record_from_attributes(stored).amount) == "12.50"
+    assert str(record_from_attributes(whole).amount) == "100.00"
+    assert str(record_from_attributes(claim_attributes(record_from_attributes(stored))).amount) == "12.50"
