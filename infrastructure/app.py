@@ -19,6 +19,7 @@ sys.path[:0] = [str(ROOT / "runtime"), str(Path(__file__).resolve().parent)]
 import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
+from stacks.account import ApiGatewayAccountStack, account_stack_id  # noqa: E402
 from stacks.keys import PaymentKeyStack  # noqa: E402
 from stacks.props import DeploymentSettings, PaymentStackProps  # noqa: E402
 from stacks.regional_stack import PaymentRegionStack  # noqa: E402
@@ -49,8 +50,18 @@ def build_app(app: cdk.App | None = None, environment_suffix: str | None = None)
             app,
             f"Payments{suffix}Key{'Primary' if region == settings.primary_region else 'Secondary'}",
             names=settings.names,
+            production=settings.production,
             env=cdk.Environment(account=account, region=region),
             description=f"Payment data key ({settings.environment_suffix}) in {region}",
+        )
+        for region in (settings.primary_region, settings.secondary_region)
+    }
+    api_gateway_accounts = {
+        region: ApiGatewayAccountStack(
+            app,
+            account_stack_id(region),
+            env=cdk.Environment(account=account, region=region),
+            description=f"API Gateway account settings in {region}, shared by every payments environment",
         )
         for region in (settings.primary_region, settings.secondary_region)
     }
@@ -66,6 +77,8 @@ def build_app(app: cdk.App | None = None, environment_suffix: str | None = None)
         )
         for key_stack in keys.values():
             stack.add_dependency(key_stack)
+        # The stage's execution logs need the account's logging role in place.
+        stack.add_dependency(api_gateway_accounts[props.region])
         stacks.append(stack)
     # The secondary stack uses the replicas the primary's global tables create.
     stacks[1].add_dependency(stacks[0])

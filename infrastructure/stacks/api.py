@@ -22,6 +22,7 @@ from chalicelib.names import (
     API_STAGE,
     FUNCTIONS,
     PAYMENT_NOTIFIER,
+    PAYMENT_QUEUE,
     EnvVar,
     FunctionSettings,
     Handler,
@@ -58,6 +59,11 @@ KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 # Per client IP, per five-minute window: a merchant's servers sending 20 payments a second.
 WAF_RATE_LIMIT_PER_IP = 6000
+# Common-rule-set rules that refuse what the API promises to take, counted instead of blocked:
+# SizeRestrictions_BODY blocks bodies over 8 KB (the API answers 413 only above 64 KiB), and
+# NoUserAgent_HEADER blocks server-to-server clients that send no User-Agent.
+WAF_COUNTED_COMMON_RULES = ("SizeRestrictions_BODY", "NoUserAgent_HEADER")
+WAF_MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 SAM_STAGE_REFERENCE = (
     "RestAPI.Stage is SAM's documented reference to the stage it generates; it exists once the "
     "Serverless transform has run, which this offline check does not do."
@@ -101,7 +107,9 @@ class PaymentApi(Construct):
     functions sized per ``chalicelib.names.FUNCTIONS`` with 2 async retries; the SQS and stream
     event sources report batch item failures; the notifier reads only this region's new payments
     from the stream and parks what it cannot publish in the notification DLQ; every function has
-    its own role with only the actions it uses; log groups keep one week.
+    its own role with only the actions it uses; log groups keep one week, encrypted with the
+    region's key. The account's API Gateway logging role is not set here (see
+    ``stacks.account``): it belongs to the account and region, not to one environment.
     """
 
     def __init__(
@@ -128,6 +136,7 @@ class PaymentApi(Construct):
             Handler.PAYMENT_NOTIFIER: names.notifier_function,
             Handler.FAILOVER_ORCHESTRATOR: names.orchestrator_function,
         }
+        self.key = key
         self.log_groups = {
             handler: self._log_group(f"{function_logical_id(handler)}Logs", f"/aws/lambda/{name}")
             for handler, name in self.function_names.items()
@@ -184,14 +193,15 @@ class PaymentApi(Construct):
         self.stage_ref = cdk.Fn.ref(f"{API_LOGICAL_ID}.Stage")
         self.api_key_id = self._require_api_keys(names)
         self.web_acl = self._guard_with_waf(names, stack)
-        self._allow_api_gateway_logging()
         self.api_id = self.rest_api.ref
         self.endpoint_url = f"https://{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}/{API_STAGE}/"
         self.api_host = f"{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}"
 
     def _log_group(self, construct_id: str, name: str) -> logs.LogGroup:
+        # Payment logs on the region's customer-managed key, like the data they describe.
         return logs.LogGroup(
-            self, construct_id, log_group_name=name, retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+            self, construct_id, log_group_name=name, retention=LOG_RETENTION, encryption_key=self.key,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
 
     def _role(self, handler: str) -> iam.Role:
@@ -209,6 +219,12 @@ class PaymentApi(Construct):
             "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
         )
         return role
+
+    def _role_policy(self, handler: str) -> cdk.CfnResource:
+        """The CloudFormation policy resource holding ``handler``'s role statements."""
+        policy = self.roles[handler].node.find_child("DefaultPolicy")
+        assert isinstance(policy.node.default_child, cdk.CfnResource)
+        return policy.node.default_child
 
     def _stage_config(self, environment: dict[str, str]) -> dict[str, Any]:
         def function_config(handler: str, settings: FunctionSettings) -> dict[str, Any]:
@@ -237,6 +253,9 @@ class PaymentApi(Construct):
                 "EventInvokeConfig", {"MaximumRetryAttempts": FUNCTIONS[handler].async_retries}
             )
             function.add_property_override("LoggingConfig", {"LogGroup": self.log_groups[handler].log_group_name})
+            # Lambda checks the role when it creates an event source mapping, and SAM creates
+            # the mapping right after the function: the role's policy must exist by then.
+            function.add_dependency(self._role_policy(handler))
         processor = self.chalice.get_resource(function_logical_id(Handler.PAYMENT_PROCESSOR))
         # The app module names the queue for `chalice deploy`; here the stack's queue is the source.
         processor.add_property_override(f"Events.{SQS_EVENT_ID}.Properties.Queue", payment_queue.queue_arn)
@@ -244,6 +263,13 @@ class PaymentApi(Construct):
         # and retries the whole batch when one message fails.
         processor.add_property_override(
             f"Events.{SQS_EVENT_ID}.Properties.FunctionResponseTypes", ["ReportBatchItemFailures"]
+        )
+        # Under throttling Lambda's poller keeps receiving and each receive counts towards the
+        # DLQ's 3: capping the pollers' concurrency keeps payments out of the DLQ without
+        # stretching the seed's 300 s visibility timeout.
+        processor.add_property_override(
+            f"Events.{SQS_EVENT_ID}.Properties.ScalingConfig",
+            {"MaximumConcurrency": PAYMENT_QUEUE.processor_max_concurrency},
         )
         orchestrator = self.chalice.get_resource(function_logical_id(Handler.FAILOVER_ORCHESTRATOR))
         orchestrator.add_property_override(f"Events.{SNS_EVENT_ID}.Properties.Topic", ops_alert_topic.topic_arn)
@@ -290,7 +316,7 @@ class PaymentApi(Construct):
         return key.ref
 
     def _guard_with_waf(self, names: ResourceNames, stack: cdk.Stack) -> wafv2.CfnWebACL:
-        """A regional web ACL on the stage: AWS's common rules and a per-IP rate limit."""
+        """A regional web ACL on the stage: a per-IP rate limit, AWS's common and known-bad-inputs rules."""
 
         def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
             return wafv2.CfnWebACL.VisibilityConfigProperty(
@@ -316,16 +342,28 @@ class PaymentApi(Construct):
                     ),
                     visibility_config=visibility("rate-limit-per-ip"),
                 ),
-                wafv2.CfnWebACL.RuleProperty(
-                    name="aws-common-rules",
-                    priority=1,
-                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                            vendor_name="AWS", name="AWSManagedRulesCommonRuleSet"
-                        )
-                    ),
-                    visibility_config=visibility("aws-common-rules"),
+                *(
+                    wafv2.CfnWebACL.RuleProperty(
+                        name=group,
+                        priority=priority,
+                        override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                        statement=wafv2.CfnWebACL.StatementProperty(
+                            managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                                vendor_name="AWS",
+                                name=group,
+                                rule_action_overrides=[
+                                    wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                        name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
+                                    )
+                                    for rule in WAF_COUNTED_COMMON_RULES
+                                ]
+                                if group == "AWSManagedRulesCommonRuleSet"
+                                else None,
+                            )
+                        ),
+                        visibility_config=visibility(group),
+                    )
+                    for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1)
                 ),
             ],
         )
@@ -345,6 +383,9 @@ class PaymentApi(Construct):
         api = self.rest_api
         api.add_property_override("Name", names.rest_api)
         api.add_property_override("TracingEnabled", True)
+        # Any OpenApiVersion stops SAM from also creating a stage named "Stage", which would
+        # serve the API with no WAF, usage plan, throttling or logs. Chalice writes Swagger 2.0.
+        api.add_property_override("OpenApiVersion", "2.0")
         api.add_property_override(
             "MethodSettings",
             [
@@ -370,22 +411,3 @@ class PaymentApi(Construct):
                 ).to_string(),
             },
         )
-
-    def _allow_api_gateway_logging(self) -> None:
-        role = iam.Role(
-            self,
-            "ApiGatewayLoggingRole",
-            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonAPIGatewayPushToCloudWatchLogs")
-            ],
-        )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "API Gateway's account-level logging role: AWS publishes this managed policy for exactly "
-            "this purpose and only API Gateway can assume the role.",
-        )
-        account = apigateway.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
-        self.rest_api.add_dependency(account)

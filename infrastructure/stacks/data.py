@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
@@ -19,7 +21,8 @@ class PaymentsData(Construct):
     Default settings: eventually consistent global tables (``strong_consistency_witness`` turns
     on multi-Region strong consistency for payments), on-demand billing, point-in-time recovery, encryption with the region's
     customer-managed key (the replica with the peer region's), removal policy DESTROY
-    (development default; override for production data). Payments: stream NEW_AND_OLD_IMAGES
+    (development default; ``production`` retains both tables and turns on deletion protection
+    in both regions). Payments: stream NEW_AND_OLD_IMAGES
     (replication and the notification outbox), GSI ``customer-index`` (customer_id, timestamp;
     all attributes). Idempotency keys: partition key ``id``, DynamoDB TTL on ``expiration`` to
     clean up (expiry itself is enforced from the stored timestamp, TTL can lag).
@@ -38,7 +41,7 @@ class PaymentsData(Construct):
         key: kms.IKey,
         replica_key_arn: str,
         strong_consistency_witness: str = "",
-        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.DESTROY,
+        production: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.table: dynamodb.ITableV2
@@ -61,8 +64,9 @@ class PaymentsData(Construct):
             "encryption": dynamodb.TableEncryptionV2.customer_managed_key(
                 key, replica_key_arns={replica_region: replica_key_arn}
             ),
-            "replicas": [dynamodb.ReplicaTableProps(region=replica_region)],
-            "removal_policy": removal_policy,
+            "replicas": [dynamodb.ReplicaTableProps(region=replica_region, deletion_protection=production or None)],
+            "removal_policy": cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
+            "deletion_protection": production or None,
         }
         payments = dynamodb.TableV2(
             self,
@@ -125,6 +129,12 @@ class PaymentsData(Construct):
             policy=cr.AwsCustomResourcePolicy.from_sdk_calls(resources=[self.table.table_arn]),
             install_latest_aws_sdk=False,
         )
+        # A custom resource runs again only when its properties change, and a recreated replica
+        # has a new stream: a property that differs on every synthesis makes each deploy read
+        # the ARN again. Unchanged, the event source mapping that uses it stays as it is.
+        resource = lookup.node.find_child("Resource").node.default_child
+        assert isinstance(resource, cdk.CfnResource)
+        resource.add_property_override("ReadAt", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         # The custom resource's function is a stack-wide singleton named after a fixed UUID.
         provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
         provider = cdk.Stack.of(self).node.find_child(provider_id)

@@ -24,12 +24,15 @@ class PaymentKeyStack(cdk.Stack):
     """One region's payment data key.
 
     Default settings: symmetric key, yearly rotation, alias ``alias/payments-{suffix}``, removal
-    policy DESTROY (development default); CloudWatch may use it, so alarms can publish to the
-    encrypted ops-alert topic. It encrypts the payments and idempotency tables (and their
-    replicas), the payment queues and both topics.
+    policy DESTROY (development default; RETAIN with ``production``); CloudWatch may use it, so
+    alarms can publish to the encrypted ops-alert topic, and CloudWatch Logs may use it for this
+    account's log groups in this region. It encrypts the payments and idempotency tables (and
+    their replicas), the payment queues, both topics and the payment log groups.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames, **kwargs: object) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, names: ResourceNames, production: bool = False, **kwargs: object
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.key = kms.Key(
             self,
@@ -37,6 +40,21 @@ class PaymentKeyStack(cdk.Stack):
             alias=names.data_key_alias,
             description=f"Encrypts payment data at rest ({names.environment_suffix})",
             enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+            removal_policy=cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
         )
         self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        # CloudWatch Logs encrypts a log group only with a key whose policy lets the regional
+        # logs principal use it, scoped by the log group's ARN in the encryption context.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsLogGroups",
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
+                    }
+                },
+            )
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -20,8 +21,8 @@ class PaymentMessaging(Construct):
     Default settings: every queue and topic is encrypted with the region's customer-managed key
     and refuses requests without TLS. Payment queue visibility 300 s (five times the processor's
     60 s timeout), dead-letter queue after 3 receives kept 14 days; notification dead-letter
-    queue (stream positions the notifier gave up on) kept 14 days. CloudWatch may use the key,
-    so alarms can publish to the ``ops-alerts`` topic.
+    queue (stream positions the notifier gave up on) kept 14 days. This account's alarms in this
+    region may publish to the ``ops-alerts`` topic (topic policy) and use its key (key policy).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames, key: kms.IKey) -> None:
@@ -53,7 +54,28 @@ class PaymentMessaging(Construct):
             "here and an operator replays them from the stream; nothing consumes it automatically.",
         )
         self.ops_alert_topic = self._topic("OpsAlertTopic", names.ops_alert_topic, "Payment operations alerts")
+        self._let_alarms_publish(self.ops_alert_topic)
         self.transaction_topic = self._topic("TransactionTopic", names.transaction_topic, "Processed payments")
+
+    def _let_alarms_publish(self, topic: sns.Topic) -> None:
+        """Let this account's CloudWatch alarms in this region publish to ``topic``.
+
+        A topic policy replaces SNS's default one, and the TLS-only policy holds a single Deny:
+        without this Allow, alarms go to ALARM and deliver nothing, so no page and no failover.
+        """
+        stack = cdk.Stack.of(self)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"},
+                },
+            )
+        )
 
     def _topic(self, construct_id: str, topic_name: str, display_name: str) -> sns.Topic:
         """A topic under the region's key that refuses requests without TLS."""

@@ -20,7 +20,7 @@ REPLICATION_LATENCY_THRESHOLD_MS = 60_000
 
 
 class PaymentMonitoring(Construct):
-    """Four alarms acting on the ops-alert topic, and the ``payment-dr-{suffix}`` dashboard.
+    """Four alarms acting on the ops-alert topic, and the ``payment-dr-{suffix}-{region}`` dashboard.
 
     Default settings: one-minute periods, one evaluation period, missing data not breaching,
     ALARM and OK both notify the ops-alert topic (the orchestrator acts on ALARM only).
@@ -102,7 +102,9 @@ class PaymentMonitoring(Construct):
             alarm.add_alarm_action(actions.SnsAction(ops_alert_topic))
             alarm.add_ok_action(actions.SnsAction(ops_alert_topic))
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=names.dashboard)
+        # Dashboard names are global to the account: each region's stack owns its own.
+        self.dashboard_name = names.dashboard(cdk.Stack.of(self).region)
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=self.dashboard_name)
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="API requests", left=[api_requests], width=12),
             cloudwatch.GraphWidget(title="API errors", left=[api_4xx, api_5xx], width=12),

@@ -36,6 +36,9 @@ class DeploymentSettings:
     # Multi-Region strong consistency for the payments table: the witness region, or "" for the
     # default eventually consistent global table. Only when the table is created.
     strong_consistency_witness: str = ""
+    # Production data: tables and keys are retained when their stack is deleted, and tables
+    # refuse deletion. Development stacks clean up after themselves.
+    production: bool = False
 
     @property
     def names(self) -> ResourceNames:
@@ -62,6 +65,7 @@ class DeploymentSettings:
             secondary_region=context("secondary_region", DEFAULT_SECONDARY_REGION),
             dns=dns,
             strong_consistency_witness=context("strong_consistency_witness"),
+            production=context("production").lower() in ("true", "1", "yes"),
         )
 
 
@@ -91,6 +95,7 @@ class PaymentStackProps(cdk.StackProps):
                 secondary_region=settings.secondary_region,
                 dns=settings.dns,
                 strong_consistency_witness=settings.strong_consistency_witness,
+                production=settings.production,
             )
         )
         self.is_primary = is_primary

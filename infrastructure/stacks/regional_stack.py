@@ -41,6 +41,7 @@ class PaymentRegionStack(cdk.Stack):
             key=key,
             replica_key_arn=key_alias_arn(names=names, region=props.peer_region),
             strong_consistency_witness=props.settings.strong_consistency_witness,
+            production=props.settings.production,
         )
         messaging = PaymentMessaging(self, "Messaging", names=names, key=key)
         api = PaymentApi(
@@ -65,7 +66,7 @@ class PaymentRegionStack(cdk.Stack):
             string_value=RegionFlag(in_service=True).to_text(),
             description="Whether this region takes payments; set by the orchestrator and payments-dr",
         )
-        PaymentMonitoring(
+        monitoring = PaymentMonitoring(
             self,
             "Monitoring",
             names=names,
@@ -107,7 +108,7 @@ class PaymentRegionStack(cdk.Stack):
             "APIId": (api.api_id, "REST API id"),
             "OpsAlertTopicArn": (messaging.ops_alert_topic.topic_arn, "Ops-alert topic (alarms, orchestrator)"),
             "TransactionTopicArn": (messaging.transaction_topic.topic_arn, "Processed-payment notifications"),
-            "DashboardName": (names.dashboard, "CloudWatch dashboard"),
+            "DashboardName": (monitoring.dashboard_name, "CloudWatch dashboard of this region"),
             "ClientApiKeyId": (api.api_key_id, "API key of the payment client (aws apigateway get-api-key --include-value)"),
             "IdempotencyTableName": (data.idempotency_table.table_name, "Idempotency-Key records (global table)"),
             "NotificationDLQUrl": (messaging.notification_dlq.queue_url, "Stream positions the notifier gave up on"),

@@ -58,6 +58,9 @@ class QueueSettings(NamedTuple):
     max_receive_count: int = 3
     dlq_retention_days: int = 14
     processor_batch_size: int = 10
+    # Lambda's SQS pollers invoke the processor at most this many times at once; without a cap,
+    # throttled invocations spend receives and dead-letter payments that never ran.
+    processor_max_concurrency: int = 20
 
 
 PAYMENT_QUEUE = QueueSettings()
@@ -155,9 +158,9 @@ class ResourceNames(NamedTuple):
     def web_acl(self) -> str:
         return f"payment-api-acl-{self.environment_suffix}"
 
-    @property
-    def dashboard(self) -> str:
-        return f"payment-dr-{self.environment_suffix}"
+    def dashboard(self, region: str) -> str:
+        """The region's CloudWatch dashboard: dashboard names are global to the account."""
+        return f"payment-dr-{self.environment_suffix}-{region}"
 
     @property
     def validator_function(self) -> str:

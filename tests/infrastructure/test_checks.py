@@ -24,7 +24,8 @@ def test_both_stacks_pass_cdk_nag_aws_solutions(templates: dict[str, Template]) 
     # The `templates` fixture synthesized with AwsSolutionsChecks as a validation plugin; an
     # unacknowledged finding fails synthesis, so reaching here with both stacks means none.
     assert set(templates) == {
-        "PaymentsDevKeyPrimary", "PaymentsDevKeySecondary", "PaymentsDevPrimary", "PaymentsDevSecondary"
+        "PaymentsApiGatewayAccount-us-east-1", "PaymentsApiGatewayAccount-us-east-2",
+        "PaymentsDevKeyPrimary", "PaymentsDevKeySecondary", "PaymentsDevPrimary", "PaymentsDevSecondary",
     }
 
 

@@ -277,7 +277,8 @@ def test_the_dashboard_shows_api_lambda_dynamodb_and_sqs(templates: dict[str, Te
     [dashboard] = resources(templates[stack], "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
 
-    assert dashboard["Properties"]["DashboardName"] == "payment-dr-dev"
+    region = "us-east-1" if stack == "PaymentsDevPrimary" else "us-east-2"
+    assert dashboard["Properties"]["DashboardName"] == f"payment-dr-dev-{region}"
     for title in ("API requests", "API errors", "Lambda invocations", "Lambda errors",
                   "DynamoDB consumed capacity", "Payment queue depth", "Dead-letter queue"):
         assert title in body

@@ -20,7 +20,7 @@ def test_resource_names_follow_the_spec() -> None:
     assert names.payment_queue == "payment-queue-dev"
     assert names.payment_dlq == "payment-dlq-dev"
     assert names.rest_api == "payment-api-dev"
-    assert names.dashboard == "payment-dr-dev"
+    assert names.dashboard("us-east-2") == "payment-dr-dev-us-east-2"
 
 
 def test_chalice_config_sizes_every_function_as_the_spec_says() -> None:
