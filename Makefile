@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test load bench drill synth deploy sdk-data clean
+.PHONY: run test e2e load bench drill synth deploy sdk-data clean
 
 $(INSTALLED): requirements.txt constraints.txt runtime/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,9 +53,26 @@ infrastructure/node_modules/.installed: infrastructure/package.json infrastructu
 synth: $(INSTALLED) infrastructure/node_modules/.installed
 	$(CDK) synth --all --quiet --output ../cdk.out
 
+E2E_VENV := .venv-e2e
+
+# The emulator pins its own botocore: it gets a virtual environment of its own.
+$(E2E_VENV)/.installed: e2e/requirements.txt e2e/constraints.txt
+	$(PYTHON) -m venv $(E2E_VENV)
+	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r e2e/requirements.txt -c e2e/constraints.txt
+	touch $@
+
+# The AWS SDK for JavaScript client CDK's custom resource calls (AWS's Node.js runtime has it).
+e2e/node_modules/.installed: e2e/package.json e2e/package-lock.json
+	cd e2e && npm ci --no-audit --no-fund --silent
+	touch $@
+
+## e2e: the synthesized stacks deployed into a local AWS emulator (both regions) and driven end to end
+e2e: synth $(E2E_VENV)/.installed e2e/node_modules/.installed
+	PYTHONPATH=runtime:. $(PY) -m e2e
+
 ## deploy: both regions to the AWS account of your current credentials (cdk deploy --all)
 deploy: $(INSTALLED) infrastructure/node_modules/.installed
 	$(CDK) deploy --all --require-approval broadening
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache infrastructure/node_modules infrastructure/chalice.out
+	rm -rf $(VENV) $(E2E_VENV) .e2e e2e/node_modules cdk.out .pytest_cache infrastructure/node_modules infrastructure/chalice.out

@@ -257,3 +257,16 @@ def test_synthesis_writes_the_templates_these_tests_expand(assembly: cx_api.Clou
     for stack in REGIONAL:
         written = json.loads(Path(assembly.directory, f"{stack}.template.json").read_text())
         assert written["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+def test_make_e2e_deploys_every_stack_after_the_stacks_it_depends_on(assembly: cx_api.CloudAssembly) -> None:
+    from e2e.deploy import stacks_in_deploy_order
+
+    order = [s.name for s in stacks_in_deploy_order(Path(assembly.directory))]
+
+    assert sorted(order) == sorted(s.stack_name for s in assembly.stacks)
+    for stack in assembly.stacks:
+        for dependency in stack.dependencies:
+            if isinstance(dependency, cx_api.CloudFormationStackArtifact):
+                assert order.index(dependency.stack_name) < order.index(stack.stack_name)
+    assert order.index("PaymentsDevPrimary") < order.index("PaymentsDevSecondary")
