@@ -7,7 +7,6 @@ Exits non-zero on the first failed step.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable

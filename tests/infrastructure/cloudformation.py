@@ -56,7 +56,6 @@ class Resource:
     logical_id: str
     type: str
     properties: dict[str, Any]
-    depends_on: tuple[str, ...]
 
 
 @dataclass
@@ -92,22 +91,7 @@ class Deployment:
         for stack in self.stacks.values():
             for logical_id, body in stack.resources.items():
                 if not types or body["Type"] in types:
-                    depends = body.get("DependsOn", [])
-                    yield Resource(
-                        stack.name,
-                        logical_id,
-                        body["Type"],
-                        body.get("Properties", {}),
-                        tuple([depends] if isinstance(depends, str) else depends),
-                    )
-
-    def resource(self, stack: str, logical_id: str) -> Resource:
-        body = self.stacks[stack].resources[logical_id]
-        depends = body.get("DependsOn", [])
-        return Resource(
-            stack, logical_id, body["Type"], body.get("Properties", {}),
-            tuple([depends] if isinstance(depends, str) else depends),
-        )
+                    yield Resource(stack.name, logical_id, body["Type"], body.get("Properties", {}))
 
     def region(self, stack: str) -> str:
         return self.stacks[stack].region
