@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from chalicelib.items import is_payment_record
 from localenv import replication
 from localenv.environment import LocalEnvironment, RegionPlan, free_port
 
@@ -152,7 +153,7 @@ def stored_counts(environment: LocalEnvironment, region: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page["Items"]:
-            if item["timestamp"]["N"] != "0":
+            if is_payment_record(item):
                 counts[item["transaction_id"]["S"]] += 1
     return counts
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import requests
 
+from chalicelib.items import is_payment_record
 from localenv.environment import LocalEnvironment
 from operations import regions
 from operations.targets import Target
@@ -222,7 +223,7 @@ def stored(environment: LocalEnvironment, region: str, prefix: str) -> Counter[s
                                                       ConsistentRead=True):
         for item in page["Items"]:
             transaction_id = item["transaction_id"]["S"]
-            if transaction_id.startswith(prefix) and item["timestamp"]["N"] != "0":
+            if transaction_id.startswith(prefix) and is_payment_record(item):
                 counts[transaction_id] += 1
     return counts
 

@@ -79,7 +79,7 @@ def _depth(target: Target, region: str, queue: str) -> int:
 
 
 def _alarms_in_alarm(target: Target, region: str) -> list[str]:
-    names = sorted(target.names.critical_alarms | {target.names.replication_latency_alarm})
+    names = sorted(target.names.critical_alarms | target.names.paging_alarms)
     alarms = target.client("cloudwatch", region).describe_alarms(AlarmNames=names).get("MetricAlarms", [])
     return [a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM"]
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.regions import RegionFlag
-from chalicelib.processing import CustomerPage
+from chalicelib.processing import Announced, CustomerPage, PaymentLookup, Rejection
 
 
 class InMemoryPaymentRepository:
@@ -14,6 +14,7 @@ class InMemoryPaymentRepository:
 
     def __init__(self) -> None:
         self.records: dict[str, PaymentRecord] = {}
+        self.rejections: dict[str, Rejection] = {}
         self.writes = 0
 
     def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
@@ -26,6 +27,17 @@ class InMemoryPaymentRepository:
     def get(self, transaction_id: str) -> PaymentRecord | None:
         return self.records.get(transaction_id)
 
+    def lookup(self, transaction_id: str) -> PaymentLookup:
+        rejected = [r for r in self.rejections.values() if r.transaction_id == transaction_id]
+        return PaymentLookup(record=self.records.get(transaction_id), rejections=rejected)
+
+    def record_rejection(self, rejection: Rejection) -> bool:
+        if rejection.message_id in self.rejections:
+            return False
+        self.rejections[rejection.message_id] = rejection
+        self.writes += 1
+        return True
+
     def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
         mine = sorted(
             (r for r in self.records.values() if r.customer_id == customer_id),
@@ -36,15 +48,15 @@ class InMemoryPaymentRepository:
 
 
 class RecordingNotifications:
-    """Remembers every record announced; ``failing`` lists indices to report as not published."""
+    """Remembers every item announced; ``failing`` lists indices to report as not published."""
 
     def __init__(self, failing: set[int] | None = None) -> None:
-        self.published: list[PaymentRecord] = []
+        self.published: list[Announced] = []
         self.failing = failing or set()
 
-    def payments_processed(self, records: Sequence[PaymentRecord]) -> set[int]:
-        failed = {i for i in self.failing if i < len(records)}
-        self.published.extend(r for i, r in enumerate(records) if i not in failed)
+    def announce(self, items: Sequence[Announced]) -> set[int]:
+        failed = {i for i in self.failing if i < len(items)}
+        self.published.extend(r for i, r in enumerate(items) if i not in failed)
         return failed
 
 

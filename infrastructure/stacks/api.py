@@ -29,6 +29,7 @@ from chalicelib.names import (
     PaymentsTableSchema,
     ResourceNames,
 )
+from chalicelib.items import announced_items_filter
 from stacks.nag import acknowledge
 from stacks.packaging import finish_package
 
@@ -149,11 +150,13 @@ class PaymentApi(Construct):
         # actions (kms:ReEncrypt*, kms:GenerateDataKey*) that no function here needs.
         allow(validator, QUEUE_SEND_ACTIONS, payment_queue.queue_arn)
         allow(processor, QUEUE_CONSUME_ACTIONS, payment_queue.queue_arn)
-        # /process and the read routes run in the API function: it writes, reads and queries.
-        # Transactional writes are authorised per item as PutItem; only the customer index is queried.
+        # /process and the read routes run in the API function: it writes, reads and queries; the
+        # processor also records rejections. Transactional writes are authorised per item as PutItem.
         for role in (validator, processor):
             allow(role, PAYMENT_WRITE_ACTIONS, table.table_arn)
             allow(role, KEY_ACTIONS, key.key_arn)
+        # A lookup by transaction id reads its claim and rejections in one query of the table.
+        allow(validator, ["dynamodb:Query"], table.table_arn)
         allow(validator, ["dynamodb:Query"], f"{table.table_arn}/index/{PaymentsTableSchema.CUSTOMER_INDEX}")
         allow(validator, IDEMPOTENCY_ACTIONS, idempotency_table.table_arn)
         # Only the notifier publishes, from the table's stream (the outbox).
@@ -277,17 +280,8 @@ class PaymentApi(Construct):
     def _configure_notifier(self, stream_arn: str, notification_dlq: sqs.IQueue, region: str) -> None:
         notifier = self.chalice.get_resource(function_logical_id(Handler.PAYMENT_NOTIFIER))
         source = f"Events.{STREAM_EVENT_ID}.Properties"
-        # Only this region's new payment records: not claims, not the peer region's replicated
-        # payments (its own notifier announces them), so nothing is announced twice.
-        pattern = {
-            "eventName": ["INSERT"],
-            "dynamodb": {
-                "NewImage": {
-                    "region": {"S": [region]},
-                    PaymentsTableSchema.CUSTOMER_INDEX_PARTITION_KEY: {"S": [{"exists": True}]},
-                }
-            },
-        }
+        # The notifier's own rule of what it announces, so the filter and the function agree.
+        pattern = announced_items_filter(region)
         for name, value in {
             "Stream": stream_arn,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],

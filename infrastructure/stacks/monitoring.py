@@ -17,10 +17,15 @@ LAMBDA_ERRORS_THRESHOLD = 5
 DYNAMODB_THROTTLES_THRESHOLD = 10
 DLQ_MESSAGES_THRESHOLD = 1
 REPLICATION_LATENCY_THRESHOLD_MS = 60_000
+SUSTAINED_PERIODS = 3
+SUSTAINED_DATAPOINTS = 2
 
 
 class PaymentMonitoring(Construct):
-    """Four alarms acting on the ops-alert topic, and the ``payment-dr-{suffix}-{region}`` dashboard.
+    """Alarms acting on the ops-alert topic, and the ``payment-dr-{suffix}-{region}`` dashboard.
+
+    Three are failover triggers (``self.alarms``); the dead-letter and replication alarms page
+    people only.
 
     Default settings: one-minute periods, one evaluation period, missing data not breaching,
     ALARM and OK both notify the ops-alert topic (the orchestrator acts on ALARM only).
@@ -71,15 +76,32 @@ class PaymentMonitoring(Construct):
             period=ALARM_PERIOD, statistic="Maximum"
         )
 
+        # Failover triggers: signals of an impaired region that no client request can raise
+        # (names.critical_alarms). Function errors and throttles must last two of three minutes,
+        # so one slow deploy or a burst absorbed by retries does not move traffic.
         self.alarms = [
             self._alarm("Api5xxAlarm", names.api_5xx_alarm, api_5xx, API_5XX_THRESHOLD, "API 5XX responses"),
             self._alarm("LambdaErrorsAlarm", names.lambda_errors_alarm, lambda_errors, LAMBDA_ERRORS_THRESHOLD,
-                        "Errors across the payment functions"),
+                        "Errors across the payment functions", sustained=True),
             self._alarm("DynamoDbThrottlesAlarm", names.dynamodb_throttles_alarm, throttles,
-                        DYNAMODB_THROTTLES_THRESHOLD, "Throttled requests on the payments table"),
-            self._alarm("DlqMessagesAlarm", names.dlq_messages_alarm, dlq_visible, DLQ_MESSAGES_THRESHOLD,
-                        "Payments waiting in the dead-letter queue"),
+                        DYNAMODB_THROTTLES_THRESHOLD, "Throttled requests on the payments table", sustained=True),
         ]
+        # Pages people, never moves traffic: only messages that failed for reasons of
+        # infrastructure reach the dead-letter queue (rejected payments are recorded instead), and
+        # a full DLQ says nothing about whether the region can take payments.
+        self.dlq_alarm = cloudwatch.Alarm(
+            self,
+            "DlqMessagesAlarm",
+            alarm_name=names.dlq_messages_alarm,
+            alarm_description=f"Payments waiting in the dead-letter queue >= {DLQ_MESSAGES_THRESHOLD}: "
+            "they failed for reasons of infrastructure; redrive them once fixed (payments-dr redrive). "
+            "Pages operators; never moves traffic.",
+            metric=dlq_visible,
+            threshold=DLQ_MESSAGES_THRESHOLD,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
         # A warning, not a failover trigger: failing over while replication lags is what loses
         # payments, so operators must see it before they act (payments-dr status shows it too).
         replication_latency = metric(
@@ -98,7 +120,7 @@ class PaymentMonitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in [*self.alarms, self.replication_alarm]:
+        for alarm in [*self.alarms, self.dlq_alarm, self.replication_alarm]:
             alarm.add_alarm_action(actions.SnsAction(ops_alert_topic))
             alarm.add_ok_action(actions.SnsAction(ops_alert_topic))
 
@@ -133,16 +155,20 @@ class PaymentMonitoring(Construct):
         )
 
     def _alarm(
-        self, construct_id: str, name: str, metric: cloudwatch.IMetric, threshold: int, description: str
+        self, construct_id: str, name: str, metric: cloudwatch.IMetric, threshold: int, description: str,
+        *, sustained: bool = False,
     ) -> cloudwatch.Alarm:
         return cloudwatch.Alarm(
             self,
             construct_id,
             alarm_name=name,
-            alarm_description=f"{description} >= {threshold}; the failover orchestrator acts on ALARM.",
+            alarm_description=f"{description} >= {threshold}"
+            + (f" in {SUSTAINED_DATAPOINTS} of {SUSTAINED_PERIODS} minutes" if sustained else "")
+            + "; the failover orchestrator takes the region out of service on ALARM.",
             metric=metric,
             threshold=threshold,
-            evaluation_periods=1,
+            evaluation_periods=SUSTAINED_PERIODS if sustained else 1,
+            datapoints_to_alarm=SUSTAINED_DATAPOINTS if sustained else 1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

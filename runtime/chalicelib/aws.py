@@ -13,8 +13,8 @@ import base64
 import binascii
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,24 @@ from botocore.parsers import ResponseParserError
 from chalicelib.errors import DependencyUnavailable, FieldError, InvalidQuery
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE, IdempotencyKeys
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.items import claim_attributes, key_attributes, record_attributes, record_from_attributes
-from chalicelib.payments import PaymentRecord, PaymentRequest
+from chalicelib.items import (
+    claim_attributes,
+    key_attributes,
+    rejection_attributes,
+    rejection_from_attributes,
+    record_attributes,
+    record_from_attributes,
+)
+from chalicelib.payments import PaymentRecord, PaymentRequest, is_identifier
 from chalicelib.regions import RegionFlag
-from chalicelib.processing import CustomerPage, processed_message
+from chalicelib.processing import (
+    Announced,
+    CustomerPage,
+    PaymentLookup,
+    Rejection,
+    event_name,
+    notification_body,
+)
 
 # Three attempts in all (botocore's max_attempts would count retries only): with the 5 s read
 # timeout a failing call gives up well inside API Gateway's 29 s limit.
@@ -42,6 +56,9 @@ CLIENT_CONFIG = Config(
     read_timeout=5,
 )
 HEALTH_PROBE_KEY = "__health__"
+# A lookup by transaction id shows at most this many rejected reuses beside the payment.
+MAX_REJECTIONS_SHOWN = 10
+REJECTION_KEY_ATTEMPTS = 5
 
 # Everything a call can fail with once botocore's retries are spent; a garbled error response
 # raises ResponseParserError, which is neither of the other two.
@@ -143,7 +160,10 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
       one request. It carries no ``customer_id`` attribute, so it stays out of the customer index.
     - the record (sort key = processing time in epoch ms): what the customer index and
       time-ordered reads see.
-    Item states: (none) -> claim + record, atomically; nothing ever updates or deletes them.
+    - rejections (negative sort keys, one per rejected queue message): a reuse of the
+      transaction id for another payment, or a message that is not a valid payment.
+    Item states: (none) -> claim + record, atomically; (none) -> rejection; nothing ever updates
+    or deletes them.
     """
 
     def __init__(self, *, table_name: str, client: ClientFactory) -> None:
@@ -187,6 +207,14 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
             raise DependencyUnavailable("payments table") from error
         return None
 
+    def _item(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The stored item with ``item``'s key, read consistently ({} if there is none)."""
+        key = {name: item[name] for name in (Schema.PARTITION_KEY, Schema.SORT_KEY)}
+        try:
+            return self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item") or {}
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+
     def get(self, transaction_id: str) -> PaymentRecord | None:
         """The payment stored under ``transaction_id`` (strongly consistent read of its claim)."""
         try:
@@ -197,6 +225,56 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
             raise DependencyUnavailable("payments table") from error
         item = response.get("Item")
         return record_from_attributes(item) if item else None
+
+    def lookup(self, transaction_id: str) -> PaymentLookup:
+        """The claim and the rejections under ``transaction_id``: one strongly consistent query."""
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="#pk = :id AND #sk <= :claim",
+                ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY, "#sk": Schema.SORT_KEY},
+                ExpressionAttributeValues={":id": {"S": transaction_id}, ":claim": {"N": str(Schema.CLAIM_SORT_KEY)}},
+                ScanIndexForward=False,
+                ConsistentRead=True,
+                Limit=MAX_REJECTIONS_SHOWN + 1,
+            )
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+        record, rejections = None, []
+        for item in response.get("Items", []):
+            if int(item[Schema.SORT_KEY]["N"]) == Schema.CLAIM_SORT_KEY:
+                record = record_from_attributes(item)
+            else:
+                rejections.append(rejection_from_attributes(item))
+        return PaymentLookup(record=record, rejections=rejections)
+
+    def record_rejection(self, rejection: Rejection) -> bool:
+        """Store ``rejection`` at its message's sort key; False if that message's is already there.
+
+        Two messages of one transaction id can share a sort key only when sent in the same
+        millisecond with colliding message-id hashes: the later one takes the next key down.
+        """
+        sort_key = rejection.sort_key
+        for _ in range(REJECTION_KEY_ATTEMPTS):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=rejection_attributes(rejection, sort_key),
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return True
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise DependencyUnavailable("payments table") from error
+                stored = error.response.get("Item") or self._item(rejection_attributes(rejection, sort_key))
+                if stored.get("message_id", {}).get("S") == rejection.message_id:
+                    return False
+                sort_key -= 1
+            except (BotoCoreError, ResponseParserError) as error:
+                raise DependencyUnavailable("payments table") from error
+        raise DependencyUnavailable("payments table")
 
     def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
         """A page of ``customer_id``'s payments from the customer index, newest first."""
@@ -222,6 +300,9 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
         )
 
 
+# A cursor encodes three short keys; anything much longer was not made by this API.
+MAX_CURSOR_LENGTH = 512
+_CURSOR_TIMESTAMP = re.compile(r"[1-9][0-9]{0,18}")
 _CURSOR_KEYS = {
     Schema.PARTITION_KEY: "S",
     Schema.SORT_KEY: "N",
@@ -238,9 +319,11 @@ def encode_cursor(last_evaluated_key: dict[str, Any]) -> str:
 def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
     """The ``ExclusiveStartKey`` in ``cursor``; refuses cursors not made for ``customer_id``."""
     invalid = InvalidQuery([FieldError("cursor", "is not a cursor returned for this customer")])
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise invalid
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error) as error:
+    except (ValueError, binascii.Error, RecursionError) as error:
         raise invalid from error
     if not isinstance(key, dict) or set(key) != set(_CURSOR_KEYS):
         raise invalid
@@ -248,12 +331,12 @@ def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
         value = key[name]
         if not isinstance(value, dict) or set(value) != {kind} or not isinstance(value[kind], str):
             raise invalid
+    # Only values DynamoDB takes as a start key: anything else would fail the query itself,
+    # and a client's cursor must never produce a 503.
     if key[Schema.CUSTOMER_INDEX_PARTITION_KEY]["S"] != customer_id:
         raise invalid
-    try:
-        Decimal(key[Schema.SORT_KEY]["N"])
-    except ArithmeticError as error:
-        raise invalid from error
+    if not _CURSOR_TIMESTAMP.fullmatch(key[Schema.SORT_KEY]["N"]) or not is_identifier(key[Schema.PARTITION_KEY]["S"]):
+        raise invalid
     return key
 
 
@@ -382,19 +465,22 @@ SNS_PUBLISH_BATCH_LIMIT = 10
 class SnsNotifications(_ClientOnFirstUse):
     """The transactions topic; attributes let subscribers filter without parsing the body.
 
-    Publishes ten payments per ``PublishBatch`` request, SNS's limit, instead of one request each.
+    Publishes ten events per ``PublishBatch`` request, SNS's limit, instead of one request each.
     """
 
     def __init__(self, *, topic_arn: str, client: ClientFactory) -> None:
         self._topic_arn = topic_arn
         super().__init__(client)
 
-    def payments_processed(self, records: Sequence[PaymentRecord]) -> set[int]:
-        """Publish one ``payment.processed`` message per record; returns the indices not published."""
+    def announce(self, items: Sequence[Announced]) -> set[int]:
+        """Publish one ``payment.processed`` or ``payment.rejected`` message per item.
+
+        Returns the indices not published.
+        """
         failed: set[int] = set()
-        for start in range(0, len(records), SNS_PUBLISH_BATCH_LIMIT):
-            chunk = range(start, min(start + SNS_PUBLISH_BATCH_LIMIT, len(records)))
-            entries = [_publish_entry(str(index), records[index]) for index in chunk]
+        for start in range(0, len(items), SNS_PUBLISH_BATCH_LIMIT):
+            chunk = range(start, min(start + SNS_PUBLISH_BATCH_LIMIT, len(items)))
+            entries = [_publish_entry(str(index), items[index]) for index in chunk]
             try:
                 response = self._client.publish_batch(TopicArn=self._topic_arn, PublishBatchRequestEntries=entries)
             except AWS_FAILURES:
@@ -404,12 +490,14 @@ class SnsNotifications(_ClientOnFirstUse):
         return failed
 
 
-def _publish_entry(entry_id: str, record: PaymentRecord) -> dict[str, Any]:
+def _publish_entry(entry_id: str, item: Announced) -> dict[str, Any]:
+    attributes = {"event": {"DataType": "String", "StringValue": event_name(item)}}
+    if item.currency is not None:
+        attributes["currency"] = {"DataType": "String", "StringValue": item.currency}
+    if isinstance(item, PaymentRecord):
+        attributes["fraud_review"] = {"DataType": "String", "StringValue": str(item.fraud_review).lower()}
     return {
         "Id": entry_id,
-        "Message": json.dumps(processed_message(record), separators=(",", ":")),
-        "MessageAttributes": {
-            "currency": {"DataType": "String", "StringValue": record.currency},
-            "fraud_review": {"DataType": "String", "StringValue": str(record.fraud_review).lower()},
-        },
+        "Message": json.dumps(notification_body(item), separators=(",", ":")),
+        "MessageAttributes": attributes,
     }

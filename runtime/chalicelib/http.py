@@ -11,12 +11,14 @@ from typing import Any, TypeVar, cast
 from chalice import Response
 
 from chalicelib import errors
+from chalicelib.cards import redact_pans
 from chalicelib.errors import FieldError, PaymentError
 
 MAX_BODY_BYTES = 64 * 1024
 # Deeply nested JSON is never a payment and can exhaust the parser's recursion.
 MAX_NESTING_DEPTH = 32
 JSON_CONTENT_TYPE = "application/json"
+MAX_SHOWN_KEY_LENGTH = 64
 
 STATUS_BY_ERROR: dict[type[PaymentError], int] = {
     errors.MalformedRequest: 400,
@@ -37,9 +39,32 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("a key appears more than once in one object")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Parsers disagree on which of two equal keys wins (the first, the last, an error); two
+    # along a payment's path could read different amounts. One answer: refuse the document.
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return document
+
+
 def parse_json(text: str | bytes) -> Any:
-    """Parse JSON with every number as ``Decimal``; NaN and Infinity are refused."""
-    return json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
+    """Parse JSON with every number as ``Decimal``; NaN, Infinity and repeated keys are refused."""
+    return json.loads(
+        text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+    )
 
 
 def _nesting_depth_exceeds(text: str, limit: int) -> bool:
@@ -87,11 +112,23 @@ def read_json_body(headers: Mapping[str, str], raw_body: bytes | None) -> Any:
         raise errors.MalformedRequest(
             [FieldError("(body)", f"nests deeper than {MAX_NESTING_DEPTH} levels")]
         )
+    return parse_document(text)
+
+
+def parse_document(text: str) -> Any:
+    """The JSON document in ``text``, or :class:`MalformedRequest` naming what is wrong with it."""
     try:
         return parse_json(text)
+    except DuplicateKey as error:
+        raise errors.MalformedRequest([FieldError(shown_key(error.key), "appears more than once; send each field once")]) from error
     except (ValueError, RecursionError) as error:
         # The parser's message can quote the body, which may hold card data: never echo it.
         raise errors.MalformedRequest([FieldError("(body)", "is not valid JSON")]) from error
+
+
+def shown_key(key: str) -> str:
+    """A client's field name as an error may quote it: card-number-like digits masked, bounded."""
+    return redact_pans(key)[:MAX_SHOWN_KEY_LENGTH] or "(empty field name)"
 
 
 def _default(value: Any) -> Any:

@@ -11,12 +11,20 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.errors import FieldError
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.payments import PaymentRecord, in_minor_units
+from chalicelib.payments import STATUS_PROCESSED, STATUS_REJECTED, PaymentRecord, in_minor_units
+from chalicelib.processing import Announced, Rejection
 
 Attributes = dict[str, dict[str, Any]]
 # The claim keeps a copy of the record under this attribute (see DynamoPaymentRepository).
 CLAIMED_RECORD = "record"
+# A rejection keeps the rejected payment's details under this attribute, so it carries no
+# top-level customer id and stays out of the customer index (a rejection is not a payment).
+REJECTED_PAYMENT = "payment"
+# A message that names no usable transaction id is kept under this prefix and its message id;
+# no transaction id can start with an underscore, so no client id ever meets one.
+UNIDENTIFIED_PREFIX = "__rejected-message__:"
 
 
 def key_attributes(transaction_id: str, timestamp: int) -> Attributes:
@@ -61,6 +69,96 @@ def record_from_attributes(item: Attributes) -> PaymentRecord:
     )
 
 
-def is_payment_record_of(region: str, item: Attributes) -> bool:
-    """Whether ``item`` is a payment record (not a claim) first stored in ``region``."""
-    return Schema.CUSTOMER_INDEX_PARTITION_KEY in item and item.get("region", {}).get("S") == region
+def is_payment_record(item: Attributes) -> bool:
+    """Whether ``item`` is a payment record: not its claim, not a rejection, not a marker.
+
+    Records are the only items with a top-level customer id (what puts them in the customer index).
+    """
+    return Schema.CUSTOMER_INDEX_PARTITION_KEY in item
+
+
+def rejection_attributes(rejection: Rejection, sort_key: int) -> Attributes:
+    """The rejection item of ``rejection`` at ``sort_key`` (normally ``rejection.sort_key``)."""
+    partition = rejection.transaction_id or UNIDENTIFIED_PREFIX + rejection.message_id
+    item: Attributes = {
+        **key_attributes(partition, sort_key),
+        "status": {"S": STATUS_REJECTED},
+        "region": {"S": rejection.region},
+        "message_id": {"S": rejection.message_id},
+        "sent_at": {"N": str(rejection.sent_at)},
+        "rejected_at": {"N": str(rejection.rejected_at)},
+        "errors": {"L": [{"M": {"field": {"S": e.field}, "message": {"S": e.message}}} for e in rejection.errors]},
+    }
+    payment = {
+        name: {"S": value}
+        for name, value in (("customer_id", rejection.customer_id), ("currency", rejection.currency))
+        if value is not None
+    }
+    if rejection.amount is not None:
+        payment["amount"] = {"N": str(rejection.amount)}
+    if payment:
+        item[REJECTED_PAYMENT] = {"M": payment}
+    return item
+
+
+def rejection_from_attributes(item: Attributes) -> Rejection:
+    """The rejection in a rejection item."""
+    partition = item[Schema.PARTITION_KEY]["S"]
+    payment = item.get(REJECTED_PAYMENT, {}).get("M", {})
+    currency = payment.get("currency", {}).get("S")
+    amount = Decimal(payment["amount"]["N"]) if "amount" in payment else None
+    return Rejection(
+        transaction_id=None if partition.startswith(UNIDENTIFIED_PREFIX) else partition,
+        message_id=item["message_id"]["S"],
+        sent_at=int(item["sent_at"]["N"]),
+        rejected_at=int(item["rejected_at"]["N"]),
+        region=item["region"]["S"],
+        errors=tuple(FieldError(e["M"]["field"]["S"], e["M"]["message"]["S"]) for e in item["errors"]["L"]),
+        customer_id=payment.get("customer_id", {}).get("S"),
+        amount=in_minor_units(amount, currency) if amount is not None and currency else amount,
+        currency=currency,
+    )
+
+
+def is_rejection(item: Attributes) -> bool:
+    """Whether ``item`` is a rejection item (its status says so; claims have no top-level status)."""
+    return item.get("status", {}).get("S") == STATUS_REJECTED
+
+
+def announced_from_attributes(item: Attributes) -> Announced:
+    """The payment record or the rejection an announced item holds."""
+    return rejection_from_attributes(item) if is_rejection(item) else record_from_attributes(item)
+
+
+def announced_items_filter(region: str) -> dict[str, Any]:
+    """The stream changes the notifier announces, as a Lambda event filter pattern.
+
+    The one definition of "a payment this region stored": the inserts of payment records and of
+    rejections whose region is ``region``. Not the claim beside each record (its status is inside
+    its copy of the record, not at the top), and not items replicated from the peer region, whose
+    own notifier announces them; otherwise every payment would be announced once per region. The
+    stack installs this pattern on the event source and :func:`matches_filter` applies it again in
+    the function, so what reaches the notifier and what it announces cannot differ.
+    """
+    return {
+        "eventName": ["INSERT"],
+        "dynamodb": {"NewImage": {"region": {"S": [region]}, "status": {"S": [STATUS_PROCESSED, STATUS_REJECTED]}}},
+    }
+
+
+def matches_filter(pattern: dict[str, Any], event: Any) -> bool:
+    """Whether ``event`` matches a Lambda filter ``pattern`` made of value lists and objects.
+
+    The subset of the filter grammar :func:`announced_items_filter` uses: a list matches when the
+    value equals one of its items; a nested object matches field by field.
+    """
+    if not isinstance(event, dict):
+        return False
+    for name, expected in pattern.items():
+        value = event.get(name)
+        if isinstance(expected, dict):
+            if not matches_filter(expected, value):
+                return False
+        elif value not in expected:
+            return False
+    return True

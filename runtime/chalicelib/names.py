@@ -205,15 +205,20 @@ class ResourceNames(NamedTuple):
 
     @property
     def critical_alarms(self) -> frozenset[str]:
-        """Alarms whose ALARM state means the region can no longer take payments safely."""
-        return frozenset(
-            {
-                self.api_5xx_alarm,
-                self.lambda_errors_alarm,
-                self.dynamodb_throttles_alarm,
-                self.dlq_messages_alarm,
-            }
-        )
+        """Alarms whose ALARM state means the region is impaired: the orchestrator takes it out.
+
+        Only signals no client can raise by what it sends: 5XX answers, function errors and
+        throttled table requests. The dead-letter queue alarm is not one of them: what reaches it
+        is a message infrastructure failed to process, which pages people (on the same topic)
+        but says nothing about whether the region can take payments, and it must never move
+        traffic. Nor is replication latency (see ``PaymentMonitoring``).
+        """
+        return frozenset({self.api_5xx_alarm, self.lambda_errors_alarm, self.dynamodb_throttles_alarm})
+
+    @property
+    def paging_alarms(self) -> frozenset[str]:
+        """Alarms that page operators without moving traffic."""
+        return frozenset({self.dlq_messages_alarm, self.replication_latency_alarm})
 
 
 class Handler:

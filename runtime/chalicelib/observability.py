@@ -26,6 +26,8 @@ class Metric:
     FRAUD_FLAGGED = "PaymentFraudFlagged"
     PROCESSED = "PaymentProcessed"
     DUPLICATE = "PaymentDuplicate"
+    # Queued payments that can never be processed: recorded and announced, never retried.
+    REJECTED_IN_PROCESSING = "PaymentRejectedInProcessing"
     PROCESSING_FAILED = "PaymentProcessingFailed"
     ANNOUNCED = "PaymentAnnounced"
     ANNOUNCE_FAILED = "PaymentAnnounceFailed"

@@ -1,4 +1,4 @@
-"""Which changes in the payments table's stream become ``payment.processed`` notifications.
+"""Which changes in the payments table's stream become ``payment.processed`` or ``payment.rejected`` events.
 
 The table is the outbox: a payment and the promise to announce it are written in the same
 transaction, and the notifier publishes from the table's stream. A crash between the write and
@@ -13,27 +13,15 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
-from chalicelib.items import Attributes, is_payment_record_of, record_from_attributes
-from chalicelib.payments import PaymentRecord
-
-INSERT = "INSERT"
+from chalicelib.items import announced_from_attributes, announced_items_filter, matches_filter
+from chalicelib.processing import Announced
 
 
 class Announcement(NamedTuple):
-    """A newly processed payment and its position in the stream (for partial batch failures)."""
+    """A newly stored payment or rejection and its position in the stream (for partial batch failures)."""
 
     position: str
-    record: PaymentRecord
-
-
-def is_new_payment_of(region: str, event_name: str, image: Attributes) -> bool:
-    """Whether a stream change is a payment first stored in ``region``.
-
-    Only inserts of payment records count: not the claim item written beside each record (it has
-    no customer id), and not payments replicated from the peer region, whose own notifier
-    announces them; otherwise every payment would be announced once per region.
-    """
-    return event_name == INSERT and is_payment_record_of(region, image)
+    item: Announced
 
 
 def failed_positions(announcements: Sequence[Announcement], failed: Collection[int]) -> list[str]:
@@ -47,11 +35,14 @@ def failed_positions(announcements: Sequence[Announcement], failed: Collection[i
 
 
 def announcements_in(stream_event: dict[str, Any], region: str) -> list[Announcement]:
-    """The payments first stored in ``region`` among a DynamoDB stream event's records."""
-    found = []
-    for change in stream_event.get("Records", []):
-        details = change.get("dynamodb") or {}
-        image = details.get("NewImage") or {}
-        if is_new_payment_of(region, change.get("eventName", ""), image):
-            found.append(Announcement(position=details["SequenceNumber"], record=record_from_attributes(image)))
-    return found
+    """The payments and rejections first stored in ``region`` among a stream event's records.
+
+    The event source already filters with the same pattern (:func:`announced_items_filter`);
+    applying it here too keeps ``make run`` (which has no event filter) and tests honest.
+    """
+    pattern = announced_items_filter(region)
+    return [
+        Announcement(position=change["dynamodb"]["SequenceNumber"], item=announced_from_attributes(change["dynamodb"]["NewImage"]))
+        for change in stream_event.get("Records", [])
+        if matches_filter(pattern, change)
+    ]

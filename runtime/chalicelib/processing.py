@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib.errors import TransactionConflict
-from chalicelib.payments import PaymentRecord, PaymentRequest
+from chalicelib.errors import FieldError, TransactionConflict
+from chalicelib.payments import STATUS_REJECTED, PaymentRecord, PaymentRequest
 
 Clock = Callable[[], int]
 
@@ -24,8 +26,76 @@ class CustomerPage(NamedTuple):
     next_cursor: str | None
 
 
+class Rejection(NamedTuple):
+    """A queued payment that can never be processed: recorded, announced, and not retried.
+
+    A business outcome, not a failure: a transaction id reused for another payment, or a message
+    that is not a valid payment. ``transaction_id`` is ``None`` when the message names no usable
+    one; the rejected payment's details are kept only when it was valid (a conflicting reuse).
+    Nothing here ever holds the message body, which may carry card data.
+    """
+
+    transaction_id: str | None
+    message_id: str
+    sent_at: int
+    rejected_at: int
+    region: str
+    errors: tuple[FieldError, ...]
+    customer_id: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+
+    @property
+    def sort_key(self) -> int:
+        """Where the rejection sits under its transaction id: below the claim (0), one per message.
+
+        Negative, so it never meets a payment record (positive timestamps); derived from the
+        message alone, so a redelivered message finds the rejection it already recorded.
+        """
+        return -(self.sent_at * REJECTION_SLOTS_PER_MS + zlib.crc32(self.message_id.encode()) % REJECTION_SLOTS_PER_MS)
+
+    def to_json(self) -> dict[str, Any]:
+        """The rejection as the API returns and the ``payment.rejected`` event carries it."""
+        body: dict[str, Any] = {
+            "transaction_id": self.transaction_id,
+            "status": STATUS_REJECTED,
+            "rejected_at": self.rejected_at,
+            "region": self.region,
+            "errors": [error.to_json() for error in self.errors],
+        }
+        for name in ("customer_id", "currency"):
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
+        if self.amount is not None:
+            body["amount"] = str(self.amount)
+        return body
+
+
+# Rejections of one transaction id sent in the same millisecond get distinct keys from their
+# message ids; a clash left over is resolved by the repository (see record_rejection).
+REJECTION_SLOTS_PER_MS = 1000
+Announced = PaymentRecord | Rejection
+
+
+class PaymentLookup(NamedTuple):
+    """What is known under one transaction id: the processed payment and any rejected reuses."""
+
+    record: PaymentRecord | None
+    rejections: list[Rejection]
+
+    def to_json(self) -> dict[str, Any] | None:
+        """The processed payment (with the rejected reuses, if any), else the latest rejection."""
+        newest_first = sorted(self.rejections, key=lambda r: r.rejected_at, reverse=True)
+        if self.record is not None:
+            body = self.record.to_json()
+            if newest_first:
+                body["rejections"] = [rejection.to_json() for rejection in newest_first]
+            return body
+        return newest_first[0].to_json() if newest_first else None
+
+
 class PaymentRepository(Protocol):
-    """Where processed payments are kept."""
+    """Where processed payments and rejected ones are kept."""
 
     def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
         """Store ``record`` unless its transaction id is taken; return the stored one if it is.
@@ -35,6 +105,12 @@ class PaymentRepository(Protocol):
 
     def get(self, transaction_id: str) -> PaymentRecord | None:
         """The payment stored under ``transaction_id``, if any."""
+
+    def lookup(self, transaction_id: str) -> PaymentLookup:
+        """The payment and the rejections stored under ``transaction_id`` (one consistent read)."""
+
+    def record_rejection(self, rejection: Rejection) -> bool:
+        """Store ``rejection`` once per message; False when this message's was already stored."""
 
     def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
         """A page of ``customer_id``'s payments, newest first."""
@@ -50,8 +126,8 @@ class PaymentQueue(Protocol):
 class Notifications(Protocol):
     """The transactions topic that downstream systems subscribe to."""
 
-    def payments_processed(self, records: Sequence[PaymentRecord]) -> set[int]:
-        """Announce newly processed payments; returns the indices of those not published."""
+    def announce(self, items: Sequence[Announced]) -> set[int]:
+        """Announce processed and rejected payments; returns the indices of those not published."""
 
 
 class ProcessingOutcome(NamedTuple):
@@ -84,6 +160,17 @@ def process_payment(
     return ProcessingOutcome(record=existing, created=False)
 
 
-def processed_message(record: PaymentRecord) -> dict[str, Any]:
-    """The notification body published for a processed payment."""
-    return {"event": "payment.processed", "payment": record.to_json()}
+PROCESSED_EVENT = "payment.processed"
+REJECTED_EVENT = "payment.rejected"
+
+
+def event_name(item: Announced) -> str:
+    """The event a stored item is announced as on the transactions topic."""
+    return REJECTED_EVENT if isinstance(item, Rejection) else PROCESSED_EVENT
+
+
+def notification_body(item: Announced) -> dict[str, Any]:
+    """The message published for a processed payment or a rejected one."""
+    if isinstance(item, Rejection):
+        return {"event": REJECTED_EVENT, "rejection": item.to_json()}
+    return {"event": PROCESSED_EVENT, "payment": item.to_json()}

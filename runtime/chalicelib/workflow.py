@@ -12,13 +12,22 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from chalicelib.errors import FieldError, InvalidQuery, PaymentError, PaymentNotFound
-from chalicelib.http import parse_json
+from chalicelib.cards import contains_pan
+from chalicelib.errors import (
+    FieldError,
+    InvalidQuery,
+    MalformedRequest,
+    PaymentError,
+    PaymentNotFound,
+    TransactionConflict,
+    ValidationFailed,
+)
+from chalicelib.http import parse_document
 from chalicelib.idempotency import StoredResponse
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE
 from chalicelib.observability import Metric, count, logger
 from chalicelib.payments import PaymentRequest, is_identifier, validate_payment
-from chalicelib.processing import ProcessingOutcome, process_payment
+from chalicelib.processing import Clock, ProcessingOutcome, Rejection, epoch_millis, process_payment
 from chalicelib.regions import HealthReport, RegionFlag, evaluate_health
 from chalicelib.services import Services
 
@@ -31,6 +40,7 @@ if TYPE_CHECKING:
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_PAGE_SIZE = re.compile(r"[0-9]{1,3}")
 
 
 def correlation_id_for(client_value: str | None, request_id: str | None) -> str:
@@ -125,41 +135,100 @@ def validate_and_process(document: Any, services: Services) -> ProcessingOutcome
     return _processed(_validated(document), services)
 
 
-def process_message(body: str, services: Services) -> ProcessingOutcome:
-    """Process one payment-queue message; raises if it failed, so it is retried or dead-lettered.
+class QueuedMessage(NamedTuple):
+    """One payment-queue message as the processor receives it."""
 
-    A message that can never succeed (not JSON, not a valid payment) raises too: after the
-    queue's maximum receives it lands in the dead-letter queue, where an operator can see it.
+    message_id: str
+    body: str
+    # When SQS accepted the message (epoch ms); the same on every redelivery.
+    sent_at: int
+
+
+def process_message(message: QueuedMessage, services: Services, *, clock: Clock = epoch_millis) -> ProcessingOutcome | Rejection:
+    """Process one payment-queue message: the payment stored, or the rejection recorded.
+
+    A message that can never succeed (not JSON, not a valid payment, a transaction id reused
+    for another payment) is a business outcome: it is recorded as rejected, announced as
+    ``payment.rejected`` and deleted from the queue, never retried or dead-lettered, so no
+    client can fill a dead-letter queue. Only what fails for reasons of infrastructure raises
+    (:class:`DependencyUnavailable`, or a bug): the queue retries it and then dead-letters it.
     """
     try:
-        document = parse_json(body)
-    except (ValueError, RecursionError) as error:
-        count(Metric.PROCESSING_FAILED)
-        logger.error("payment message is not JSON")
-        raise ValueError("payment message is not JSON") from error
+        document = parse_document(message.body)
+    except MalformedRequest as error:
+        return _rejected(message, None, list(error.errors), services, clock)
     try:
-        return _processed(_validated(document), services)
-    except Exception:
-        count(Metric.PROCESSING_FAILED)
-        raise
+        payment = _validated(document)
+    except ValidationFailed as error:
+        return _rejected(message, _usable_transaction_id(document), list(error.errors), services, clock)
+    try:
+        return _processed(payment, services)
+    except TransactionConflict as error:
+        return _rejected(message, payment.transaction_id, list(error.errors), services, clock, payment)
+
+
+def _usable_transaction_id(document: Any) -> str | None:
+    """The transaction id an invalid message names, if it is one a client could look up.
+
+    Never one that holds a card number: it becomes a key and is announced.
+    """
+    value = document.get("transaction_id") if isinstance(document, dict) else None
+    return value if isinstance(value, str) and is_identifier(value) and not contains_pan(value) else None
+
+
+def _rejected(
+    message: QueuedMessage,
+    transaction_id: str | None,
+    errors: list[FieldError],
+    services: Services,
+    clock: Clock,
+    payment: PaymentRequest | None = None,
+) -> Rejection:
+    rejection = Rejection(
+        transaction_id=transaction_id,
+        message_id=message.message_id,
+        sent_at=message.sent_at,
+        rejected_at=clock(),
+        region=services.settings.region,
+        errors=tuple(errors),
+        customer_id=payment.customer_id if payment else None,
+        amount=payment.amount if payment else None,
+        currency=payment.currency if payment else None,
+    )
+    recorded = services.repository.record_rejection(rejection)
+    if recorded:
+        count(Metric.REJECTED_IN_PROCESSING)
+    logger.info(
+        "payment message rejected" if recorded else "payment message rejected before",
+        extra={"transaction_id": transaction_id, "message_id": message.message_id,
+               "errors": [e.to_json() for e in errors]},
+    )
+    return rejection
 
 
 def process_message_batch(event: dict[str, Any], services: Services) -> dict[str, Any]:
-    """Process an SQS batch and report only the failed messages (partial batch response).
+    """Process an SQS batch and report only the messages that failed (partial batch response).
 
-    Every record failing is still a partial response: the failures are listed, the invocation
-    succeeds, and the queue's redrive policy decides when each message is dead. Written out
-    rather than through Powertools' batch processor, whose import loads every event data
-    class it knows (about 40 ms of each cold start, for a loop this size).
+    Rejected payments are not failures: they are recorded and their messages deleted. What is
+    reported failed is retried by the queue and dead-lettered after its maximum receives.
+    Written out rather than through Powertools' batch processor, whose import loads every event
+    data class it knows (about 40 ms of each cold start, for a loop this size).
     """
     failures = []
     for record in event.get("Records", []):
         message_id = record["messageId"]
         attribute = (record.get("messageAttributes") or {}).get(CORRELATION_ID_ATTRIBUTE) or {}
         logger.set_correlation_id(attribute.get("stringValue") or message_id)
+        sent_at = (record.get("attributes") or {}).get("SentTimestamp")
+        message = QueuedMessage(
+            message_id=message_id,
+            body=record["body"],
+            sent_at=int(sent_at) if str(sent_at).isdecimal() else epoch_millis(),
+        )
         try:
-            process_message(record["body"], services)
+            process_message(message, services)
         except Exception as error:
+            count(Metric.PROCESSING_FAILED)
             # The type is enough to act on; messages of domain errors never quote the body.
             logger.warning(
                 "payment message failed",
@@ -170,7 +239,7 @@ def process_message_batch(event: dict[str, Any], services: Services) -> dict[str
 
 
 def announce_processed_payments(stream_event: dict[str, Any], services: Services) -> dict[str, Any]:
-    """The notifier: publish the payments this region stored, from the table's stream.
+    """The notifier: announce the payments and rejections this region stored, from the table's stream.
 
     Returns a partial batch response naming the stream positions that could not be published,
     so Lambda retries from the first of them and nothing before it is published again.
@@ -180,7 +249,7 @@ def announce_processed_payments(stream_event: dict[str, Any], services: Services
     announcements = announcements_in(stream_event, services.settings.region)
     if not announcements:
         return {"batchItemFailures": []}
-    failed = services.notifications.payments_processed([a.record for a in announcements])
+    failed = services.notifications.announce([a.item for a in announcements])
     count(Metric.ANNOUNCED, len(announcements) - len(failed))
     if failed:
         count(Metric.ANNOUNCE_FAILED, len(failed))
@@ -189,13 +258,17 @@ def announce_processed_payments(stream_event: dict[str, Any], services: Services
 
 
 def find_payment(transaction_id: str, services: Services) -> dict[str, Any]:
-    """``GET /payments/{transaction_id}``: the stored payment."""
+    """``GET /payments/{transaction_id}``: the stored payment, or why it was rejected.
+
+    A processed payment lists any rejected reuses of its transaction id beside it; a transaction
+    id that was only ever rejected answers with its latest rejection.
+    """
     if not is_identifier(transaction_id):
         raise PaymentNotFound(transaction_id)
-    record = services.repository.get(transaction_id)
-    if record is None:
+    found = services.repository.lookup(transaction_id).to_json()
+    if found is None:
         raise PaymentNotFound(transaction_id)
-    return record.to_json()
+    return found
 
 
 def customer_history(customer_id: str, query: dict[str, str], services: Services) -> dict[str, Any]:
@@ -208,7 +281,8 @@ def customer_history(customer_id: str, query: dict[str, str], services: Services
             [FieldError(name[:64] or "(unnamed parameter)", "is not a recognised parameter") for name in sorted(unknown)]
         )
     limit_text = query.get("limit", str(DEFAULT_PAGE_SIZE))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not _PAGE_SIZE.fullmatch(limit_text) or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
         raise InvalidQuery([FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")])
     page = services.repository.list_for_customer(customer_id, limit=int(limit_text), cursor=query.get("cursor"))
     return {

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from chalicelib.items import is_payment_record
 from chalicelib.names import Handler, ResourceNames
 from localenv.provision import RegionResources
 from chalicelib.regions import RegionFlag
@@ -30,21 +31,53 @@ def sqs_event(client: Client, bodies: list[str]) -> dict[str, Any]:
 
 def processed_ids(aws: Any, resources: RegionResources) -> list[str]:
     items = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
-    return sorted(item["transaction_id"]["S"] for item in items if item["timestamp"]["N"] != "0")
+    return sorted(item["transaction_id"]["S"] for item in items if is_payment_record(item))
 
 
-def test_a_batch_is_processed_and_only_the_bad_messages_are_reported(
+def rejections(aws: Any, resources: RegionResources) -> list[dict[str, Any]]:
+    items = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
+    return [item for item in items if item.get("status", {}).get("S") == "REJECTED"]
+
+
+def test_messages_that_can_never_be_processed_are_rejected_announced_and_not_retried(
     client: Client, aws: Any, resources: RegionResources, transactions_topic: TopicSpy
 ) -> None:
     bodies = [message("txn-a"), "{not json", message("txn-b"), message("txn-c", amount="-3"), message("txn-d")]
 
     response = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, sqs_event(client, bodies))
 
-    assert response.payload == {
-        "batchItemFailures": [{"itemIdentifier": "message-1"}, {"itemIdentifier": "message-3"}]
-    }
+    # Nothing is reported failed: the queue deletes every message, nothing is retried or dead-lettered.
+    assert response.payload == {"batchItemFailures": []}
     assert processed_ids(aws, resources) == ["txn-a", "txn-b", "txn-d"]
-    assert sorted(m["payment"]["transaction_id"] for m in transactions_topic.messages()) == ["txn-a", "txn-b", "txn-d"]
+    assert sorted(item["message_id"]["S"] for item in rejections(aws, resources)) == ["message-1", "message-3"]
+    published = transactions_topic.messages()
+    assert sorted(m["payment"]["transaction_id"] for m in published if m["event"] == "payment.processed") == [
+        "txn-a", "txn-b", "txn-d"
+    ]
+    rejected = sorted((m["rejection"] for m in published if m["event"] == "payment.rejected"), key=str)
+    assert [(r["transaction_id"], r["errors"][0]["field"]) for r in rejected] == [("txn-c", "amount"), (None, "(body)")]
+    assert client.http.get("/payments/txn-c").json_body["status"] == "REJECTED"
+
+
+def test_a_transaction_id_reused_for_another_payment_is_rejected_once_beside_the_payment(
+    client: Client, aws: Any, resources: RegionResources, transactions_topic: TopicSpy
+) -> None:
+    client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, sqs_event(client, [message("txn-reused")]))
+    reuse = sqs_event(client, [message("txn-reused", amount="999.00")])
+    reuse["Records"][0]["messageId"] = "reuse-1"
+
+    # The same conflicting message delivered twice (a lost delete): one rejection, one event.
+    first = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, reuse)
+    again = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, reuse)
+
+    assert first.payload == again.payload == {"batchItemFailures": []}
+    assert len(rejections(aws, resources)) == 1
+    events = sorted(m["event"] for m in transactions_topic.messages())
+    assert events == ["payment.processed", "payment.rejected"]
+    found = client.http.get("/payments/txn-reused").json_body
+    assert (found["status"], found["amount"]) == ("PROCESSED", "10.00")
+    [rejection] = found["rejections"]
+    assert (rejection["amount"], rejection["errors"][0]["field"]) == ("999.00", "transaction_id")
 
 
 def test_the_correlation_id_travels_from_the_message_attribute_to_the_logs(
@@ -58,14 +91,6 @@ def test_the_correlation_id_travels_from_the_message_attribute_to_the_logs(
     assert response.payload == {"batchItemFailures": []}
     processed = [json.loads(line) for line in payment_logs.lines() if "payment processed" in line]
     assert processed[0]["correlation_id"] == "corr-42"
-
-
-def test_a_batch_where_everything_fails_reports_every_message(client: Client) -> None:
-    response = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, sqs_event(client, ["{", "[]"]))
-
-    assert response.payload == {
-        "batchItemFailures": [{"itemIdentifier": "message-0"}, {"itemIdentifier": "message-1"}]
-    }
 
 
 def test_a_redelivered_message_creates_one_payment_and_one_notification(
@@ -120,7 +145,7 @@ def test_a_critical_alarm_takes_the_region_out_of_service_and_says_so(
 ) -> None:
     set_peer_flag(aws, in_service=True)
     ops = TopicSpy(aws, aws("sns").create_topic(Name=ResourceNames(SUFFIX).ops_alert_topic)["TopicArn"])
-    name = ResourceNames(SUFFIX).dlq_messages_alarm
+    name = ResourceNames(SUFFIX).lambda_errors_alarm
 
     client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name)))
     health = client.http.get("/health")
@@ -148,6 +173,17 @@ def test_the_last_region_in_service_is_never_taken_out(
     )
 
     assert "FailoverRefused" in capsys.readouterr().out
+    assert flag_of(aws, REGION).in_service is True
+    assert client.http.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("name", sorted(ResourceNames(SUFFIX).paging_alarms))
+def test_paging_alarms_never_move_traffic(client: Client, aws: Any, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    set_peer_flag(aws, in_service=True)
+
+    client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name)))
+
+    assert "FailoverSignal" not in capsys.readouterr().out
     assert flag_of(aws, REGION).in_service is True
     assert client.http.get("/health").status_code == 200
 

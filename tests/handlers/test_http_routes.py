@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from chalice.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from localenv.provision import RegionResources
 from tests.conftest import CapturedLogs, TopicSpy
@@ -274,3 +276,29 @@ def test_an_amount_reads_the_same_in_every_answer_once_dynamodb_has_trimmed_it(
     amounts = {created.json_body["amount"], repeated.json_body["amount"], read.json_body["amount"]}
     amounts |= {p["amount"] for p in history.json_body["payments"]}
     assert amounts == {"12.50"}
+
+
+# Printable Latin-1: what an HTTP/1.1 header value can carry.
+header_texts = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=300)
+
+
+@pytest.mark.parametrize("path", ["/validate", "/process"])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    headers=st.fixed_dictionaries(
+        {},
+        optional={
+            "Idempotency-Key": st.sampled_from(["0", "k-1", " ", "ä", "x" * 256]) | header_texts,
+            "X-Correlation-Id": header_texts,
+            "Content-Type": st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain"])
+            | header_texts,
+        },
+    )
+)
+def test_any_header_values_get_an_answer_or_a_named_4xx(client: Client, path: str, headers: dict[str, str]) -> None:
+    response = client.http.post(path, headers=headers, body=json.dumps(payment(transaction_id="txn-headers")))
+
+    answer = json.loads(response.body)
+    assert response.status_code < 500, (headers, response.status_code, answer)
+    if response.status_code >= 400:
+        assert answer["errors"] and all(p["field"] and p["message"] for p in answer["errors"])

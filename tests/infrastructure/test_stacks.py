@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from chalicelib.items import announced_items_filter
 from chalicelib.names import FUNCTIONS, Handler, ResourceNames
 from tests.infrastructure.conftest import synthesize
 
@@ -352,7 +353,7 @@ def test_the_notifier_reads_only_this_regions_new_payments_from_the_table_stream
     assert properties["StartingPosition"] == "TRIM_HORIZON"
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq, "Arn"]}
-    assert pattern["eventName"] == ["INSERT"]
+    assert pattern == announced_items_filter(region)
     assert pattern["dynamodb"]["NewImage"]["region"] == {"S": [region]}
     assert "placeholder" not in json.dumps(properties["Stream"])
 
@@ -466,6 +467,30 @@ def test_replication_latency_warns_ops_but_is_not_a_failover_trigger(
     assert {"Name": "ReceivingRegion", "Value": "us-east-2" if stack == PRIMARY else "us-east-1"} in alarm[
         "Properties"]["Dimensions"]
     assert NAMES.replication_latency_alarm not in NAMES.critical_alarms
+
+
+# What an impaired region shows and no client request can cause: answers of 5XX, functions that
+# crash or time out, a table that throttles. The dead-letter queue's depth is not one of them.
+IMPAIRMENT_METRICS = {"5XXError", "Errors", "ReadThrottleEvents", "WriteThrottleEvents"}
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
+    templates: dict[str, Template], stack: str
+) -> None:
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()}
+
+    def measured(properties: dict) -> set[str]:
+        if "MetricName" in properties:
+            return {properties["MetricName"]}
+        return {q["MetricStat"]["Metric"]["MetricName"] for q in properties["Metrics"] if "MetricStat" in q}
+
+    assert NAMES.critical_alarms <= set(alarms)
+    for name in NAMES.critical_alarms:
+        assert measured(alarms[name]) <= IMPAIRMENT_METRICS, name
+    assert measured(alarms[NAMES.dlq_messages_alarm]) == {"ApproximateNumberOfMessagesVisible"}
+    assert NAMES.dlq_messages_alarm not in NAMES.critical_alarms
+    assert "never moves traffic" in alarms[NAMES.dlq_messages_alarm]["AlarmDescription"]
 
 
 def test_strong_consistency_is_one_context_switch_with_a_witness_region(tmp_path: Path) -> None:

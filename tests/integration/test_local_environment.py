@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.names import PAYMENT_QUEUE, ResourceNames
+from chalicelib.names import ResourceNames
 from localenv.environment import LocalEnvironment
 from tests.conftest import TopicSpy
 from tests.integration.conftest import PRIMARY, SECONDARY, eventually
@@ -95,24 +95,36 @@ def test_payments_sent_to_either_region_are_processed_once_and_replicated_to_bot
             assert item["region"]["S"] == region
 
 
-def test_a_poison_message_reaches_the_dlq_after_three_receives(environment: LocalEnvironment) -> None:
+def test_a_reused_transaction_id_and_an_unreadable_message_are_rejected_not_dead_lettered(
+    environment: LocalEnvironment,
+) -> None:
     resources = environment.resources[PRIMARY]
     sqs = environment.client("sqs", PRIMARY)
-    poison = f'{{"transaction_id": "poison-{uuid.uuid4().hex}"'
-    sqs.send_message(QueueUrl=resources.payment_queue_url, MessageBody=poison)
+    transaction_id = f"reuse-{uuid.uuid4().hex[:12]}"
+    body = {"transaction_id": transaction_id, "customer_id": "cust-x", "amount": "5.00", "currency": "EUR"}
+    assert post(environment, PRIMARY, "/process", body).status_code == 201
+    # /validate cannot know the id is taken: the processor finds out.
+    assert post(environment, PRIMARY, "/validate", {**body, "amount": "999.00"}).status_code == 202
+    unreadable = f'{{"transaction_id": "poison-{uuid.uuid4().hex}"'
+    sent = sqs.send_message(QueueUrl=resources.payment_queue_url, MessageBody=unreadable)["MessageId"]
 
-    def dead_lettered() -> list[dict[str, Any]]:
-        # Earlier tests of the session may have dead-lettered messages of their own (a
-        # transaction id reused with another amount, say): look for this one.
-        messages = sqs.receive_message(
-            QueueUrl=resources.payment_dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1
-        ).get("Messages", [])
-        return [m for m in messages if m["Body"] == poison]
+    def rejected_reuse() -> list[dict[str, Any]]:
+        return get(environment, PRIMARY, f"/payments/{transaction_id}").json().get("rejections", [])
 
-    [message] = eventually(dead_lettered)
-    assert message["Body"] == poison
-    failed_deliveries = environment.log_of(PRIMARY, "events").count("FAILED    (unreadable message)")
-    assert failed_deliveries == PAYMENT_QUEUE.max_receive_count
+    def rejected_message() -> list[dict[str, Any]]:
+        items = environment.client("dynamodb", PRIMARY).scan(TableName=resources.payments_table, ConsistentRead=True)
+        return [i for i in items["Items"] if i.get("message_id", {}).get("S") == sent]
+
+    [rejection] = eventually(rejected_reuse)
+    [item] = eventually(rejected_message)
+    assert (rejection["status"], rejection["amount"]) == ("REJECTED", "999.00")
+    assert item["errors"]["L"][0]["M"]["field"]["S"] == "(body)"
+    # Both were deleted from the queue on their first receive: never retried, never dead-lettered.
+    events_log = environment.log_of(PRIMARY, "events")
+    assert "FAILED    (unreadable message)" not in events_log
+    assert f"FAILED    {transaction_id}" not in events_log
+    dead = sqs.receive_message(QueueUrl=resources.payment_dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert [m for m in dead.get("Messages", []) if m["Body"] == unreadable] == []
 
 
 def test_an_alarm_on_the_ops_alert_topic_reaches_the_orchestrator(environment: LocalEnvironment) -> None:

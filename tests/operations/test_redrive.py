@@ -7,6 +7,7 @@ from typing import Any
 
 from chalice.test import Client
 
+from chalicelib.items import is_payment_record
 from chalicelib.names import Handler
 from localenv.provision import RegionResources
 from localenv.events import sqs_lambda_record
@@ -35,7 +36,7 @@ def process_queue(client: Client, aws: Any, resources: RegionResources) -> list[
 
 def stored_payments(aws: Any, resources: RegionResources) -> list[str]:
     items = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
-    return sorted(i["transaction_id"]["S"] for i in items if i["timestamp"]["N"] != "0")
+    return sorted(i["transaction_id"]["S"] for i in items if is_payment_record(i))
 
 
 def test_a_dry_run_counts_and_moves_nothing(aws: Any, resources: RegionResources) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import quote, urlencode
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -166,4 +167,66 @@ def test_an_oversized_body_is_a_413(app_client: Client) -> None:
     status, body, ports = answer(app_client, "/validate", padded)
 
     assert status == 413
+    assert_named_4xx_with_no_side_effects(status, body, ports)
+
+
+def get(client: Client, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any, Ports]:
+    ports = Ports()
+    use_services(ports.services())
+    response = client.http.get(path, headers=headers or {})
+    return response.status_code, json.loads(response.body), ports
+
+
+# What a URL can carry: any text in a query value or a path segment, percent-encoded.
+query_texts = st.one_of(
+    st.sampled_from(["²", "١٢", "0", "-1", "100", "101", "1e2", "0x10", " 5", "5 ", "", "99999999999999999999"]),
+    st.text(max_size=40),
+)
+
+
+@PROPERTY_SETTINGS
+@given(
+    customer=query_texts,
+    params=st.dictionaries(st.sampled_from(["limit", "cursor", "other", "", "LIMIT"]) | st.text(max_size=10), query_texts, max_size=3),
+)
+def test_any_query_string_or_path_gets_a_page_or_a_named_4xx(
+    app_client: Client, customer: str, params: dict[str, str]
+) -> None:
+    path = f"/customers/{quote(customer, safe='') or 'c'}/payments?{urlencode(params)}"
+
+    status, body, _ = get(app_client, path)
+
+    assert status == 200 or (400 <= status < 500 and body["errors"]), (path, status, body)
+
+
+@PROPERTY_SETTINGS
+@given(transaction_id=query_texts)
+def test_any_transaction_id_in_the_path_gets_a_payment_or_a_named_404(app_client: Client, transaction_id: str) -> None:
+    status, body, _ = get(app_client, f"/payments/{quote(transaction_id, safe='') or 'x'}")
+
+    assert status == 404 and body["errors"][0]["field"] == "transaction_id", (status, body)
+
+
+@pytest.mark.parametrize("limit", ["²", "¹⁰", "١٢", "߁", "1 ", "+5", "0", "101"])
+def test_a_page_size_that_is_not_ascii_digits_in_range_is_a_400_not_a_500(app_client: Client, limit: str) -> None:
+    status, body, _ = get(app_client, f"/customers/c1/payments?{urlencode({'limit': limit})}")
+
+    assert (status, body["errors"][0]["field"]) == (400, "limit")
+
+
+@pytest.mark.parametrize("path", ["/validate", "/process"])
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ('{"transaction_id":"t-1","customer_id":"c","amount":"1.00","amount":"999999.00","currency":"USD"}', "amount"),
+        ('{"transaction_id":"t-1","customer_id":"c","amount":"1.00","currency":"USD","metadata":{"a":"1","a":"2"}}', "a"),
+        ('{"transaction_id":"t-1","transaction_id":"t-2","customer_id":"c","amount":"1.00","currency":"USD"}',
+         "transaction_id"),
+    ],
+)
+def test_a_key_repeated_anywhere_in_the_body_is_a_400_naming_it(app_client: Client, path: str, raw: str, key: str) -> None:
+    status, body, ports = answer(app_client, path, raw)
+
+    assert status == 400
+    assert body["errors"] == [{"field": key, "message": "appears more than once; send each field once"}]
     assert_named_4xx_with_no_side_effects(status, body, ports)

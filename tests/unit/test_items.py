@@ -4,10 +4,30 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from chalicelib.items import claim_attributes, is_payment_record_of, record_attributes, record_from_attributes
+from chalicelib.errors import FieldError
+from chalicelib.items import (
+    announced_from_attributes,
+    announced_items_filter,
+    claim_attributes,
+    matches_filter,
+    record_attributes,
+    record_from_attributes,
+    rejection_attributes,
+    rejection_from_attributes,
+)
 from chalicelib.payments import PaymentRecord
+from chalicelib.processing import Rejection
 
 RECORD = PaymentRecord("txn-1", 1700000000123, "cust-1", Decimal("1000000.005"), "BHD", "PROCESSED", True, "us-east-2")
+CONFLICT = Rejection(
+    transaction_id="txn-1", message_id="m-1", sent_at=1700000000000, rejected_at=1700000000456, region="us-east-2",
+    errors=(FieldError("transaction_id", "already used"),), customer_id="cust-2", amount=Decimal("5.00"), currency="USD",
+)
+UNREADABLE = Rejection(None, "m-2", 1700000000000, 1700000000457, "us-east-2", (FieldError("(body)", "is not valid JSON"),))
+
+
+def inserted(item: dict) -> dict:
+    return {"eventName": "INSERT", "dynamodb": {"NewImage": item}}
 
 
 def test_a_record_and_its_claim_both_give_back_the_payment() -> None:
@@ -24,9 +44,31 @@ def test_the_claim_sits_at_sort_key_zero_and_stays_out_of_the_customer_index() -
 
     assert claim["timestamp"] == {"N": "0"}
     assert "customer_id" not in claim
-    assert not is_payment_record_of("us-east-2", claim)
-    assert is_payment_record_of("us-east-2", record_attributes(RECORD))
-    assert not is_payment_record_of("us-east-1", record_attributes(RECORD))
+    assert not matches_filter(announced_items_filter("us-east-2"), inserted(claim))
+
+
+def test_only_the_records_and_rejections_a_region_stored_are_announced_by_it() -> None:
+    for item in (record_attributes(RECORD), rejection_attributes(CONFLICT, CONFLICT.sort_key)):
+        assert matches_filter(announced_items_filter("us-east-2"), inserted(item))
+        assert not matches_filter(announced_items_filter("us-east-1"), inserted(item))
+        assert not matches_filter(announced_items_filter("us-east-2"), {"eventName": "MODIFY", "dynamodb": {"NewImage": item}})
+
+
+def test_a_rejection_round_trips_and_stays_out_of_the_customer_index() -> None:
+    for rejection in (CONFLICT, UNREADABLE):
+        item = rejection_attributes(rejection, rejection.sort_key)
+
+        assert rejection_from_attributes(item) == announced_from_attributes(item) == rejection
+        assert "customer_id" not in item
+        assert int(item["timestamp"]["N"]) < 0
+    assert rejection_attributes(UNREADABLE, -1)["transaction_id"]["S"].startswith("__")
+
+
+def test_a_redelivered_message_maps_to_the_same_rejection_key_and_another_message_does_not() -> None:
+    again = CONFLICT._replace(rejected_at=CONFLICT.rejected_at + 30_000)
+
+    assert again.sort_key == CONFLICT.sort_key
+    assert CONFLICT._replace(message_id="m-3").sort_key != CONFLICT.sort_key
 
 
 def test_an_amount_trimmed_by_dynamodb_reads_back_with_its_currency_digits() -> None:

@@ -37,3 +37,14 @@ def test_the_document_loads_as_openapi_3() -> None:
     schema = schemathesis.openapi.from_path(OPENAPI)
 
     assert len(list(schema.get_all_operations())) == 5
+
+
+def test_the_document_is_valid_openapi_so_client_generators_can_use_it() -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.readers import read_from_filename
+
+    document, _ = read_from_filename(str(OPENAPI))
+
+    validate(document)
+    timestamp = document["components"]["schemas"]["PaymentRecord"]["properties"]["timestamp"]
+    assert set(timestamp) == {"type", "description"}

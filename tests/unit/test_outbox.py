@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.outbox import Announcement, announcements_in, failed_positions, is_new_payment_of
+from chalicelib.outbox import Announcement, announcements_in, failed_positions
 from chalicelib.payments import PaymentRecord
+from chalicelib.processing import Rejection
 
 RECORD_IMAGE = {
     "transaction_id": {"S": "txn-1"},
@@ -31,8 +32,8 @@ def test_a_new_payment_record_of_this_region_is_announced_with_its_stream_positi
     [announcement] = announcements_in({"Records": [change(RECORD_IMAGE)]}, "us-east-1")
 
     assert announcement.position == "100"
-    assert announcement.record.transaction_id == "txn-1"
-    assert announcement.record.amount == Decimal("12.50")
+    assert announcement.item.transaction_id == "txn-1"
+    assert announcement.item.amount == Decimal("12.50")
 
 
 @pytest.mark.parametrize(
@@ -48,14 +49,22 @@ def test_nothing_else_is_announced(description: str, record: dict[str, Any]) -> 
     assert announcements_in({"Records": [record]}, "us-east-1") == [], description
 
 
-def test_the_rule_reads_wire_format_images() -> None:
-    assert is_new_payment_of("eu-west-1", "INSERT", {"customer_id": {"S": "c"}, "region": {"S": "eu-west-1"}})
-    assert not is_new_payment_of("eu-west-1", "INSERT", {"region": {"S": "eu-west-1"}})
+def test_a_rejection_of_this_region_is_announced_as_one() -> None:
+    image = {
+        "transaction_id": {"S": "txn-1"}, "timestamp": {"N": "-1700000000000123"}, "status": {"S": "REJECTED"},
+        "region": {"S": "us-east-1"}, "message_id": {"S": "m"}, "sent_at": {"N": "1700000000000"},
+        "rejected_at": {"N": "1700000000100"}, "errors": {"L": [{"M": {"field": {"S": "f"}, "message": {"S": "m"}}}]},
+    }
+
+    [announcement] = announcements_in({"Records": [change(image)]}, "us-east-1")
+
+    assert isinstance(announcement.item, Rejection)
+    assert announcement.item.transaction_id == "txn-1"
 
 
 def test_failed_announcements_are_reported_by_position_in_stream_order() -> None:
     record = PaymentRecord("t", 1, "c", Decimal("1"), "USD", "PROCESSED", False, "r")
-    announcements = [Announcement(position=str(p), record=record) for p in (10, 20, 30)]
+    announcements = [Announcement(position=str(p), item=record) for p in (10, 20, 30)]
 
     assert failed_positions(announcements, {2, 1}) == ["20", "30"]
     assert failed_positions(announcements, set()) == []
