@@ -27,7 +27,7 @@ def _quiet_handlers() -> None:
 
 
 def main() -> int:
-    from bench import cold_start, cost, package_size, requests_per_payment, throughput, warm_latency
+    from bench import card_detection, cold_start, cost, package_size, requests_per_payment, throughput, warm_latency
 
     started = time.perf_counter()
     _quiet_handlers()
@@ -38,7 +38,9 @@ def main() -> int:
         warm = warm_latency.run()
     priced = cost.run(counted)
     size = package_size.run()
+    cards = card_detection.run()
     report = render(cold, counted, rates, warm, priced, size, time.perf_counter() - started)
+    report += "\n" + "\n".join(card_detection.render(cards))
     RESULTS.write_text(report)
     print(report)
     return 0
