@@ -92,6 +92,9 @@ class StaticProbes:
     def queue_answers(self) -> bool:
         return True
 
+    def in_service(self) -> bool:
+        return True
+
 
 class RecordingOpsNotices:
     """Remembers every ops notice."""

@@ -9,7 +9,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from chalicelib.names import API_STAGE, ResourceNames
+from chalicelib.names import API_STAGE, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
 
 ALARM_PERIOD = cdk.Duration.minutes(1)
 API_5XX_THRESHOLD = 10
@@ -24,8 +24,8 @@ SUSTAINED_DATAPOINTS = 2
 class PaymentMonitoring(Construct):
     """Alarms acting on the ops-alert topic, and the ``payment-dr-{suffix}-{region}`` dashboard.
 
-    Three are failover triggers (``self.alarms``); the dead-letter and replication alarms page
-    people only.
+    Three are failover triggers (``self.alarms``); the dead-letter, misconfiguration and
+    replication alarms page people only.
 
     Default settings: one-minute periods, one evaluation period, missing data not breaching,
     ALARM and OK both notify the ops-alert topic (the orchestrator acts on ALARM only).
@@ -102,6 +102,25 @@ class PaymentMonitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+        # Pages, never moves traffic: a call AWS refused for good (access denied, a resource that
+        # is not there) is a broken deployment, not load; the functions count it apart from
+        # throttling and timeouts, so it pages at the first occurrence instead of hiding in 503s.
+        misconfigured = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE, metric_name=Metric.DEPENDENCY_MISCONFIGURED,
+            dimensions_map={"service": SERVICE_NAME}, statistic="Sum", period=ALARM_PERIOD,
+        )
+        self.misconfiguration_alarm = cloudwatch.Alarm(
+            self,
+            "DependencyMisconfiguredAlarm",
+            alarm_name=names.misconfiguration_alarm,
+            alarm_description="A payment function's call to AWS was refused for good (access denied, resource "
+            "not found, request invalid): the deployment is broken. Pages operators; never moves traffic.",
+            metric=misconfigured,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
         # A warning, not a failover trigger: failing over while replication lags is what loses
         # payments, so operators must see it before they act (payments-dr status shows it too).
         replication_latency = metric(
@@ -120,7 +139,7 @@ class PaymentMonitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in [*self.alarms, self.dlq_alarm, self.replication_alarm]:
+        for alarm in [*self.alarms, self.dlq_alarm, self.misconfiguration_alarm, self.replication_alarm]:
             alarm.add_alarm_action(actions.SnsAction(ops_alert_topic))
             alarm.add_ok_action(actions.SnsAction(ops_alert_topic))
 

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from chalicelib.errors import DependencyUnavailable, FieldError, InvalidQuery
+from chalicelib.observability import report_dependency_failure
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE, IdempotencyKeys
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.items import (
@@ -372,12 +373,16 @@ def make_probe_client(service: str, region: str) -> Any:
 
 
 class DependencyProbes:
-    """Cheap reads that tell whether this region's table and queue answer."""
+    """Cheap reads that tell whether this region's table and queue answer and it is in service."""
 
-    def __init__(self, *, table_name: str, queue_url: str, client: Callable[[str], Any]) -> None:
+    def __init__(
+        self, *, table_name: str, queue_url: str, client: Callable[[str], Any], flag: SsmRegionControl, region: str
+    ) -> None:
         self._table = table_name
         self._queue_url = queue_url
         self._client_factory = client
+        self._flag = flag
+        self._region = region
 
     @cached_property
     def _dynamodb(self) -> Any:
@@ -399,6 +404,9 @@ class DependencyProbes:
     def queue_answers(self) -> bool:
         self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"])
         return True
+
+    def in_service(self) -> bool:
+        return self._flag.flag(self._region).in_service
 
 
 class SsmRegionControl:
@@ -483,7 +491,8 @@ class SnsNotifications(_ClientOnFirstUse):
             entries = [_publish_entry(str(index), items[index]) for index in chunk]
             try:
                 response = self._client.publish_batch(TopicArn=self._topic_arn, PublishBatchRequestEntries=entries)
-            except AWS_FAILURES:
+            except AWS_FAILURES as error:
+                report_dependency_failure(error, "transactions topic")
                 failed.update(chunk)
                 continue
             failed.update(int(entry["Id"]) for entry in response.get("Failed", []))

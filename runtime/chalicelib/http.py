@@ -13,6 +13,7 @@ from chalice import Response
 from chalicelib import errors
 from chalicelib.cards import redact_pans
 from chalicelib.errors import FieldError, PaymentError
+from chalicelib.observability import report_dependency_failure
 
 MAX_BODY_BYTES = 64 * 1024
 # Deeply nested JSON is never a payment and can exhaust the parser's recursion.
@@ -167,12 +168,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def answers_errors_as_json(view: F) -> F:
-    """Turn any :class:`PaymentError` a route raises into its JSON error response."""
+    """Turn any :class:`PaymentError` a route raises into its JSON error response.
+
+    A 503 logs its cause once, here: which dependency, operation, AWS error code and request id.
+    """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
+        except errors.DependencyUnavailable as error:
+            report_dependency_failure(error)
+            return error_response(error)
         except PaymentError as error:
             return error_response(error)
 

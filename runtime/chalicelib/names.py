@@ -21,6 +21,27 @@ DEFAULT_SECONDARY_REGION = "us-east-2"
 API_STAGE = "prod"
 
 
+class Metric:
+    """Names of the custom metrics the functions emit."""
+
+    VALIDATED = "PaymentValidated"
+    REJECTED = "PaymentRejected"
+    FRAUD_FLAGGED = "PaymentFraudFlagged"
+    PROCESSED = "PaymentProcessed"
+    DUPLICATE = "PaymentDuplicate"
+    # Queued payments that can never be processed: recorded and announced, never retried.
+    REJECTED_IN_PROCESSING = "PaymentRejectedInProcessing"
+    PROCESSING_FAILED = "PaymentProcessingFailed"
+    ANNOUNCED = "PaymentAnnounced"
+    ANNOUNCE_FAILED = "PaymentAnnounceFailed"
+    FAILOVER_SIGNAL = "FailoverSignal"
+    FAILOVER_EXECUTED = "FailoverExecuted"
+    FAILOVER_REFUSED = "FailoverRefused"
+    # A call to AWS that failed for good, by cause: a broken deployment, or a busy or failing service.
+    DEPENDENCY_MISCONFIGURED = "DependencyMisconfigured"
+    DEPENDENCY_OVERLOADED = "DependencyOverloaded"
+
+
 class EnvVar:
     """Environment variable names the Lambda functions read (set by CDK and the local runner)."""
 
@@ -196,6 +217,10 @@ class ResourceNames(NamedTuple):
         return f"payment-dlq-messages-{self.environment_suffix}"
 
     @property
+    def misconfiguration_alarm(self) -> str:
+        return f"payment-dependency-misconfigured-{self.environment_suffix}"
+
+    @property
     def replication_latency_alarm(self) -> str:
         return f"payment-replication-latency-{self.environment_suffix}"
 
@@ -218,7 +243,7 @@ class ResourceNames(NamedTuple):
     @property
     def paging_alarms(self) -> frozenset[str]:
         """Alarms that page operators without moving traffic."""
-        return frozenset({self.dlq_messages_alarm, self.replication_latency_alarm})
+        return frozenset({self.dlq_messages_alarm, self.replication_latency_alarm, self.misconfiguration_alarm})
 
 
 class Handler:

@@ -15,25 +15,9 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.cards import redact_pans
-from chalicelib.names import METRICS_NAMESPACE, SERVICE_NAME
+from chalicelib.names import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
-
-class Metric:
-    """Names of the custom metrics the functions emit."""
-
-    VALIDATED = "PaymentValidated"
-    REJECTED = "PaymentRejected"
-    FRAUD_FLAGGED = "PaymentFraudFlagged"
-    PROCESSED = "PaymentProcessed"
-    DUPLICATE = "PaymentDuplicate"
-    # Queued payments that can never be processed: recorded and announced, never retried.
-    REJECTED_IN_PROCESSING = "PaymentRejectedInProcessing"
-    PROCESSING_FAILED = "PaymentProcessingFailed"
-    ANNOUNCED = "PaymentAnnounced"
-    ANNOUNCE_FAILED = "PaymentAnnounceFailed"
-    FAILOVER_SIGNAL = "FailoverSignal"
-    FAILOVER_EXECUTED = "FailoverExecuted"
-    FAILOVER_REFUSED = "FailoverRefused"
+__all__ = ["Metric", "count", "flush_metrics", "logger", "metrics", "report_dependency_failure"]
 
 
 class PanRedactingFormatter(LambdaPowertoolsFormatter):
@@ -56,3 +40,20 @@ def flush_metrics() -> None:
     """Write the invocation's metrics as one embedded-format log line, if there are any."""
     if metrics.metric_set:
         metrics.flush_metrics()
+
+
+def report_dependency_failure(error: BaseException, dependency: str = "unknown") -> None:
+    """Log once what failed behind ``error`` (never a body) and count it as misconfiguration or load.
+
+    Misconfiguration (access denied, a resource that is not there, a request AWS refuses) is an
+    error that pages through its own alarm; load (throttling, timeouts, 5xx) is a warning.
+    """
+    from chalicelib.failures import MISCONFIGURATION, cause_of
+
+    cause = cause_of(error, dependency)
+    if cause.kind == MISCONFIGURATION:
+        count(Metric.DEPENDENCY_MISCONFIGURED)
+        logger.error("dependency misconfigured", extra=cause.to_log())
+    else:
+        count(Metric.DEPENDENCY_OVERLOADED)
+        logger.warning("dependency unavailable", extra=cause.to_log())

@@ -64,6 +64,8 @@ class HealthReport(NamedTuple):
     healthy: bool
     region: str
     failing: str | None = None
+    # The error of the check that could not answer, for the log; never part of the answer.
+    cause: BaseException | None = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": "healthy" if self.healthy else "unhealthy", "region": self.region}
@@ -80,8 +82,8 @@ def evaluate_health(region: str, checks: list[Check]) -> HealthReport:
     for name, check in checks:
         try:
             passed = check()
-        except Exception:  # a check that cannot answer has failed; the name says which
-            passed = False
+        except Exception as error:  # a check that cannot answer has failed; the name says which
+            return HealthReport(healthy=False, region=region, failing=name, cause=error)
         if not passed:
             return HealthReport(healthy=False, region=region, failing=name)
     return HealthReport(healthy=True, region=region)

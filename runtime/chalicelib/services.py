@@ -21,6 +21,8 @@ class Probes(Protocol):
 
     def queue_answers(self) -> bool: ...
 
+    def in_service(self) -> bool: ...
+
 
 class OpsNotices(Protocol):
     """Where the orchestrator says what it did."""
@@ -66,6 +68,11 @@ def build_aws_services(settings: Settings) -> Services:
             table_name=settings.payments_table,
             queue_url=settings.payment_queue_url,
             client=partial(aws.make_probe_client, region=settings.region),
+            # The same flag the orchestrator writes, read with the probes' one-attempt budget.
+            flag=aws.SsmRegionControl(
+                parameter=settings.names.in_service_parameter, client=partial(aws.make_probe_client, "ssm")
+            ),
+            region=settings.region,
         ),
         ops_notices=aws.SnsOpsNotices(topic_arn=settings.ops_alert_topic_arn, client=partial(client, "sns")),
         health_cache=HealthCache(time.monotonic),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.cards import contains_pan
 from chalicelib.errors import (
+    DependencyUnavailable,
     FieldError,
     InvalidQuery,
     MalformedRequest,
@@ -25,7 +26,7 @@ from chalicelib.errors import (
 from chalicelib.http import parse_document
 from chalicelib.idempotency import StoredResponse
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE
-from chalicelib.observability import Metric, count, logger
+from chalicelib.observability import Metric, count, logger, report_dependency_failure
 from chalicelib.payments import PaymentRequest, is_identifier, validate_payment
 from chalicelib.processing import Clock, ProcessingOutcome, Rejection, epoch_millis, process_payment
 from chalicelib.regions import HealthReport, RegionFlag, evaluate_health
@@ -229,6 +230,8 @@ def process_message_batch(event: dict[str, Any], services: Services) -> dict[str
             process_message(message, services)
         except Exception as error:
             count(Metric.PROCESSING_FAILED)
+            if isinstance(error, DependencyUnavailable):
+                report_dependency_failure(error)
             # The type is enough to act on; messages of domain errors never quote the body.
             logger.warning(
                 "payment message failed",
@@ -294,6 +297,9 @@ def customer_history(customer_id: str, query: dict[str, str], services: Services
 def check_health(services: Services) -> HealthReport:
     """``GET /health``: the table and queue answer and the region is in service (cached 5 s).
 
+    Each probe makes one attempt with one-second timeouts (``chalicelib.aws.PROBE_CONFIG``), so
+    the answer comes inside Route 53's few-second budget; a probe that fails logs its cause.
+
     Dependencies are checked before the flag so that a region taken out of service still says
     what else is wrong with it: failback refuses a region whose only fault is not its flag.
     """
@@ -305,9 +311,11 @@ def check_health(services: Services) -> HealthReport:
             [
                 ("payments table", services.probes.table_answers),
                 ("payment queue", services.probes.queue_answers),
-                ("in-service flag", lambda: services.region_control.flag(region).in_service),
+                ("in-service flag", services.probes.in_service),
             ],
         )
+        if report.cause is not None:
+            report_dependency_failure(report.cause, report.failing or "unknown")
         if not report.healthy:
             logger.warning("health check failed", extra={"failing": report.failing})
         return report

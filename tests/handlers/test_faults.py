@@ -20,7 +20,7 @@ from chalicelib import aws as adapters
 from chalicelib.names import Handler
 from chalicelib.services import get_services, use_services
 from localenv.provision import RegionResources
-from tests.conftest import REGION, NotifierRun, TopicSpy
+from tests.conftest import REGION, CapturedLogs, NotifierRun, TopicSpy
 
 THROTTLED = (400, b'{"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}')
 UNAVAILABLE_JSON = (503, b"{}")
@@ -151,3 +151,46 @@ def _retry_event(notifier: NotifierRun, position: str) -> dict[str, Any]:
     delivered = notifier.events[-1]["Records"]
     start = next(i for i, r in enumerate(delivered) if r["dynamodb"]["SequenceNumber"] == position)
     return {"Records": delivered[start:]}
+
+
+ACCESS_DENIED = (
+    400,
+    b'{"__type": "com.amazon.coral.service#AccessDeniedException", "message": "User is not authorized"}',
+)
+
+
+def dependency_lines(logs: CapturedLogs) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logs.lines() if '"dependency' in line and "failure_kind" in line]
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "kind", "level", "metric"),
+    [
+        (THROTTLED, "ThrottlingException", "load", "WARNING", "DependencyOverloaded"),
+        (ACCESS_DENIED, "AccessDeniedException", "misconfiguration", "ERROR", "DependencyMisconfigured"),
+    ],
+)
+def test_every_503_logs_its_cause_once_and_counts_misconfiguration_apart_from_load(
+    client: Client, faults: FaultyAws, resources: RegionResources, payment_logs: CapturedLogs,
+    capsys: pytest.CaptureFixture[str], fault: tuple[int, bytes], code: str, kind: str, level: str, metric: str,
+) -> None:
+    services = get_services()
+    use_services(services._replace(repository=adapters.DynamoPaymentRepository(
+        table_name=resources.payments_table, client=partial(faults.client, "dynamodb", "TransactWriteItems", fault),
+    )))
+
+    response = client.http.post(
+        "/process",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"transaction_id": "t-cause", "customer_id": "c", "amount": "1.00", "currency": "USD"}),
+    )
+
+    assert response.status_code == 503
+    [line] = dependency_lines(payment_logs)
+    assert (line["level"], line["dependency"], line["error_code"], line["failure_kind"]) == (
+        level, "payments table", code, kind
+    )
+    assert line["operation"] == "TransactWriteItems"
+    assert "t-cause" not in json.dumps(line)  # the cause, never the request
+    emitted = capsys.readouterr().out
+    assert f'"{metric}":[1.0]' in emitted

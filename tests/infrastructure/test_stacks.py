@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from chalicelib.items import announced_items_filter
-from chalicelib.names import FUNCTIONS, Handler, ResourceNames
+from chalicelib.names import FUNCTIONS, METRICS_NAMESPACE, SERVICE_NAME, Handler, Metric, ResourceNames
 from tests.infrastructure.conftest import synthesize
 
 PRIMARY, SECONDARY = "PaymentsDevPrimary", "PaymentsDevSecondary"
@@ -270,7 +270,8 @@ def test_alarms_have_the_spec_thresholds_and_notify_ops_alerts(
             "AlarmActions": [{"Ref": ops_topic}],
         },
     )
-    assert len(resources(template, "AWS::CloudWatch::Alarm")) == 5  # and the replication-latency warning
+    # The three failover triggers and the three paging alarms (DLQ, misconfiguration, replication).
+    assert len(resources(template, "AWS::CloudWatch::Alarm")) == len(NAMES.critical_alarms | NAMES.paging_alarms)
 
 
 @pytest.mark.parametrize("stack", BOTH)
@@ -475,6 +476,19 @@ IMPAIRMENT_METRICS = {"5XXError", "Errors", "ReadThrottleEvents", "WriteThrottle
 
 
 @pytest.mark.parametrize("stack", BOTH)
+def test_a_broken_deployment_pages_on_the_functions_own_misconfiguration_count(
+    templates: dict[str, Template], stack: str
+) -> None:
+    [alarm] = [a["Properties"] for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
+               if a["Properties"]["AlarmName"] == NAMES.misconfiguration_alarm]
+
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == (
+        METRICS_NAMESPACE, Metric.DEPENDENCY_MISCONFIGURED, 1
+    )
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": SERVICE_NAME}]
+
+
+@pytest.mark.parametrize("stack", BOTH)
 def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
     templates: dict[str, Template], stack: str
 ) -> None:
@@ -489,8 +503,11 @@ def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
     for name in NAMES.critical_alarms:
         assert measured(alarms[name]) <= IMPAIRMENT_METRICS, name
     assert measured(alarms[NAMES.dlq_messages_alarm]) == {"ApproximateNumberOfMessagesVisible"}
-    assert NAMES.dlq_messages_alarm not in NAMES.critical_alarms
-    assert "never moves traffic" in alarms[NAMES.dlq_messages_alarm]["AlarmDescription"]
+    for name in NAMES.paging_alarms:
+        assert name not in NAMES.critical_alarms
+        assert name in alarms
+    for name in (NAMES.dlq_messages_alarm, NAMES.misconfiguration_alarm):
+        assert "never moves traffic" in alarms[name]["AlarmDescription"]
 
 
 def test_strong_consistency_is_one_context_switch_with_a_witness_region(tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ def test_the_first_failing_check_names_the_report() -> None:
 
     report = evaluate_health("r", [("flag", lambda: True), ("table", broken), ("queue", lambda: False)])
 
-    assert report == HealthReport(healthy=False, region="r", failing="table")
+    assert report._replace(cause=None) == HealthReport(healthy=False, region="r", failing="table")
+    assert isinstance(report.cause, TimeoutError)
+    assert "cause" not in report.to_json()
     assert evaluate_health("r", [("flag", lambda: True)]).healthy
 
 
