@@ -167,22 +167,29 @@ class LocalEnvironment:
         self._write_state()
         return self
 
+    def state(self) -> dict[str, Any]:
+        """Where everything runs: read by ``payments-dr --local`` and ``chalice local --stage local``."""
+        return {
+            "environment_suffix": self.environment_suffix,
+            "regions": [plan.region for plan in self.regions],
+            "endpoint_url": self.endpoint,
+            "api_urls": {plan.region: self.api_url(plan.region) for plan in self.regions},
+            "api_key": self.api_key,
+            # Each region's function environment, so another API process can serve it as well.
+            "functions": {
+                plan.region: {
+                    **self.resources[plan.region].function_environment(self.endpoint),
+                    EnvVar.LOCAL_API_KEYS: self.api_key,
+                }
+                for plan in self.regions
+            },
+        }
+
     def _write_state(self) -> None:
         if self.state_file is None:
             return
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(
-            json.dumps(
-                {
-                    "environment_suffix": self.environment_suffix,
-                    "regions": [plan.region for plan in self.regions],
-                    "endpoint_url": self.endpoint,
-                    "api_urls": {plan.region: self.api_url(plan.region) for plan in self.regions},
-                    "api_key": self.api_key,
-                },
-                indent=2,
-            )
-        )
+        self.state_file.write_text(json.dumps(self.state(), indent=2))
 
     def _start_replication(self) -> None:
         if len(self.regions) < 2:
@@ -230,6 +237,10 @@ class LocalEnvironment:
             command, cwd=cwd, env=self._region_env(plan), stdout=output,
             stderr=subprocess.STDOUT if output else None, preexec_fn=_die_with_parent,
         )
+
+    def api_pid(self, region: str) -> int:
+        """The process id of ``region``'s API server."""
+        return self._apis[region].pid
 
     def stop_api(self, region: str) -> None:
         """Fault injection: the region's API stops answering (its process is killed)."""

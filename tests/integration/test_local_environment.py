@@ -7,16 +7,25 @@ the way a person with curl would.
 from __future__ import annotations
 
 import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from chalicelib.names import ResourceNames
-from localenv.environment import LocalEnvironment
+from localenv.environment import RUNTIME, LocalEnvironment, free_port, wait_for_port
 from tests.conftest import TopicSpy
 from tests.integration.conftest import PRIMARY, SECONDARY, eventually
 
@@ -183,3 +192,85 @@ def test_each_payment_is_announced_once_by_the_region_that_stored_it(environment
 
     assert [m["payment"]["transaction_id"] for m in announced + spies[PRIMARY].messages()] == ["announce-1"]
     assert spies[SECONDARY].messages() == []
+
+
+CHALICE = str(Path(sys.executable).with_name("chalice"))
+
+
+def chalice_local(state_file: Path, port: int) -> subprocess.Popen[str]:
+    """`cd runtime && chalice local --stage local --port PORT`, as a developer would type it."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PAYMENTS_"))}
+    return subprocess.Popen(
+        [CHALICE, "local", "--stage", "local", "--port", str(port)],
+        cwd=RUNTIME, env={**environ, "PAYMENTS_LOCAL_STATE": str(state_file)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def test_plain_chalice_local_serves_the_same_api_against_make_runs_aws(
+    environment: LocalEnvironment, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "state.json"
+    state_file.write_text(json.dumps(environment.state()))
+    port = free_port()
+    process = chalice_local(state_file, port)
+    try:
+        wait_for_port(port, 30, process)
+        url = f"http://127.0.0.1:{port}"
+        body = {"transaction_id": f"cl-{uuid.uuid4().hex[:10]}", "customer_id": "c-cl", "amount": "3.30", "currency": "USD"}
+        refused = requests.post(url + "/process", json=body, timeout=10)
+        created = requests.post(url + "/process", json=body, headers={"x-api-key": environment.api_key}, timeout=10)
+        health = requests.get(url + "/health", timeout=10)
+    finally:
+        # Its reloader runs the server in a child process: stop both.
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=10)
+
+    assert refused.status_code == 403
+    assert created.status_code == 201
+    assert (health.status_code, health.json()["region"]) == (200, PRIMARY)
+    # Written to the same local AWS that `make run` serves.
+    assert get(environment, PRIMARY, f"/payments/{body['transaction_id']}").json()["amount"] == "3.30"
+
+
+def test_chalice_local_without_make_run_says_in_one_line_what_to_start(tmp_path: Path) -> None:
+    process = chalice_local(tmp_path / "no-state.json", free_port())
+
+    _, errors = process.communicate(timeout=60)
+
+    lines = [line for line in errors.splitlines() if line.strip()]
+    assert len(lines) == 1 and "make run" in lines[0], errors
+
+
+def test_the_local_api_queues_twenty_clients_that_connect_while_it_is_busy(environment: LocalEnvironment) -> None:
+    clients = 20
+    address = ("127.0.0.1", int(environment.api_url(PRIMARY).rsplit(":", 1)[1]))
+    pid = environment.api_pid(PRIMARY)
+    # Stopped, the server accepts nothing: only its listen backlog holds connections (Python's
+    # default of 5 held six; the seventh client's connection was dropped or reset).
+    os.kill(pid, signal.SIGSTOP)
+    sockets = [socket.socket() for _ in range(clients)]
+    try:
+        for client in sockets:
+            client.setblocking(False)
+            client.connect_ex(address)
+        _, connected, _ = select.select([], sockets, [], 2.0)
+        established = [c for c in connected if c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        for client in sockets:
+            client.close()
+
+    assert len(established) == clients
+
+    start = threading.Barrier(clients)
+
+    def call(_: int) -> int | str:
+        start.wait()
+        try:
+            return requests.get(environment.api_url(PRIMARY) + "/health", timeout=30).status_code
+        except requests.ConnectionError as error:
+            return type(error).__name__
+
+    with ThreadPoolExecutor(clients) as pool:
+        assert list(pool.map(call, range(clients))) == [200] * clients
