@@ -120,6 +120,8 @@ class Journey:
         self.steps.run("stream -> notifier -> transactions -> test subscriber",
                        lambda: self.announced(subscribers[self.primary], txn))
         self.steps.run("POST /process twice: 201 then 200, one amount everywhere", self.process_twice)
+        self.steps.run("the id reused via /validate -> recorded as rejected, announced, not dead-lettered",
+                       lambda: self.rejected(subscribers[self.primary], txn))
         self.steps.run(f"failover: an alarm on ops-alerts -> orchestrator takes {self.primary} out", self.failover)
         self.steps.run(f"/health: 503 in {self.primary}, 200 in {self.secondary}", self.failed_over)
         self.steps.run(f"failback with payments-dr against the deployment -> {self.primary} back", self.failback)
@@ -169,7 +171,7 @@ class Journey:
         wait_for(f"{txn} readable in {region}", probe)
         return f"{region}, after {time.monotonic() - began:.1f} s"
 
-    def announced(self, queue_url: str, txn: str) -> str:
+    def announced(self, queue_url: str, txn: str, event: str = "payment.processed") -> str:
         sqs = self.d.client("sqs", self.primary)
 
         def probe() -> dict[str, Any] | None:
@@ -177,12 +179,12 @@ class Journey:
                 "Messages", []
             ):
                 body = json.loads(message["Body"])
-                if body.get("transaction_id") == txn or txn in message["Body"]:
+                if txn in message["Body"] and body.get("event") == event:
                     return body
             return None
 
-        event = wait_for(f"payment.processed of {txn}", probe)
-        return f"{event.get('event', event.get('type', 'event'))} {event.get('amount', '')}".strip()
+        found = wait_for(f"{event} of {txn}", probe)
+        return str(found["event"])
 
     def process_twice(self) -> str:
         txn = f"e2e-{uuid.uuid4().hex[:12]}"
@@ -194,6 +196,25 @@ class Journey:
         if codes != (201, 200, 200) or amounts != {"12.50"}:
             raise AssertionError(f"answers {codes}, amounts {amounts}")
         return "201, 200, read back 12.50"
+
+    def rejected(self, queue_url: str, txn: str) -> str:
+        body = {"transaction_id": txn, "customer_id": "cust-e2e", "amount": "999.00", "currency": "USD"}
+        response = self.call("POST", self.primary, "/validate", body)
+        if response.status_code != 202:
+            raise AssertionError(f"/validate of a reused id: {response.status_code} {response.text}")
+
+        def probe() -> dict[str, Any] | None:
+            found = self.call("GET", self.primary, f"/payments/{txn}").json()
+            return found if found.get("rejections") else None
+
+        found = wait_for(f"the rejection of {txn}", probe)
+        event = self.announced(queue_url, txn, event="payment.rejected")
+        sqs = self.d.client("sqs", self.primary)
+        dead = sqs.get_queue_attributes(QueueUrl=self.d.outputs[self.primary]["PaymentDLQUrl"],
+                                        AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        if (found["status"], found["amount"]) != ("PROCESSED", "49.90") or dead["ApproximateNumberOfMessages"] != "0":
+            raise AssertionError(f"read back {found}, DLQ {dead}")
+        return f"{found['rejections'][0]['errors'][0]['field']} refused; {event}; DLQ empty"
 
     def failover(self) -> str:
         alarm = f"payment-api-5xx-{self.d.suffix}"

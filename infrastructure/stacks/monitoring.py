@@ -19,6 +19,7 @@ DLQ_MESSAGES_THRESHOLD = 1
 REPLICATION_LATENCY_THRESHOLD_MS = 60_000
 SUSTAINED_PERIODS = 3
 SUSTAINED_DATAPOINTS = 2
+PAGES_ONLY = "Pages operators; never moves traffic."
 
 
 class PaymentMonitoring(Construct):
@@ -80,27 +81,19 @@ class PaymentMonitoring(Construct):
         # (names.critical_alarms). Function errors and throttles must last two of three minutes,
         # so one slow deploy or a burst absorbed by retries does not move traffic.
         self.alarms = [
-            self._alarm("Api5xxAlarm", names.api_5xx_alarm, api_5xx, API_5XX_THRESHOLD, "API 5XX responses"),
-            self._alarm("LambdaErrorsAlarm", names.lambda_errors_alarm, lambda_errors, LAMBDA_ERRORS_THRESHOLD,
-                        "Errors across the payment functions", sustained=True),
-            self._alarm("DynamoDbThrottlesAlarm", names.dynamodb_throttles_alarm, throttles,
-                        DYNAMODB_THROTTLES_THRESHOLD, "Throttled requests on the payments table", sustained=True),
+            self._trigger("Api5xxAlarm", names.api_5xx_alarm, api_5xx, API_5XX_THRESHOLD, "API 5XX responses"),
+            self._trigger("LambdaErrorsAlarm", names.lambda_errors_alarm, lambda_errors, LAMBDA_ERRORS_THRESHOLD,
+                          "Errors across the payment functions", sustained=True),
+            self._trigger("DynamoDbThrottlesAlarm", names.dynamodb_throttles_alarm, throttles,
+                          DYNAMODB_THROTTLES_THRESHOLD, "Throttled requests on the payments table", sustained=True),
         ]
         # Pages people, never moves traffic: only messages that failed for reasons of
         # infrastructure reach the dead-letter queue (rejected payments are recorded instead), and
         # a full DLQ says nothing about whether the region can take payments.
-        self.dlq_alarm = cloudwatch.Alarm(
-            self,
-            "DlqMessagesAlarm",
-            alarm_name=names.dlq_messages_alarm,
-            alarm_description=f"Payments waiting in the dead-letter queue >= {DLQ_MESSAGES_THRESHOLD}: "
-            "they failed for reasons of infrastructure; redrive them once fixed (payments-dr redrive). "
-            "Pages operators; never moves traffic.",
-            metric=dlq_visible,
-            threshold=DLQ_MESSAGES_THRESHOLD,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        self.dlq_alarm = self._alarm(
+            "DlqMessagesAlarm", names.dlq_messages_alarm, dlq_visible, DLQ_MESSAGES_THRESHOLD,
+            f"Payments waiting in the dead-letter queue >= {DLQ_MESSAGES_THRESHOLD}: they failed for reasons of "
+            f"infrastructure; redrive them once fixed (payments-dr redrive). {PAGES_ONLY}",
         )
         # Pages, never moves traffic: a call AWS refused for good (access denied, a resource that
         # is not there) is a broken deployment, not load; the functions count it apart from
@@ -109,17 +102,10 @@ class PaymentMonitoring(Construct):
             namespace=METRICS_NAMESPACE, metric_name=Metric.DEPENDENCY_MISCONFIGURED,
             dimensions_map={"service": SERVICE_NAME}, statistic="Sum", period=ALARM_PERIOD,
         )
-        self.misconfiguration_alarm = cloudwatch.Alarm(
-            self,
-            "DependencyMisconfiguredAlarm",
-            alarm_name=names.misconfiguration_alarm,
-            alarm_description="A payment function's call to AWS was refused for good (access denied, resource "
-            "not found, request invalid): the deployment is broken. Pages operators; never moves traffic.",
-            metric=misconfigured,
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        self.misconfiguration_alarm = self._alarm(
+            "DependencyMisconfiguredAlarm", names.misconfiguration_alarm, misconfigured, 1,
+            "A payment function's call to AWS was refused for good (access denied, resource not found, request "
+            f"invalid): the deployment is broken. {PAGES_ONLY}",
         )
         # A warning, not a failover trigger: failing over while replication lags is what loses
         # payments, so operators must see it before they act (payments-dr status shows it too).
@@ -127,17 +113,12 @@ class PaymentMonitoring(Construct):
             "AWS/DynamoDB", "ReplicationLatency",
             {"TableName": names.payments_table, "ReceivingRegion": peer_region}, statistic="Average",
         )
-        self.replication_alarm = cloudwatch.Alarm(
-            self,
-            "ReplicationLatencyAlarm",
-            alarm_name=names.replication_latency_alarm,
-            alarm_description=f"Replication to {peer_region} lags >= {REPLICATION_LATENCY_THRESHOLD_MS} ms "
-            "on average for 3 minutes: a failover now could leave recent payments behind.",
-            metric=replication_latency,
-            threshold=REPLICATION_LATENCY_THRESHOLD_MS,
-            evaluation_periods=3,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        self.replication_alarm = self._alarm(
+            "ReplicationLatencyAlarm", names.replication_latency_alarm, replication_latency,
+            REPLICATION_LATENCY_THRESHOLD_MS,
+            f"Replication to {peer_region} lags >= {REPLICATION_LATENCY_THRESHOLD_MS} ms on average for 3 minutes: "
+            "a failover now could leave recent payments behind.",
+            periods=3,
         )
         for alarm in [*self.alarms, self.dlq_alarm, self.misconfiguration_alarm, self.replication_alarm]:
             alarm.add_alarm_action(actions.SnsAction(ops_alert_topic))
@@ -173,21 +154,32 @@ class PaymentMonitoring(Construct):
             cloudwatch.GraphWidget(title="Dead-letter queue", left=[dlq_visible], width=12),
         )
 
-    def _alarm(
+    def _trigger(
         self, construct_id: str, name: str, metric: cloudwatch.IMetric, threshold: int, description: str,
         *, sustained: bool = False,
+    ) -> cloudwatch.Alarm:
+        """A failover trigger: the orchestrator takes the region out of service when it alarms."""
+        window = f" in {SUSTAINED_DATAPOINTS} of {SUSTAINED_PERIODS} minutes" if sustained else ""
+        return self._alarm(
+            construct_id, name, metric, threshold,
+            f"{description} >= {threshold}{window}; the failover orchestrator takes the region out of service on ALARM.",
+            periods=SUSTAINED_PERIODS if sustained else 1,
+            datapoints=SUSTAINED_DATAPOINTS if sustained else None,
+        )
+
+    def _alarm(
+        self, construct_id: str, name: str, metric: cloudwatch.IMetric, threshold: int, description: str,
+        *, periods: int = 1, datapoints: int | None = None,
     ) -> cloudwatch.Alarm:
         return cloudwatch.Alarm(
             self,
             construct_id,
             alarm_name=name,
-            alarm_description=f"{description} >= {threshold}"
-            + (f" in {SUSTAINED_DATAPOINTS} of {SUSTAINED_PERIODS} minutes" if sustained else "")
-            + "; the failover orchestrator takes the region out of service on ALARM.",
+            alarm_description=description,
             metric=metric,
             threshold=threshold,
-            evaluation_periods=SUSTAINED_PERIODS if sustained else 1,
-            datapoints_to_alarm=SUSTAINED_DATAPOINTS if sustained else 1,
+            evaluation_periods=periods,
+            datapoints_to_alarm=datapoints,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

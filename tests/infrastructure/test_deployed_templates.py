@@ -147,6 +147,32 @@ def test_each_region_notifier_reads_its_own_payments_table_stream(deployment: De
     assert wiring.stream_table(stack, source) == "payments-dev"
 
 
+# What each function does to the payments table, by the code path that does it: a grant missing
+# here fails only in AWS, on the first request that takes the path.
+PAYMENTS_TABLE_CALLS = [
+    ("payment-validator-dev", "dynamodb:Query", "table", "GET /payments/{id}: the claim and rejections in one query"),
+    ("payment-validator-dev", "dynamodb:Query", "index/customer-index", "GET /customers/{id}/payments"),
+    ("payment-validator-dev", "dynamodb:PutItem", "table", "POST /process: the claim and record transaction"),
+    ("payment-processor-dev", "dynamodb:PutItem", "table", "a payment's transaction, and a rejection"),
+    ("payment-processor-dev", "dynamodb:GetItem", "table", "a rejection already recorded for a redelivered message"),
+]
+
+
+@pytest.mark.parametrize("stack", REGIONAL)
+@pytest.mark.parametrize(("function_name", "action", "part", "why"), PAYMENTS_TABLE_CALLS)
+def test_each_function_may_make_the_table_calls_its_code_makes(
+    deployment: Deployment, stack: str, function_name: str, action: str, part: str, why: str
+) -> None:
+    wiring = Wiring(deployment)
+    function = wiring.function(stack, function_name)
+    assert function is not None
+    region = deployment.region(stack)
+    table = f"arn:aws:dynamodb:{region}:{deployment.account}:table/payments-dev"
+    resource = table if part == "table" else f"{table}/{part}"
+
+    assert wiring.role_allows(wiring.role_of(function), action, resource), why
+
+
 # ---------------------------------------------------------------------------- account-global names
 @pytest.fixture(scope="module")
 def second_environment(tmp_path_factory: pytest.TempPathFactory) -> cx_api.CloudAssembly:
