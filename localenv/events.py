@@ -160,7 +160,8 @@ class RegionEventRunner:
             else:
                 self.processed += 1
                 done.append(message)
-                print(f"[{self.region}] processed {transaction}", flush=True)
+                # Stored or recorded as rejected: either way done with, and deleted from the queue.
+                print(f"[{self.region}] done      {transaction}", flush=True)
         if done:
             self._sqs.delete_message_batch(
                 QueueUrl=self.queue_url,

@@ -33,10 +33,10 @@ from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.items import (
     claim_attributes,
     key_attributes,
-    rejection_attributes,
-    rejection_from_attributes,
     record_attributes,
     record_from_attributes,
+    rejection_attributes,
+    rejection_from_attributes,
 )
 from chalicelib.payments import PaymentRecord, PaymentRequest, is_identifier
 from chalicelib.regions import RegionFlag

@@ -49,10 +49,13 @@ class Rejection(NamedTuple):
     def sort_key(self) -> int:
         """Where the rejection sits under its transaction id: below the claim (0), one per message.
 
-        Negative, so it never meets a payment record (positive timestamps); derived from the
-        message alone, so a redelivered message finds the rejection it already recorded.
+        Negative, so it never meets a payment record (positive timestamps), and rising with the
+        time the message was sent, so a query downwards from the claim meets the newest first;
+        derived from the message alone, so a redelivered message finds the rejection it already
+        recorded.
         """
-        return -(self.sent_at * REJECTION_SLOTS_PER_MS + zlib.crc32(self.message_id.encode()) % REJECTION_SLOTS_PER_MS)
+        slot = zlib.crc32(self.message_id.encode()) % REJECTION_SLOTS_PER_MS
+        return self.sent_at * REJECTION_SLOTS_PER_MS + slot - REJECTION_KEY_FLOOR
 
     def to_json(self) -> dict[str, Any]:
         """The rejection as the API returns and the ``payment.rejected`` event carries it."""
@@ -74,6 +77,9 @@ class Rejection(NamedTuple):
 # Rejections of one transaction id sent in the same millisecond get distinct keys from their
 # message ids; a clash left over is resolved by the repository (see record_rejection).
 REJECTION_SLOTS_PER_MS = 1000
+# Far below any sent time in slots (epoch ms x 1000 is about 1.8e15 today); DynamoDB numbers
+# hold 38 digits.
+REJECTION_KEY_FLOOR = 10**20
 Announced = PaymentRecord | Rejection
 
 

@@ -82,3 +82,9 @@ def test_an_amount_trimmed_by_dynamodb_reads_back_with_its_currency_digits() -> 
     assert str(record_from_attributes(stored).amount) == "12.50"
     assert str(record_from_attributes(whole).amount) == "100.00"
     assert str(record_from_attributes(claim_attributes(record_from_attributes(stored))).amount) == "12.50"
+
+
+def test_a_later_rejection_sorts_nearer_the_claim_so_a_lookup_meets_the_newest_first() -> None:
+    later = CONFLICT._replace(message_id="m-9", sent_at=CONFLICT.sent_at + 1)
+
+    assert CONFLICT.sort_key < later.sort_key < 0
