@@ -20,6 +20,8 @@ REPLICATION_LATENCY_THRESHOLD_MS = 60_000
 SUSTAINED_PERIODS = 3
 SUSTAINED_DATAPOINTS = 2
 PAGES_ONLY = "Pages operators; never moves traffic."
+# The payments-table operations the functions call (see chalicelib.aws.SDK_OPERATIONS).
+TABLE_OPERATIONS = ("TransactWriteItems", "GetItem", "PutItem", "Query")
 
 
 class PaymentMonitoring(Construct):
@@ -64,13 +66,20 @@ class PaymentMonitoring(Construct):
             period=ALARM_PERIOD,
         )
         table = {"TableName": names.payments_table}
+        # Throttles and DynamoDB's own 5xx (SystemErrors, reported per operation) on the calls
+        # the functions make: both mean the table cannot take the region's payments.
+        system_errors = {
+            f"e{operation.lower()}": metric("AWS/DynamoDB", "SystemErrors", {**table, "Operation": operation})
+            for operation in TABLE_OPERATIONS
+        }
         throttles = cloudwatch.MathExpression(
-            expression="reads + writes",
+            expression=" + ".join(["reads", "writes", *system_errors]),
             using_metrics={
                 "reads": metric("AWS/DynamoDB", "ReadThrottleEvents", table),
                 "writes": metric("AWS/DynamoDB", "WriteThrottleEvents", table),
+                **system_errors,
             },
-            label="Throttled reads and writes",
+            label="Throttled or failed requests on the payments table",
             period=ALARM_PERIOD,
         )
         dlq_visible = dead_letter_queue.metric_approximate_number_of_messages_visible(
@@ -85,7 +94,8 @@ class PaymentMonitoring(Construct):
             self._trigger("LambdaErrorsAlarm", names.lambda_errors_alarm, lambda_errors, LAMBDA_ERRORS_THRESHOLD,
                           "Errors across the payment functions", sustained=True),
             self._trigger("DynamoDbThrottlesAlarm", names.dynamodb_throttles_alarm, throttles,
-                          DYNAMODB_THROTTLES_THRESHOLD, "Throttled requests on the payments table", sustained=True),
+                          DYNAMODB_THROTTLES_THRESHOLD, "Throttled or failed requests on the payments table",
+                          sustained=True),
         ]
         # Pages people, never moves traffic: only messages that failed for reasons of
         # infrastructure reach the dead-letter queue (rejected payments are recorded instead), and

@@ -471,8 +471,8 @@ def test_replication_latency_warns_ops_but_is_not_a_failover_trigger(
 
 
 # What an impaired region shows and no client request can cause: answers of 5XX, functions that
-# crash or time out, a table that throttles. The dead-letter queue's depth is not one of them.
-IMPAIRMENT_METRICS = {"5XXError", "Errors", "ReadThrottleEvents", "WriteThrottleEvents"}
+# crash or time out, a table that throttles or fails. The dead-letter queue's depth is not one of them.
+IMPAIRMENT_METRICS = {"5XXError", "Errors", "ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors"}
 
 
 @pytest.mark.parametrize("stack", BOTH)
@@ -502,6 +502,7 @@ def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
     assert NAMES.critical_alarms <= set(alarms)
     for name in NAMES.critical_alarms:
         assert measured(alarms[name]) <= IMPAIRMENT_METRICS, name
+    assert "SystemErrors" in measured(alarms[NAMES.dynamodb_throttles_alarm])
     assert measured(alarms[NAMES.dlq_messages_alarm]) == {"ApproximateNumberOfMessagesVisible"}
     for name in NAMES.paging_alarms:
         assert name not in NAMES.critical_alarms
