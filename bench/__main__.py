@@ -28,17 +28,32 @@ def _quiet_handlers() -> None:
 
 def main() -> int:
     from bench import card_detection, cold_start, cost, package_size, requests_per_payment, throughput, warm_latency
+    from localenv.progress import Heartbeat
 
     started = time.perf_counter()
     _quiet_handlers()
-    with redirect_stdout(io.StringIO()):  # embedded-metric lines
-        cold = cold_start.run()
-        counted = requests_per_payment.run()
-        rates = throughput.run()
-        warm = warm_latency.run()
-    priced = cost.run(counted)
-    size = package_size.run()
-    cards = card_detection.run()
+    phase = ["starting"]
+
+    def running(name: str) -> None:
+        phase[0] = name
+        print(f"bench: {name}", file=sys.stderr, flush=True)
+
+    with Heartbeat("bench", lambda: phase[0]):
+        with redirect_stdout(io.StringIO()):  # embedded-metric lines
+            running("cold start (1 of 7)")
+            cold = cold_start.run()
+            running("AWS requests per payment (2 of 7)")
+            counted = requests_per_payment.run()
+            running("processor throughput (3 of 7)")
+            rates = throughput.run()
+            running("warm latency (4 of 7)")
+            warm = warm_latency.run()
+        running("cost (5 of 7)")
+        priced = cost.run(counted)
+        running("package size (6 of 7)")
+        size = package_size.run()
+        running("card detection on 4 million ids (7 of 7)")
+        cards = card_detection.run()
     report = render(cold, counted, rates, warm, priced, size, time.perf_counter() - started)
     report += "\n" + "\n".join(card_detection.render(cards))
     RESULTS.write_text(report)

@@ -1,11 +1,16 @@
 """Load run on the local environment: many payments from concurrent clients, then an audit.
 
 Sends payments to ``POST /validate`` from concurrent clients: unique valid payments, resends of
-them (half with the same ``Idempotency-Key``, half a plain client retry) and invalid ones. Then
-waits for the queue to drain and audits both regions' tables: every valid payment stored
-exactly once, no invalid one stored, no 5xx answered. Prints the figures.
+them (half with the same ``Idempotency-Key``, half a plain client retry) and invalid ones. Prints
+a progress line every 10 s. Then waits for the queue to drain and for the peer region to catch
+up (as long as the measured replication lag justifies) and audits both regions' tables.
 
-    python -m bench.load_run [--payments 10000] [--clients 20]      (make load)
+Whatever happens (timeouts, resets, the local AWS dying mid-run, Ctrl-C), the run ends with the
+audit: acknowledged payments stored exactly once in each region, missing, doubled, still queued
+or dead-lettered, 5xx, timeouts, latency, replication lag. It exits non-zero when a promise
+failed, and names which.
+
+    python -m bench.load_run [--payments 10000] [--clients 20] [--rate 15]      (make load)
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -28,12 +34,22 @@ import requests
 from chalicelib.items import is_payment_record
 from localenv import replication
 from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from localenv.progress import Heartbeat
 
 DUPLICATE_SHARE = 0.10
 INVALID_SHARE = 0.10
-DRAIN_TIMEOUT_SECONDS = 900
-AUDIT_INTERVAL_SECONDS = 5
+REQUEST_TIMEOUT_SECONDS = 30
 CONNECTION_ATTEMPTS = 5
+POLL_SECONDS = 2
+# The drain ends when the queue is empty, or when nothing was processed for this long.
+STALL_SECONDS = 60
+DRAIN_TIMEOUT_SECONDS = 900
+# The peer region is waited for 10x the largest replication lag measured (AWS's guidance for
+# an evacuation), at least this long.
+MIN_PEER_WAIT_SECONDS = 5.0
+PEER_WAIT_LAG_FACTOR = 10
+# The promise on replication: p99 of the lag, measured on every replicated payments-table change.
+REPLICATION_LAG_P99_GOAL_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -47,13 +63,23 @@ class Request:
 
 @dataclass
 class Outcome:
-    """What the clients observed."""
+    """What the clients observed, every request counted once."""
 
     statuses: Counter[int] = field(default_factory=Counter)
+    timeouts: int = 0
+    unreachable: int = 0  # connection refused or reset on every attempt
+    retried: int = 0  # connection attempts retried after a refusal or reset
     latencies_ms: list[float] = field(default_factory=list)
     acknowledged: set[str] = field(default_factory=set)
-    connection_retries: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def answered(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def finished(self) -> int:
+        return self.answered + self.timeouts + self.unreachable
 
     def record(self, status: int, latency_ms: float, transaction_id: str) -> None:
         with self.lock:
@@ -61,6 +87,10 @@ class Outcome:
             self.latencies_ms.append(latency_ms)
             if status == 202:
                 self.acknowledged.add(transaction_id)
+
+    def count(self, what: str) -> None:
+        with self.lock:
+            setattr(self, what, getattr(self, what) + 1)
 
 
 def plan_requests(total: int, seed: int = 7) -> list[Request]:
@@ -110,10 +140,15 @@ class Pacer:
 
 
 def send_all(
-    api_url: str, api_key: str, planned: list[Request], clients: int, rate: float | None = None
+    api_url: str, api_key: str, planned: list[Request], clients: int, rate: float | None = None,
+    outcome: Outcome | None = None,
 ) -> tuple[Outcome, float]:
-    """Send every request from ``clients`` threads; returns what they saw and the seconds it took."""
-    outcome = Outcome()
+    """Send every request from ``clients`` threads; returns what they saw and the seconds it took.
+
+    Never raises for a request: a timeout, a connection that could not be made or any other
+    client error is counted, and the run goes on.
+    """
+    outcome = outcome or Outcome()
     local = threading.local()
     pacer = Pacer(rate)
 
@@ -124,21 +159,24 @@ def send_all(
         headers = {"Content-Type": "application/json", "x-api-key": api_key}
         if request.idempotency_key:
             headers["Idempotency-Key"] = request.idempotency_key
-        # `chalice local`'s HTTP server has a listen backlog of 5 and resets connections beyond
-        # it; a client retries a reset connection, as it would any network error.
         for attempt in range(CONNECTION_ATTEMPTS):
             started = time.perf_counter()
             try:
                 response = session.post(api_url + "/validate", data=json.dumps(request.body), headers=headers,
-                                        timeout=30)
-            except requests.ConnectionError:
-                with outcome.lock:
-                    outcome.connection_retries += 1
-                time.sleep(0.2 * (attempt + 1))
+                                        timeout=REQUEST_TIMEOUT_SECONDS)
+            except requests.Timeout:
+                # The API may have queued it: not acknowledged, so not owed, but a broken promise.
+                outcome.count("timeouts")
+                return
+            except requests.RequestException:
+                # Refused or reset before an answer: nothing was done, a client retries.
+                if attempt + 1 < CONNECTION_ATTEMPTS:
+                    outcome.count("retried")
+                    time.sleep(0.2 * (attempt + 1))
                 continue
             outcome.record(response.status_code, (time.perf_counter() - started) * 1000, request.body["transaction_id"])
             return
-        outcome.record(0, (time.perf_counter() - started) * 1000, request.body["transaction_id"])
+        outcome.count("unreachable")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
@@ -146,105 +184,317 @@ def send_all(
     return outcome, time.perf_counter() - started
 
 
-def stored_counts(environment: LocalEnvironment, region: str) -> Counter[str]:
-    """How many payment records each transaction id has in ``region``'s table."""
-    client = environment.client("dynamodb", region)
-    table = environment.resources[region].payments_table
-    counts: Counter[str] = Counter()
-    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        for item in page["Items"]:
-            if is_payment_record(item):
-                counts[item["transaction_id"]["S"]] += 1
-    return counts
+def stored_counts(environment: LocalEnvironment, region: str) -> Counter[str] | None:
+    """How many payment records each transaction id has in ``region``'s table; None if unreadable."""
+    try:
+        client = environment.client("dynamodb", region)
+        table = environment.resources[region].payments_table
+        counts: Counter[str] = Counter()
+        for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+            for item in page["Items"]:
+                if is_payment_record(item):
+                    counts[item["transaction_id"]["S"]] += 1
+        return counts
+    except Exception:  # the local AWS is gone or failing: the audit says so instead of crashing
+        return None
+
+
+def queue_depth(environment: LocalEnvironment, region: str, queue: str) -> int | None:
+    """Messages waiting or in flight in one of ``region``'s queues; None if unreadable."""
+    resources = environment.resources[region]
+    url = resources.payment_queue_url if queue == "queue" else resources.payment_dlq_url
+    try:
+        attributes = environment.client("sqs", region).get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+    except Exception:
+        return None
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def stored_estimate(environment: LocalEnvironment, region: str) -> int | None:
+    """Payments in ``region``'s table, cheaply (a claim and a record each); None if unreadable."""
+    try:
+        table = environment.client("dynamodb", region).describe_table(
+            TableName=environment.resources[region].payments_table
+        )["Table"]
+    except Exception:
+        return None
+    return int(table.get("ItemCount", 0)) // 2
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The ``fraction`` quantile of ``values`` (0 when there are none)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * fraction + 0.5) - 1))]
+
+
+def _unknown(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class RegionAudit:
+    """One region's table against the acknowledged payments."""
+
+    region: str
+    readable: bool
+    stored_once: int = 0
+    missing: int = 0
+    doubled: int = 0
+    invalid_stored: int = 0
+    queued: int | None = None
+    dead_lettered: int | None = None
 
 
 @dataclass(frozen=True)
 class Audit:
-    """The run's figures and whether every promise held."""
+    """The run's figures and which promises held."""
 
-    sent: int
+    planned: int
     clients: int
     seconds: float
     statuses: dict[int, int]
-    connection_retries: int
+    timeouts: int
+    unreachable: int
+    retried: int
     p50_ms: float
     p99_ms: float
-    valid: int
-    stored: dict[str, int]
-    doubled: dict[str, int]
-    missing: dict[str, int]
-    invalid_stored: dict[str, int]
+    acknowledged: int
+    regions: dict[str, RegionAudit]
     drain_seconds: float
+    peer_wait_seconds: float
+    lag_p50_ms: float
+    lag_p99_ms: float
+    lag_max_ms: float
+    interrupted: str | None = None
 
     @property
     def server_errors(self) -> int:
         return sum(n for status, n in self.statuses.items() if status >= 500)
 
     @property
+    def valid(self) -> int:
+        return self.acknowledged
+
+    @property
+    def stored(self) -> dict[str, int]:
+        return {r: a.stored_once for r, a in self.regions.items()}
+
+    @property
+    def doubled(self) -> dict[str, int]:
+        return {r: a.doubled for r, a in self.regions.items()}
+
+    @property
+    def invalid_stored(self) -> dict[str, int]:
+        return {r: a.invalid_stored for r, a in self.regions.items()}
+
+    def broken_promises(self) -> list[str]:
+        """Each promise the run broke, in words; empty when the run passed."""
+        broken = []
+        if self.interrupted:
+            broken.append(f"the run did not finish: {self.interrupted}")
+        if self.server_errors:
+            broken.append(f"{self.server_errors} answers were 5xx")
+        if self.timeouts:
+            broken.append(f"{self.timeouts} requests got no answer in {REQUEST_TIMEOUT_SECONDS} s")
+        if self.unreachable:
+            broken.append(f"{self.unreachable} requests could not reach the API in {CONNECTION_ATTEMPTS} attempts")
+        for region, audit in self.regions.items():
+            if not audit.readable:
+                broken.append(f"{region}'s table could not be read (is the local AWS up?): "
+                              f"{self.acknowledged} acknowledged payments unchecked there")
+                continue
+            for count, what in ((audit.missing, "missing"), (audit.doubled, "stored twice"),
+                                (audit.invalid_stored, "invalid payments stored")):
+                if count:
+                    broken.append(f"{region}: {count} {what}")
+            if audit.queued:
+                broken.append(f"{region}: {audit.queued} messages still queued")
+            if audit.dead_lettered:
+                broken.append(f"{region}: {audit.dead_lettered} messages dead-lettered")
+        if self.lag_p99_ms > REPLICATION_LAG_P99_GOAL_MS:
+            broken.append(f"replication lag p99 {self.lag_p99_ms / 1000:.1f} s, over the "
+                          f"{REPLICATION_LAG_P99_GOAL_MS / 1000:.0f} s goal")
+        return broken
+
+    @property
     def passed(self) -> bool:
-        return (
-            self.server_errors == 0
-            and not any(self.doubled.values())
-            and not any(self.missing.values())
-            and not any(self.invalid_stored.values())
-        )
+        return not self.broken_promises()
 
     def report(self) -> str:
+        finished = sum(self.statuses.values()) + self.timeouts + self.unreachable
         rows = [
-            ("requests sent", f"{self.sent} from {self.clients} concurrent clients in {self.seconds:.1f} s "
-                              f"({self.sent / self.seconds:.0f} requests/s)"),
-            ("responses", ", ".join(f"{status}: {n}" for status, n in sorted(self.statuses.items()))),
+            ("requests sent", f"{finished} of {self.planned} from {self.clients} concurrent clients in "
+                              f"{self.seconds:.1f} s ({finished / max(self.seconds, 0.001):.0f} requests/s)"),
+            ("responses", ", ".join(f"{status}: {n}" for status, n in sorted(self.statuses.items())) or "none"),
             ("5xx responses", str(self.server_errors)),
-            ("connection resets retried", f"{self.connection_retries} (the local dev server's listen backlog)"),
+            ("timeouts", str(self.timeouts)),
+            ("unreachable", f"{self.unreachable} (connection attempts retried: {self.retried})"),
             ("latency /validate", f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms"),
-            ("valid payments acknowledged", str(self.valid)),
+            ("payments acknowledged", str(self.acknowledged)),
             ("queue drained", f"{self.drain_seconds:.1f} s after the last request"),
+            ("replication lag", f"p50 {self.lag_p50_ms / 1000:.2f} s, p99 {self.lag_p99_ms / 1000:.2f} s, "
+                                f"max {self.lag_max_ms / 1000:.2f} s (peer waited for {self.peer_wait_seconds:.1f} s)"),
         ]
-        for region in self.stored:
-            rows.append((f"stored in {region}", f"{self.stored[region]} payments, {self.doubled[region]} doubled, "
-                                                f"{self.missing[region]} missing, {self.invalid_stored[region]} invalid"))
-        rows.append(("verdict", "PASS" if self.passed else "FAIL"))
+        for region, audit in self.regions.items():
+            if not audit.readable:
+                rows.append((f"stored in {region}", "unreadable: the local AWS did not answer"))
+                continue
+            rows.append((f"stored in {region}", f"{audit.stored_once} exactly once, {audit.missing} missing, "
+                                                f"{audit.doubled} doubled, {audit.invalid_stored} invalid"))
+            rows.append((f"queues in {region}", f"{_unknown(audit.queued)} still queued, "
+                                                f"{_unknown(audit.dead_lettered)} dead-lettered"))
+        broken = self.broken_promises()
+        rows.append(("verdict", "PASS" if not broken else "FAIL: " + "; ".join(broken)))
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
+class LoadRun:
+    """One load run against an environment: send, drain, wait for the peer, audit."""
+
+    def __init__(self, environment: LocalEnvironment, *, payments: int, clients: int, region: str,
+                 rate: float | None = None) -> None:
+        self.env = environment
+        self.planned = plan_requests(payments)
+        self.clients = clients
+        self.region = region
+        self.rate = rate
+        self.regions = [plan.region for plan in environment.regions]
+        self.table = next(iter(environment.resources.values())).payments_table
+        self.outcome = Outcome()
+        self.phase = "sending"
+
+    def lag_ms(self) -> list[float]:
+        return self.env.replication_lag_ms(self.table)
+
+    def progress(self) -> str:
+        """The figures of one progress line."""
+        lag = self.lag_ms()
+        recent = lag[-200:]
+        stored = ", ".join(f"{r} {_unknown(stored_estimate(self.env, r))}" for r in self.regions)
+        return (
+            f"{self.phase}; sent {self.outcome.finished}/{len(self.planned)}, "
+            f"acknowledged {len(self.outcome.acknowledged)}, stored {stored}, "
+            f"queue {_unknown(queue_depth(self.env, self.region, 'queue'))}, "
+            f"DLQ {_unknown(queue_depth(self.env, self.region, 'dlq'))}, "
+            f"replication lag p99 {percentile(recent, 0.99) / 1000:.1f} s"
+        )
+
+    def execute(self) -> Audit:
+        """Send, drain and audit; whatever goes wrong ends in the audit, never in a traceback."""
+        seconds = drain = peer_wait = 0.0
+        interrupted = None
+        started = time.perf_counter()
+        try:
+            _, seconds = send_all(self.env.api_url(self.region), self.env.api_key, self.planned, self.clients,
+                                  self.rate, self.outcome)
+            self.phase = "draining"
+            drain = self._drain()
+            self.phase = "waiting for the peer region"
+            peer_wait = self._wait_for_peer()
+        except KeyboardInterrupt:
+            interrupted = "interrupted (Ctrl-C)"
+        except Exception as error:  # whatever it was, the audit still tells what happened
+            interrupted = f"{type(error).__name__}: {error}"
+        if not seconds:
+            seconds = time.perf_counter() - started
+        self.phase = "auditing"
+        return self._audit(seconds, drain, peer_wait, interrupted)
+
+    def _owed(self) -> set[str]:
+        # A payment the client never got a 202 for is not owed; every acknowledged one is.
+        valid_ids = {r.body["transaction_id"] for r in self.planned if r.valid}
+        return valid_ids & self.outcome.acknowledged
+
+    def _drain(self) -> float:
+        """Wait until the queue is empty, or nothing moves for STALL_SECONDS; returns the seconds."""
+        began = last_change = time.perf_counter()
+        last = None
+        while time.perf_counter() - began < DRAIN_TIMEOUT_SECONDS:
+            depth = queue_depth(self.env, self.region, "queue")
+            if depth == 0:
+                break
+            state = (depth, stored_estimate(self.env, self.region))
+            if state != last:
+                last, last_change = state, time.perf_counter()
+            elif time.perf_counter() - last_change > STALL_SECONDS or depth is None:
+                break
+            time.sleep(POLL_SECONDS)
+        return time.perf_counter() - began
+
+    def _wait_for_peer(self) -> float:
+        """Wait for the other regions to hold as many items as this one, as long as the lag justifies.
+
+        Item counts are cheap to read; the audit that follows compares every transaction id once.
+        """
+        began = time.perf_counter()
+        budget = max(MIN_PEER_WAIT_SECONDS, PEER_WAIT_LAG_FACTOR * max(self.lag_ms(), default=0.0) / 1000)
+        while time.perf_counter() - began < budget:
+            counts = [stored_estimate(self.env, r) for r in self.regions]
+            if None in counts or len(set(counts)) == 1:
+                break
+            time.sleep(POLL_SECONDS)
+        time.sleep(1)  # a late duplicate would show up now
+        return time.perf_counter() - began
+
+    def _audit(self, seconds: float, drain: float, peer_wait: float, interrupted: str | None) -> Audit:
+        owed = self._owed()
+        invalid_ids = {r.body["transaction_id"] for r in self.planned if not r.valid}
+        regions = {}
+        for region in self.regions:
+            counts = stored_counts(self.env, region)
+            if counts is None:
+                regions[region] = RegionAudit(region, readable=False)
+                continue
+            regions[region] = RegionAudit(
+                region,
+                readable=True,
+                stored_once=sum(1 for t in owed if counts[t] == 1),
+                missing=len(owed - set(counts)),
+                doubled=sum(1 for t in owed if counts[t] > 1),
+                invalid_stored=len(invalid_ids & set(counts)),
+                queued=queue_depth(self.env, region, "queue"),
+                dead_lettered=queue_depth(self.env, region, "dlq"),
+            )
+        latencies = list(self.outcome.latencies_ms)
+        lag = self.lag_ms()
+        return Audit(
+            planned=len(self.planned),
+            clients=self.clients,
+            seconds=seconds,
+            statuses=dict(self.outcome.statuses),
+            timeouts=self.outcome.timeouts,
+            unreachable=self.outcome.unreachable,
+            retried=self.outcome.retried,
+            p50_ms=statistics.median(latencies) if latencies else 0.0,
+            p99_ms=percentile(latencies, 0.99),
+            acknowledged=len(owed),
+            regions=regions,
+            drain_seconds=drain,
+            peer_wait_seconds=peer_wait,
+            lag_p50_ms=percentile(lag, 0.50),
+            lag_p99_ms=percentile(lag, 0.99),
+            lag_max_ms=max(lag, default=0.0),
+            interrupted=interrupted,
+        )
+
+
 def run(
-    environment: LocalEnvironment, *, payments: int, clients: int, region: str, rate: float | None = None
+    environment: LocalEnvironment, *, payments: int, clients: int, region: str, rate: float | None = None,
+    progress_seconds: float | None = None, on_started: Callable[[LoadRun], None] | None = None,
 ) -> Audit:
-    """Send the planned load to ``region`` and audit every region's table once it has drained."""
-    planned = plan_requests(payments)
-    outcome, seconds = send_all(environment.api_url(region), environment.api_key, planned, clients, rate)
-    # A payment the client never got a 202 for is not owed; every acknowledged one is.
-    valid_ids = {r.body["transaction_id"] for r in planned if r.valid} & outcome.acknowledged
-    invalid_ids = {r.body["transaction_id"] for r in planned if not r.valid}
-    regions = [plan.region for plan in environment.regions]
-
-    drain_started = time.perf_counter()
-    deadline = drain_started + DRAIN_TIMEOUT_SECONDS
-    counts = {r: stored_counts(environment, r) for r in regions}
-    while time.perf_counter() < deadline and not all(valid_ids <= set(c) for c in counts.values()):
-        time.sleep(AUDIT_INTERVAL_SECONDS)
-        counts = {r: stored_counts(environment, r) for r in regions}
-    drain_seconds = time.perf_counter() - drain_started
-    time.sleep(1)  # a late duplicate would show up now
-    counts = {r: stored_counts(environment, r) for r in regions}
-
-    ordered = sorted(outcome.latencies_ms)
-    return Audit(
-        sent=len(planned),
-        clients=clients,
-        seconds=seconds,
-        statuses=dict(outcome.statuses),
-        connection_retries=outcome.connection_retries,
-        p50_ms=statistics.median(ordered),
-        p99_ms=ordered[int(len(ordered) * 0.99) - 1],
-        valid=len(valid_ids),
-        stored={r: len(valid_ids & set(c)) for r, c in counts.items()},
-        doubled={r: sum(1 for t in valid_ids if c[t] > 1) for r, c in counts.items()},
-        missing={r: len(valid_ids - set(c)) for r, c in counts.items()},
-        invalid_stored={r: len(invalid_ids & set(c)) for r, c in counts.items()},
-        drain_seconds=drain_seconds,
-    )
+    """Send the planned load to ``region`` and audit every region; prints progress when asked."""
+    load = LoadRun(environment, payments=payments, clients=clients, region=region, rate=rate)
+    if on_started is not None:
+        on_started(load)
+    if progress_seconds is None:
+        return load.execute()
+    with Heartbeat("load", load.progress, interval=progress_seconds, stream=sys.stdout):
+        return load.execute()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,8 +507,11 @@ def main(argv: list[str] | None = None) -> int:
 
     replication.VERBOSE = False
     plans = [RegionPlan("us-east-1", free_port()), RegionPlan("us-east-2", free_port())]
+    print(f"load: {args.payments} requests from {args.clients} clients"
+          + (f" at {args.rate:g}/s" if args.rate else "") + f"; process output in {args.log_dir}", flush=True)
     with LocalEnvironment(plans, log_dir=args.log_dir) as env:
-        audit = run(env, payments=args.payments, clients=args.clients, region="us-east-1", rate=args.rate)
+        audit = run(env, payments=args.payments, clients=args.clients, region="us-east-1", rate=args.rate,
+                    progress_seconds=10)
         print(audit.report(), flush=True)
     return 0 if audit.passed else 1
 

@@ -256,6 +256,16 @@ class LocalEnvironment:
         self._processes[self._processes.index(old)] = self._apis[region]
         wait_for_port(plan.api_port, STARTUP_TIMEOUT_SECONDS, self._apis[region])
 
+    def replication_lag_ms(self, table: str) -> list[float]:
+        """Every replication lag measured so far for ``table``, both directions, in arrival order."""
+        return [lag for r in self._replicators if r.table == table for lag in list(r.stats.lag_ms)]
+
+    def stop_local_aws(self) -> None:
+        """Fault injection: the local AWS dies (its process is killed); nothing else is told."""
+        if self._moto is not None:
+            self._moto.kill()
+            self._moto.wait()
+
     def pause_replication_from(self, region: str) -> None:
         """Fault injection: nothing written in ``region`` reaches the other region any more."""
         for replicator in self._replicators:
@@ -298,7 +308,7 @@ class LocalEnvironment:
         for replicator in self._replicators:
             replicator.stop()
             print(f"[replication {replicator.label}] {replicator.stats.summary()}", flush=True)
-        if self._moto is not None:
+        if self._moto is not None and self._moto.poll() is None:
             self._moto.terminate()
             try:
                 self._moto.wait(timeout=10)

@@ -35,6 +35,7 @@ import requests
 
 from chalicelib.items import is_payment_record
 from localenv.environment import LocalEnvironment
+from localenv.progress import Heartbeat
 from operations import regions
 from operations.targets import Target
 
@@ -188,26 +189,36 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
             send_one()
             time.sleep(max(0.0, 1 / plan.rate_per_second - (time.time() - started)))
 
+    phase = ["steady"]
+
+    def progress() -> str:
+        return (f"{phase[0]}; {len(attempts)} attempts, {len(acknowledged)} acknowledged, "
+                f"traffic to {router.region()}")
+
     router.start()
     try:
-        send_for(plan.steady_seconds)
-        fault_at = time.time()
-        environment.stop_api(primary)
-        if plan.fault == "region":
-            environment.pause_replication_from(primary)
-        publish_alarm(environment, primary, target.names.api_5xx_alarm)
-        send_for(plan.outage_seconds)
-        at_risk: list[str] = []
-        if plan.fault == "region":
-            survivor = stored(environment, secondary, f"drill-{tag}")
-            at_risk = sorted(t for t, at in acknowledged.items() if at < fault_at and t not in survivor)
-        environment.start_api(primary)
-        if plan.fault == "region":
-            environment.resume_replication_from(primary)
-        send_for(plan.recovered_seconds)  # the primary is back but stays out of service: failback is manual
-        regions.failback(target, primary, reason="drill: the primary's API is back")
-        failback_at = time.time()
-        send_for(plan.recovered_seconds + FAILURE_THRESHOLD * plan.health_interval_seconds)
+        with Heartbeat("drill", progress):
+            send_for(plan.steady_seconds)
+            fault_at = time.time()
+            phase[0] = f"fault: {primary}'s API stopped"
+            environment.stop_api(primary)
+            if plan.fault == "region":
+                environment.pause_replication_from(primary)
+            publish_alarm(environment, primary, target.names.api_5xx_alarm)
+            send_for(plan.outage_seconds)
+            at_risk: list[str] = []
+            if plan.fault == "region":
+                survivor = stored(environment, secondary, f"drill-{tag}")
+                at_risk = sorted(t for t, at in acknowledged.items() if at < fault_at and t not in survivor)
+            phase[0] = f"{primary} back, out of service until failback"
+            environment.start_api(primary)
+            if plan.fault == "region":
+                environment.resume_replication_from(primary)
+            send_for(plan.recovered_seconds)  # the primary is back but stays out of service: failback is manual
+            regions.failback(target, primary, reason="drill: the primary's API is back")
+            failback_at = time.time()
+            phase[0] = "failed back"
+            send_for(plan.recovered_seconds + FAILURE_THRESHOLD * plan.health_interval_seconds)
     finally:
         router.stop()
     report = audit(environment, target, attempts, acknowledged, fault_at, failback_at, plan.fault)

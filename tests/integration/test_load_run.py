@@ -1,16 +1,20 @@
 """The load run in short form: concurrent clients, duplicates and invalid payments, then an audit.
 
 ``make load`` runs the full 10,000 payments from 20 clients; this runs the same code on the
-shared local environment with fewer payments, so every ``make test`` checks the invariants.
+shared local environment with fewer payments, so every ``make test`` checks the invariants, and
+kills the local AWS in the middle of a run of its own to show the run still ends in an audit.
 """
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 
-from bench.load_run import run
-from localenv.environment import LocalEnvironment
-from tests.integration.conftest import PRIMARY
+from bench.load_run import LoadRun, run
+from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from tests.integration.conftest import PRIMARY, SECONDARY
 
 pytestmark = pytest.mark.integration
 
@@ -24,4 +28,29 @@ def test_every_valid_payment_is_stored_once_in_both_regions_and_no_5xx(environme
     assert set(audit.stored.values()) == {audit.valid}
     assert set(audit.doubled.values()) == {0}
     assert set(audit.invalid_stored.values()) == {0}
-    assert audit.passed
+    assert all(region.queued == 0 and region.dead_lettered == 0 for region in audit.regions.values())
+    assert audit.broken_promises() == []
+
+
+def test_a_run_whose_local_aws_dies_ends_with_an_audit_naming_what_was_lost_or_pending(tmp_path: Path) -> None:
+    plans = [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())]
+    with LocalEnvironment(plans, log_dir=tmp_path) as environment:
+
+        def kill_once_payments_flow(load: LoadRun) -> None:
+            def watch() -> None:
+                while len(load.outcome.acknowledged) < 20:
+                    threading.Event().wait(0.05)
+                environment.stop_local_aws()
+
+            threading.Thread(target=watch, daemon=True).start()
+
+        audit = run(environment, payments=400, clients=10, region=PRIMARY, rate=80,
+                    on_started=kill_once_payments_flow)
+
+    report = audit.report()
+    print(report)
+    broken = " ".join(audit.broken_promises())
+    assert audit.acknowledged >= 20
+    assert "5xx" in broken  # the API answered 503 once its AWS was gone
+    assert "could not be read" in broken and "unchecked" in broken
+    assert report.splitlines()[-1].startswith("verdict") and "FAIL" in report.splitlines()[-1]
