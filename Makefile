@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# Node itself comes from the npm registry, pinned beside the CDK CLI in infrastructure/package.json
+# (the machine's own Node may be end-of-life): the CDK CLI and jsii, which runs under every
+# synthesis, the tests' included, find it first on PATH.
+NODE := infrastructure/node_modules/.installed
+WITH_NODE := PATH="$(abspath infrastructure/node_modules/.bin):$$PATH"
 
 .PHONY: run test e2e load bench drill synth deploy sdk-data clean
 
@@ -21,8 +26,8 @@ run: $(INSTALLED)
 	$(PY) -m localenv
 
 ## test: every test (unit, handlers, integration over HTTP)
-test: $(INSTALLED)
-	$(PY) -m pytest
+test: $(INSTALLED) $(NODE)
+	$(WITH_NODE) $(PY) -m pytest
 
 ## load: 10,000 payments from 20 concurrent clients on the local environment, then an audit
 # Paced at 30 requests/s, the highest rate that passes here with room to spare (README, "Load
@@ -45,14 +50,14 @@ bench: $(INSTALLED)
 sdk-data: $(INSTALLED)
 	PYTHONPATH=runtime:. $(PY) -m tools.sdk_data
 
-CDK := cd infrastructure && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --no-install cdk --app "$(abspath $(PY)) app.py"
+CDK := cd infrastructure && $(WITH_NODE) npx --no-install cdk --app "$(abspath $(PY)) app.py"
 
-infrastructure/node_modules/.installed: infrastructure/package.json infrastructure/package-lock.json
+$(NODE): infrastructure/package.json infrastructure/package-lock.json
 	cd infrastructure && npm ci --no-audit --no-fund --silent
 	touch $@
 
 ## synth: both regional templates into cdk.out/ (offline, no AWS credentials needed)
-synth: $(INSTALLED) infrastructure/node_modules/.installed
+synth: $(INSTALLED) $(NODE)
 	$(CDK) synth --all --quiet --output ../cdk.out
 
 E2E_VENV := .venv-e2e
@@ -70,10 +75,10 @@ e2e/node_modules/.installed: e2e/package.json e2e/package-lock.json
 
 ## e2e: the synthesized stacks deployed into a local AWS emulator (both regions) and driven end to end
 e2e: synth $(E2E_VENV)/.installed e2e/node_modules/.installed
-	PYTHONPATH=runtime:. $(PY) -m e2e
+	$(WITH_NODE) PYTHONPATH=runtime:. $(PY) -m e2e
 
 ## deploy: both regions to the AWS account of your current credentials (cdk deploy --all)
-deploy: $(INSTALLED) infrastructure/node_modules/.installed
+deploy: $(INSTALLED) $(NODE)
 	$(CDK) deploy --all --require-approval broadening
 
 clean:
