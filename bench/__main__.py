@@ -36,7 +36,7 @@ def main() -> int:
 
     def running(name: str) -> None:
         phase[0] = name
-        print(f"bench: {name}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"bench: {name}\n")
 
     with Heartbeat("bench", lambda: phase[0]):
         with redirect_stdout(io.StringIO()):  # embedded-metric lines

@@ -57,4 +57,8 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            print(self.line(), file=self._stream or sys.stderr, flush=True)
+            stream = self._stream or sys.stderr
+            # One write per line: print() writes the newline separately, and another thread's
+            # output could land between the two.
+            stream.write(self.line() + "\n")
+            stream.flush()
