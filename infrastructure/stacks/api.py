@@ -21,6 +21,7 @@ from constructs import Construct
 from chalicelib.names import (
     API_STAGE,
     FUNCTIONS,
+    LAMBDA_ARCHITECTURE,
     PAYMENT_NOTIFIER,
     PAYMENT_QUEUE,
     EnvVar,
@@ -240,6 +241,7 @@ class PaymentApi(Construct):
             "api_gateway_stage": API_STAGE,
             "api_gateway_endpoint_type": "REGIONAL",
             "xray": True,
+            "lambda_architecture": LAMBDA_ARCHITECTURE,
             "manage_iam_role": False,
             "iam_role_arn": self.roles[Handler.API].role_arn,
             "environment_variables": environment,

@@ -255,6 +255,11 @@ class Handler:
     FAILOVER_ORCHESTRATOR = "orchestrate_failover"
 
 
+# Graviton: about 20 % less per GB-second than x86_64, and the package is pure Python, so it
+# runs unchanged on either.
+LAMBDA_ARCHITECTURE = "arm64"
+
+
 class FunctionSettings(NamedTuple):
     """Size and retry settings of one Lambda function."""
 

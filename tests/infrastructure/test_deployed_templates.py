@@ -147,6 +147,17 @@ def test_each_region_notifier_reads_its_own_payments_table_stream(deployment: De
     assert wiring.stream_table(stack, source) == "payments-dev"
 
 
+@pytest.mark.parametrize("stack", REGIONAL)
+def test_every_python_function_runs_on_arm64(deployment: Deployment, stack: str) -> None:
+    functions = [f for f in deployment.resources("AWS::Lambda::Function")
+                 if f.stack == stack and str(f.properties.get("Runtime", "")).startswith("python")]
+
+    assert len(functions) == 4
+    assert all(f.properties.get("Architectures") == ["arm64"] for f in functions), [
+        (f.logical_id, f.properties.get("Architectures")) for f in functions
+    ]
+
+
 # What each function does to the payments table, by the code path that does it: a grant missing
 # here fails only in AWS, on the first request that takes the path.
 PAYMENTS_TABLE_CALLS = [
