@@ -12,8 +12,10 @@ WITH_NODE := PATH="$(abspath infrastructure/node_modules/.bin):$$PATH"
 
 .PHONY: run test e2e load bench drill synth deploy sdk-data clean
 
-$(INSTALLED): requirements.txt constraints.txt runtime/requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# .python-version asks pyenv for Python 3.13, the functions' runtime: Chalice packages for the
+# interpreter that runs it, and the package's bytecode only helps when the two are the same.
+$(INSTALLED): .python-version requirements.txt constraints.txt runtime/requirements.txt pyproject.toml
+	$(PYTHON) -m venv --clear $(VENV)
 	# Chalice refuses pip 26.3 and newer in its environment.
 	$(PY) -m pip install --quiet --disable-pip-version-check "pip<26.3"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
@@ -63,8 +65,8 @@ synth: $(INSTALLED) $(NODE)
 E2E_VENV := .venv-e2e
 
 # The emulator pins its own botocore: it gets a virtual environment of its own.
-$(E2E_VENV)/.installed: e2e/requirements.txt e2e/constraints.txt
-	$(PYTHON) -m venv $(E2E_VENV)
+$(E2E_VENV)/.installed: .python-version e2e/requirements.txt e2e/constraints.txt
+	$(PYTHON) -m venv --clear $(E2E_VENV)
 	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r e2e/requirements.txt -c e2e/constraints.txt
 	touch $@
 

@@ -147,15 +147,21 @@ def test_each_region_notifier_reads_its_own_payments_table_stream(deployment: De
     assert wiring.stream_table(stack, source) == "payments-dev"
 
 
+PYTHON_VERSION_FILE = Path(__file__).resolve().parents[2] / ".python-version"
+
+
 @pytest.mark.parametrize("stack", REGIONAL)
-def test_every_python_function_runs_on_arm64(deployment: Deployment, stack: str) -> None:
+def test_every_python_function_runs_the_projects_python_on_arm64(deployment: Deployment, stack: str) -> None:
     functions = [f for f in deployment.resources("AWS::Lambda::Function")
                  if f.stack == stack and str(f.properties.get("Runtime", "")).startswith("python")]
+    # Chalice packages for the interpreter that synthesizes: the one .python-version selects.
+    major, minor = PYTHON_VERSION_FILE.read_text().strip().split(".")[:2]
 
     assert len(functions) == 4
-    assert all(f.properties.get("Architectures") == ["arm64"] for f in functions), [
-        (f.logical_id, f.properties.get("Architectures")) for f in functions
-    ]
+    assert {(f.properties["Runtime"], tuple(f.properties.get("Architectures", []))) for f in functions} == {
+        (f"python{major}.{minor}", ("arm64",))
+    }
+    assert (major, minor) == ("3", "13")
 
 
 # What each function does to the payments table, by the code path that does it: a grant missing
