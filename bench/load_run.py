@@ -416,12 +416,12 @@ class LoadRun:
         last = None
         while time.perf_counter() - began < DRAIN_TIMEOUT_SECONDS:
             depth = queue_depth(self.env, self.region, "queue")
-            if depth == 0:
+            if depth == 0 or depth is None:  # drained, or the local AWS no longer answers
                 break
             state = (depth, stored_estimate(self.env, self.region))
             if state != last:
                 last, last_change = state, time.perf_counter()
-            elif time.perf_counter() - last_change > STALL_SECONDS or depth is None:
+            elif time.perf_counter() - last_change > STALL_SECONDS:
                 break
             time.sleep(POLL_SECONDS)
         return time.perf_counter() - began

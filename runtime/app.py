@@ -31,18 +31,9 @@ from chalicelib.observability import flush_metrics, logger
 from chalicelib.services import get_services
 
 if os.environ.get("AWS_CHALICE_CLI_MODE"):  # the chalice command line (`chalice local`), never Lambda
-    import sys
-
     from chalicelib import local_stage
 
-    local_stage.widen_listen_backlog()
-    try:
-        local_stage.use_make_run_environment()
-    except local_stage.LocalAwsNotRunning as not_running:
-        print(f"chalice local: {not_running}", file=sys.stderr, flush=True)
-        # The app is imported in the dev server's thread when autoreload is on, where SystemExit
-        # would end only that thread and leave the process waiting: end the process itself.
-        os._exit(1)
+    local_stage.prepare_chalice_local()
 
 app = Chalice(app_name=APP_NAME)
 # Event sources are bound by name at package time; the CDK stack points them at its own

@@ -9,6 +9,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from chalicelib.aws import PAYMENTS_TABLE_OPERATIONS
 from chalicelib.names import API_STAGE, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
 
 ALARM_PERIOD = cdk.Duration.minutes(1)
@@ -20,8 +21,6 @@ REPLICATION_LATENCY_THRESHOLD_MS = 60_000
 SUSTAINED_PERIODS = 3
 SUSTAINED_DATAPOINTS = 2
 PAGES_ONLY = "Pages operators; never moves traffic."
-# The payments-table operations the functions call (see chalicelib.aws.SDK_OPERATIONS).
-TABLE_OPERATIONS = ("TransactWriteItems", "GetItem", "PutItem", "Query")
 
 
 class PaymentMonitoring(Construct):
@@ -70,7 +69,7 @@ class PaymentMonitoring(Construct):
         # the functions make: both mean the table cannot take the region's payments.
         system_errors = {
             f"e{operation.lower()}": metric("AWS/DynamoDB", "SystemErrors", {**table, "Operation": operation})
-            for operation in TABLE_OPERATIONS
+            for operation in PAYMENTS_TABLE_OPERATIONS
         }
         throttles = cloudwatch.MathExpression(
             expression=" + ".join(["reads", "writes", *system_errors]),

@@ -37,6 +37,7 @@ from chalicelib.items import (
     record_from_attributes,
     rejection_attributes,
     rejection_from_attributes,
+    rejection_key,
 )
 from chalicelib.payments import PaymentRecord, PaymentRequest, is_identifier
 from chalicelib.regions import RegionFlag
@@ -70,8 +71,10 @@ AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 # pinned botocore into SDK_DATA by `make sdk-data`: botocore's own data would make a cold
 # start parse a 1.2 MB endpoints file and every operation of each service, and list the
 # directories of some 400 services, for a few calls.
+# The payments table's operations (its alarm counts their SystemErrors, stacks/monitoring.py).
+PAYMENTS_TABLE_OPERATIONS = ("TransactWriteItems", "GetItem", "Query", "PutItem")
 SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
-    "dynamodb": ("TransactWriteItems", "GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"),
+    "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "UpdateItem", "DeleteItem"),
     "sqs": ("SendMessage", "GetQueueAttributes"),
     "sns": ("Publish", "PublishBatch"),
     "ssm": ("GetParameter", "PutParameter"),
@@ -208,9 +211,8 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
             raise DependencyUnavailable("payments table") from error
         return None
 
-    def _item(self, item: dict[str, Any]) -> dict[str, Any]:
-        """The stored item with ``item``'s key, read consistently ({} if there is none)."""
-        key = {name: item[name] for name in (Schema.PARTITION_KEY, Schema.SORT_KEY)}
+    def _item(self, key: dict[str, Any]) -> dict[str, Any]:
+        """The stored item under ``key``, read consistently ({} if there is none)."""
         try:
             return self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item") or {}
         except AWS_FAILURES as error:
@@ -269,7 +271,7 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise DependencyUnavailable("payments table") from error
-                stored = error.response.get("Item") or self._item(rejection_attributes(rejection, sort_key))
+                stored = error.response.get("Item") or self._item(rejection_key(rejection, sort_key))
                 if stored.get("message_id", {}).get("S") == rejection.message_id:
                     return False
                 sort_key -= 1

@@ -77,11 +77,15 @@ def is_payment_record(item: Attributes) -> bool:
     return Schema.CUSTOMER_INDEX_PARTITION_KEY in item
 
 
+def rejection_key(rejection: Rejection, sort_key: int) -> Attributes:
+    """The primary key of ``rejection``'s item at ``sort_key`` (normally ``rejection.sort_key``)."""
+    return key_attributes(rejection.transaction_id or UNIDENTIFIED_PREFIX + rejection.message_id, sort_key)
+
+
 def rejection_attributes(rejection: Rejection, sort_key: int) -> Attributes:
     """The rejection item of ``rejection`` at ``sort_key`` (normally ``rejection.sort_key``)."""
-    partition = rejection.transaction_id or UNIDENTIFIED_PREFIX + rejection.message_id
     item: Attributes = {
-        **key_attributes(partition, sort_key),
+        **rejection_key(rejection, sort_key),
         "status": {"S": STATUS_REJECTED},
         "region": {"S": rejection.region},
         "message_id": {"S": rejection.message_id},

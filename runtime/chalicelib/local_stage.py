@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -84,3 +85,18 @@ def widen_listen_backlog() -> None:
     from chalice.local import ThreadedHTTPServer
 
     ThreadedHTTPServer.request_queue_size = LISTEN_BACKLOG
+
+
+def prepare_chalice_local() -> None:
+    """What the app does when the chalice command line imports it: widen the backlog, find `make run`.
+
+    Without `make run`, one line says what to start and the process ends.
+    """
+    widen_listen_backlog()
+    try:
+        use_make_run_environment()
+    except LocalAwsNotRunning as not_running:
+        print(f"chalice local: {not_running}", file=sys.stderr, flush=True)
+        # The app is imported in the dev server's thread when autoreload is on, where SystemExit
+        # would end only that thread and leave the process waiting: end the process itself.
+        os._exit(1)
