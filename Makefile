@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 NODE := infrastructure/node_modules/.installed
 WITH_NODE := PATH="$(abspath infrastructure/node_modules/.bin):$$PATH"
 
-.PHONY: run test e2e load bench drill synth deploy sdk-data clean
+.PHONY: run test lint e2e load bench drill synth deploy sdk-data clean
 
 # .python-version asks pyenv for Python 3.13, the functions' runtime: Chalice packages for the
 # interpreter that runs it, and the package's bytecode only helps when the two are the same.
@@ -27,9 +27,18 @@ $(INSTALLED): .python-version requirements.txt constraints.txt runtime/requireme
 run: $(INSTALLED)
 	$(PY) -m localenv
 
-## test: every test (unit, handlers, integration over HTTP)
-test: $(INSTALLED) $(NODE)
+## test: lint and types, then every test (unit, handlers, integration over HTTP)
+test: lint $(NODE)
 	$(WITH_NODE) $(PY) -m pytest
+
+## lint: ruff (lint and format check) over the project; mypy, strict over runtime/ and infrastructure/
+# Two mypy runs: runtime/app.py and infrastructure/app.py are both the module `app`. Settings are
+# in pyproject.toml; `ruff format .` and `ruff check --fix .` fix most of what they report.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib localenv operations bench tests tools e2e
+	$(VENV)/bin/mypy infrastructure/app.py infrastructure/stacks
 
 ## load: 10,000 payments from 20 concurrent clients on the local environment, then an audit
 # Paced at 30 requests/s, the highest rate that passes here with room to spare (README, "Load

@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, each against its baseline from the same run, into results.md.
 
-    python -m bench            # writes bench/results.md and prints it
+python -m bench            # writes bench/results.md and prints it
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ def _quiet_handlers() -> None:
 
 
 def main() -> int:
-    from bench import card_detection, cold_start, cost, package_size, requests_per_payment, throughput, warm_latency
+    from bench import (
+        card_detection,
+        cold_start,
+        cost,
+        package_size,
+        requests_per_payment,
+        throughput,
+        warm_latency,
+    )
     from localenv.progress import Heartbeat
 
     started = time.perf_counter()
@@ -65,59 +73,82 @@ def _instruction_lines(cold: dict) -> list[str]:
     if "app_instructions_ratio" not in cold:
         return ["Instructions: not counted (valgrind is not installed).", ""]
     return [
-        f"Instructions executed (valgrind, one run each, no noise): floor {cold['floor_instructions_m']:.0f} M, "
-        f"bare {cold['bare_instructions_m']:.0f} M ({cold['bare_instructions_ratio']:.2f}), "
-        f"ours {cold['app_instructions_m']:.0f} M (**{cold['app_instructions_ratio']:.2f}**).",
+        (
+            f"Instructions executed (valgrind, one run each, no noise): floor {cold['floor_instructions_m']:.0f} M, "
+            f"bare {cold['bare_instructions_m']:.0f} M ({cold['bare_instructions_ratio']:.2f}), "
+            f"ours {cold['app_instructions_m']:.0f} M (**{cold['app_instructions_ratio']:.2f}**)."
+        ),
         "",
     ]
 
 
-def render(cold: dict, counted: dict, rates: dict, warm: dict, priced: dict, size: dict, seconds: float) -> str:
+def render(
+    cold: dict, counted: dict, rates: dict, warm: dict, priced: dict, size: dict, seconds: float
+) -> str:
     apis = sorted(set(counted["ours"]) | set(counted["seed"]))
     lines = [
         "# Benchmark results",
         "",
-        f"Written by `make bench` on {time.strftime('%Y-%m-%d')} ({platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} CPUs, {seconds:.0f} s). Every figure sits beside its "
-        "baseline from the same run; compare ratios, not absolute times, across machines.",
+        (
+            f"Written by `make bench` on {time.strftime('%Y-%m-%d')} ({platform.python_implementation()} "
+            f"{platform.python_version()}, {os.cpu_count()} CPUs, {seconds:.0f} s). Every figure sits beside its "
+            "baseline from the same run; compare ratios, not absolute times, across machines."
+        ),
         "",
         "## Cold start (fresh interpreter: import the handler, serve one /validate and one SQS batch)",
         "",
         "| | CPU ms | ratio to floor | peak RSS MiB | ratio to floor |",
         "|---|---:|---:|---:|---:|",
         f"| floor: `import boto3, chalice` | {cold['floor_cpu_ms']:.0f} | 1.00 | {cold['floor_rss_mib']:.1f} | 1.00 |",
-        f"| bare: the same AWS calls, no framework | {cold['bare_cpu_ms']:.0f} | {cold['bare_cpu_ratio']:.2f} | "
-        f"{cold['bare_rss_mib']:.1f} | {cold['bare_rss_ratio']:.2f} |",
-        f"| **ours** | {cold['app_cpu_ms']:.0f} | **{cold['app_cpu_ratio']:.2f}** | {cold['app_rss_mib']:.1f} | "
-        f"{cold['app_rss_ratio']:.2f} |",
+        (
+            f"| bare: the same AWS calls, no framework | {cold['bare_cpu_ms']:.0f} | {cold['bare_cpu_ratio']:.2f} | "
+            f"{cold['bare_rss_mib']:.1f} | {cold['bare_rss_ratio']:.2f} |"
+        ),
+        (
+            f"| **ours** | {cold['app_cpu_ms']:.0f} | **{cold['app_cpu_ratio']:.2f}** | {cold['app_rss_mib']:.1f} | "
+            f"{cold['app_rss_ratio']:.2f} |"
+        ),
         "",
-        f"Ours against bare: {cold['app_over_bare_cpu_ratio']:.2f}x CPU. CPU: fastest of {cold['runs']:.0f} "
-        "alternating runs each.",
+        (
+            f"Ours against bare: {cold['app_over_bare_cpu_ratio']:.2f}x CPU. CPU: fastest of {cold['runs']:.0f} "
+            "alternating runs each."
+        ),
         "",
         *_instruction_lines(cold),
         f"## AWS requests per payment (validate -> queue -> process -> notify, {counted['payments']} payments)",
         "",
         "| API | ours | seed design |",
         "|---|---:|---:|",
-        *[f"| {api} | {counted['ours'].get(api, 0):.2f} | {counted['seed'].get(api, 0):.2f} |" for api in apis],
+        *[
+            f"| {api} | {counted['ours'].get(api, 0):.2f} | {counted['seed'].get(api, 0):.2f} |"
+            for api in apis
+        ],
         f"| **total** | **{counted['ours_total']:.2f}** | {counted['seed_total']:.2f} |",
         "",
-        f"Ours / seed: **{counted['ratio']:.2f}**. `sqs:EventSourcePolling` is Lambda's poller (ReceiveMessage and "
-        "DeleteMessageBatch per batch of ten), the same for both; stream reads by Lambda are free and not counted.",
+        (
+            f"Ours / seed: **{counted['ratio']:.2f}**. `sqs:EventSourcePolling` is Lambda's poller (ReceiveMessage and "
+            "DeleteMessageBatch per batch of ten), the same for both; stream reads by Lambda are free and not counted."
+        ),
         "",
         "## Throughput of the SQS processor (payments per second of handler time, one worker, moto on loopback)",
         "",
         "| batch size | ours | seed design | ratio |",
         "|---:|---:|---:|---:|",
-        *[f"| {b} | {rates[f'ours_batch{b}_per_second']:.0f} | {rates[f'seed_batch{b}_per_second']:.0f} | "
-          f"{rates[f'ratio_batch{b}']:.2f} |" for b in (1, 10)],
+        *[
+            f"| {b} | {rates[f'ours_batch{b}_per_second']:.0f} | {rates[f'seed_batch{b}_per_second']:.0f} | "
+            f"{rates[f'ratio_batch{b}']:.2f} |"
+            for b in (1, 10)
+        ],
         "",
         "## Warm handler latency (in process, AWS answered inside botocore, 1000 samples)",
         "",
         "| | ours p50 ms | ours p99 ms | bare p50 ms | bare p99 ms | p50 ratio |",
         "|---|---:|---:|---:|---:|---:|",
-        *[f"| {w} | {warm[f'ours_{w}_p50_ms']:.3f} | {warm[f'ours_{w}_p99_ms']:.3f} | {warm[f'bare_{w}_p50_ms']:.3f} | "
-          f"{warm[f'bare_{w}_p99_ms']:.3f} | {warm[f'{w}_p50_ratio']:.2f} |" for w in ("validate", "process")],
+        *[
+            f"| {w} | {warm[f'ours_{w}_p50_ms']:.3f} | {warm[f'ours_{w}_p99_ms']:.3f} | {warm[f'bare_{w}_p50_ms']:.3f} | "
+            f"{warm[f'bare_{w}_p99_ms']:.3f} | {warm[f'{w}_p50_ratio']:.2f} |"
+            for w in ("validate", "process")
+        ],
         "",
         f"## Cost per million payments (list prices of {priced['as_of']}, `bench/prices.json`)",
         "",

@@ -52,7 +52,7 @@ def corpus(rng: random.Random, per_range: int = 5) -> Iterator[tuple[str, str]]:
                         groups = []
                         start = 0
                         for size in layout:
-                            groups.append(number[start:start + size])
+                            groups.append(number[start : start + size])
                             start += size
                         for separator in " -":
                             yield network.name, f"pay with {separator.join(groups)}, thanks"
@@ -104,7 +104,11 @@ def render(result: dict) -> list[str]:
         lines.append(f"| {kind} | **{counts['ours']}** | {counts['former']} |")
     total_hit = sum(hit for hit, _ in result["recall"].values())
     total = sum(total for _, total in result["recall"].values())
-    lines += ["", "| network | test numbers found (every length, prefix range, grouping) | recall |", "|---|---:|---:|"]
+    lines += [
+        "",
+        "| network | test numbers found (every length, prefix range, grouping) | recall |",
+        "|---|---:|---:|",
+    ]
     for network, (hit, count) in result["recall"].items():
         lines.append(f"| {network} | {hit} / {count} | {100 * hit / count:.1f} % |")
     lines += [f"| **all** | {total_hit} / {total} | **{100 * total_hit / total:.1f} %** |", ""]

@@ -31,10 +31,18 @@ MODES = ("floor", "bare", "app")
 
 
 def measure(mode: str, env: dict[str, str]) -> tuple[float, float]:
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.cold_start_child", mode],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-    ).stdout.splitlines()[-1].split()  # the handlers' log lines come first
+    output = (
+        subprocess.run(
+            [sys.executable, "-m", "bench.cold_start_child", mode],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.splitlines()[-1]
+        .split()
+    )  # the handlers' log lines come first
     return float(output[0]), float(output[1])
 
 
@@ -45,9 +53,21 @@ def instructions(mode: str, env: dict[str, str]) -> int | None:
         return None
     with tempfile.TemporaryDirectory() as scratch:
         result = subprocess.run(
-            [valgrind, "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={Path(scratch) / 'out'}",
-             sys.executable, "-m", "bench.cold_start_child", mode],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+            [
+                valgrind,
+                "--tool=cachegrind",
+                "--cache-sim=no",
+                f"--cachegrind-out-file={Path(scratch) / 'out'}",
+                sys.executable,
+                "-m",
+                "bench.cold_start_child",
+                mode,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     found = re.search(r"I\s+refs:\s+([\d,]+)", result.stderr)
     return int(found.group(1).replace(",", "")) if found else None
@@ -57,8 +77,12 @@ def run() -> dict[str, float]:
     """Fastest CPU ms and median peak RSS (MiB) of each mode, and their ratios to the floor."""
     compileall.compile_dir(ROOT / "runtime", quiet=1)
     with local_aws() as aws:
-        env = {**os.environ, **aws.environment(), "PYTHONPATH": os.pathsep.join([str(ROOT / "runtime"), str(ROOT)]),
-               "POWERTOOLS_METRICS_NAMESPACE": "bench"}
+        env = {
+            **os.environ,
+            **aws.environment(),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "runtime"), str(ROOT)]),
+            "POWERTOOLS_METRICS_NAMESPACE": "bench",
+        }
         runs: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
         for _ in range(RUNS):
             for mode, results in runs.items():

@@ -11,13 +11,13 @@ whole process (peak RSS from /proc, which unlike getrusage does not count the pa
 from __future__ import annotations
 
 import json
+import random
 import resource
-from typing import Any
+import string
 import sys
 import time
-import random
-import string
 import uuid
+from typing import Any
 
 
 class Context:
@@ -44,7 +44,12 @@ def api_event(body: dict[str, str]) -> dict[str, object]:
         "multiValueQueryStringParameters": None,
         "pathParameters": None,
         "stageVariables": None,
-        "requestContext": {"resourcePath": "/validate", "httpMethod": "POST", "requestId": "bench", "identity": {}},
+        "requestContext": {
+            "resourcePath": "/validate",
+            "httpMethod": "POST",
+            "requestId": "bench",
+            "identity": {},
+        },
         "body": json.dumps(body),
         "isBase64Encoded": False,
     }
@@ -78,8 +83,12 @@ def main(mode: str) -> None:
     else:
         import app
 
-        payment = {"transaction_id": "cold-" + "".join(random.choices(string.ascii_lowercase, k=16)), "customer_id": "c-1", "amount": "10.00",
-                   "currency": "USD"}
+        payment = {
+            "transaction_id": "cold-" + "".join(random.choices(string.ascii_lowercase, k=16)),
+            "customer_id": "c-1",
+            "amount": "10.00",
+            "currency": "USD",
+        }
         response = app.app(api_event(payment), Context())
         assert response["statusCode"] == 202, response
         result = app.process_payment_messages(sqs_event(payment), Context())
@@ -106,8 +115,12 @@ def bare_payment(boto3: Any) -> None:
     key = f"bare-{uuid.uuid4().hex}"
     dynamodb.transact_write_items(
         TransactItems=[
-            {"Put": {"TableName": os.environ["PAYMENTS_TABLE_NAME"], "Item": {
-                "transaction_id": {"S": key}, "timestamp": {"N": str(n)}}}}
+            {
+                "Put": {
+                    "TableName": os.environ["PAYMENTS_TABLE_NAME"],
+                    "Item": {"transaction_id": {"S": key}, "timestamp": {"N": str(n)}},
+                }
+            }
             for n in (0, 1)
         ]
     )

@@ -43,7 +43,9 @@ def local_aws() -> Iterator[LocalAws]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     # moto keeps its state per process, across servers: start every benchmark from nothing.
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
+    ).close()
     aws = LocalAws(endpoint, provision_region(endpoint, REGION, SUFFIX))
     saved = dict(os.environ)
     os.environ.update(aws.environment())

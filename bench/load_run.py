@@ -30,11 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.items import is_payment_record
 from localenv import replication
 from localenv.environment import LocalEnvironment, RegionPlan, free_port
 from localenv.progress import Heartbeat
+
+# What a call to the local AWS raises when it is gone or failing.
+AWS_ERRORS = (BotoCoreError, ClientError)
 
 DUPLICATE_SHARE = 0.10
 INVALID_SHARE = 0.10
@@ -114,8 +118,15 @@ def plan_requests(total: int, seed: int = 7) -> list[Request]:
     ]
     resends = [rng.choice(payments) for _ in range(duplicates)]
     broken = [
-        Request(body={"transaction_id": f"bad-{n:06d}", "customer_id": "c", "amount": rng.choice(["-1", "0", "1.234", "abc"]),
-                      "currency": "USD"}, valid=False)
+        Request(
+            body={
+                "transaction_id": f"bad-{n:06d}",
+                "customer_id": "c",
+                "amount": rng.choice(["-1", "0", "1.234", "abc"]),
+                "currency": "USD",
+            },
+            valid=False,
+        )
         for n in range(invalid)
     ]
     requests_ = payments + resends + broken
@@ -140,7 +151,11 @@ class Pacer:
 
 
 def send_all(
-    api_url: str, api_key: str, planned: list[Request], clients: int, rate: float | None = None,
+    api_url: str,
+    api_key: str,
+    planned: list[Request],
+    clients: int,
+    rate: float | None = None,
     outcome: Outcome | None = None,
 ) -> tuple[Outcome, float]:
     """Send every request from ``clients`` threads; returns what they saw and the seconds it took.
@@ -162,8 +177,12 @@ def send_all(
         for attempt in range(CONNECTION_ATTEMPTS):
             started = time.perf_counter()
             try:
-                response = session.post(api_url + "/validate", data=json.dumps(request.body), headers=headers,
-                                        timeout=REQUEST_TIMEOUT_SECONDS)
+                response = session.post(
+                    api_url + "/validate",
+                    data=json.dumps(request.body),
+                    headers=headers,
+                    timeout=REQUEST_TIMEOUT_SECONDS,
+                )
             except requests.Timeout:
                 # The API may have queued it: not acknowledged, so not owed, but a broken promise.
                 outcome.count("timeouts")
@@ -174,7 +193,9 @@ def send_all(
                     outcome.count("retried")
                     time.sleep(0.2 * (attempt + 1))
                 continue
-            outcome.record(response.status_code, (time.perf_counter() - started) * 1000, request.body["transaction_id"])
+            outcome.record(
+                response.status_code, (time.perf_counter() - started) * 1000, request.body["transaction_id"]
+            )
             return
         outcome.count("unreachable")
 
@@ -195,7 +216,7 @@ def stored_counts(environment: LocalEnvironment, region: str) -> Counter[str] | 
                 if is_payment_record(item):
                     counts[item["transaction_id"]["S"]] += 1
         return counts
-    except Exception:  # the local AWS is gone or failing: the audit says so instead of crashing
+    except AWS_ERRORS:  # the local AWS is gone or failing: the audit says so instead of crashing
         return None
 
 
@@ -205,11 +226,14 @@ def queue_depth(environment: LocalEnvironment, region: str, queue: str) -> int |
     url = resources.payment_queue_url if queue == "queue" else resources.payment_dlq_url
     try:
         attributes = environment.client("sqs", region).get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-    except Exception:
+    except AWS_ERRORS:
         return None
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
 
 
 def stored_estimate(environment: LocalEnvironment, region: str) -> int | None:
@@ -218,7 +242,7 @@ def stored_estimate(environment: LocalEnvironment, region: str) -> int | None:
         table = environment.client("dynamodb", region).describe_table(
             TableName=environment.resources[region].payments_table
         )["Table"]
-    except Exception:
+    except AWS_ERRORS:
         return None
     return int(table.get("ItemCount", 0)) // 2
 
@@ -301,14 +325,21 @@ class Audit:
         if self.timeouts:
             broken.append(f"{self.timeouts} requests got no answer in {REQUEST_TIMEOUT_SECONDS} s")
         if self.unreachable:
-            broken.append(f"{self.unreachable} requests could not reach the API in {CONNECTION_ATTEMPTS} attempts")
+            broken.append(
+                f"{self.unreachable} requests could not reach the API in {CONNECTION_ATTEMPTS} attempts"
+            )
         for region, audit in self.regions.items():
             if not audit.readable:
-                broken.append(f"{region}'s table could not be read (is the local AWS up?): "
-                              f"{self.acknowledged} acknowledged payments unchecked there")
+                broken.append(
+                    f"{region}'s table could not be read (is the local AWS up?): "
+                    f"{self.acknowledged} acknowledged payments unchecked there"
+                )
                 continue
-            for count, what in ((audit.missing, "missing"), (audit.doubled, "stored twice"),
-                                (audit.invalid_stored, "invalid payments stored")):
+            for count, what in (
+                (audit.missing, "missing"),
+                (audit.doubled, "stored twice"),
+                (audit.invalid_stored, "invalid payments stored"),
+            ):
                 if count:
                     broken.append(f"{region}: {count} {what}")
             if audit.queued:
@@ -316,8 +347,10 @@ class Audit:
             if audit.dead_lettered:
                 broken.append(f"{region}: {audit.dead_lettered} messages dead-lettered")
         if self.lag_p99_ms > REPLICATION_LAG_P99_GOAL_MS:
-            broken.append(f"replication lag p99 {self.lag_p99_ms / 1000:.1f} s, over the "
-                          f"{REPLICATION_LAG_P99_GOAL_MS / 1000:.0f} s goal")
+            broken.append(
+                f"replication lag p99 {self.lag_p99_ms / 1000:.1f} s, over the "
+                f"{REPLICATION_LAG_P99_GOAL_MS / 1000:.0f} s goal"
+            )
         return broken
 
     @property
@@ -327,26 +360,50 @@ class Audit:
     def report(self) -> str:
         finished = sum(self.statuses.values()) + self.timeouts + self.unreachable
         rows = [
-            ("requests sent", f"{finished} of {self.planned} from {self.clients} concurrent clients in "
-                              f"{self.seconds:.1f} s ({finished / max(self.seconds, 0.001):.0f} requests/s)"),
-            ("responses", ", ".join(f"{status}: {n}" for status, n in sorted(self.statuses.items())) or "none"),
+            (
+                "requests sent",
+                (
+                    f"{finished} of {self.planned} from {self.clients} concurrent clients in "
+                    f"{self.seconds:.1f} s ({finished / max(self.seconds, 0.001):.0f} requests/s)"
+                ),
+            ),
+            (
+                "responses",
+                ", ".join(f"{status}: {n}" for status, n in sorted(self.statuses.items())) or "none",
+            ),
             ("5xx responses", str(self.server_errors)),
             ("timeouts", str(self.timeouts)),
             ("unreachable", f"{self.unreachable} (connection attempts retried: {self.retried})"),
             ("latency /validate", f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms"),
             ("payments acknowledged", str(self.acknowledged)),
             ("queue drained", f"{self.drain_seconds:.1f} s after the last request"),
-            ("replication lag", f"p50 {self.lag_p50_ms / 1000:.2f} s, p99 {self.lag_p99_ms / 1000:.2f} s, "
-                                f"max {self.lag_max_ms / 1000:.2f} s (peer waited for {self.peer_wait_seconds:.1f} s)"),
+            (
+                "replication lag",
+                (
+                    f"p50 {self.lag_p50_ms / 1000:.2f} s, p99 {self.lag_p99_ms / 1000:.2f} s, "
+                    f"max {self.lag_max_ms / 1000:.2f} s (peer waited for {self.peer_wait_seconds:.1f} s)"
+                ),
+            ),
         ]
         for region, audit in self.regions.items():
             if not audit.readable:
                 rows.append((f"stored in {region}", "unreadable: the local AWS did not answer"))
                 continue
-            rows.append((f"stored in {region}", f"{audit.stored_once} exactly once, {audit.missing} missing, "
-                                                f"{audit.doubled} doubled, {audit.invalid_stored} invalid"))
-            rows.append((f"queues in {region}", f"{_unknown(audit.queued)} still queued, "
-                                                f"{_unknown(audit.dead_lettered)} dead-lettered"))
+            rows.append(
+                (
+                    f"stored in {region}",
+                    (
+                        f"{audit.stored_once} exactly once, {audit.missing} missing, "
+                        f"{audit.doubled} doubled, {audit.invalid_stored} invalid"
+                    ),
+                )
+            )
+            rows.append(
+                (
+                    f"queues in {region}",
+                    f"{_unknown(audit.queued)} still queued, {_unknown(audit.dead_lettered)} dead-lettered",
+                )
+            )
         broken = self.broken_promises()
         rows.append(("verdict", "PASS" if not broken else "FAIL: " + "; ".join(broken)))
         width = max(len(label) for label, _ in rows)
@@ -356,8 +413,15 @@ class Audit:
 class LoadRun:
     """One load run against an environment: send, drain, wait for the peer, audit."""
 
-    def __init__(self, environment: LocalEnvironment, *, payments: int, clients: int, region: str,
-                 rate: float | None = None) -> None:
+    def __init__(
+        self,
+        environment: LocalEnvironment,
+        *,
+        payments: int,
+        clients: int,
+        region: str,
+        rate: float | None = None,
+    ) -> None:
         self.env = environment
         self.planned = plan_requests(payments)
         self.clients = clients
@@ -390,15 +454,21 @@ class LoadRun:
         interrupted = None
         started = time.perf_counter()
         try:
-            _, seconds = send_all(self.env.api_url(self.region), self.env.api_key, self.planned, self.clients,
-                                  self.rate, self.outcome)
+            _, seconds = send_all(
+                self.env.api_url(self.region),
+                self.env.api_key,
+                self.planned,
+                self.clients,
+                self.rate,
+                self.outcome,
+            )
             self.phase = "draining"
             drain = self._drain()
             self.phase = "waiting for the peer region"
             peer_wait = self._wait_for_peer()
         except KeyboardInterrupt:
             interrupted = "interrupted (Ctrl-C)"
-        except Exception as error:  # whatever it was, the audit still tells what happened
+        except Exception as error:  # noqa: BLE001 - whatever it was, the audit still tells what happened
             interrupted = f"{type(error).__name__}: {error}"
         if not seconds:
             seconds = time.perf_counter() - started
@@ -484,8 +554,14 @@ class LoadRun:
 
 
 def run(
-    environment: LocalEnvironment, *, payments: int, clients: int, region: str, rate: float | None = None,
-    progress_seconds: float | None = None, on_started: Callable[[LoadRun], None] | None = None,
+    environment: LocalEnvironment,
+    *,
+    payments: int,
+    clients: int,
+    region: str,
+    rate: float | None = None,
+    progress_seconds: float | None = None,
+    on_started: Callable[[LoadRun], None] | None = None,
 ) -> Audit:
     """Send the planned load to ``region`` and audit every region; prints progress when asked."""
     load = LoadRun(environment, payments=payments, clients=clients, region=region, rate=rate)
@@ -501,17 +577,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load_run", description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=10_000, help="requests in all (default 10000)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
-    parser.add_argument("--rate", type=float, help="requests per second across all clients (default: unpaced)")
-    parser.add_argument("--log-dir", type=Path, default=Path(".localenv/load-run"), help="where process output goes")
+    parser.add_argument(
+        "--rate", type=float, help="requests per second across all clients (default: unpaced)"
+    )
+    parser.add_argument(
+        "--log-dir", type=Path, default=Path(".localenv/load-run"), help="where process output goes"
+    )
     args = parser.parse_args(argv)
 
     replication.VERBOSE = False
     plans = [RegionPlan("us-east-1", free_port()), RegionPlan("us-east-2", free_port())]
-    print(f"load: {args.payments} requests from {args.clients} clients"
-          + (f" at {args.rate:g}/s" if args.rate else "") + f"; process output in {args.log_dir}", flush=True)
+    print(
+        f"load: {args.payments} requests from {args.clients} clients"
+        + (f" at {args.rate:g}/s" if args.rate else "")
+        + f"; process output in {args.log_dir}",
+        flush=True,
+    )
     with LocalEnvironment(plans, log_dir=args.log_dir) as env:
-        audit = run(env, payments=args.payments, clients=args.clients, region="us-east-1", rate=args.rate,
-                    progress_seconds=10)
+        audit = run(
+            env,
+            payments=args.payments,
+            clients=args.clients,
+            region="us-east-1",
+            rate=args.rate,
+            progress_seconds=10,
+        )
         print(audit.report(), flush=True)
     return 0 if audit.passed else 1
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import ROOT
 
 sys.path.append(str(ROOT / "infrastructure"))
-from stacks.packaging import finish_package  # noqa: E402
+from stacks.packaging import finish_package
 
 PLACEHOLDER_ROLE = "arn:aws:iam::123456789012:role/payments-bench"
 BARE_APP = 'from chalice import Chalice\n\napp = Chalice(app_name="bare")\n\n\n@app.route("/")\ndef index():\n    return {}\n'
@@ -28,8 +28,13 @@ BARE_APP = 'from chalice import Chalice\n\napp = Chalice(app_name="bare")\n\n\n@
 def package(source: Path, out: Path) -> Path:
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     chalice = Path(sys.executable).with_name("chalice")
-    subprocess.run([str(chalice), "package", "--stage", "prod", str(out)], cwd=source, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(chalice), "package", "--stage", "prod", str(out)],
+        cwd=source,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return out / "deployment.zip"
 
 
@@ -46,11 +51,19 @@ def run() -> dict[str, float]:
         (bare / ".chalice").mkdir(parents=True)
         (bare / "app.py").write_text(BARE_APP)
         (bare / "requirements.txt").write_text("")
-        (bare / ".chalice" / "config.json").write_text(json.dumps(
-            {"version": "2.0", "app_name": "bare",
-             "stages": {"prod": {"manage_iam_role": False, "iam_role_arn": PLACEHOLDER_ROLE}}}))
+        (bare / ".chalice" / "config.json").write_text(
+            json.dumps(
+                {
+                    "version": "2.0",
+                    "app_name": "bare",
+                    "stages": {"prod": {"manage_iam_role": False, "iam_role_arn": PLACEHOLDER_ROLE}},
+                }
+            )
+        )
         ours_source = work / "runtime"
-        shutil.copytree(ROOT / "runtime", ours_source, ignore=shutil.ignore_patterns("__pycache__", "deployments"))
+        shutil.copytree(
+            ROOT / "runtime", ours_source, ignore=shutil.ignore_patterns("__pycache__", "deployments")
+        )
         # As the CDK stack packages it: roles come from CDK, so Chalice's policy analyzer never runs.
         config_file = ours_source / ".chalice" / "config.json"
         config = json.loads(config_file.read_text())

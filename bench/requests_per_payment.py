@@ -19,8 +19,8 @@ from typing import Any
 
 import boto3
 
-from bench.common import REGION, LocalAws, local_aws, unique_id
 from bench.cold_start_child import Context, api_event
+from bench.common import REGION, LocalAws, local_aws, unique_id
 from localenv.events import sqs_lambda_record
 from localenv.streams import TableStream, lambda_stream_event
 
@@ -38,7 +38,7 @@ class Tally:
 
     def count(self, request: Any = None, event_name: str = "", **_: Any) -> None:
         # event_name: before-send.<service>.<Operation>
-        _, service, operation = event_name.split(".", 2)
+        _hook, service, operation = event_name.split(".", 2)
         self.requests[f"{service}:{operation}"] += 1
 
     def timed(self, name: str, seconds: float) -> None:
@@ -58,18 +58,23 @@ def drain_queue(aws: LocalAws, handle_batch: Any, tally: Tally, name: str) -> No
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=aws.endpoint)
     url = aws.resources.payment_queue_url
     while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=BATCH_SIZE, MessageAttributeNames=["All"]).get(
-            "Messages", []
-        )
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=BATCH_SIZE, MessageAttributeNames=["All"]
+        ).get("Messages", [])
         if not messages:
             return
         tally.requests["sqs:EventSourcePolling"] += EVENT_SOURCE_REQUESTS_PER_BATCH
-        event = {"Records": [sqs_lambda_record(m, "arn:aws:sqs:us-east-1:123456789012:q", REGION) for m in messages]}
+        event = {
+            "Records": [
+                sqs_lambda_record(m, "arn:aws:sqs:us-east-1:123456789012:q", REGION) for m in messages
+            ]
+        }
         started = time.perf_counter()
         handle_batch(event, Context())
         tally.timed(name, time.perf_counter() - started)
         sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
 
 

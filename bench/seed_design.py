@@ -22,7 +22,7 @@ dynamodb = boto3.client("dynamodb", region_name=REGION)
 sns = boto3.client("sns", region_name=REGION)
 cloudwatch = boto3.client("cloudwatch", region_name=REGION)
 NAMESPACE = "PaymentProcessing"
-FRAUD_THRESHOLD = Decimal("10000")
+FRAUD_THRESHOLD = Decimal(10000)
 
 
 def validator_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -31,14 +31,18 @@ def validator_handler(event: dict[str, Any], context: Any = None) -> dict[str, A
     missing = [f for f in ("transaction_id", "customer_id", "amount", "currency") if f not in body]
     amount = Decimal(str(body.get("amount", "0")))
     if missing or amount <= 0:
-        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=[{"MetricName": "PaymentRejected", "Value": 1}])
+        cloudwatch.put_metric_data(
+            Namespace=NAMESPACE, MetricData=[{"MetricName": "PaymentRejected", "Value": 1}]
+        )
         return {"statusCode": 400, "body": json.dumps({"error": "invalid payment"})}
     fraud = amount > FRAUD_THRESHOLD
     metrics = [{"MetricName": "PaymentValidated", "Value": 1}]
     if fraud:
         metrics.append({"MetricName": "PaymentFraudFlagged", "Value": 1})
     cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=metrics)
-    sqs.send_message(QueueUrl=os.environ["PAYMENT_QUEUE_URL"], MessageBody=json.dumps({**body, "fraud_flag": fraud}))
+    sqs.send_message(
+        QueueUrl=os.environ["PAYMENT_QUEUE_URL"], MessageBody=json.dumps({**body, "fraud_flag": fraud})
+    )
     return {"statusCode": 200, "body": json.dumps({"status": "accepted"})}
 
 
@@ -61,5 +65,7 @@ def processor_handler(event: dict[str, Any], context: Any = None) -> dict[str, A
             },
         )
         sns.publish(TopicArn=os.environ["TRANSACTION_TOPIC_ARN"], Message=json.dumps(payment))
-        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=[{"MetricName": "PaymentProcessed", "Value": 1}])
+        cloudwatch.put_metric_data(
+            Namespace=NAMESPACE, MetricData=[{"MetricName": "PaymentProcessed", "Value": 1}]
+        )
     return {}

@@ -27,8 +27,12 @@ def fill(aws: LocalAws, count: int, seed_format: bool) -> None:
     for start in range(0, count, 10):
         entries = []
         for n in range(start, min(start + 10, count)):
-            body: dict[str, Any] = {"transaction_id": unique_id("tp"), "customer_id": "c-1",
-                                    "amount": "12.00", "currency": "USD"}
+            body: dict[str, Any] = {
+                "transaction_id": unique_id("tp"),
+                "customer_id": "c-1",
+                "amount": "12.00",
+                "currency": "USD",
+            }
             if seed_format:
                 body["fraud_flag"] = False
             entries.append({"Id": str(n - start), "MessageBody": json.dumps(body)})
@@ -44,12 +48,17 @@ def drain(aws: LocalAws, handler: Any, batch_size: int) -> tuple[int, float]:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=batch_size).get("Messages", [])
         if not messages:
             return done, busy
-        event = {"Records": [sqs_lambda_record(m, "arn:aws:sqs:us-east-1:123456789012:q", REGION) for m in messages]}
+        event = {
+            "Records": [
+                sqs_lambda_record(m, "arn:aws:sqs:us-east-1:123456789012:q", REGION) for m in messages
+            ]
+        }
         started = time.perf_counter()
         handler(event, Context())
         busy += time.perf_counter() - started
         sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
         done += len(messages)
 
@@ -66,14 +75,17 @@ def run(messages: int = MESSAGES) -> dict[str, float]:
         seed = importlib.reload(importlib.import_module("bench.seed_design"))
 
         for batch_size in (1, 10):
-            for name, handler, seed_format in (("ours", app.process_payment_messages, False),
-                                               ("seed", seed.processor_handler, True)):
+            for name, handler, seed_format in (
+                ("ours", app.process_payment_messages, False),
+                ("seed", seed.processor_handler, True),
+            ):
                 fill(aws, messages, seed_format)
                 done, busy = drain(aws, handler, batch_size)
                 figures[f"{name}_batch{batch_size}_per_second"] = done / busy
     for batch_size in (1, 10):
-        figures[f"ratio_batch{batch_size}"] = figures[f"ours_batch{batch_size}_per_second"] / figures[
-            f"seed_batch{batch_size}_per_second"]
+        figures[f"ratio_batch{batch_size}"] = (
+            figures[f"ours_batch{batch_size}_per_second"] / figures[f"seed_batch{batch_size}_per_second"]
+        )
     return figures
 
 

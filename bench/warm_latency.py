@@ -19,6 +19,7 @@ from typing import Any
 
 import botocore.session
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from bench.cold_start_child import Context, api_event, sqs_event
 from bench.common import percentile, unique_id
@@ -41,7 +42,7 @@ class _Body:
 
 def answer_locally(request: Any, event_name: str = "", **_: Any) -> AWSResponse:
     operation = event_name.rsplit(".", 1)[-1]
-    return AWSResponse(request.url, 200, {}, _Body(CANNED[operation]))
+    return AWSResponse(request.url, 200, HTTPHeaders(), _Body(CANNED[operation]))
 
 
 def short_circuited_session(session: Any) -> Any:
@@ -74,8 +75,12 @@ def bare_functions(session: Any) -> tuple[Any, Any]:
         for record in event["Records"]:
             body = json.loads(record["body"])
             item = {"transaction_id": {"S": body["transaction_id"]}, "timestamp": {"N": "1"}}
-            dynamodb.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": item}},
-                                                         {"Put": {"TableName": "t", "Item": {**item, "timestamp": {"N": "0"}}}}])
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": "t", "Item": item}},
+                    {"Put": {"TableName": "t", "Item": {**item, "timestamp": {"N": "0"}}}},
+                ]
+            )
         return {"batchItemFailures": []}
 
     return validate, process
@@ -83,8 +88,15 @@ def bare_functions(session: Any) -> tuple[Any, Any]:
 
 def run() -> dict[str, float]:
     """p50/p99 in ms of ours and of the bare functions, and the p50 ratios."""
-    os.environ.update({"AWS_REGION": "us-east-1", "PAYMENT_QUEUE_URL": "http://127.0.0.1:9/q",
-                       "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"})
+    os.environ.update(
+        {
+            "AWS_REGION": "us-east-1",
+            "PAYMENT_QUEUE_URL": "http://127.0.0.1:9/q",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        }
+    )
     from chalicelib import aws as adapters
     from chalicelib.services import use_services
 

@@ -7,6 +7,7 @@ Exits non-zero on the first failed step.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -53,24 +54,32 @@ def main(argv: list[str] | None = None) -> int:
     steps, gaps = Steps(), EmulatorGaps()
     stacks = stacks_in_deploy_order(args.assembly)
     with Emulator(args.emulator_python, args.work_dir / "emulator.log", node_path=args.node_path) as emulator:
-        print(f"emulator: MiniStack on {emulator.endpoint} (log {args.work_dir / 'emulator.log'})", flush=True)
+        print(
+            f"emulator: MiniStack on {emulator.endpoint} (log {args.work_dir / 'emulator.log'})", flush=True
+        )
         config = Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=60)
 
         def client(service: str, region: str) -> Any:
-            return boto3.client(service, region_name=region, endpoint_url=emulator.endpoint, config=config, **CREDENTIALS)
+            return boto3.client(
+                service, region_name=region, endpoint_url=emulator.endpoint, config=config, **CREDENTIALS
+            )
 
         for region in sorted({s.region for s in stacks}):
-            steps.run(f"bootstrap {region} (asset bucket, bootstrap version {ACCOUNT})",
-                      lambda region=region: bootstrap(client, ACCOUNT, region))
+            steps.run(
+                f"bootstrap {region} (asset bucket, bootstrap version {ACCOUNT})",
+                functools.partial(bootstrap, client, ACCOUNT, region),
+            )
         outputs: dict[str, dict[str, str]] = {}
         for stack in stacks:
             uploaded: dict[str, Any] = {}
 
-            def rewrite(artifact: Any, template: dict[str, Any]) -> dict[str, Any]:
+            def rewrite(
+                artifact: Any, template: dict[str, Any], uploaded: dict[str, Any] = uploaded
+            ) -> dict[str, Any]:
                 uploaded.update(gaps.template_for_emulator(artifact, template))
                 return uploaded
 
-            def deploy(stack: Any = stack) -> str:
+            def deploy(stack: Any = stack, uploaded: dict[str, Any] = uploaded) -> str:
                 publish_assets(client, stack, ACCOUNT, rewrite)
                 outputs[stack.name] = create_stack(client, stack, ACCOUNT)
                 gaps.after_stack(stack, client, uploaded)

@@ -47,15 +47,24 @@ def stacks_in_deploy_order(assembly: Path) -> list[StackArtifact]:
         stacks[name] = StackArtifact(
             name=name,
             region=artifact["environment"].rsplit("/", 1)[1],
-            dependencies=tuple(d for d in artifact.get("dependencies", []) if artifacts[d]["type"] == "aws:cloudformation:stack"),
+            dependencies=tuple(
+                d
+                for d in artifact.get("dependencies", [])
+                if artifacts[d]["type"] == "aws:cloudformation:stack"
+            ),
             template_url=properties["stackTemplateAssetObjectUrl"],
-            asset_manifest=assembly / next(d for d in artifact["dependencies"] if d.endswith(".assets")).replace(
+            asset_manifest=assembly
+            / next(d for d in artifact["dependencies"] if d.endswith(".assets")).replace(
                 ".assets", ".assets.json"
             ),
         )
     ordered: list[StackArtifact] = []
     while len(ordered) < len(stacks):
-        ready = [s for s in stacks.values() if s not in ordered and all(stacks[d] in ordered for d in s.dependencies)]
+        ready = [
+            s
+            for s in stacks.values()
+            if s not in ordered and all(stacks[d] in ordered for d in s.dependencies)
+        ]
         if not ready:
             raise ValueError("the stacks depend on each other in a cycle")
         ordered.extend(sorted(ready, key=lambda s: s.name))
@@ -63,8 +72,10 @@ def stacks_in_deploy_order(assembly: Path) -> list[StackArtifact]:
 
 
 def _substitute(text: str, account: str, region: str) -> str:
-    return text.replace("${AWS::AccountId}", account).replace("${AWS::Region}", region).replace(
-        "${AWS::Partition}", "aws"
+    return (
+        text.replace("${AWS::AccountId}", account)
+        .replace("${AWS::Region}", region)
+        .replace("${AWS::Partition}", "aws")
     )
 
 
@@ -77,12 +88,19 @@ def bootstrap(client: Callable[[str, str], Any], account: str, region: str) -> N
     else:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
     client("ssm", region).put_parameter(
-        Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value=BOOTSTRAP_VERSION, Type="String", Overwrite=True
+        Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version",
+        Value=BOOTSTRAP_VERSION,
+        Type="String",
+        Overwrite=True,
     )
 
 
-def publish_assets(client: Callable[[str, str], Any], stack: StackArtifact, account: str,
-                   rewrite_template: Callable[[StackArtifact, dict[str, Any]], dict[str, Any]]) -> None:
+def publish_assets(
+    client: Callable[[str, str], Any],
+    stack: StackArtifact,
+    account: str,
+    rewrite_template: Callable[[StackArtifact, dict[str, Any]], dict[str, Any]],
+) -> None:
     """Upload the stack's file assets; its own template goes up as ``rewrite_template`` returns it."""
     manifest = json.loads(stack.asset_manifest.read_text())
     root = stack.asset_manifest.parent
@@ -130,7 +148,10 @@ def create_stack(client: Callable[[str, str], Any], stack: StackArtifact, accoun
             return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
         if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
             events = cloudformation.describe_stack_events(StackName=stack.name)["StackEvents"]
-            failed = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in events
-                      if e["ResourceStatus"].endswith("FAILED")]
+            failed = [
+                f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
+                for e in events
+                if e["ResourceStatus"].endswith("FAILED")
+            ]
             raise RuntimeError(f"{stack.name} ended in {status}: {'; '.join(failed[:5])}")
         time.sleep(0.2)

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import requests
 
@@ -32,14 +32,17 @@ class Emulator:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Self:
         env = {k: v for k, v in os.environ.items() if k not in _UNSET and not k.startswith("AWS_")}
         env.update(GATEWAY_PORT=str(self.port), BIND_HOST="127.0.0.1", LOG_LEVEL="WARNING")
         if self.node_path is not None:
             env["NODE_PATH"] = str(self.node_path)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
-            [str(self.python), "-m", "ministack"], env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            [str(self.python), "-m", "ministack"],
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 60
@@ -53,7 +56,7 @@ class Emulator:
                 time.sleep(0.2)
         raise RuntimeError(f"the emulator did not answer on {self.endpoint} within 60 s: see {self.log}")
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, 15)
             try:

@@ -34,7 +34,9 @@ class EmulatorGaps:
             # MiniStack refuses the whole template on this type.
             if body["Type"] == "AWS::WAFv2::WebACLAssociation":
                 del resources[logical_id]
-                self._note(f"WAF web ACL on the API stage: {NOT_VERIFIED} (the emulator has no WebACLAssociation)")
+                self._note(
+                    f"WAF web ACL on the API stage: {NOT_VERIFIED} (the emulator has no WebACLAssociation)"
+                )
             # MiniStack does not support alarms on metric math (the Lambda-errors sum, the
             # DynamoDB throttles sum); the alarm path itself is driven by publishing on ops-alerts.
             elif body["Type"] == "AWS::CloudWatch::Alarm" and "Metrics" in body.get("Properties", {}):
@@ -42,7 +44,9 @@ class EmulatorGaps:
                 self._note(f"metric-math alarms (Lambda errors, DynamoDB throttles): {NOT_VERIFIED}")
         return template
 
-    def after_stack(self, stack: StackArtifact, client: Callable[[str, str], Any], template: dict[str, Any]) -> None:
+    def after_stack(
+        self, stack: StackArtifact, client: Callable[[str, str], Any], template: dict[str, Any]
+    ) -> None:
         """Finish what the emulator's CloudFormation leaves undone for ``stack``."""
         for body in template.get("Resources", {}).values():
             if body["Type"] != "AWS::DynamoDB::GlobalTable":
@@ -58,10 +62,14 @@ class EmulatorGaps:
                     TableName=properties["TableName"],
                     ReplicaUpdates=[{"Create": {"RegionName": replica["Region"]}}],
                 )
-            self._note(f"replicas created by CloudFormation's GlobalTable: {NOT_VERIFIED} (added with UpdateTable)")
+            self._note(
+                f"replicas created by CloudFormation's GlobalTable: {NOT_VERIFIED} (added with UpdateTable)"
+            )
 
     def sns_message_attributes(self) -> dict[str, Any]:
         """Attributes to publish with: the emulator omits ``MessageAttributes`` from SNS -> Lambda
         events when there are none, where SNS sends ``{}``, and Chalice's SNS event needs the key."""
-        self._note("SNS -> Lambda events without message attributes: published with one (the emulator drops the empty map)")
+        self._note(
+            "SNS -> Lambda events without message attributes: published with one (the emulator drops the empty map)"
+        )
         return {"sent_by": {"DataType": "String", "StringValue": "e2e"}}

@@ -43,17 +43,27 @@ class Deployed:
     endpoint: str | None = None
 
     @classmethod
-    def from_outputs(cls, stack_outputs: dict[str, dict[str, str]], client: Callable[[str, str], Any],
-                     work_dir: Path, *, endpoint: str | None = None) -> Deployed:
+    def from_outputs(
+        cls,
+        stack_outputs: dict[str, dict[str, str]],
+        client: Callable[[str, str], Any],
+        work_dir: Path,
+        *,
+        endpoint: str | None = None,
+    ) -> Deployed:
         """From the outputs of the regional stacks (those with a ``Region`` output), primary first."""
         named = sorted((name, o) for name, o in stack_outputs.items() if "APIEndpoint" in o)
         regional = [o for name, o in sorted(named, key=lambda item: not item[0].endswith("Primary"))]
         outputs = {o["Region"]: o for o in regional}
         regions = (regional[0]["Region"], regional[1]["Region"])
         suffix = regional[0]["PaymentsTableName"].removeprefix("payments-")
-        api_urls = {region: cls._reachable(o["APIEndpoint"], o["APIId"], endpoint) for region, o in outputs.items()}
+        api_urls = {
+            region: cls._reachable(o["APIEndpoint"], o["APIId"], endpoint) for region, o in outputs.items()
+        }
         api_keys = {
-            region: client("apigateway", region).get_api_key(apiKey=o["ClientApiKeyId"], includeValue=True)["value"]
+            region: client("apigateway", region).get_api_key(apiKey=o["ClientApiKeyId"], includeValue=True)[
+                "value"
+            ]
             for region, o in outputs.items()
         }
         return cls(suffix, regions, outputs, api_urls, api_keys, client, work_dir, endpoint)
@@ -102,12 +112,19 @@ class Journey:
         self.http = requests.Session()
         self.primary, self.secondary = deployed.regions
 
-    def call(self, method: str, region: str, path: str, body: Any = None, *, key: bool = True) -> requests.Response:
+    def call(
+        self, method: str, region: str, path: str, body: Any = None, *, key: bool = True
+    ) -> requests.Response:
         headers = {"Content-Type": "application/json"}
         if key:
             headers["x-api-key"] = self.d.api_keys[region]
-        return self.http.request(method, self.d.api_urls[region] + path, headers=headers,
-                                 data=None if body is None else json.dumps(body), timeout=HTTP_TIMEOUT_SECONDS)
+        return self.http.request(
+            method,
+            self.d.api_urls[region] + path,
+            headers=headers,
+            data=None if body is None else json.dumps(body),
+            timeout=HTTP_TIMEOUT_SECONDS,
+        )
 
     def run(self) -> None:
         subscribers = self.steps.run("subscribe a test queue to transactions in both regions", self.subscribe)
@@ -115,34 +132,59 @@ class Journey:
         self.steps.run("/health: 200 in both regions", lambda: self.health_is(200, *self.d.regions))
         txn = f"e2e-{uuid.uuid4().hex[:12]}"
         self.steps.run("POST /validate -> 202 accepted", lambda: self.validate(txn))
-        self.steps.run("SQS -> processor -> payments table (us-east-1)", lambda: self.stored(self.primary, txn))
+        self.steps.run(
+            "SQS -> processor -> payments table (us-east-1)", lambda: self.stored(self.primary, txn)
+        )
         self.steps.run("global table -> replica in the peer region", lambda: self.stored(self.secondary, txn))
-        self.steps.run("stream -> notifier -> transactions -> test subscriber",
-                       lambda: self.announced(subscribers[self.primary], txn))
+        self.steps.run(
+            "stream -> notifier -> transactions -> test subscriber",
+            lambda: self.announced(subscribers[self.primary], txn),
+        )
         self.steps.run("POST /process twice: 201 then 200, one amount everywhere", self.process_twice)
-        self.steps.run("the id reused via /validate -> recorded as rejected, announced, not dead-lettered",
-                       lambda: self.rejected(subscribers[self.primary], txn))
-        self.steps.run(f"failover: an alarm on ops-alerts -> orchestrator takes {self.primary} out", self.failover)
+        self.steps.run(
+            "the id reused via /validate -> recorded as rejected, announced, not dead-lettered",
+            lambda: self.rejected(subscribers[self.primary], txn),
+        )
+        self.steps.run(
+            f"failover: an alarm on ops-alerts -> orchestrator takes {self.primary} out", self.failover
+        )
         self.steps.run(f"/health: 503 in {self.primary}, 200 in {self.secondary}", self.failed_over)
-        self.steps.run(f"failback with payments-dr against the deployment -> {self.primary} back", self.failback)
+        self.steps.run(
+            f"failback with payments-dr against the deployment -> {self.primary} back", self.failback
+        )
 
     def subscribe(self) -> dict[str, str]:
         queues = {}
         for region in self.d.regions:
             sqs, sns = self.d.client("sqs", region), self.d.client("sns", region)
             url = sqs.create_queue(QueueName=f"e2e-transactions-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             topic = self.d.outputs[region]["TransactionTopicArn"]
-            policy = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
-                                     "Action": "sqs:SendMessage", "Resource": arn,
-                                     "Condition": {"ArnEquals": {"aws:SourceArn": topic}}}]}
+            policy = {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "sns.amazonaws.com"},
+                        "Action": "sqs:SendMessage",
+                        "Resource": arn,
+                        "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+                    }
+                ]
+            }
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+            sns.subscribe(
+                TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+            )
             queues[region] = url
         return queues
 
     def refuse_without_key(self) -> str:
-        codes = {region: self.call("GET", region, "/payments/e2e-none", key=False).status_code for region in self.d.regions}
+        codes = {
+            region: self.call("GET", region, "/payments/e2e-none", key=False).status_code
+            for region in self.d.regions
+        }
         if set(codes.values()) != {403}:
             raise AssertionError(f"expected 403 without a key, got {codes}")
         return ""
@@ -175,9 +217,9 @@ class Journey:
         sqs = self.d.client("sqs", self.primary)
 
         def probe() -> dict[str, Any] | None:
-            for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                "Messages", []
-            ):
+            for message in sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", []):
                 body = json.loads(message["Body"])
                 if txn in message["Body"] and body.get("event") == event:
                     return body
@@ -210,9 +252,13 @@ class Journey:
         found = wait_for(f"the rejection of {txn}", probe)
         event = self.announced(queue_url, txn, event="payment.rejected")
         sqs = self.d.client("sqs", self.primary)
-        dead = sqs.get_queue_attributes(QueueUrl=self.d.outputs[self.primary]["PaymentDLQUrl"],
-                                        AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-        if (found["status"], found["amount"]) != ("PROCESSED", "49.90") or dead["ApproximateNumberOfMessages"] != "0":
+        dead = sqs.get_queue_attributes(
+            QueueUrl=self.d.outputs[self.primary]["PaymentDLQUrl"],
+            AttributeNames=["ApproximateNumberOfMessages"],
+        )["Attributes"]
+        if (found["status"], found["amount"]) != ("PROCESSED", "49.90") or dead[
+            "ApproximateNumberOfMessages"
+        ] != "0":
             raise AssertionError(f"read back {found}, DLQ {dead}")
         return f"{found['rejections'][0]['errors'][0]['field']} refused; {event}; DLQ empty"
 
@@ -229,7 +275,9 @@ class Journey:
             "AlarmArn": f"arn:aws:cloudwatch:{self.primary}:000000000000:alarm:{alarm}",
             "OldStateValue": "OK",
         }
-        extra = {"MessageAttributes": self.gaps.sns_message_attributes()} if self.gaps and self.d.endpoint else {}
+        extra = (
+            {"MessageAttributes": self.gaps.sns_message_attributes()} if self.gaps and self.d.endpoint else {}
+        )
         self.d.client("sns", self.primary).publish(
             TopicArn=self.d.outputs[self.primary]["OpsAlertTopicArn"],
             Subject=f'ALARM: "{alarm}" in US East (N. Virginia)',
@@ -248,11 +296,26 @@ class Journey:
         if self.d.endpoint:
             command += ["--local", "--state-file", str(self.d.write_state())]
         else:
-            command += ["--suffix", self.d.suffix, "--primary-region", self.primary, "--secondary-region", self.secondary]
-        result = subprocess.run([*command, "failback", self.primary, "--reason", "e2e: failback after the drill"],
-                                cwd=ROOT, capture_output=True, text=True, timeout=180)
+            command += [
+                "--suffix",
+                self.d.suffix,
+                "--primary-region",
+                self.primary,
+                "--secondary-region",
+                self.secondary,
+            ]
+        result = subprocess.run(
+            [*command, "failback", self.primary, "--reason", "e2e: failback after the drill"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         if result.returncode != 0:
-            raise AssertionError(f"payments-dr failback exited {result.returncode}: {result.stdout}{result.stderr}")
+            raise AssertionError(
+                f"payments-dr failback exited {result.returncode}: {result.stdout}{result.stderr}"
+            )
         self.health_is(200, self.primary)
         return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
 
@@ -262,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     from e2e.__main__ import Steps
 
     parser = argparse.ArgumentParser(prog="python -m e2e.journey", description=__doc__)
-    parser.add_argument("--aws", action="store_true", required=True, help="drive the deployment in your AWS account")
+    parser.add_argument(
+        "--aws", action="store_true", required=True, help="drive the deployment in your AWS account"
+    )
     parser.add_argument("--suffix", default=DEFAULT_ENVIRONMENT_SUFFIX)
     parser.add_argument("--primary-region", default=DEFAULT_PRIMARY_REGION)
     parser.add_argument("--secondary-region", default=DEFAULT_SECONDARY_REGION)

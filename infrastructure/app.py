@@ -7,30 +7,15 @@ Settings come from CDK context (``cdk.json`` or ``-c key=value``): ``environment
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# The stacks import resource names from the runtime package, the one source of truth.
-sys.path[:0] = [str(ROOT / "runtime"), str(Path(__file__).resolve().parent)]
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
 
-import aws_cdk as cdk  # noqa: E402
-from cdk_nag import AwsSolutionsChecks  # noqa: E402
-
-from stacks.account import ApiGatewayAccountStack, account_stack_id  # noqa: E402
-from stacks.keys import PaymentKeyStack  # noqa: E402
-from stacks.props import DeploymentSettings, PaymentStackProps  # noqa: E402
-from stacks.regional_stack import PaymentRegionStack  # noqa: E402
-
-
-CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
-
-
-def default_context() -> dict[str, object]:
-    """The context in ``cdk.json``, for synthesizing without the CDK CLI (tests, scripts)."""
-    return dict(json.loads(CDK_JSON.read_text())["context"])
+from stacks.account import ApiGatewayAccountStack, account_stack_id
+from stacks.keys import PaymentKeyStack
+from stacks.props import DeploymentSettings, PaymentStackProps
+from stacks.regional_stack import PaymentRegionStack
 
 
 def build_app(app: cdk.App | None = None, environment_suffix: str | None = None) -> cdk.App:
@@ -73,7 +58,10 @@ def build_app(app: cdk.App | None = None, environment_suffix: str | None = None)
             env=cdk.Environment(account=account, region=None),
         )
         stack = PaymentRegionStack(
-            app, f"Payments{suffix}{'Primary' if is_primary else 'Secondary'}", props=props, key=keys[props.region].key
+            app,
+            f"Payments{suffix}{'Primary' if is_primary else 'Secondary'}",
+            props=props,
+            key=keys[props.region].key,
         )
         for key_stack in keys.values():
             stack.add_dependency(key_stack)

@@ -32,8 +32,8 @@ def main() -> None:
     """Run the chalice command line with masked output."""
     from chalice.cli import main as chalice_main
 
-    sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+    sys.stdout = RedactingStream(sys.stdout)
+    sys.stderr = RedactingStream(sys.stderr)
     sys.argv = ["chalice", *sys.argv[1:]]
     sys.exit(chalice_main())
 

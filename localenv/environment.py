@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import boto3
 
@@ -134,17 +134,20 @@ class LocalEnvironment:
         port = next(plan.api_port for plan in self.regions if plan.region == region)
         return f"http://127.0.0.1:{port}"
 
-    def start(self) -> LocalEnvironment:
+    def start(self) -> Self:
         taken = [plan.api_port for plan in self.regions if not port_is_free(plan.api_port)]
         if taken:
-            raise PortInUse(f"port {', '.join(map(str, taken))} is already in use; stop what uses it or pick others")
+            raise PortInUse(
+                f"port {', '.join(map(str, taken))} is already in use; stop what uses it or pick others"
+            )
         self._moto = subprocess.Popen(
             [sys.executable, "-m", "localenv.moto_process"],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)])},
             stdout=subprocess.PIPE,
             text=True,
-            preexec_fn=_die_with_parent,
+            # Only a prctl call, made before the environment starts any thread of its own.
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
         assert self._moto.stdout is not None
         ready = self._moto.stdout.readline().strip()
@@ -198,7 +201,9 @@ class LocalEnvironment:
         first, second = (plan.region for plan in self.regions[:2])
         tables = (resources.payments_table, resources.idempotency_table)
         ledger = ReplicaWrites()
-        for table, (source, target) in ((t, pair) for t in tables for pair in ((first, second), (second, first))):
+        for table, (source, target) in (
+            (t, pair) for t in tables for pair in ((first, second), (second, first))
+        ):
             replicator = StreamReplicator(
                 table=table,
                 source=self.client("dynamodb", source),
@@ -227,15 +232,31 @@ class LocalEnvironment:
 
     def _spawn(self, plan: RegionPlan, role: str, append: bool = False) -> subprocess.Popen[Any]:
         if role == "api":
-            command = [sys.executable, "-m", "localenv.chalice_local", "local", "--host", "127.0.0.1",
-                       "--port", str(plan.api_port), "--stage", "local", "--no-autoreload"]
+            command = [
+                sys.executable,
+                "-m",
+                "localenv.chalice_local",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(plan.api_port),
+                "--stage",
+                "local",
+                "--no-autoreload",
+            ]
             cwd = RUNTIME
         else:
             command, cwd = [sys.executable, "-m", "localenv.events"], ROOT
         output = self._output_file(f"{plan.region}-{role}.log", append)
         return subprocess.Popen(
-            command, cwd=cwd, env=self._region_env(plan), stdout=output,
-            stderr=subprocess.STDOUT if output else None, preexec_fn=_die_with_parent,
+            command,
+            cwd=cwd,
+            env=self._region_env(plan),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            # Only a prctl call, made before the environment starts any thread of its own.
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
 
     def api_pid(self, region: str) -> int:
@@ -317,10 +338,10 @@ class LocalEnvironment:
                 self._moto.wait()
             self._moto = None
 
-    def __enter__(self) -> LocalEnvironment:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
 

@@ -114,7 +114,9 @@ class RegionEventRunner:
         self.running = True
 
     def _queue_arn(self, url: str) -> str:
-        return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
 
     def _subscribe_to_ops_alerts(self) -> str:
         url = self._sqs.create_queue(QueueName=OPS_ALERT_SUBSCRIPTION_QUEUE)["QueueUrl"]
@@ -141,7 +143,7 @@ class RegionEventRunner:
         try:
             response = self._processor(event, LocalContext("payment-processor"))
             failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-        except Exception as error:  # a crashed invocation fails the whole batch, as in Lambda
+        except Exception as error:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
             print(f"[{self.region}] processor invocation failed: {type(error).__name__}", flush=True)
             failed_ids = {m["MessageId"] for m in messages}
         done = []
@@ -155,8 +157,11 @@ class RegionEventRunner:
                     ReceiptHandle=message["ReceiptHandle"],
                     VisibilityTimeout=LOCAL_RETRY_DELAY_SECONDS,
                 )
-                print(f"[{self.region}] FAILED    {transaction} (receive {receives}; retried, DLQ after "
-                      f"{PAYMENT_QUEUE.max_receive_count})", flush=True)
+                print(
+                    f"[{self.region}] FAILED    {transaction} (receive {receives}; retried, DLQ after "
+                    f"{PAYMENT_QUEUE.max_receive_count})",
+                    flush=True,
+                )
             else:
                 self.processed += 1
                 done.append(message)
@@ -179,7 +184,7 @@ class RegionEventRunner:
         try:
             response = self._notifier({"Records": batch}, LocalContext("payment-notifier"))
             failed = [item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])]
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a crashed invocation retries the batch, as in Lambda
             print(f"[{self.region}] notifier invocation failed: {type(error).__name__}", flush=True)
             failed = [batch[0]["dynamodb"]["SequenceNumber"]]
         positions = [record["dynamodb"]["SequenceNumber"] for record in batch]
@@ -188,9 +193,12 @@ class RegionEventRunner:
         self._unannounced = self._unannounced[done:]
         self._notifier_attempts = self._notifier_attempts + 1 if failed else 0
         if failed and self._notifier_attempts > PAYMENT_NOTIFIER.max_retry_attempts:
-            print(f"[{self.region}] notifier gave up on {len(batch) - done} records "
-                  "(Lambda would send their positions to the notification DLQ)", flush=True)
-            self._unannounced = self._unannounced[len(batch) - done:]
+            print(
+                f"[{self.region}] notifier gave up on {len(batch) - done} records "
+                "(Lambda would send their positions to the notification DLQ)",
+                flush=True,
+            )
+            self._unannounced = self._unannounced[len(batch) - done :]
             self._notifier_attempts = 0
 
     def poll_ops_alerts(self) -> None:
@@ -199,7 +207,9 @@ class RegionEventRunner:
             "Messages", []
         )
         for message in messages:
-            self._orchestrator(sns_lambda_event(message["Body"], self.ops_topic_arn), LocalContext("orchestrator"))
+            self._orchestrator(
+                sns_lambda_event(message["Body"], self.ops_topic_arn), LocalContext("orchestrator")
+            )
             self._sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
             self.alerts += 1
             print(f"[{self.region}] ops alert delivered to the failover orchestrator", flush=True)
@@ -211,7 +221,7 @@ class RegionEventRunner:
                 self.poll_payments()
                 self.poll_table_stream()
                 self.poll_ops_alerts()
-            except Exception as error:  # Lambda's pollers outlive a missing queue or a hiccup; so does this
+            except Exception as error:  # noqa: BLE001 - Lambda's pollers outlive a missing queue or a hiccup
                 print(f"[{self.region}] event runner error: {type(error).__name__}: {error}", flush=True)
                 time.sleep(POLL_WAIT_SECONDS)
         print(

@@ -39,7 +39,6 @@ from typing import Any
 import moto.backends as moto_backends
 import moto.dynamodb.models as dynamodb_models
 import moto.sqs.models as sqs_models
-from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     MultipleTransactionsException,
@@ -47,6 +46,7 @@ from moto.dynamodb.exceptions import (
     TransactionCanceledException,
     TransactWriteSingleOpException,
 )
+from moto.dynamodb.models import dynamo_type
 
 MAX_TRANSACTION_ITEMS = 100
 _LOCK = threading.Lock()
@@ -83,7 +83,13 @@ def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> 
                 condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
             ).expr(current):
                 wants_old = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current
-                reasons.append(("ConditionalCheckFailed", _CONDITION_FAILED, current.to_json()["Attributes"] if wants_old else None))
+                reasons.append(
+                    (
+                        "ConditionalCheckFailed",
+                        _CONDITION_FAILED,
+                        current.to_json()["Attributes"] if wants_old else None,
+                    )
+                )
             else:
                 reasons.append((None, None, None))
         if any(code is not None for code, _, _ in reasons):
@@ -149,7 +155,7 @@ def install() -> None:
     """Use the corrections above in this process's moto (idempotent)."""
     sqs_models.Message.visible = property(_message_visible)  # type: ignore[assignment,method-assign]
     sqs_models.Message.delayed = property(_message_delayed)  # type: ignore[assignment,method-assign]
-    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention_period  # type: ignore[method-assign]
-    dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention_period  # type: ignore[method-assign,assignment]
+    dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
     dynamo_type.DynamoType.__init__ = _dynamo_type_init  # type: ignore[method-assign]
-    moto_backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+    moto_backends.list_of_moto_modules = list_of_moto_modules

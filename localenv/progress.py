@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TextIO
+from typing import Self, TextIO
 
 INTERVAL_SECONDS = 10.0
 
@@ -36,7 +36,7 @@ class Heartbeat:
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {label}", daemon=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Self:
         self._started = time.monotonic()
         self._thread.start()
         return self
@@ -51,7 +51,7 @@ class Heartbeat:
         """The line printed now."""
         try:
             state = self._describe()
-        except Exception as error:  # a progress line must never end the run
+        except Exception as error:  # noqa: BLE001 - a progress line must never end the run
             state = f"(no figures: {type(error).__name__})"
         return f"[{time.monotonic() - self._started:5.0f} s] {self._label}: {state}"
 

@@ -117,7 +117,10 @@ def provision_region(
     """Create (or find) the table, queues and topics of ``region`` and say where they are."""
     names = ResourceNames(environment_suffix)
     dynamodb = _client("dynamodb", endpoint_url, region)
-    for definition in (table_definition(names.payments_table), idempotency_table_definition(names.idempotency_table)):
+    for definition in (
+        table_definition(names.payments_table),
+        idempotency_table_definition(names.idempotency_table),
+    ):
         try:
             dynamodb.create_table(**definition)
         except dynamodb.exceptions.ResourceInUseException:
@@ -131,7 +134,9 @@ def provision_region(
             "SqsManagedSseEnabled": "true",
         },
     )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     queue_url = sqs.create_queue(
         QueueName=names.payment_queue,
         Attributes={
@@ -145,7 +150,9 @@ def provision_region(
 
     ssm = _client("ssm", endpoint_url, region)
     try:
-        ssm.put_parameter(Name=names.in_service_parameter, Value=RegionFlag(in_service=True).to_text(), Type="String")
+        ssm.put_parameter(
+            Name=names.in_service_parameter, Value=RegionFlag(in_service=True).to_text(), Type="String"
+        )
     except ssm.exceptions.ParameterAlreadyExists:
         pass
 
@@ -161,4 +168,3 @@ def provision_region(
         ops_alert_topic_arn=sns.create_topic(Name=names.ops_alert_topic)["TopicArn"],
         peer_region=peer_region,
     )
-

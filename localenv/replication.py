@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from localenv.streams import TableStream
@@ -131,7 +131,7 @@ class StreamReplicator:
                 continue
             try:
                 self.replicate_once()
-            except Exception as error:  # keep replicating after a transient local hiccup
+            except Exception as error:  # noqa: BLE001 - keep replicating after a transient local hiccup
                 print(f"[replication {self.label}] error: {type(error).__name__}: {error}", flush=True)
             self._stopped.wait(POLL_INTERVAL_SECONDS)
 
@@ -149,9 +149,13 @@ class StreamReplicator:
         applied = 0
         for record in self._stream.poll():
             details = record["dynamodb"]
-            if self._ledger.is_echo(self._source_region, self._table, details["Keys"], details.get("NewImage")):
+            if self._ledger.is_echo(
+                self._source_region, self._table, details["Keys"], details.get("NewImage")
+            ):
                 continue
-            if len(batch) == BATCH_WRITE_LIMIT or any(r["dynamodb"]["Keys"] == details["Keys"] for r in batch):
+            if len(batch) == BATCH_WRITE_LIMIT or any(
+                r["dynamodb"]["Keys"] == details["Keys"] for r in batch
+            ):
                 applied += self._write(batch)
                 batch = []
             batch.append(record)
@@ -166,11 +170,13 @@ class StreamReplicator:
             keys, image = details["Keys"], details.get("NewImage")
             # Remember before writing: the target's stream may show the write before the call returns.
             self._ledger.remember(self._target_region, self._table, keys, image)
-            requests.append({"DeleteRequest": {"Key": keys}} if image is None else {"PutRequest": {"Item": image}})
+            requests.append(
+                {"DeleteRequest": {"Key": keys}} if image is None else {"PutRequest": {"Item": image}}
+            )
         pending = {self._table: requests}
         while pending:
             pending = self._target.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for record in batch:
             self._measure(record["dynamodb"], now)
         self.stats.applied += len(batch)
@@ -179,7 +185,7 @@ class StreamReplicator:
     def _measure(self, details: dict[str, Any], now: datetime) -> None:
         created = details.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
-            lag = (now - created.astimezone(timezone.utc)).total_seconds() * 1000
+            lag = (now - created.astimezone(UTC)).total_seconds() * 1000
             self.stats.lag_ms.append(max(lag, 0.0))
             if VERBOSE:
                 print(f"[replication {self.label}] {_describe(details['Keys'])} lag {lag:.0f} ms", flush=True)

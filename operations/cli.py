@@ -52,7 +52,9 @@ def command_failover(args: argparse.Namespace) -> int:
 def command_failback(args: argparse.Namespace) -> int:
     """Return a region to service after checking it is safe."""
     flag, lag = regions.failback(_target(args), args.region, reason=args.reason)
-    print(f"replication caught up in {lag:.1f} s; {args.region} is back in service (by {flag.changed_by}: {flag.reason})")
+    print(
+        f"replication caught up in {lag:.1f} s; {args.region} is back in service (by {flag.changed_by}: {flag.reason})"
+    )
     return 0
 
 
@@ -99,14 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     move.set_defaults(run=command_redrive)
 
     show = commands.add_parser(
-        "status", help="both regions: flag, health, alarms, replication, queue and DLQ depth",
+        "status",
+        help="both regions: flag, health, alarms, replication, queue and DLQ depth",
         description="Show each region's in-service flag (and who set it, why), /health, critical alarms in "
         "ALARM, global-table replication latency, payment queue and DLQ depth.",
     )
     show.set_defaults(run=command_status)
 
     out = _flag_command(
-        commands, "failover", summary="take a region out of service",
+        commands,
+        "failover",
+        summary="take a region out of service",
         description="Set REGION's in-service flag off: its /health fails and Route 53 sends clients to the "
         "peer. Refused if the peer is not in service, unless --force.",
     )
@@ -114,22 +119,31 @@ def build_parser() -> argparse.ArgumentParser:
     out.set_defaults(run=command_failover)
 
     back = _flag_command(
-        commands, "failback", summary="return a region to service, after checks",
+        commands,
+        "failback",
+        summary="return a region to service, after checks",
         description="Return REGION to service once the peer is healthy, REGION is healthy apart from its flag, "
         "and a marker written in the peer has replicated to REGION. Records who and why.",
     )
     back.set_defaults(run=command_failback)
 
     drill = commands.add_parser(
-        "drill", help="DR drill on a local environment: RTO, lost and duplicate payments, a timeline",
+        "drill",
+        help="DR drill on a local environment: RTO, lost and duplicate payments, a timeline",
         description="Start a local environment (both regions, free ports), send payments steadily through a "
         "client that follows Route 53's failover rule, fail the primary, fail back with the operator's checks, "
         "and report RTO, RPO and duplicates. Exit status 1 if a payment was lost or doubled.",
     )
-    drill.add_argument("--fault", choices=["api", "region"], default="api",
-                       help="api: the primary's API fails; region: and replication out of it stops")
+    drill.add_argument(
+        "--fault",
+        choices=["api", "region"],
+        default="api",
+        help="api: the primary's API fails; region: and replication out of it stops",
+    )
     drill.add_argument("--rate", type=float, default=10.0, help="payments per second (default 10)")
-    drill.add_argument("--outage", type=float, default=10.0, help="seconds the primary stays down (default 10)")
+    drill.add_argument(
+        "--outage", type=float, default=10.0, help="seconds the primary stays down (default 10)"
+    )
     drill.add_argument("--png", type=Path, help="write the timeline picture here")
     drill.add_argument("--log-dir", type=Path, default=Path(".localenv/drill"), help="process output")
     drill.set_defaults(run=command_drill)

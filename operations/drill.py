@@ -94,10 +94,18 @@ class DrillReport:
             ("fault", f"primary {self.fault} failure"),
             ("payments sent / acknowledged", f"{self.sent} / {self.acknowledged}"),
             ("failed attempts (retried)", str(self.failed_attempts)),
-            ("RTO: fault -> first payment accepted by the secondary",
-             f"{self.rto_seconds:.1f} s" if self.rto_seconds is not None else "never"),
-            ("RPO: acknowledged but missing in the surviving region", f"{len(self.lost)} payments, {self.rpo_seconds:.1f} s"),
-            ("  had the primary never come back", f"{len(self.at_risk)} payments, {self.at_risk_seconds:.1f} s"),
+            (
+                "RTO: fault -> first payment accepted by the secondary",
+                f"{self.rto_seconds:.1f} s" if self.rto_seconds is not None else "never",
+            ),
+            (
+                "RPO: acknowledged but missing in the surviving region",
+                f"{len(self.lost)} payments, {self.rpo_seconds:.1f} s",
+            ),
+            (
+                "  had the primary never come back",
+                f"{len(self.at_risk)} payments, {self.at_risk_seconds:.1f} s",
+            ),
             ("duplicate payments", str(len(self.duplicates))),
             ("verdict", "PASS" if self.passed else "FAIL"),
         ]
@@ -166,14 +174,19 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
     def send_one() -> None:
         nonlocal sequence
         sequence += 1
-        body = {"transaction_id": f"drill-{tag}-{sequence:05d}", "customer_id": "drill",
-                "amount": "10.00", "currency": "USD"}
+        body = {
+            "transaction_id": f"drill-{tag}-{sequence:05d}",
+            "customer_id": "drill",
+            "amount": "10.00",
+            "currency": "USD",
+        }
         for _ in range(2):  # one retry, same transaction id, wherever the router says now
             region = router.region()
             started = time.time()
             try:
-                response = session.post(target.api_url(region) + "/process", data=json.dumps(body), headers=headers,
-                                        timeout=2)
+                response = session.post(
+                    target.api_url(region) + "/process", data=json.dumps(body), headers=headers, timeout=2
+                )
                 ok = response.status_code in (200, 201)
             except requests.RequestException:
                 ok = False
@@ -192,8 +205,10 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
     phase = ["steady"]
 
     def progress() -> str:
-        return (f"{phase[0]}; {len(attempts)} attempts, {len(acknowledged)} acknowledged, "
-                f"traffic to {router.region()}")
+        return (
+            f"{phase[0]}; {len(attempts)} attempts, {len(acknowledged)} acknowledged, "
+            f"traffic to {router.region()}"
+        )
 
     router.start()
     try:
@@ -214,7 +229,9 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
             environment.start_api(primary)
             if plan.fault == "region":
                 environment.resume_replication_from(primary)
-            send_for(plan.recovered_seconds)  # the primary is back but stays out of service: failback is manual
+            send_for(
+                plan.recovered_seconds
+            )  # the primary is back but stays out of service: failback is manual
             regions.failback(target, primary, reason="drill: the primary's API is back")
             failback_at = time.time()
             phase[0] = "failed back"
@@ -230,8 +247,9 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
 def stored(environment: LocalEnvironment, region: str, prefix: str) -> Counter[str]:
     client = environment.client("dynamodb", region)
     counts: Counter[str] = Counter()
-    for page in client.get_paginator("scan").paginate(TableName=environment.resources[region].payments_table,
-                                                      ConsistentRead=True):
+    for page in client.get_paginator("scan").paginate(
+        TableName=environment.resources[region].payments_table, ConsistentRead=True
+    ):
         for item in page["Items"]:
             transaction_id = item["transaction_id"]["S"]
             if transaction_id.startswith(prefix) and is_payment_record(item):
@@ -239,8 +257,15 @@ def stored(environment: LocalEnvironment, region: str, prefix: str) -> Counter[s
     return counts
 
 
-def audit(environment: LocalEnvironment, target: Target, attempts: list[Attempt], acknowledged: dict[str, float],
-          fault_at: float, failback_at: float, fault: str) -> DrillReport:
+def audit(
+    environment: LocalEnvironment,
+    target: Target,
+    attempts: list[Attempt],
+    acknowledged: dict[str, float],
+    fault_at: float,
+    failback_at: float,
+    fault: str,
+) -> DrillReport:
     """Wait for replication to drain, then compare what the client was told with what is stored."""
     prefix = next(iter(acknowledged))[: len("drill-xxxxxx")] if acknowledged else "drill-"
     survivor = target.secondary_region
@@ -256,7 +281,9 @@ def audit(environment: LocalEnvironment, target: Target, attempts: list[Attempt]
         for transaction_id, n in region_counts.items():
             union[transaction_id] = max(union[transaction_id], n)
     duplicates = sorted(t for t, n in union.items() if n > 1)
-    in_secondary = [a.at for a in attempts if a.region == target.secondary_region and a.acknowledged and a.at >= fault_at]
+    in_secondary = [
+        a.at for a in attempts if a.region == target.secondary_region and a.acknowledged and a.at >= fault_at
+    ]
     failover_at = min(in_secondary) if in_secondary else None
     oldest_lost = min((acknowledged[t] for t in lost), default=fault_at)
     return DrillReport(
@@ -287,24 +314,38 @@ def draw_timeline(report: DrillReport, regions_: tuple[str, str], path: Path) ->
     start = min(a.at for a in report.attempts)
     seconds = int(max(a.at for a in report.attempts) - start) + 1
     figure, axis = plt.subplots(figsize=(10, 4))
-    styles = {(regions_[0], True): ("tab:blue", "-"), (regions_[1], True): ("tab:green", "-"),
-              (regions_[0], False): ("tab:red", ":"), (regions_[1], False): ("tab:orange", ":")}
+    styles = {
+        (regions_[0], True): ("tab:blue", "-"),
+        (regions_[1], True): ("tab:green", "-"),
+        (regions_[0], False): ("tab:red", ":"),
+        (regions_[1], False): ("tab:orange", ":"),
+    }
     for (region, ok), (colour, line) in styles.items():
         per_second = [0] * seconds
         for attempt in report.attempts:
             if attempt.region == region and attempt.acknowledged == ok:
                 per_second[int(attempt.at - start)] += 1
-        axis.plot(range(seconds), per_second, color=colour, linestyle=line,
-                  label=f"{region} {'accepted' if ok else 'failed'}")
-    for at, label, colour in ((report.fault_at, "fault", "black"), (report.failover_at, "failover", "tab:green"),
-                              (report.failback_at, "failback", "tab:blue")):
+        axis.plot(
+            range(seconds),
+            per_second,
+            color=colour,
+            linestyle=line,
+            label=f"{region} {'accepted' if ok else 'failed'}",
+        )
+    for at, label, colour in (
+        (report.fault_at, "fault", "black"),
+        (report.failover_at, "failover", "tab:green"),
+        (report.failback_at, "failback", "tab:blue"),
+    ):
         if at is not None:
             axis.axvline(at - start, color=colour, linestyle="--")
             axis.text(at - start + 0.2, axis.get_ylim()[1] * 0.92, label, color=colour)
     axis.set_xlabel("seconds since the drill started")
     axis.set_ylabel("requests per second")
-    axis.set_title(f"DR drill: RTO {report.rto_seconds or 0:.1f} s, lost {len(report.lost)}, "
-                   f"duplicates {len(report.duplicates)}")
+    axis.set_title(
+        f"DR drill: RTO {report.rto_seconds or 0:.1f} s, lost {len(report.lost)}, "
+        f"duplicates {len(report.duplicates)}"
+    )
     axis.legend(loc="upper right", fontsize="small")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,10 +37,14 @@ def waiting_messages(sqs: Any, queue_url: str) -> int:
         QueueUrl=queue_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
 
 
-def redrive(sqs: Any, *, dlq_url: str, queue_url: str, dry_run: bool = False, limit: int | None = None) -> RedriveReport:
+def redrive(
+    sqs: Any, *, dlq_url: str, queue_url: str, dry_run: bool = False, limit: int | None = None
+) -> RedriveReport:
     """Move up to ``limit`` messages (default: all) from ``dlq_url`` back to ``queue_url``."""
     waiting = waiting_messages(sqs, dlq_url)
     if dry_run:
@@ -60,7 +64,11 @@ def redrive(sqs: Any, *, dlq_url: str, queue_url: str, dry_run: bool = False, li
         sent = sqs.send_message_batch(
             QueueUrl=queue_url,
             Entries=[
-                {"Id": str(index), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {})}
+                {
+                    "Id": str(index),
+                    "MessageBody": m["Body"],
+                    "MessageAttributes": m.get("MessageAttributes", {}),
+                }
                 for index, m in enumerate(messages)
             ],
         )
@@ -68,7 +76,9 @@ def redrive(sqs: Any, *, dlq_url: str, queue_url: str, dry_run: bool = False, li
         if delivered:
             sqs.delete_message_batch(
                 QueueUrl=dlq_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(delivered)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(delivered)
+                ],
             )
         moved += len(delivered)
         failed += len(sent.get("Failed", []))

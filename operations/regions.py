@@ -45,7 +45,9 @@ class RegionStatus:
 
 def _flags(target: Target) -> SsmRegionControl:
     """The same flag store the functions use, on the operator's clients."""
-    return SsmRegionControl(parameter=target.names.in_service_parameter, client=lambda r: target.client("ssm", r))
+    return SsmRegionControl(
+        parameter=target.names.in_service_parameter, client=lambda r: target.client("ssm", r)
+    )
 
 
 def flag_of(target: Target, region: str) -> RegionFlag:
@@ -59,7 +61,9 @@ def set_flag(target: Target, region: str, flag: RegionFlag) -> None:
 def health_of(target: Target, region: str) -> tuple[int, dict[str, Any]]:
     """``GET /health`` of ``region``: status code and body (0 and the error if unreachable)."""
     try:
-        response = requests.get(target.api_url(region).rstrip("/") + "/health", timeout=HEALTH_TIMEOUT_SECONDS)
+        response = requests.get(
+            target.api_url(region).rstrip("/") + "/health", timeout=HEALTH_TIMEOUT_SECONDS
+        )
         return response.status_code, response.json()
     except (requests.RequestException, ValueError) as error:
         return 0, {"failing": f"unreachable: {type(error).__name__}"}
@@ -86,15 +90,22 @@ def _alarms_in_alarm(target: Target, region: str) -> list[str]:
 
 def _replication_latency(target: Target, region: str, peer: str) -> float | None:
     now = time.time()
-    points = target.client("cloudwatch", region).get_metric_statistics(
-        Namespace="AWS/DynamoDB",
-        MetricName="ReplicationLatency",
-        Dimensions=[{"Name": "TableName", "Value": target.names.payments_table}, {"Name": "ReceivingRegion", "Value": peer}],
-        StartTime=now - REPLICATION_WINDOW_SECONDS,
-        EndTime=now,
-        Period=60,
-        Statistics=["Average"],
-    ).get("Datapoints", [])
+    points = (
+        target.client("cloudwatch", region)
+        .get_metric_statistics(
+            Namespace="AWS/DynamoDB",
+            MetricName="ReplicationLatency",
+            Dimensions=[
+                {"Name": "TableName", "Value": target.names.payments_table},
+                {"Name": "ReceivingRegion", "Value": peer},
+            ],
+            StartTime=now - REPLICATION_WINDOW_SECONDS,
+            EndTime=now,
+            Period=60,
+            Statistics=["Average"],
+        )
+        .get("Datapoints", [])
+    )
     return max(p["Average"] for p in points) if points else None
 
 
@@ -130,19 +141,34 @@ def render_status(rows: list[RegionStatus]) -> str:
     header = ("region", "in service", "health", "alarms", "replication", "queue", "DLQ", "flag set by / why")
     lines = [header]
     for row in rows:
-        latency = f"{row.replication_latency_ms:.0f} ms" if row.replication_latency_ms is not None else "no data"
-        lines.append((row.region, "yes" if row.in_service else "NO", row.health,
-                      ", ".join(row.alarms_in_alarm) or "none", latency, str(row.queue_depth), str(row.dlq_depth),
-                      row.flag_reason))
+        latency = (
+            f"{row.replication_latency_ms:.0f} ms" if row.replication_latency_ms is not None else "no data"
+        )
+        lines.append(
+            (
+                row.region,
+                "yes" if row.in_service else "NO",
+                row.health,
+                ", ".join(row.alarms_in_alarm) or "none",
+                latency,
+                str(row.queue_depth),
+                str(row.dlq_depth),
+                row.flag_reason,
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines
+    )
 
 
 def failover(target: Target, region: str, *, reason: str, force: bool = False) -> RegionFlag:
     """Take ``region`` out of service; refuses if the peer is not in service, unless forced."""
     peer = peer_of(target, region)
     if not force and not flag_of(target, peer).in_service:
-        raise RefusedError(f"{peer} is not in service: taking {region} out would leave no region (use --force)")
+        raise RefusedError(
+            f"{peer} is not in service: taking {region} out would leave no region (use --force)"
+        )
     flag = RegionFlag(in_service=False, changed_by=actor(target, region), reason=reason, changed_at=_now())
     set_flag(target, region, flag)
     return flag
@@ -176,7 +202,9 @@ def replication_caught_up(target: Target, *, source: str, destination: str) -> f
         if item and item.get("nonce", {}).get("S") == nonce:
             return time.monotonic() - started
         time.sleep(0.2)
-    raise RefusedError(f"replication {source} -> {destination} has not caught up in {MARKER_TIMEOUT_SECONDS} s")
+    raise RefusedError(
+        f"replication {source} -> {destination} has not caught up in {MARKER_TIMEOUT_SECONDS} s"
+    )
 
 
 def _now() -> str:

@@ -9,7 +9,12 @@ from typing import Any
 
 import boto3
 
-from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, ResourceNames
+from chalicelib.names import (
+    DEFAULT_ENVIRONMENT_SUFFIX,
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    ResourceNames,
+)
 from localenv import provision
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +50,9 @@ class Target:
     def client(self, service: str, region: str) -> Any:
         """A boto3 client for ``service`` in ``region`` of this target."""
         if self.endpoint_url:
-            return boto3.client(service, region_name=region, endpoint_url=self.endpoint_url, **LOCAL_CREDENTIALS)
+            return boto3.client(
+                service, region_name=region, endpoint_url=self.endpoint_url, **LOCAL_CREDENTIALS
+            )
         return boto3.client(service, region_name=region)
 
     def api_url(self, region: str) -> str:
@@ -55,7 +62,9 @@ class Target:
         stack = f"Payments{self.environment_suffix.capitalize()}" + (
             "Primary" if region == self.primary_region else "Secondary"
         )
-        outputs = self.client("cloudformation", region).describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+        outputs = self.client("cloudformation", region).describe_stacks(StackName=stack)["Stacks"][0][
+            "Outputs"
+        ]
         return next(o["OutputValue"] for o in outputs if o["OutputKey"] == "APIEndpoint")
 
     def queue_url(self, region: str, queue_name: str) -> str:
@@ -65,7 +74,9 @@ class Target:
     def local(cls, state_file: Path = LOCAL_STATE) -> Target:
         """The environment ``make run`` started on this machine."""
         if not state_file.exists():
-            raise TargetNotRunning(f"no local environment is running ({state_file} is missing): start `make run`")
+            raise TargetNotRunning(
+                f"no local environment is running ({state_file} is missing): start `make run`"
+            )
         state = json.loads(state_file.read_text())
         return cls(
             environment_suffix=state["environment_suffix"],

@@ -9,10 +9,10 @@ import gc
 gc.disable()
 
 import os
+from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice
-from chalice.app import DynamoDBEvent, Request, Response, SNSEvent, SQSEvent
+from chalice.app import Chalice, DynamoDBEvent, Request, Response, SNSEvent, SQSEvent
 
 from chalicelib import gateway, heap, workflow
 from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
@@ -54,30 +54,41 @@ def flush_invocation_metrics(event: Any, get_response: Any) -> Any:
 
 
 @app.middleware("http")
-def check_api_key_without_gateway(request: Request, get_response: Any) -> Response:
+def check_api_key_without_gateway(request: Request, get_response: Callable[[Request], Response]) -> Response:
     """Refuse payment routes without an API key where no API Gateway does it (``make run``)."""
     allowed = get_services().settings.local_api_keys
     if allowed and not gateway.admit(
-        routes=app.routes, method=request.method, context=request.context, headers=request.headers, allowed=allowed
+        routes=app.routes,
+        method=request.method,
+        context=request.context,
+        headers=request.headers,
+        allowed=allowed,
     ):
         return json_response(gateway.FORBIDDEN_BODY, 403)
     return get_response(request)
 
 
 @app.middleware("http")
-def correlate_request(request: Request, get_response: Any) -> Response:
+def correlate_request(request: Request, get_response: Callable[[Request], Response]) -> Response:
     """Tag every log line of a request with its correlation id and return the id to the client."""
     correlation_id = workflow.correlation_id_for(
         request.headers.get("x-correlation-id"), (request.context or {}).get("requestId")
     )
     logger.set_correlation_id(correlation_id)
-    response: Response = get_response(request)
+    response = get_response(request)
     response.headers["X-Correlation-Id"] = correlation_id
     return response
 
 
-def _client_request() -> workflow.ClientRequest:
+def _request() -> Request:
+    # Chalice sets it before any route runs; None only outside a request.
     request = app.current_request
+    assert request is not None
+    return request
+
+
+def _client_request() -> workflow.ClientRequest:
+    request = _request()
     identity = (request.context or {}).get("identity") or {}
     return workflow.ClientRequest(
         caller=identity.get("apiKeyId") or "anonymous",
@@ -91,7 +102,7 @@ def _client_request() -> workflow.ClientRequest:
 @answers_errors_as_json
 def validate_payment() -> Response:
     """Validate a payment and queue it for processing."""
-    request = app.current_request
+    request = _request()
     document = read_json_body(request.headers, request.raw_body)
     return stored_response(workflow.accept_payment(document, get_services(), _client_request()))
 
@@ -100,12 +111,14 @@ def validate_payment() -> Response:
 @answers_errors_as_json
 def process_payment() -> Response:
     """Process a payment now; a repeat answers 200 with the stored record."""
-    request = app.current_request
+    request = _request()
     document = read_json_body(request.headers, request.raw_body)
     return stored_response(workflow.charge_payment(document, get_services(), _client_request()))
 
 
-@app.route("/payments/{transaction_id}", methods=["GET"], api_key_required=True, content_types=ANY_CONTENT_TYPE)
+@app.route(
+    "/payments/{transaction_id}", methods=["GET"], api_key_required=True, content_types=ANY_CONTENT_TYPE
+)
 @answers_errors_as_json
 def get_payment(transaction_id: str) -> Response:
     """One processed payment."""
@@ -113,13 +126,16 @@ def get_payment(transaction_id: str) -> Response:
 
 
 @app.route(
-    "/customers/{customer_id}/payments", methods=["GET"], api_key_required=True, content_types=ANY_CONTENT_TYPE
+    "/customers/{customer_id}/payments",
+    methods=["GET"],
+    api_key_required=True,
+    content_types=ANY_CONTENT_TYPE,
 )
 @answers_errors_as_json
 def list_customer_payments(customer_id: str) -> Response:
     """A customer's payments, newest first, one page at a time."""
-    query = app.current_request.query_params or {}
-    return json_response(workflow.customer_history(customer_id, dict(query), get_services()))
+    query = dict(_request().query_params or {})
+    return json_response(workflow.customer_history(customer_id, query, get_services()))
 
 
 @app.route("/health", methods=["GET"], content_types=ANY_CONTENT_TYPE)

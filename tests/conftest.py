@@ -122,7 +122,9 @@ class TopicSpy:
         self._notifier = notifier
         self._sqs = aws("sqs")
         self._url = self._sqs.create_queue(QueueName="topic-spy")["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         aws("sns").subscribe(
             TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chalicelib.payments import PaymentRecord, PaymentRequest
-from chalicelib.regions import RegionFlag
 from chalicelib.processing import Announced, CustomerPage, PaymentLookup, Rejection
+from chalicelib.regions import RegionFlag
 
 
 class InMemoryPaymentRepository:

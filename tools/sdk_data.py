@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-
-import botocore
 import shutil
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import botocore
 from botocore.loaders import Loader
 
 from chalicelib.aws import GENERATED_FROM, SDK_DATA, SDK_OPERATIONS
@@ -43,17 +42,28 @@ def generate(target: Path, operations: Mapping[str, Sequence[str]] = SDK_OPERATI
         version = loader.determine_latest_version(service, "service-2")
         model = loader.load_service_model(service, "service-2", version)
         _write(target / service / version / "service-2.json", trimmed_model(model, names))
-        _write(target / service / version / "endpoint-rule-set-1.json",
-               loader.load_service_model(service, "endpoint-rule-set-1", version))
+        _write(
+            target / service / version / "endpoint-rule-set-1.json",
+            loader.load_service_model(service, "endpoint-rule-set-1", version),
+        )
     endpoints = loader.load_data("endpoints")
-    _write(target / "endpoints.json", {
-        **endpoints,
-        "partitions": [
-            {**partition, "services": {name: partition["services"][name]
-                                       for name in operations if name in partition["services"]}}
-            for partition in endpoints["partitions"]
-        ],
-    })
+    _write(
+        target / "endpoints.json",
+        {
+            **endpoints,
+            "partitions": [
+                {
+                    **partition,
+                    "services": {
+                        name: partition["services"][name]
+                        for name in operations
+                        if name in partition["services"]
+                    },
+                }
+                for partition in endpoints["partitions"]
+            ],
+        },
+    )
     for name in SHARED_FILES:
         _write(target / f"{name}.json", loader.load_data(name))
     _write(target / f"{GENERATED_FROM}.json", {"botocore": botocore.__version__})
@@ -86,7 +96,11 @@ def trimmed_model(model: dict[str, Any], operation_names: Sequence[str]) -> dict
             if "members" in shape:
                 shape["members"] = {member: _undocumented(ref) for member, ref in shape["members"].items()}
             shapes[name] = shape
-    return {**_undocumented(model, extra=("operations", "shapes")), "operations": operations, "shapes": shapes}
+    return {
+        **_undocumented(model, extra=("operations", "shapes")),
+        "operations": operations,
+        "shapes": shapes,
+    }
 
 
 def _undocumented(node: dict[str, Any], extra: Sequence[str] = ()) -> dict[str, Any]:
@@ -103,6 +117,7 @@ def _write(path: Path, document: Any) -> None:
 
 def differences(committed: Path, generated: Path) -> list[str]:
     """Relative paths that differ between two data trees (missing on either side, or changed)."""
+
     def files(root: Path) -> dict[str, bytes]:
         return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*.json")}
 

@@ -37,7 +37,9 @@ class ApiGatewayAccountStack(cdk.Stack):
             "ApiGatewayLoggingRole",
             assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
             managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                )
             ],
         )
         role.apply_removal_policy(cdk.RemovalPolicy.RETAIN)

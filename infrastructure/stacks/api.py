@@ -18,6 +18,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from chalice.cdk import Chalice
 from constructs import Construct
 
+from chalicelib.items import announced_items_filter
 from chalicelib.names import (
     API_STAGE,
     FUNCTIONS,
@@ -30,7 +31,6 @@ from chalicelib.names import (
     PaymentsTableSchema,
     ResourceNames,
 )
-from chalicelib.items import announced_items_filter
 from stacks.nag import acknowledge
 from stacks.packaging import finish_package
 
@@ -198,13 +198,19 @@ class PaymentApi(Construct):
         self.api_key_id = self._require_api_keys(names)
         self.web_acl = self._guard_with_waf(names, stack)
         self.api_id = self.rest_api.ref
-        self.endpoint_url = f"https://{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}/{API_STAGE}/"
+        self.endpoint_url = (
+            f"https://{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}/{API_STAGE}/"
+        )
         self.api_host = f"{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}"
 
     def _log_group(self, construct_id: str, name: str) -> logs.LogGroup:
         # Payment logs on the region's customer-managed key, like the data they describe.
         return logs.LogGroup(
-            self, construct_id, log_group_name=name, retention=LOG_RETENTION, encryption_key=self.key,
+            self,
+            construct_id,
+            log_group_name=name,
+            retention=LOG_RETENTION,
+            encryption_key=self.key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
 
@@ -257,7 +263,9 @@ class PaymentApi(Construct):
             function.add_property_override(
                 "EventInvokeConfig", {"MaximumRetryAttempts": FUNCTIONS[handler].async_retries}
             )
-            function.add_property_override("LoggingConfig", {"LogGroup": self.log_groups[handler].log_group_name})
+            function.add_property_override(
+                "LoggingConfig", {"LogGroup": self.log_groups[handler].log_group_name}
+            )
             # Lambda checks the role when it creates an event source mapping, and SAM creates
             # the mapping right after the function: the role's policy must exist by then.
             function.add_dependency(self._role_policy(handler))
@@ -277,7 +285,9 @@ class PaymentApi(Construct):
             {"MaximumConcurrency": PAYMENT_QUEUE.processor_max_concurrency},
         )
         orchestrator = self.chalice.get_resource(function_logical_id(Handler.FAILOVER_ORCHESTRATOR))
-        orchestrator.add_property_override(f"Events.{SNS_EVENT_ID}.Properties.Topic", ops_alert_topic.topic_arn)
+        orchestrator.add_property_override(
+            f"Events.{SNS_EVENT_ID}.Properties.Topic", ops_alert_topic.topic_arn
+        )
 
     def _configure_notifier(self, stream_arn: str, notification_dlq: sqs.IQueue, region: str) -> None:
         notifier = self.chalice.get_resource(function_logical_id(Handler.PAYMENT_NOTIFIER))
@@ -301,13 +311,17 @@ class PaymentApi(Construct):
             "UsagePlan",
             usage_plan_name=names.usage_plan,
             description="Clients allowed to call the payment routes",
-            api_stages=[apigateway.CfnUsagePlan.ApiStageProperty(api_id=self.rest_api.ref, stage=self.stage_ref)],
+            api_stages=[
+                apigateway.CfnUsagePlan.ApiStageProperty(api_id=self.rest_api.ref, stage=self.stage_ref)
+            ],
             throttle=apigateway.CfnUsagePlan.ThrottleSettingsProperty(
                 rate_limit=THROTTLING_RATE_LIMIT, burst_limit=THROTTLING_BURST_LIMIT
             ),
         )
         key = apigateway.CfnApiKey(self, "ClientApiKey", name=names.client_api_key, enabled=True)
-        apigateway.CfnUsagePlanKey(self, "ClientApiKeyInPlan", key_id=key.ref, key_type="API_KEY", usage_plan_id=plan.ref)
+        apigateway.CfnUsagePlanKey(
+            self, "ClientApiKeyInPlan", key_id=key.ref, key_type="API_KEY", usage_plan_id=plan.ref
+        )
         acknowledge(plan, "CloudFormation-Validate::F1020", SAM_STAGE_REFERENCE)
         return key.ref
 
@@ -369,7 +383,12 @@ class PaymentApi(Construct):
             web_acl_arn=acl.attr_arn,
             resource_arn=cdk.Fn.join(
                 "",
-                [f"arn:{stack.partition}:apigateway:{stack.region}::/restapis/", self.rest_api.ref, "/stages/", self.stage_ref],
+                [
+                    f"arn:{stack.partition}:apigateway:{stack.region}::/restapis/",
+                    self.rest_api.ref,
+                    "/stages/",
+                    self.stage_ref,
+                ],
             ),
         )
         acknowledge(association, "CloudFormation-Validate::F1020", SAM_STAGE_REFERENCE)
@@ -402,8 +421,15 @@ class PaymentApi(Construct):
             {
                 "DestinationArn": self.access_logs.log_group_arn,
                 "Format": apigateway.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=False,
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
                 ).to_string(),
             },
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -48,7 +49,10 @@ class PaymentsData(Construct):
         self.idempotency_table: dynamodb.ITableV2
         if not owns_tables:
             self.table = dynamodb.TableV2.from_table_attributes(
-                self, "PaymentsTableReplica", table_name=names.payments_table, grant_index_permissions=True,
+                self,
+                "PaymentsTableReplica",
+                table_name=names.payments_table,
+                grant_index_permissions=True,
                 encryption_key=key,
             )
             self.idempotency_table = dynamodb.TableV2.from_table_attributes(
@@ -56,7 +60,7 @@ class PaymentsData(Construct):
             )
             self.stream_arn = self._replica_stream_arn(names.payments_table)
             return
-        common = {
+        common: dict[str, Any] = {
             "billing": dynamodb.Billing.on_demand(),
             "point_in_time_recovery_specification": dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -64,7 +68,9 @@ class PaymentsData(Construct):
             "encryption": dynamodb.TableEncryptionV2.customer_managed_key(
                 key, replica_key_arns={replica_region: replica_key_arn}
             ),
-            "replicas": [dynamodb.ReplicaTableProps(region=replica_region, deletion_protection=production or None)],
+            "replicas": [
+                dynamodb.ReplicaTableProps(region=replica_region, deletion_protection=production or None)
+            ],
             "removal_policy": cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
             "deletion_protection": production or None,
         }
@@ -81,7 +87,9 @@ class PaymentsData(Construct):
                     partition_key=dynamodb.Attribute(
                         name=Schema.CUSTOMER_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
                     ),
-                    sort_key=dynamodb.Attribute(name=Schema.CUSTOMER_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER),
+                    sort_key=dynamodb.Attribute(
+                        name=Schema.CUSTOMER_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER
+                    ),
                     projection_type=dynamodb.ProjectionType.ALL,
                 )
             ],
@@ -94,13 +102,15 @@ class PaymentsData(Construct):
             self,
             "IdempotencyTable",
             table_name=names.idempotency_table,
-            partition_key=dynamodb.Attribute(name=IdempotencyKeys.PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(
+                name=IdempotencyKeys.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
             time_to_live_attribute=IdempotencyKeys.EXPIRY_ATTRIBUTE,
             **common,
         )
 
     @staticmethod
-    def _consistency(witness_region: str) -> dict[str, object]:
+    def _consistency(witness_region: str) -> dict[str, Any]:
         """Multi-Region strong consistency with a witness, when asked for.
 
         Conditional writes then hold across both regions and acknowledged payments survive a
@@ -110,7 +120,10 @@ class PaymentsData(Construct):
         """
         if not witness_region:
             return {}
-        return {"multi_region_consistency": dynamodb.MultiRegionConsistency.STRONG, "witness_region": witness_region}
+        return {
+            "multi_region_consistency": dynamodb.MultiRegionConsistency.STRONG,
+            "witness_region": witness_region,
+        }
 
     def _replica_stream_arn(self, table_name: str) -> str:
         """The stream of this region's replica: CloudFormation reports only the primary's."""
@@ -134,7 +147,7 @@ class PaymentsData(Construct):
         # the ARN again. Unchanged, the event source mapping that uses it stays as it is.
         resource = lookup.node.find_child("Resource").node.default_child
         assert isinstance(resource, cdk.CfnResource)
-        resource.add_property_override("ReadAt", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        resource.add_property_override("ReadAt", datetime.now(UTC).isoformat(timespec="seconds"))
         # The custom resource's function is a stack-wide singleton named after a fixed UUID.
         provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
         provider = cdk.Stack.of(self).node.find_child(provider_id)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_certificatemanager as acm
-from aws_cdk import aws_route53 as route53
-from aws_cdk import CfnResource
-from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -76,7 +75,9 @@ class PaymentDns(Construct):
                 request_interval=HEALTH_CHECK_INTERVAL_SECONDS,
                 failure_threshold=HEALTH_CHECK_FAILURE_THRESHOLD,
             ),
-            health_check_tags=[route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}")],
+            health_check_tags=[
+                route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}")
+            ],
         )
         self.record = route53.CfnRecordSet(
             self,

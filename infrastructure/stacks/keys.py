@@ -31,7 +31,13 @@ class PaymentKeyStack(cdk.Stack):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, names: ResourceNames, production: bool = False, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        production: bool = False,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.key = kms.Key(
@@ -42,14 +48,22 @@ class PaymentKeyStack(cdk.Stack):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
         )
-        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        self.key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
         # CloudWatch Logs encrypts a log group only with a key whose policy lets the regional
         # logs principal use it, scoped by the log group's ARN in the encryption context.
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowThisAccountsLogGroups",
                 principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
                 resources=["*"],
                 conditions={
                     "ArnLike": {

@@ -53,9 +53,13 @@ class PaymentMessaging(Construct):
             "It is the notifier's on-failure destination: Lambda writes the failed stream positions "
             "here and an operator replays them from the stream; nothing consumes it automatically.",
         )
-        self.ops_alert_topic = self._topic("OpsAlertTopic", names.ops_alert_topic, "Payment operations alerts")
+        self.ops_alert_topic = self._topic(
+            "OpsAlertTopic", names.ops_alert_topic, "Payment operations alerts"
+        )
         self._let_alarms_publish(self.ops_alert_topic)
-        self.transaction_topic = self._topic("TransactionTopic", names.transaction_topic, "Processed payments")
+        self.transaction_topic = self._topic(
+            "TransactionTopic", names.transaction_topic, "Processed payments"
+        )
 
     def _let_alarms_publish(self, topic: sns.Topic) -> None:
         """Let this account's CloudWatch alarms in this region publish to ``topic``.
@@ -72,7 +76,9 @@ class PaymentMessaging(Construct):
                 resources=[topic.topic_arn],
                 conditions={
                     "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"
+                    },
                 },
             )
         )
@@ -80,7 +86,12 @@ class PaymentMessaging(Construct):
     def _topic(self, construct_id: str, topic_name: str, display_name: str) -> sns.Topic:
         """A topic under the region's key that refuses requests without TLS."""
         return sns.Topic(
-            self, construct_id, topic_name=topic_name, display_name=display_name, master_key=self._key, enforce_ssl=True
+            self,
+            construct_id,
+            topic_name=topic_name,
+            display_name=display_name,
+            master_key=self._key,
+            enforce_ssl=True,
         )
 
     def _queue(self, construct_id: str, queue_name: str, **settings: Any) -> sqs.Queue:

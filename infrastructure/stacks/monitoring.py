@@ -48,9 +48,15 @@ class PaymentMonitoring(Construct):
         super().__init__(scope, construct_id)
         api_dimensions = {"ApiName": names.rest_api, "Stage": API_STAGE}
 
-        def metric(namespace: str, name: str, dimensions: dict[str, str], statistic: str = "Sum") -> cloudwatch.Metric:
+        def metric(
+            namespace: str, name: str, dimensions: dict[str, str], statistic: str = "Sum"
+        ) -> cloudwatch.Metric:
             return cloudwatch.Metric(
-                namespace=namespace, metric_name=name, dimensions_map=dimensions, statistic=statistic, period=ALARM_PERIOD
+                namespace=namespace,
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=ALARM_PERIOD,
             )
 
         api_requests = metric("AWS/ApiGateway", "Count", api_dimensions)
@@ -89,18 +95,34 @@ class PaymentMonitoring(Construct):
         # (names.critical_alarms). Function errors and throttles must last two of three minutes,
         # so one slow deploy or a burst absorbed by retries does not move traffic.
         self.alarms = [
-            self._trigger("Api5xxAlarm", names.api_5xx_alarm, api_5xx, API_5XX_THRESHOLD, "API 5XX responses"),
-            self._trigger("LambdaErrorsAlarm", names.lambda_errors_alarm, lambda_errors, LAMBDA_ERRORS_THRESHOLD,
-                          "Errors across the payment functions", sustained=True),
-            self._trigger("DynamoDbThrottlesAlarm", names.dynamodb_throttles_alarm, throttles,
-                          DYNAMODB_THROTTLES_THRESHOLD, "Throttled or failed requests on the payments table",
-                          sustained=True),
+            self._trigger(
+                "Api5xxAlarm", names.api_5xx_alarm, api_5xx, API_5XX_THRESHOLD, "API 5XX responses"
+            ),
+            self._trigger(
+                "LambdaErrorsAlarm",
+                names.lambda_errors_alarm,
+                lambda_errors,
+                LAMBDA_ERRORS_THRESHOLD,
+                "Errors across the payment functions",
+                sustained=True,
+            ),
+            self._trigger(
+                "DynamoDbThrottlesAlarm",
+                names.dynamodb_throttles_alarm,
+                throttles,
+                DYNAMODB_THROTTLES_THRESHOLD,
+                "Throttled or failed requests on the payments table",
+                sustained=True,
+            ),
         ]
         # Pages people, never moves traffic: only messages that failed for reasons of
         # infrastructure reach the dead-letter queue (rejected payments are recorded instead), and
         # a full DLQ says nothing about whether the region can take payments.
         self.dlq_alarm = self._alarm(
-            "DlqMessagesAlarm", names.dlq_messages_alarm, dlq_visible, DLQ_MESSAGES_THRESHOLD,
+            "DlqMessagesAlarm",
+            names.dlq_messages_alarm,
+            dlq_visible,
+            DLQ_MESSAGES_THRESHOLD,
             f"Payments waiting in the dead-letter queue >= {DLQ_MESSAGES_THRESHOLD}: they failed for reasons of "
             f"infrastructure; redrive them once fixed (payments-dr redrive). {PAGES_ONLY}",
         )
@@ -108,22 +130,32 @@ class PaymentMonitoring(Construct):
         # is not there) is a broken deployment, not load; the functions count it apart from
         # throttling and timeouts, so it pages at the first occurrence instead of hiding in 503s.
         misconfigured = cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE, metric_name=Metric.DEPENDENCY_MISCONFIGURED,
-            dimensions_map={"service": SERVICE_NAME}, statistic="Sum", period=ALARM_PERIOD,
+            namespace=METRICS_NAMESPACE,
+            metric_name=Metric.DEPENDENCY_MISCONFIGURED,
+            dimensions_map={"service": SERVICE_NAME},
+            statistic="Sum",
+            period=ALARM_PERIOD,
         )
         self.misconfiguration_alarm = self._alarm(
-            "DependencyMisconfiguredAlarm", names.misconfiguration_alarm, misconfigured, 1,
+            "DependencyMisconfiguredAlarm",
+            names.misconfiguration_alarm,
+            misconfigured,
+            1,
             "A payment function's call to AWS was refused for good (access denied, resource not found, request "
             f"invalid): the deployment is broken. {PAGES_ONLY}",
         )
         # A warning, not a failover trigger: failing over while replication lags is what loses
         # payments, so operators must see it before they act (payments-dr status shows it too).
         replication_latency = metric(
-            "AWS/DynamoDB", "ReplicationLatency",
-            {"TableName": names.payments_table, "ReceivingRegion": peer_region}, statistic="Average",
+            "AWS/DynamoDB",
+            "ReplicationLatency",
+            {"TableName": names.payments_table, "ReceivingRegion": peer_region},
+            statistic="Average",
         )
         self.replication_alarm = self._alarm(
-            "ReplicationLatencyAlarm", names.replication_latency_alarm, replication_latency,
+            "ReplicationLatencyAlarm",
+            names.replication_latency_alarm,
+            replication_latency,
             REPLICATION_LATENCY_THRESHOLD_MS,
             f"Replication to {peer_region} lags >= {REPLICATION_LATENCY_THRESHOLD_MS} ms on average for 3 minutes: "
             "a failover now could leave recent payments behind.",
@@ -164,21 +196,37 @@ class PaymentMonitoring(Construct):
         )
 
     def _trigger(
-        self, construct_id: str, name: str, metric: cloudwatch.IMetric, threshold: int, description: str,
-        *, sustained: bool = False,
+        self,
+        construct_id: str,
+        name: str,
+        metric: cloudwatch.IMetric,
+        threshold: int,
+        description: str,
+        *,
+        sustained: bool = False,
     ) -> cloudwatch.Alarm:
         """A failover trigger: the orchestrator takes the region out of service when it alarms."""
         window = f" in {SUSTAINED_DATAPOINTS} of {SUSTAINED_PERIODS} minutes" if sustained else ""
         return self._alarm(
-            construct_id, name, metric, threshold,
+            construct_id,
+            name,
+            metric,
+            threshold,
             f"{description} >= {threshold}{window}; the failover orchestrator takes the region out of service on ALARM.",
             periods=SUSTAINED_PERIODS if sustained else 1,
             datapoints=SUSTAINED_DATAPOINTS if sustained else None,
         )
 
     def _alarm(
-        self, construct_id: str, name: str, metric: cloudwatch.IMetric, threshold: int, description: str,
-        *, periods: int = 1, datapoints: int | None = None,
+        self,
+        construct_id: str,
+        name: str,
+        metric: cloudwatch.IMetric,
+        threshold: int,
+        description: str,
+        *,
+        periods: int = 1,
+        datapoints: int | None = None,
     ) -> cloudwatch.Alarm:
         return cloudwatch.Alarm(
             self,

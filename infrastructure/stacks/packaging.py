@@ -47,7 +47,10 @@ def add_bytecode(archive: Path) -> int:
             for info in sources:
                 zipped.extract(info, tree)
         compileall.compile_dir(
-            tree, ddir=TASK_ROOT, quiet=2, workers=1,
+            tree,
+            ddir=TASK_ROOT,
+            quiet=2,
+            workers=1,
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
         added = []

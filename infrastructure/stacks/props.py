@@ -60,7 +60,8 @@ class DeploymentSettings:
                 hosted_zone_name=context("hosted_zone_name", context("domain_name")),
             )
         return cls(
-            environment_suffix=environment_suffix or context("environment_suffix", DEFAULT_ENVIRONMENT_SUFFIX),
+            environment_suffix=environment_suffix
+            or context("environment_suffix", DEFAULT_ENVIRONMENT_SUFFIX),
             primary_region=context("primary_region", DEFAULT_PRIMARY_REGION),
             secondary_region=context("secondary_region", DEFAULT_SECONDARY_REGION),
             dns=dns,

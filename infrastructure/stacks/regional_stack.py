@@ -93,26 +93,55 @@ class PaymentRegionStack(cdk.Stack):
             )
 
         function_arn = {
-            handler: cdk.Fn.sub(f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}")
+            handler: cdk.Fn.sub(
+                f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}"
+            )
             for handler, name in api.function_names.items()
         }
         outputs = {
-            "PaymentsTableName": (names.payments_table, "Payments table (global table; same name in both regions)"),
+            "PaymentsTableName": (
+                names.payments_table,
+                "Payments table (global table; same name in both regions)",
+            ),
             "PaymentsTableArn": (data.table_arn, "Payments table ARN in this region"),
             "PaymentValidatorArn": (function_arn[Handler.API], "API function (validator and read routes)"),
-            "PaymentProcessorArn": (function_arn[Handler.PAYMENT_PROCESSOR], "Payment queue processor function"),
+            "PaymentProcessorArn": (
+                function_arn[Handler.PAYMENT_PROCESSOR],
+                "Payment queue processor function",
+            ),
             "PaymentQueueUrl": (messaging.payment_queue.queue_url, "Payment queue URL"),
             "PaymentQueueArn": (messaging.payment_queue.queue_arn, "Payment queue ARN"),
-            "PaymentDLQUrl": (messaging.dead_letter_queue.queue_url, "Dead-letter queue URL (redrive source)"),
+            "PaymentDLQUrl": (
+                messaging.dead_letter_queue.queue_url,
+                "Dead-letter queue URL (redrive source)",
+            ),
             "APIEndpoint": (api.endpoint_url, "Regional API endpoint (stage prod)"),
             "APIId": (api.api_id, "REST API id"),
-            "OpsAlertTopicArn": (messaging.ops_alert_topic.topic_arn, "Ops-alert topic (alarms, orchestrator)"),
+            "OpsAlertTopicArn": (
+                messaging.ops_alert_topic.topic_arn,
+                "Ops-alert topic (alarms, orchestrator)",
+            ),
             "TransactionTopicArn": (messaging.transaction_topic.topic_arn, "Processed-payment notifications"),
             "DashboardName": (monitoring.dashboard_name, "CloudWatch dashboard of this region"),
-            "ClientApiKeyId": (api.api_key_id, "API key of the payment client (aws apigateway get-api-key --include-value)"),
-            "IdempotencyTableName": (data.idempotency_table.table_name, "Idempotency-Key records (global table)"),
-            "NotificationDLQUrl": (messaging.notification_dlq.queue_url, "Stream positions the notifier gave up on"),
+            "ClientApiKeyId": (
+                api.api_key_id,
+                "API key of the payment client (aws apigateway get-api-key --include-value)",
+            ),
+            "IdempotencyTableName": (
+                data.idempotency_table.table_name,
+                "Idempotency-Key records (global table)",
+            ),
+            "NotificationDLQUrl": (
+                messaging.notification_dlq.queue_url,
+                "Stream positions the notifier gave up on",
+            ),
             "Region": (self.region, "Region of this stack"),
         }
         for output_id, (value, description) in outputs.items():
-            cdk.CfnOutput(self, output_id, value=value, description=description, export_name=f"{self.stack_name}-{output_id}")
+            cdk.CfnOutput(
+                self,
+                output_id,
+                value=value,
+                description=description,
+                export_name=f"{self.stack_name}-{output_id}",
+            )

@@ -17,19 +17,16 @@ import re
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import CredentialResolver, EnvProvider
-from botocore.loaders import Loader
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader
 from botocore.parsers import ResponseParserError
 
 from chalicelib.errors import DependencyUnavailable, FieldError, InvalidQuery
-from chalicelib.observability import report_dependency_failure
-from chalicelib.names import CORRELATION_ID_ATTRIBUTE, IdempotencyKeys
-from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.items import (
     claim_attributes,
     key_attributes,
@@ -39,8 +36,10 @@ from chalicelib.items import (
     rejection_from_attributes,
     rejection_key,
 )
+from chalicelib.names import CORRELATION_ID_ATTRIBUTE, IdempotencyKeys
+from chalicelib.names import PaymentsTableSchema as Schema
+from chalicelib.observability import report_dependency_failure
 from chalicelib.payments import PaymentRecord, PaymentRequest, is_identifier
-from chalicelib.regions import RegionFlag
 from chalicelib.processing import (
     Announced,
     CustomerPage,
@@ -49,6 +48,7 @@ from chalicelib.processing import (
     event_name,
     notification_body,
 )
+from chalicelib.regions import RegionFlag
 
 # Three attempts in all (botocore's max_attempts would count retries only): with the 5 s read
 # timeout a failing call gives up well inside API Gateway's 29 s limit.
@@ -200,7 +200,7 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
                 raise DependencyUnavailable("payments table") from error
             reasons = error.response.get("CancellationReasons") or [{}]
             if reasons[0].get("Code") == "ConditionalCheckFailed" and reasons[0].get("Item"):
-                return record_from_attributes(reasons[0]["Item"])
+                return record_from_attributes(cast("dict[str, dict[str, Any]]", reasons[0]["Item"]))
             # A concurrent writer of the same transaction id, or a store that does not return
             # the old item: the claim decides, read it consistently.
             existing = self.get(record.transaction_id)
@@ -214,7 +214,9 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
     def _item(self, key: dict[str, Any]) -> dict[str, Any]:
         """The stored item under ``key``, read consistently ({} if there is none)."""
         try:
-            return self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item") or {}
+            return (
+                self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item") or {}
+            )
         except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table") from error
 
@@ -236,7 +238,10 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
                 TableName=self._table,
                 KeyConditionExpression="#pk = :id AND #sk <= :claim",
                 ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY, "#sk": Schema.SORT_KEY},
-                ExpressionAttributeValues={":id": {"S": transaction_id}, ":claim": {"N": str(Schema.CLAIM_SORT_KEY)}},
+                ExpressionAttributeValues={
+                    ":id": {"S": transaction_id},
+                    ":claim": {"N": str(Schema.CLAIM_SORT_KEY)},
+                },
                 ScanIndexForward=False,
                 ConsistentRead=True,
                 Limit=MAX_REJECTIONS_SHOWN + 1,
@@ -271,7 +276,9 @@ class DynamoPaymentRepository(_ClientOnFirstUse):
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise DependencyUnavailable("payments table") from error
-                stored = error.response.get("Item") or self._item(rejection_key(rejection, sort_key))
+                # ReturnValuesOnConditionCheckFailure's old item, when the store returns it.
+                old_item = cast("dict[str, Any] | None", error.response.get("Item"))
+                stored = old_item or self._item(rejection_key(rejection, sort_key))
                 if stored.get("message_id", {}).get("S") == rejection.message_id:
                     return False
                 sort_key -= 1
@@ -338,7 +345,9 @@ def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
     # and a client's cursor must never produce a 503.
     if key[Schema.CUSTOMER_INDEX_PARTITION_KEY]["S"] != customer_id:
         raise invalid
-    if not _CURSOR_TIMESTAMP.fullmatch(key[Schema.SORT_KEY]["N"]) or not is_identifier(key[Schema.PARTITION_KEY]["S"]):
+    if not _CURSOR_TIMESTAMP.fullmatch(key[Schema.SORT_KEY]["N"]) or not is_identifier(
+        key[Schema.PARTITION_KEY]["S"]
+    ):
         raise invalid
     return key
 
@@ -366,7 +375,9 @@ class SqsPaymentQueue(_ClientOnFirstUse):
 
 
 # Health probes answer inside Route 53's few-second budget or count as failed: one attempt each.
-PROBE_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=1)
+PROBE_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=1
+)
 
 
 def make_probe_client(service: str, region: str) -> Any:
@@ -378,7 +389,13 @@ class DependencyProbes:
     """Cheap reads that tell whether this region's table and queue answer and it is in service."""
 
     def __init__(
-        self, *, table_name: str, queue_url: str, client: Callable[[str], Any], flag: SsmRegionControl, region: str
+        self,
+        *,
+        table_name: str,
+        queue_url: str,
+        client: Callable[[str], Any],
+        flag: SsmRegionControl,
+        region: str,
     ) -> None:
         self._table = table_name
         self._queue_url = queue_url
@@ -404,7 +421,9 @@ class DependencyProbes:
         return True
 
     def queue_answers(self) -> bool:
-        self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
         return True
 
     def in_service(self) -> bool:
@@ -438,7 +457,9 @@ class SsmRegionControl:
 
     def set_flag(self, region: str, flag: RegionFlag) -> None:
         try:
-            self._client(region).put_parameter(Name=self._parameter, Value=flag.to_text(), Type="String", Overwrite=True)
+            self._client(region).put_parameter(
+                Name=self._parameter, Value=flag.to_text(), Type="String", Overwrite=True
+            )
         except AWS_FAILURES as error:
             raise DependencyUnavailable(f"in-service flag of {region}") from error
 
@@ -492,7 +513,9 @@ class SnsNotifications(_ClientOnFirstUse):
             chunk = range(start, min(start + SNS_PUBLISH_BATCH_LIMIT, len(items)))
             entries = [_publish_entry(str(index), items[index]) for index in chunk]
             try:
-                response = self._client.publish_batch(TopicArn=self._topic_arn, PublishBatchRequestEntries=entries)
+                response = self._client.publish_batch(
+                    TopicArn=self._topic_arn, PublishBatchRequestEntries=entries
+                )
             except AWS_FAILURES as error:
                 report_dependency_failure(error, "transactions topic")
                 failed.update(chunk)

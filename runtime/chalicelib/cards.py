@@ -36,8 +36,11 @@ NETWORKS = (
     Network("JCB", ((3528, 3589),), range(16, 20)),
     Network("UnionPay", ((62, 62),), range(16, 20)),
     Network("Diners Club", ((300, 305), (3095, 3095), (36, 36), (38, 39)), range(14, 20)),
-    Network("Maestro", ((5018, 5018), (5020, 5020), (5038, 5038), (5893, 5893), (6304, 6304), (6759, 6759),
-                        (6761, 6763)), range(13, 20)),
+    Network(
+        "Maestro",
+        ((5018, 5018), (5020, 5020), (5038, 5038), (5893, 5893), (6304, 6304), (6759, 6759), (6761, 6763)),
+        range(13, 20),
+    ),
 )
 # How card numbers are printed: group sizes, separated by one space or one dash throughout.
 GROUPINGS = frozenset({(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 5)})
@@ -46,8 +49,10 @@ GROUPINGS = frozenset({(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 
 # still a card number), or digit groups joined by one kind of separator, touching no letter or
 # digit and not part of a longer chain of groups. Digits are never pieced together across
 # letters, so no UUID can ever match: its longest digit run is its 12-character last group.
-_CONTIGUOUS = re.compile(r"(?<!\d)\d{%d,%d}(?!\d)" % (PAN_MIN_DIGITS, PAN_MAX_DIGITS))
-_GROUPED = re.compile(r"(?<![A-Za-z0-9])(?<!\d[ -])\d{4}([ -])\d{4,6}(?:\1\d{3,5}){1,3}(?![A-Za-z0-9])(?![ -]\d)")
+_CONTIGUOUS = re.compile(rf"(?<!\d)\d{{{PAN_MIN_DIGITS},{PAN_MAX_DIGITS}}}(?!\d)")
+_GROUPED = re.compile(
+    r"(?<![A-Za-z0-9])(?<!\d[ -])\d{4}([ -])\d{4,6}(?:\1\d{3,5}){1,3}(?![A-Za-z0-9])(?![ -]\d)"
+)
 _SEPARATORS = re.compile(r"[ -]")
 
 
@@ -102,6 +107,20 @@ def redact_pans(text: str) -> str:
     return text
 
 
+def _may_be_a_card_number(value: Any) -> bool:
+    """A string, a whole number, or a JSON number (parsed as Decimal) that is a whole number."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (str, int)):
+        return True
+    return (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and 0 <= value.adjusted() < PAN_MAX_DIGITS
+        and value == value.to_integral_value()
+    )
+
+
 def find_pan_fields(document: Any, path: str = "") -> list[str]:
     """Dotted paths of every string or integer in ``document`` that looks like a card number."""
     found: list[str] = []
@@ -116,15 +135,8 @@ def find_pan_fields(document: Any, path: str = "") -> list[str]:
     elif isinstance(document, list):
         for index, value in enumerate(document):
             found.extend(find_pan_fields(value, f"{path}[{index}]"))
-    elif isinstance(document, bool):
-        pass
-    elif isinstance(document, (str, int)) or (
-        # JSON numbers are parsed as Decimal; a whole number can be a card number too.
-        isinstance(document, Decimal)
-        and document.is_finite()
-        and 0 <= document.adjusted() < PAN_MAX_DIGITS
-        and document == document.to_integral_value()
+    elif _may_be_a_card_number(document) and contains_pan(
+        f"{document:f}" if isinstance(document, Decimal) else str(document)
     ):
-        if contains_pan(str(document) if not isinstance(document, Decimal) else f"{document:f}"):
-            found.append(path or "(body)")
+        found.append(path or "(body)")
     return found

@@ -77,7 +77,9 @@ class RequestInProgress(PaymentError):
     """The first request under this Idempotency-Key has not finished yet."""
 
     def __init__(self) -> None:
-        super().__init__([FieldError("Idempotency-Key", "a request with this key is still in progress, retry later")])
+        super().__init__(
+            [FieldError("Idempotency-Key", "a request with this key is still in progress, retry later")]
+        )
 
 
 class DependencyUnavailable(PaymentError):

@@ -8,7 +8,7 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from chalice import Response
+from chalice.app import Response
 
 from chalicelib import errors
 from chalicelib.cards import redact_pans
@@ -64,7 +64,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_json(text: str | bytes) -> Any:
     """Parse JSON with every number as ``Decimal``; NaN, Infinity and repeated keys are refused."""
     return json.loads(
-        text, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+        text,
+        parse_float=Decimal,
+        parse_int=Decimal,
+        parse_constant=_reject_constant,
+        object_pairs_hook=_unique_keys,
     )
 
 
@@ -90,19 +94,16 @@ def _nesting_depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
-def read_json_body(headers: Mapping[str, str], raw_body: bytes | None) -> Any:
+def read_json_body(headers: Mapping[str, str], raw_body: bytes | str | None) -> Any:
     """The parsed JSON body of a request, or the named error that explains why there is none."""
     content_type = headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != JSON_CONTENT_TYPE:
-        raise errors.UnsupportedMediaType(
-            [FieldError("Content-Type", f"must be {JSON_CONTENT_TYPE}")]
-        )
-    body = raw_body or b""
+        raise errors.UnsupportedMediaType([FieldError("Content-Type", f"must be {JSON_CONTENT_TYPE}")])
+    # Chalice hands over bytes; a str body (a test client's) is taken as its UTF-8 encoding.
+    body = raw_body.encode("utf-8", "surrogatepass") if isinstance(raw_body, str) else raw_body or b""
     if len(body) > MAX_BODY_BYTES:
-        raise errors.PayloadTooLarge(
-            [FieldError("(body)", f"must be at most {MAX_BODY_BYTES} bytes")]
-        )
+        raise errors.PayloadTooLarge([FieldError("(body)", f"must be at most {MAX_BODY_BYTES} bytes")])
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -110,9 +111,7 @@ def read_json_body(headers: Mapping[str, str], raw_body: bytes | None) -> Any:
     if not text.strip():
         raise errors.MalformedRequest([FieldError("(body)", "is empty; send a JSON object")])
     if _nesting_depth_exceeds(text, MAX_NESTING_DEPTH):
-        raise errors.MalformedRequest(
-            [FieldError("(body)", f"nests deeper than {MAX_NESTING_DEPTH} levels")]
-        )
+        raise errors.MalformedRequest([FieldError("(body)", f"nests deeper than {MAX_NESTING_DEPTH} levels")])
     return parse_document(text)
 
 
@@ -121,7 +120,9 @@ def parse_document(text: str) -> Any:
     try:
         return parse_json(text)
     except DuplicateKey as error:
-        raise errors.MalformedRequest([FieldError(shown_key(error.key), "appears more than once; send each field once")]) from error
+        raise errors.MalformedRequest(
+            [FieldError(shown_key(error.key), "appears more than once; send each field once")]
+        ) from error
     except (ValueError, RecursionError) as error:
         # The parser's message can quote the body, which may hold card data: never echo it.
         raise errors.MalformedRequest([FieldError("(body)", "is not valid JSON")]) from error
@@ -167,7 +168,7 @@ def error_response(error: PaymentError) -> Response:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def answers_errors_as_json(view: F) -> F:
+def answers_errors_as_json[F: Callable[..., Any]](view: F) -> F:
     """Turn any :class:`PaymentError` a route raises into its JSON error response.
 
     A 503 logs its cause once, here: which dependency, operation, AWS error code and request id.

@@ -49,7 +49,11 @@ def checked_key(value: str | None) -> str | None:
         return None
     if not 1 <= len(value) <= IdempotencyKeys.MAX_LENGTH or not value.isprintable() or not value.isascii():
         raise MalformedRequest(
-            [FieldError(HEADER_FIELD, f"must be 1 to {IdempotencyKeys.MAX_LENGTH} printable ASCII characters")]
+            [
+                FieldError(
+                    HEADER_FIELD, f"must be 1 to {IdempotencyKeys.MAX_LENGTH} printable ASCII characters"
+                )
+            ]
         )
     return value
 
@@ -117,10 +121,15 @@ class IdempotentRequests:
             result = handler.handle()
         except exceptions.IdempotencyValidationError as error:
             raise IdempotencyKeyReused() from error
-        except (exceptions.IdempotencyAlreadyInProgressError, exceptions.IdempotencyInconsistentStateError) as error:
+        except (
+            exceptions.IdempotencyAlreadyInProgressError,
+            exceptions.IdempotencyInconsistentStateError,
+        ) as error:
             # Inconsistent state: the first request's record changed under us while we looked;
             # it is still being settled, and a retry will see the outcome.
             raise RequestInProgress() from error
         except exceptions.IdempotencyPersistenceLayerError as error:
             raise DependencyUnavailable("idempotency store") from error
-        return StoredResponse(status=int(result["status"]), body=result["body"], replayed=bool(result.get("replayed")))
+        return StoredResponse(
+            status=int(result["status"]), body=result["body"], replayed=bool(result.get("replayed"))
+        )

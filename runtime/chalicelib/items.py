@@ -91,7 +91,9 @@ def rejection_attributes(rejection: Rejection, sort_key: int) -> Attributes:
         "message_id": {"S": rejection.message_id},
         "sent_at": {"N": str(rejection.sent_at)},
         "rejected_at": {"N": str(rejection.rejected_at)},
-        "errors": {"L": [{"M": {"field": {"S": e.field}, "message": {"S": e.message}}} for e in rejection.errors]},
+        "errors": {
+            "L": [{"M": {"field": {"S": e.field}, "message": {"S": e.message}}} for e in rejection.errors]
+        },
     }
     payment = {
         name: {"S": value}
@@ -146,7 +148,9 @@ def announced_items_filter(region: str) -> dict[str, Any]:
     """
     return {
         "eventName": ["INSERT"],
-        "dynamodb": {"NewImage": {"region": {"S": [region]}, "status": {"S": [STATUS_PROCESSED, STATUS_REJECTED]}}},
+        "dynamodb": {
+            "NewImage": {"region": {"S": [region]}, "status": {"S": [STATUS_PROCESSED, STATUS_REJECTED]}}
+        },
     }
 
 

@@ -96,7 +96,8 @@ def prepare_chalice_local() -> None:
     try:
         use_make_run_environment()
     except LocalAwsNotRunning as not_running:
-        print(f"chalice local: {not_running}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"chalice local: {not_running}\n")
+        sys.stderr.flush()
         # The app is imported in the dev server's thread when autoreload is on, where SystemExit
         # would end only that thread and leave the process waiting: end the process itself.
         os._exit(1)

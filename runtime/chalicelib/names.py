@@ -243,7 +243,9 @@ class ResourceNames(NamedTuple):
     @property
     def paging_alarms(self) -> frozenset[str]:
         """Alarms that page operators without moving traffic."""
-        return frozenset({self.dlq_messages_alarm, self.replication_latency_alarm, self.misconfiguration_alarm})
+        return frozenset(
+            {self.dlq_messages_alarm, self.replication_latency_alarm, self.misconfiguration_alarm}
+        )
 
 
 class Handler:

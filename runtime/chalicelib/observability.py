@@ -9,6 +9,7 @@ log, flushed once per invocation: no ``PutMetricData`` request per payment.
 from __future__ import annotations
 
 from logging import LogRecord
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -23,7 +24,7 @@ __all__ = ["Metric", "count", "flush_metrics", "logger", "metrics", "report_depe
 class PanRedactingFormatter(LambdaPowertoolsFormatter):
     """Powertools' JSON formatter with card-number-like digit runs masked in the whole line."""
 
-    def serialize(self, log: LogRecord | dict) -> str:  # type: ignore[override]
+    def serialize(self, log: LogRecord | dict[str, Any]) -> str:  # type: ignore[override]
         return redact_pans(super().serialize(log))  # type: ignore[arg-type]
 
 

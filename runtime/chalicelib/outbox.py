@@ -42,7 +42,10 @@ def announcements_in(stream_event: dict[str, Any], region: str) -> list[Announce
     """
     pattern = announced_items_filter(region)
     return [
-        Announcement(position=change["dynamodb"]["SequenceNumber"], item=announced_from_attributes(change["dynamodb"]["NewImage"]))
+        Announcement(
+            position=change["dynamodb"]["SequenceNumber"],
+            item=announced_from_attributes(change["dynamodb"]["NewImage"]),
+        )
         for change in stream_event.get("Records", [])
         if matches_filter(pattern, change)
     ]

@@ -17,9 +17,9 @@ from chalicelib.cards import find_pan_fields, redact_pans
 from chalicelib.currencies import minor_units
 from chalicelib.errors import FieldError, ValidationFailed
 
-FRAUD_REVIEW_THRESHOLD = Decimal("10000")
+FRAUD_REVIEW_THRESHOLD = Decimal(10000)
 # An upper bound keeps amounts inside DynamoDB's 38-digit numbers and out of absurd territory.
-MAX_AMOUNT = Decimal("1000000000")
+MAX_AMOUNT = Decimal(1000000000)
 MAX_ID_LENGTH = 64
 MAX_DESCRIPTION_LENGTH = 255
 MAX_METADATA_KEYS = 20
@@ -230,9 +230,7 @@ def _amount(value: Any, currency: str | None, errors: list[FieldError]) -> Decim
         return None
     amount = _parse_amount(value)
     if amount is None:
-        errors.append(
-            FieldError("amount", "must be a positive decimal number, as a string like \"12.50\"")
-        )
+        errors.append(FieldError("amount", 'must be a positive decimal number, as a string like "12.50"'))
         return None
     if amount <= 0:
         errors.append(FieldError("amount", "must be greater than zero"))
@@ -246,9 +244,7 @@ def _amount(value: Any, currency: str | None, errors: list[FieldError]) -> Decim
     assert digits is not None
     places = _decimal_places(amount)
     if places > digits:
-        errors.append(
-            FieldError("amount", f"{currency} allows at most {digits} decimal places")
-        )
+        errors.append(FieldError("amount", f"{currency} allows at most {digits} decimal places"))
         return None
     return in_minor_units(amount, currency)
 
@@ -316,7 +312,11 @@ def _metadata(value: Any, errors: list[FieldError]) -> dict[str, str]:
     for key, item in value.items():
         if _unsendable(key):
             errors.append(FieldError("metadata", f"keys {UNSENDABLE_MESSAGE}"))
-        elif len(key) > MAX_METADATA_KEY_LENGTH or not isinstance(item, str) or len(item) > MAX_METADATA_VALUE_LENGTH:
+        elif (
+            len(key) > MAX_METADATA_KEY_LENGTH
+            or not isinstance(item, str)
+            or len(item) > MAX_METADATA_VALUE_LENGTH
+        ):
             errors.append(
                 FieldError(
                     f"metadata.{redact_pans(key)[:MAX_METADATA_KEY_LENGTH]}",

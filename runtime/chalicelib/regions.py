@@ -26,8 +26,12 @@ class RegionFlag(NamedTuple):
 
     def to_text(self) -> str:
         return json.dumps(
-            {"in_service": self.in_service, "changed_by": self.changed_by, "reason": self.reason,
-             "changed_at": self.changed_at},
+            {
+                "in_service": self.in_service,
+                "changed_by": self.changed_by,
+                "reason": self.reason,
+                "changed_at": self.changed_at,
+            },
             separators=(",", ":"),
         )
 
@@ -82,7 +86,7 @@ def evaluate_health(region: str, checks: list[Check]) -> HealthReport:
     for name, check in checks:
         try:
             passed = check()
-        except Exception as error:  # a check that cannot answer has failed; the name says which
+        except Exception as error:  # noqa: BLE001 - a check that cannot answer has failed; the name says which
             return HealthReport(healthy=False, region=region, failing=name, cause=error)
         if not passed:
             return HealthReport(healthy=False, region=region, failing=name)

@@ -59,7 +59,11 @@ def build_aws_services(settings: Settings) -> Services:
             topic_arn=settings.transaction_topic_arn, client=partial(client, "sns")
         ),
         idempotency=IdempotentRequests(
-            partial(aws.idempotency_persistence, table_name=settings.idempotency_table, client=partial(client, "dynamodb"))
+            partial(
+                aws.idempotency_persistence,
+                table_name=settings.idempotency_table,
+                client=partial(client, "dynamodb"),
+            )
         ),
         region_control=aws.SsmRegionControl(
             parameter=settings.names.in_service_parameter, client=partial(aws.make_client, "ssm")

@@ -109,7 +109,11 @@ def charge_payment(document: Any, services: Services, request: ClientRequest) ->
 
 
 def _once_per_key(
-    operation: str, document: Any, services: Services, request: ClientRequest, respond: Callable[[], StoredResponse]
+    operation: str,
+    document: Any,
+    services: Services,
+    request: ClientRequest,
+    respond: Callable[[], StoredResponse],
 ) -> StoredResponse:
     return services.idempotency.run(
         operation=operation,
@@ -145,7 +149,9 @@ class QueuedMessage(NamedTuple):
     sent_at: int
 
 
-def process_message(message: QueuedMessage, services: Services, *, clock: Clock = epoch_millis) -> ProcessingOutcome | Rejection:
+def process_message(
+    message: QueuedMessage, services: Services, *, clock: Clock = epoch_millis
+) -> ProcessingOutcome | Rejection:
     """Process one payment-queue message: the payment stored, or the rejection recorded.
 
     A message that can never succeed (not JSON, not a valid payment, a transaction id reused
@@ -201,8 +207,11 @@ def _rejected(
         count(Metric.REJECTED_IN_PROCESSING)
     logger.info(
         "payment message rejected" if recorded else "payment message rejected before",
-        extra={"transaction_id": transaction_id, "message_id": message.message_id,
-               "errors": [e.to_json() for e in errors]},
+        extra={
+            "transaction_id": transaction_id,
+            "message_id": message.message_id,
+            "errors": [e.to_json() for e in errors],
+        },
     )
     return rejection
 
@@ -220,15 +229,15 @@ def process_message_batch(event: dict[str, Any], services: Services) -> dict[str
         message_id = record["messageId"]
         attribute = (record.get("messageAttributes") or {}).get(CORRELATION_ID_ATTRIBUTE) or {}
         logger.set_correlation_id(attribute.get("stringValue") or message_id)
-        sent_at = (record.get("attributes") or {}).get("SentTimestamp")
+        sent_at = str((record.get("attributes") or {}).get("SentTimestamp"))
         message = QueuedMessage(
             message_id=message_id,
             body=record["body"],
-            sent_at=int(sent_at) if str(sent_at).isdecimal() else epoch_millis(),
+            sent_at=int(sent_at) if sent_at.isdecimal() else epoch_millis(),
         )
         try:
             process_message(message, services)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - an infrastructure failure or a bug: retried, then dead-lettered
             count(Metric.PROCESSING_FAILED)
             if isinstance(error, DependencyUnavailable):
                 report_dependency_failure(error)
@@ -281,13 +290,18 @@ def customer_history(customer_id: str, query: dict[str, str], services: Services
     unknown = set(query) - {"limit", "cursor"}
     if unknown:
         raise InvalidQuery(
-            [FieldError(name[:64] or "(unnamed parameter)", "is not a recognised parameter") for name in sorted(unknown)]
+            [
+                FieldError(name[:64] or "(unnamed parameter)", "is not a recognised parameter")
+                for name in sorted(unknown)
+            ]
         )
     limit_text = query.get("limit", str(DEFAULT_PAGE_SIZE))
     # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
     if not _PAGE_SIZE.fullmatch(limit_text) or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
         raise InvalidQuery([FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")])
-    page = services.repository.list_for_customer(customer_id, limit=int(limit_text), cursor=query.get("cursor"))
+    page = services.repository.list_for_customer(
+        customer_id, limit=int(limit_text), cursor=query.get("cursor")
+    )
     return {
         "payments": [record.to_json() for record in page.payments],
         "next_cursor": page.next_cursor,
@@ -330,7 +344,13 @@ def handle_ops_alert(message: str, services: Services, *, now: str | None = None
     Route 53 sends clients to the peer), unless the peer is not in service either: the last
     region stays. What was done is published on the ops-alert topic and counted.
     """
-    from chalicelib.failover import FailoverAction, NotAnAlarm, decide, guard_last_region, parse_alarm_notification
+    from chalicelib.failover import (
+        FailoverAction,
+        NotAnAlarm,
+        decide,
+        guard_last_region,
+        parse_alarm_notification,
+    )
 
     try:
         alarm = parse_alarm_notification(message)
@@ -353,8 +373,13 @@ def handle_ops_alert(message: str, services: Services, *, now: str | None = None
         count(Metric.FAILOVER_EXECUTED)
         services.ops_notices.announce(
             f"Payments: {decision.region} taken out of service",
-            {"event": "region.out_of_service", "region": decision.region, "reason": decision.reason,
-             "alarm": alarm.alarm_name, "changed_at": flag.changed_at},
+            {
+                "event": "region.out_of_service",
+                "region": decision.region,
+                "reason": decision.reason,
+                "alarm": alarm.alarm_name,
+                "changed_at": flag.changed_at,
+            },
         )
     elif decision.action is FailoverAction.REFUSE_LAST_REGION:
         count(Metric.FAILOVER_REFUSED)

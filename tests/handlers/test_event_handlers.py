@@ -10,8 +10,8 @@ from chalice.test import Client
 
 from chalicelib.items import is_payment_record
 from chalicelib.names import Handler, ResourceNames
-from localenv.provision import RegionResources
 from chalicelib.regions import RegionFlag
+from localenv.provision import RegionResources
 from tests.conftest import PEER_REGION, REGION, SUFFIX, CapturedLogs, TopicSpy
 
 
@@ -42,20 +42,34 @@ def rejections(aws: Any, resources: RegionResources) -> list[dict[str, Any]]:
 def test_messages_that_can_never_be_processed_are_rejected_announced_and_not_retried(
     client: Client, aws: Any, resources: RegionResources, transactions_topic: TopicSpy
 ) -> None:
-    bodies = [message("txn-a"), "{not json", message("txn-b"), message("txn-c", amount="-3"), message("txn-d")]
+    bodies = [
+        message("txn-a"),
+        "{not json",
+        message("txn-b"),
+        message("txn-c", amount="-3"),
+        message("txn-d"),
+    ]
 
     response = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, sqs_event(client, bodies))
 
     # Nothing is reported failed: the queue deletes every message, nothing is retried or dead-lettered.
     assert response.payload == {"batchItemFailures": []}
     assert processed_ids(aws, resources) == ["txn-a", "txn-b", "txn-d"]
-    assert sorted(item["message_id"]["S"] for item in rejections(aws, resources)) == ["message-1", "message-3"]
+    assert sorted(item["message_id"]["S"] for item in rejections(aws, resources)) == [
+        "message-1",
+        "message-3",
+    ]
     published = transactions_topic.messages()
     assert sorted(m["payment"]["transaction_id"] for m in published if m["event"] == "payment.processed") == [
-        "txn-a", "txn-b", "txn-d"
+        "txn-a",
+        "txn-b",
+        "txn-d",
     ]
     rejected = sorted((m["rejection"] for m in published if m["event"] == "payment.rejected"), key=str)
-    assert [(r["transaction_id"], r["errors"][0]["field"]) for r in rejected] == [("txn-c", "amount"), (None, "(body)")]
+    assert [(r["transaction_id"], r["errors"][0]["field"]) for r in rejected] == [
+        ("txn-c", "amount"),
+        (None, "(body)"),
+    ]
     assert client.http.get("/payments/txn-c").json_body["status"] == "REJECTED"
 
 
@@ -84,7 +98,9 @@ def test_the_correlation_id_travels_from_the_message_attribute_to_the_logs(
     client: Client, payment_logs: CapturedLogs
 ) -> None:
     event = sqs_event(client, [message("txn-corr")])
-    event["Records"][0]["messageAttributes"] = {"correlation_id": {"stringValue": "corr-42", "dataType": "String"}}
+    event["Records"][0]["messageAttributes"] = {
+        "correlation_id": {"stringValue": "corr-42", "dataType": "String"}
+    }
 
     response = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, event)
 
@@ -135,7 +151,9 @@ def flag_of(aws: Any, region: str) -> RegionFlag:
 
 def set_peer_flag(aws: Any, in_service: bool) -> None:
     aws("ssm", PEER_REGION).put_parameter(
-        Name=ResourceNames(SUFFIX).in_service_parameter, Value=RegionFlag(in_service).to_text(), Type="String",
+        Name=ResourceNames(SUFFIX).in_service_parameter,
+        Value=RegionFlag(in_service).to_text(),
+        Type="String",
         Overwrite=True,
     )
 
@@ -147,7 +165,9 @@ def test_a_critical_alarm_takes_the_region_out_of_service_and_says_so(
     ops = TopicSpy(aws, aws("sns").create_topic(Name=ResourceNames(SUFFIX).ops_alert_topic)["TopicArn"])
     name = ResourceNames(SUFFIX).lambda_errors_alarm
 
-    client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name)))
+    client.lambda_.invoke(
+        Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name))
+    )
     health = client.http.get("/health")
 
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -178,10 +198,14 @@ def test_the_last_region_in_service_is_never_taken_out(
 
 
 @pytest.mark.parametrize("name", sorted(ResourceNames(SUFFIX).paging_alarms))
-def test_paging_alarms_never_move_traffic(client: Client, aws: Any, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_paging_alarms_never_move_traffic(
+    client: Client, aws: Any, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     set_peer_flag(aws, in_service=True)
 
-    client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name)))
+    client.lambda_.invoke(
+        Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name))
+    )
 
     assert "FailoverSignal" not in capsys.readouterr().out
     assert flag_of(aws, REGION).in_service is True
@@ -199,12 +223,18 @@ def test_the_orchestrator_ignores_other_messages(
     assert ignored
 
 
-def test_recovery_of_an_alarm_does_not_fail_back(client: Client, aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_recovery_of_an_alarm_does_not_fail_back(
+    client: Client, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     set_peer_flag(aws, in_service=True)
     name = ResourceNames(SUFFIX).api_5xx_alarm
-    client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name)))
+    client.lambda_.invoke(
+        Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name))
+    )
 
-    client.lambda_.invoke(Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name, "OK")))
+    client.lambda_.invoke(
+        Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name, "OK"))
+    )
 
-    assert capsys.readouterr().out.count("\"FailoverSignal\":[1.0]") == 1
+    assert capsys.readouterr().out.count('"FailoverSignal":[1.0]') == 1
     assert flag_of(aws, REGION).in_service is False

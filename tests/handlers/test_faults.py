@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from chalice.test import Client
 
 from chalicelib import aws as adapters
@@ -22,12 +23,17 @@ from chalicelib.services import get_services, use_services
 from localenv.provision import RegionResources
 from tests.conftest import REGION, CapturedLogs, NotifierRun, TopicSpy
 
-THROTTLED = (400, b'{"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}')
+THROTTLED = (
+    400,
+    b'{"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}',
+)
 UNAVAILABLE_JSON = (503, b"{}")
 UNAVAILABLE_XML = (
     503,
-    b"<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
-    b"<Message>Service unavailable</Message></Error></ErrorResponse>",
+    (
+        b"<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+        b"<Message>Service unavailable</Message></Error></ErrorResponse>"
+    ),
 )
 
 
@@ -54,9 +60,11 @@ class FaultyAws:
             if not self.failing:
                 return None
             self.attempts[operation] = self.attempts.get(operation, 0) + 1
-            return AWSResponse(request.url, status, {}, _Body(body))
+            return AWSResponse(request.url, status, HTTPHeaders(), _Body(body))
 
-        client.meta.events.register(f"before-send.{client.meta.service_model.endpoint_prefix}.{operation}", answer)
+        client.meta.events.register(
+            f"before-send.{client.meta.service_model.endpoint_prefix}.{operation}", answer
+        )
         return client
 
 
@@ -72,7 +80,12 @@ def message(transaction_id: str) -> dict[str, Any]:
                 "messageId": "m-1",
                 "receiptHandle": "r-1",
                 "body": json.dumps(
-                    {"transaction_id": transaction_id, "customer_id": "c-1", "amount": "8.00", "currency": "USD"}
+                    {
+                        "transaction_id": transaction_id,
+                        "customer_id": "c-1",
+                        "amount": "8.00",
+                        "currency": "USD",
+                    }
                 ),
                 "attributes": {"ApproximateReceiveCount": "1"},
                 "messageAttributes": {},
@@ -89,10 +102,14 @@ def test_a_throttled_table_write_is_retried_three_times_then_the_message_is_retr
     client: Client, faults: FaultyAws, resources: RegionResources, transactions_topic: TopicSpy
 ) -> None:
     services = get_services()
-    use_services(services._replace(repository=adapters.DynamoPaymentRepository(
-        table_name=resources.payments_table,
-        client=partial(faults.client, "dynamodb", "TransactWriteItems", THROTTLED),
-    )))
+    use_services(
+        services._replace(
+            repository=adapters.DynamoPaymentRepository(
+                table_name=resources.payments_table,
+                client=partial(faults.client, "dynamodb", "TransactWriteItems", THROTTLED),
+            )
+        )
+    )
 
     throttled = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, message("txn-throttled")).payload
     faults.failing = False
@@ -108,9 +125,14 @@ def test_validate_answers_503_with_retry_after_when_the_queue_keeps_failing(
     client: Client, faults: FaultyAws, resources: RegionResources
 ) -> None:
     services = get_services()
-    use_services(services._replace(queue=adapters.SqsPaymentQueue(
-        queue_url=resources.payment_queue_url, client=partial(faults.client, "sqs", "SendMessage", UNAVAILABLE_JSON)
-    )))
+    use_services(
+        services._replace(
+            queue=adapters.SqsPaymentQueue(
+                queue_url=resources.payment_queue_url,
+                client=partial(faults.client, "sqs", "SendMessage", UNAVAILABLE_JSON),
+            )
+        )
+    )
 
     response = client.http.post(
         "/validate",
@@ -129,10 +151,14 @@ def test_a_failed_publish_is_retried_from_the_stream_and_announced_once(
 ) -> None:
     spy = TopicSpy(aws, resources.transaction_topic_arn)
     services = get_services()
-    use_services(services._replace(notifications=adapters.SnsNotifications(
-        topic_arn=resources.transaction_topic_arn,
-        client=partial(faults.client, "sns", "PublishBatch", UNAVAILABLE_XML),
-    )))
+    use_services(
+        services._replace(
+            notifications=adapters.SnsNotifications(
+                topic_arn=resources.transaction_topic_arn,
+                client=partial(faults.client, "sns", "PublishBatch", UNAVAILABLE_XML),
+            )
+        )
+    )
     # The payment is stored; the function then fails to publish (as if it died after the write).
     client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, message("txn-outbox"))
 
@@ -171,24 +197,42 @@ def dependency_lines(logs: CapturedLogs) -> list[dict[str, Any]]:
     ],
 )
 def test_every_503_logs_its_cause_once_and_counts_misconfiguration_apart_from_load(
-    client: Client, faults: FaultyAws, resources: RegionResources, payment_logs: CapturedLogs,
-    capsys: pytest.CaptureFixture[str], fault: tuple[int, bytes], code: str, kind: str, level: str, metric: str,
+    client: Client,
+    faults: FaultyAws,
+    resources: RegionResources,
+    payment_logs: CapturedLogs,
+    capsys: pytest.CaptureFixture[str],
+    fault: tuple[int, bytes],
+    code: str,
+    kind: str,
+    level: str,
+    metric: str,
 ) -> None:
     services = get_services()
-    use_services(services._replace(repository=adapters.DynamoPaymentRepository(
-        table_name=resources.payments_table, client=partial(faults.client, "dynamodb", "TransactWriteItems", fault),
-    )))
+    use_services(
+        services._replace(
+            repository=adapters.DynamoPaymentRepository(
+                table_name=resources.payments_table,
+                client=partial(faults.client, "dynamodb", "TransactWriteItems", fault),
+            )
+        )
+    )
 
     response = client.http.post(
         "/process",
         headers={"Content-Type": "application/json"},
-        body=json.dumps({"transaction_id": "t-cause", "customer_id": "c", "amount": "1.00", "currency": "USD"}),
+        body=json.dumps(
+            {"transaction_id": "t-cause", "customer_id": "c", "amount": "1.00", "currency": "USD"}
+        ),
     )
 
     assert response.status_code == 503
     [line] = dependency_lines(payment_logs)
     assert (line["level"], line["dependency"], line["error_code"], line["failure_kind"]) == (
-        level, "payments table", code, kind
+        level,
+        "payments table",
+        code,
+        kind,
     )
     assert line["operation"] == "TransactWriteItems"
     assert "t-cause" not in json.dumps(line)  # the cause, never the request

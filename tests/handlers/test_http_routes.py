@@ -39,7 +39,9 @@ def table_items(aws: Any, resources: RegionResources) -> list[dict[str, Any]]:
     return aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
 
 
-def test_validate_accepts_a_payment_and_queues_it(client: Client, aws: Any, resources: RegionResources) -> None:
+def test_validate_accepts_a_payment_and_queues_it(
+    client: Client, aws: Any, resources: RegionResources
+) -> None:
     response = post(client, "/validate", payment(), {**JSON_HEADERS, "X-Correlation-Id": "corr-1"})
 
     assert response.status_code == 202
@@ -65,7 +67,9 @@ def test_validate_flags_large_payments_for_fraud_review_and_counts_them(
     assert response.status_code == 202
     assert response.json_body["fraud_review"] is True
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert any(doc.get("PaymentFraudFlagged") == [1.0] or doc.get("PaymentFraudFlagged") == 1.0 for doc in emf)
+    assert any(
+        doc.get("PaymentFraudFlagged") == [1.0] or doc.get("PaymentFraudFlagged") == 1.0 for doc in emf
+    )
 
 
 def test_validate_rejects_with_every_problem_and_queues_nothing(
@@ -94,7 +98,13 @@ def test_validate_rejects_with_every_problem_and_queues_nothing(
     ],
 )
 def test_bad_bodies_get_a_json_4xx_and_write_nothing(
-    client: Client, aws: Any, resources: RegionResources, path: str, body: str, headers: dict[str, str], status: int
+    client: Client,
+    aws: Any,
+    resources: RegionResources,
+    path: str,
+    body: str,
+    headers: dict[str, str],
+    status: int,
 ) -> None:
     response = post(client, path, body, headers)
 
@@ -214,7 +224,9 @@ def test_health_reports_the_region_when_the_table_answers(client: Client) -> Non
     assert response.json_body == {"status": "healthy", "region": "us-east-1"}
 
 
-def test_health_is_503_naming_the_queue_when_it_is_gone(client: Client, aws: Any, resources: RegionResources) -> None:
+def test_health_is_503_naming_the_queue_when_it_is_gone(
+    client: Client, aws: Any, resources: RegionResources
+) -> None:
     aws("sqs").delete_queue(QueueUrl=resources.payment_queue_url)
 
     response = client.http.get("/health")
@@ -222,7 +234,9 @@ def test_health_is_503_naming_the_queue_when_it_is_gone(client: Client, aws: Any
     assert (response.status_code, response.json_body["failing"]) == (503, "payment queue")
 
 
-def test_health_results_are_cached_for_a_few_seconds(client: Client, aws: Any, resources: RegionResources) -> None:
+def test_health_results_are_cached_for_a_few_seconds(
+    client: Client, aws: Any, resources: RegionResources
+) -> None:
     assert client.http.get("/health").status_code == 200
     aws("dynamodb").delete_table(TableName=resources.payments_table)
 
@@ -279,7 +293,9 @@ def test_an_amount_reads_the_same_in_every_answer_once_dynamodb_has_trimmed_it(
 
 
 # Printable Latin-1: what an HTTP/1.1 header value can carry.
-header_texts = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=300)
+header_texts = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=300
+)
 
 
 @pytest.mark.parametrize("path", ["/validate", "/process"])
@@ -290,12 +306,16 @@ header_texts = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=
         optional={
             "Idempotency-Key": st.sampled_from(["0", "k-1", " ", "ä", "x" * 256]) | header_texts,
             "X-Correlation-Id": header_texts,
-            "Content-Type": st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain"])
+            "Content-Type": st.sampled_from(
+                ["application/json", "application/json; charset=utf-8", "text/plain"]
+            )
             | header_texts,
         },
     )
 )
-def test_any_header_values_get_an_answer_or_a_named_4xx(client: Client, path: str, headers: dict[str, str]) -> None:
+def test_any_header_values_get_an_answer_or_a_named_4xx(
+    client: Client, path: str, headers: dict[str, str]
+) -> None:
     response = client.http.post(path, headers=headers, body=json.dumps(payment(transaction_id="txn-headers")))
 
     answer = json.loads(response.body)

@@ -18,7 +18,13 @@ JSON = {"Content-Type": "application/json"}
 
 
 def payment(**overrides: Any) -> dict[str, Any]:
-    return {"transaction_id": "txn-key-1", "customer_id": "cust-1", "amount": "30.00", "currency": "USD", **overrides}
+    return {
+        "transaction_id": "txn-key-1",
+        "customer_id": "cust-1",
+        "amount": "30.00",
+        "currency": "USD",
+        **overrides,
+    }
 
 
 def post(client: Client, path: str, body: dict[str, Any], key: str | None) -> Any:

@@ -60,7 +60,10 @@ def regions(local_aws: str, resources: RegionResources, aws: Any) -> Iterator[di
             streams=aws("dynamodbstreams", provisioned.region),
         )
         found[provisioned.region] = Region(
-            provisioned, build_aws_services(settings_), stream, aws("sqs", provisioned.region),
+            provisioned,
+            build_aws_services(settings_),
+            stream,
+            aws("sqs", provisioned.region),
             aws("dynamodb", provisioned.region),
         )
     yield found
@@ -98,7 +101,9 @@ raw_bodies = st.one_of(
     valid_payments.map(json.dumps),
     valid_payments.map(json.dumps),
     payment_bodies.map(json.dumps),
-    st.sampled_from(['{"amount":"1.00","amount":"9.00"}', "{", "[]", "null", '{"transaction_id": 4111111111111111}']),
+    st.sampled_from(
+        ['{"amount":"1.00","amount":"9.00"}', "{", "[]", "null", '{"transaction_id": 4111111111111111}']
+    ),
     st.text(max_size=30),
 )
 requests_ = st.builds(
@@ -126,12 +131,15 @@ def with_run_ids(body: str, run: str) -> str:
 def drain_queue(region: Region, client: Client, *, twice: bool, concurrently: bool) -> list[dict[str, Any]]:
     """Run the processor on everything queued; returns each invocation's response."""
     sqs = region.sqs
-    queue_arn = sqs.get_queue_attributes(QueueUrl=region.resources.payment_queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    responses = []
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=region.resources.payment_queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    responses: list[dict[str, Any]] = []
     while True:
         messages = sqs.receive_message(
-            QueueUrl=region.resources.payment_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
+            QueueUrl=region.resources.payment_queue_url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
@@ -141,14 +149,18 @@ def drain_queue(region: Region, client: Client, *, twice: bool, concurrently: bo
         if concurrently:
             # Two pollers delivering the same messages at once (a visibility timeout that ran out).
             with ThreadPoolExecutor(2) as pool:
-                responses.extend(pool.map(lambda e: workflow.process_message_batch(e, region.services), deliveries * 2))
+                responses.extend(
+                    pool.map(lambda e: workflow.process_message_batch(e, region.services), deliveries * 2)
+                )
         else:
             use_services(region.services)
             responses.extend(client.lambda_.invoke("process_payment_messages", e).payload for e in deliveries)
         failed = {f["itemIdentifier"] for r in responses for f in r["batchItemFailures"]}
         done = [m for m in messages if m["MessageId"] not in failed]
         for message in done:
-            sqs.delete_message(QueueUrl=region.resources.payment_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            sqs.delete_message(
+                QueueUrl=region.resources.payment_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
         if len(done) < len(messages):
             return responses
 
@@ -157,7 +169,9 @@ def depth(region: Region, url: str) -> int:
     attributes = region.sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -168,7 +182,11 @@ def depth(region: Region, url: str) -> int:
     concurrently=st.booleans(),
 )
 def test_no_sequence_of_client_requests_moves_the_system(
-    client: Client, regions: dict[str, Region], sent: list[Request], read: list[tuple[str, str]], twice: bool,
+    client: Client,
+    regions: dict[str, Region],
+    sent: list[Request],
+    read: list[tuple[str, str]],
+    twice: bool,
     concurrently: bool,
 ) -> None:
     # Each example its own ids, so examples cannot see each other's payments.
@@ -193,7 +211,9 @@ def test_no_sequence_of_client_requests_moves_the_system(
     notifier_responses = []
     for region in regions.values():
         processor_responses += drain_queue(region, client, twice=twice, concurrently=concurrently)
-        stream_event = lambda_stream_event(region.stream.poll(), region.stream.stream_arn, region.resources.region)
+        stream_event = lambda_stream_event(
+            region.stream.poll(), region.stream.stream_arn, region.resources.region
+        )
         use_services(region.services)
         notifier_responses.append(client.lambda_.invoke("announce_processed_payments", stream_event).payload)
 
@@ -202,17 +222,26 @@ def test_no_sequence_of_client_requests_moves_the_system(
     signals = {
         names.api_5xx_alarm: sum(status >= 500 for status in statuses),
         # An invocation that raised would have failed the test already; a reported failure is retried.
-        names.lambda_errors_alarm: sum(len(r["batchItemFailures"]) for r in processor_responses + notifier_responses),
+        names.lambda_errors_alarm: sum(
+            len(r["batchItemFailures"]) for r in processor_responses + notifier_responses
+        ),
         # moto never throttles: what a client can do to the table shows as errors or 5xx above.
         names.dynamodb_throttles_alarm: 0,
     }
     assert set(signals) == names.critical_alarms
-    assert signals == dict.fromkeys(names.critical_alarms, 0), (statuses, processor_responses, notifier_responses)
+    assert signals == dict.fromkeys(names.critical_alarms, 0), (
+        statuses,
+        processor_responses,
+        notifier_responses,
+    )
     for region in regions.values():
         assert depth(region, region.resources.payment_dlq_url) == 0
         assert depth(region, region.resources.payment_queue_url) == 0
         # Nothing acknowledged is lost: each id is stored as a payment or as a rejection.
         items = region.dynamodb.scan(TableName=region.resources.payments_table, ConsistentRead=True)
-        outcomes = {item["transaction_id"]["S"] for item in items["Items"] if is_payment_record(item)
-                    or item.get("status", {}).get("S") == "REJECTED"}
+        outcomes = {
+            item["transaction_id"]["S"]
+            for item in items["Items"]
+            if is_payment_record(item) or item.get("status", {}).get("S") == "REJECTED"
+        }
         assert acknowledged[region.resources.region] <= outcomes

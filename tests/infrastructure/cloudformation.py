@@ -168,13 +168,23 @@ class Deployment:
         props = body.get("Properties", {})
         region, kind = self.region(stack), body["Type"]
         named = {
-            "AWS::SQS::Queue": lambda: f"https://sqs.{region}.{URL_SUFFIX}/{self.account}/{self._name(stack, name)}",
+            "AWS::SQS::Queue": lambda: (
+                f"https://sqs.{region}.{URL_SUFFIX}/{self.account}/{self._name(stack, name)}"
+            ),
             "AWS::SNS::Topic": lambda: self._arn("sns", region, self._name(stack, name)),
             "AWS::KMS::Key": lambda: f"{stack}-{name}",
         }
         if kind in named:
             return named[kind]()
-        for key in ("TableName", "FunctionName", "LogGroupName", "RoleName", "Name", "AliasName", "DashboardName"):
+        for key in (
+            "TableName",
+            "FunctionName",
+            "LogGroupName",
+            "RoleName",
+            "Name",
+            "AliasName",
+            "DashboardName",
+        ):
             if key in props:
                 return self.render(stack, props[key])
         return f"{stack}-{name}"
@@ -218,7 +228,11 @@ class Deployment:
     def _sdk_call_result(self, stack: str, props: dict[str, Any], attribute: str) -> str:
         """What CDK's ``AwsCustomResource`` reads: DynamoDB's describeTable in the stack's region."""
         call = json.loads(str(self.render(stack, props["Create"])))
-        if (call["service"], call["action"], attribute) == ("DynamoDB", "describeTable", "Table.LatestStreamArn"):
+        if (call["service"], call["action"], attribute) == (
+            "DynamoDB",
+            "describeTable",
+            "Table.LatestStreamArn",
+        ):
             table = call["parameters"]["TableName"]
             return self._arn("dynamodb", self.region(stack), f"table/{table}/stream/LATEST")
         return f"<{stack}/sdk-call {call['service']}.{call['action']}.{attribute}>"
@@ -254,11 +268,16 @@ class Deployment:
         """The KMS key that ``key_id`` (key ARN, id, alias name or alias ARN) names in ``stack``'s region."""
         rendered = str(self.render(stack, key_id))
         region = rendered.split(":")[3] if rendered.startswith("arn:") else self.region(stack)
-        alias = rendered.split(":", 5)[5] if rendered.startswith("arn:") and ":alias/" in rendered else rendered
+        alias = (
+            rendered.split(":", 5)[5] if rendered.startswith("arn:") and ":alias/" in rendered else rendered
+        )
         for resource in self.resources("AWS::KMS::Key", "AWS::KMS::Alias"):
             if self.region(resource.stack) != region:
                 continue
-            if resource.type == "AWS::KMS::Alias" and self.render(resource.stack, resource.properties["AliasName"]) == alias:
+            if (
+                resource.type == "AWS::KMS::Alias"
+                and self.render(resource.stack, resource.properties["AliasName"]) == alias
+            ):
                 target = str(self.render(resource.stack, resource.properties["TargetKeyId"]))
                 return self.find_key(resource.stack, target)
             if resource.type == "AWS::KMS::Key" and rendered in (
@@ -320,7 +339,7 @@ class Request:
     context: tuple[tuple[str, str], ...] = ()
 
     def context_value(self, key: str) -> str | None:
-        return dict((k.lower(), v) for k, v in self.context).get(key.lower())
+        return {k.lower(): v for k, v in self.context}.get(key.lower())
 
 
 def _as_list(value: Any) -> list[Any]:

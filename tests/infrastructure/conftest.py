@@ -2,47 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-INFRASTRUCTURE = Path(__file__).resolve().parents[2] / "infrastructure"
-sys.path.append(str(INFRASTRUCTURE))  # after runtime/, whose app.py Chalice imports as `app`
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk import cx_api  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+from aws_cdk import cx_api
+from aws_cdk.assertions import Template
 
-from tests.infrastructure.cloudformation import Deployment, Stack, expand  # noqa: E402
+from stacks.synthesis import INFRASTRUCTURE, load_cdk_app, synthesize_assembly
+from tests.infrastructure.cloudformation import Deployment, Stack, expand
 
-
-def load_cdk_app() -> Any:
-    """``infrastructure/app.py`` under its own module name: Chalice imports the runtime as ``app``."""
-    if "payments_cdk_app" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("payments_cdk_app", INFRASTRUCTURE / "app.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["payments_cdk_app"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["payments_cdk_app"]
-
-
-def synthesize_assembly(outdir: Path, **context: Any) -> cx_api.CloudAssembly:
-    """The cloud assembly of the app with ``cdk.json``'s context plus ``context``."""
-    cdk_app = load_cdk_app()
-    previous = os.getcwd()
-    os.chdir(outdir)  # Chalice packages into ./chalice.out
-    try:
-        app = cdk_app.build_app(cdk.App(context={**cdk_app.default_context(), **context}, outdir=str(outdir / "cdk.out")))
-        return app.synth()
-    finally:
-        os.chdir(previous)
+__all__ = ["INFRASTRUCTURE", "load_cdk_app", "synthesize_assembly"]
 
 
 def synthesize(outdir: Path, **context: Any) -> dict[str, Template]:
@@ -83,4 +58,3 @@ def templates(assembly: cx_api.CloudAssembly) -> Iterator[dict[str, Template]]:
 def deployment(assembly: cx_api.CloudAssembly) -> Deployment:
     """Every stack of the default synthesis as CloudFormation deploys it: SAM expanded."""
     return deployment_of(assembly)
-

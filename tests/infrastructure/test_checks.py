@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -12,10 +14,10 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 from cfnlint.api import lint_all
 
-from tests.infrastructure.conftest import INFRASTRUCTURE, load_cdk_app
+from stacks.synthesis import INFRASTRUCTURE, default_context, load_cdk_app
 
 
-def lint_errors(template: dict) -> list[str]:
+def lint_errors(template: Mapping[str, Any]) -> list[str]:
     """cfn-lint errors (not warnings) for ``template``, with the SAM transform expanded."""
     return [str(match) for match in lint_all(json.dumps(template)) if match.rule.id.startswith("E")]
 
@@ -24,8 +26,12 @@ def test_both_stacks_pass_cdk_nag_aws_solutions(templates: dict[str, Template]) 
     # The `templates` fixture synthesized with AwsSolutionsChecks as a validation plugin; an
     # unacknowledged finding fails synthesis, so reaching here with both stacks means none.
     assert set(templates) == {
-        "PaymentsApiGatewayAccount-us-east-1", "PaymentsApiGatewayAccount-us-east-2",
-        "PaymentsDevKeyPrimary", "PaymentsDevKeySecondary", "PaymentsDevPrimary", "PaymentsDevSecondary",
+        "PaymentsApiGatewayAccount-us-east-1",
+        "PaymentsApiGatewayAccount-us-east-2",
+        "PaymentsDevKeyPrimary",
+        "PaymentsDevKeySecondary",
+        "PaymentsDevPrimary",
+        "PaymentsDevSecondary",
     }
 
 
@@ -33,7 +39,7 @@ def test_cdk_nag_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) ->
     # The app as the project builds it: proves build_app attaches the AwsSolutions checks,
     # so the clean synthesis above means something.
     cdk_app = load_cdk_app()
-    app = cdk_app.build_app(cdk.App(context=cdk_app.default_context(), outdir=str(tmp_path / "cdk.out")))
+    app = cdk_app.build_app(cdk.App(context=default_context(), outdir=str(tmp_path / "cdk.out")))
     stack = app.node.find_child("PaymentsDevPrimary")
     sqs.Queue(stack, "PlainQueue")  # no dead-letter queue, no TLS-only policy
 
@@ -79,8 +85,12 @@ def test_cfn_lint_catches_a_broken_serverless_function(
     # cfn-lint 1.x validates SAM resources against SAM's schema (types, unknown properties),
     # not by expanding the transform, so it does not check numeric ranges on them.
     template = templates["PaymentsDevPrimary"].to_json()
-    [name] = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
-              and r["Properties"]["FunctionName"] == "payment-processor-dev"]
+    [name] = [
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+        and r["Properties"]["FunctionName"] == "payment-processor-dev"
+    ]
     target = template["Resources"][name]["Properties"]
     for key in path[:-1]:
         target = target[key]

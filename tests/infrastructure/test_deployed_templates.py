@@ -23,8 +23,12 @@ from tests.infrastructure.wiring import Wiring, account_global_collisions
 REGIONAL = ("PaymentsDevPrimary", "PaymentsDevSecondary")
 
 
-def logical_id(deployment: Deployment, stack: str, kind: str, predicate: Callable[[dict[str, Any]], bool]) -> str:
-    [found] = [r.logical_id for r in deployment.resources(kind) if r.stack == stack and predicate(r.properties)]
+def logical_id(
+    deployment: Deployment, stack: str, kind: str, predicate: Callable[[dict[str, Any]], bool]
+) -> str:
+    [found] = [
+        r.logical_id for r in deployment.resources(kind) if r.stack == stack and predicate(r.properties)
+    ]
     return found
 
 
@@ -64,14 +68,19 @@ def _drop_receive_grant(d: Deployment) -> None:
     for body in resources_of(d, "PaymentsDevSecondary").values():
         if body["Type"] == "AWS::IAM::Policy":
             for statement in body["Properties"]["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
                 statement["Action"] = [a for a in actions if a != "sqs:ReceiveMessage"] or ["sqs:GetQueueUrl"]
 
 
 def _drop_sns_invoke_permission(d: Deployment) -> None:
     stack = resources_of(d, "PaymentsDevPrimary")
-    [permission] = [k for k, v in stack.items() if v["Type"] == "AWS::Lambda::Permission"
-                    and v["Properties"].get("Principal") == "sns.amazonaws.com"]
+    [permission] = [
+        k
+        for k, v in stack.items()
+        if v["Type"] == "AWS::Lambda::Permission" and v["Properties"].get("Principal") == "sns.amazonaws.com"
+    ]
     del stack[permission]
 
 
@@ -81,7 +90,11 @@ def _subscribe_a_queue_without_a_policy(d: Deployment) -> None:
     stack["AuditQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "audit"}}
     stack["AuditSubscription"] = {
         "Type": "AWS::SNS::Subscription",
-        "Properties": {"Protocol": "sqs", "TopicArn": {"Ref": topic}, "Endpoint": {"Fn::GetAtt": ["AuditQueue", "Arn"]}},
+        "Properties": {
+            "Protocol": "sqs",
+            "TopicArn": {"Ref": topic},
+            "Endpoint": {"Fn::GetAtt": ["AuditQueue", "Arn"]},
+        },
     }
 
 
@@ -89,7 +102,11 @@ def _point_the_notifier_at_another_table(d: Deployment) -> None:
     for body in resources_of(d, "PaymentsDevSecondary").values():
         if body["Type"] == "Custom::AWS":
             body["Properties"]["Create"] = json.dumps(
-                {"service": "DynamoDB", "action": "describeTable", "parameters": {"TableName": "payments-other"}}
+                {
+                    "service": "DynamoDB",
+                    "action": "describeTable",
+                    "parameters": {"TableName": "payments-other"},
+                }
             )
 
 
@@ -97,8 +114,11 @@ def _drop_the_notifier_dlq_grant(d: Deployment) -> None:
     for body in resources_of(d, "PaymentsDevPrimary").values():
         if body["Type"] == "AWS::IAM::Policy":
             statements = body["Properties"]["PolicyDocument"]["Statement"]
-            statements[:] = [s for s in statements if "payment-notification-dlq" not in json.dumps(s) and
-                             "NotificationDLQ" not in json.dumps(s)]
+            statements[:] = [
+                s
+                for s in statements
+                if "payment-notification-dlq" not in json.dumps(s) and "NotificationDLQ" not in json.dumps(s)
+            ]
 
 
 def _encrypt_a_log_group_with_a_key_logs_cannot_use(d: Deployment) -> None:
@@ -109,7 +129,10 @@ def _encrypt_a_log_group_with_a_key_logs_cannot_use(d: Deployment) -> None:
 
 
 PLANTED = {
-    "topic policy without CloudWatch": (_drop_alarm_allow, "does not allow cloudwatch.amazonaws.com to publish"),
+    "topic policy without CloudWatch": (
+        _drop_alarm_allow,
+        "does not allow cloudwatch.amazonaws.com to publish",
+    ),
     "key policy without CloudWatch": (_drop_cloudwatch_from_key, "key policy"),
     "mapping before its role policy": (_drop_mapping_dependency, "does not depend on"),
     "role without ReceiveMessage": (_drop_receive_grant, "does not allow sqs:ReceiveMessage"),
@@ -139,7 +162,11 @@ def test_each_region_notifier_reads_its_own_payments_table_stream(deployment: De
     sources = []
     for mapping in deployment.resources("AWS::Lambda::EventSourceMapping"):
         function = wiring.function(mapping.stack, mapping.properties["FunctionName"])
-        if mapping.stack == stack and function is not None and "payment-notifier-dev" in json.dumps(function.properties):
+        if (
+            mapping.stack == stack
+            and function is not None
+            and "payment-notifier-dev" in json.dumps(function.properties)
+        ):
             sources.append(str(deployment.render(stack, mapping.properties["EventSourceArn"])))
 
     [source] = sources
@@ -152,8 +179,11 @@ PYTHON_VERSION_FILE = Path(__file__).resolve().parents[2] / ".python-version"
 
 @pytest.mark.parametrize("stack", REGIONAL)
 def test_every_python_function_runs_the_projects_python_on_arm64(deployment: Deployment, stack: str) -> None:
-    functions = [f for f in deployment.resources("AWS::Lambda::Function")
-                 if f.stack == stack and str(f.properties.get("Runtime", "")).startswith("python")]
+    functions = [
+        f
+        for f in deployment.resources("AWS::Lambda::Function")
+        if f.stack == stack and str(f.properties.get("Runtime", "")).startswith("python")
+    ]
     # Chalice packages for the interpreter that synthesizes: the one .python-version selects.
     major, minor = PYTHON_VERSION_FILE.read_text().strip().split(".")[:2]
 
@@ -167,11 +197,21 @@ def test_every_python_function_runs_the_projects_python_on_arm64(deployment: Dep
 # What each function does to the payments table, by the code path that does it: a grant missing
 # here fails only in AWS, on the first request that takes the path.
 PAYMENTS_TABLE_CALLS = [
-    ("payment-validator-dev", "dynamodb:Query", "table", "GET /payments/{id}: the claim and rejections in one query"),
+    (
+        "payment-validator-dev",
+        "dynamodb:Query",
+        "table",
+        "GET /payments/{id}: the claim and rejections in one query",
+    ),
     ("payment-validator-dev", "dynamodb:Query", "index/customer-index", "GET /customers/{id}/payments"),
     ("payment-validator-dev", "dynamodb:PutItem", "table", "POST /process: the claim and record transaction"),
     ("payment-processor-dev", "dynamodb:PutItem", "table", "a payment's transaction, and a rejection"),
-    ("payment-processor-dev", "dynamodb:GetItem", "table", "a rejection already recorded for a redelivered message"),
+    (
+        "payment-processor-dev",
+        "dynamodb:GetItem",
+        "table",
+        "a rejection already recorded for a redelivered message",
+    ),
 ]
 
 
@@ -219,20 +259,27 @@ def test_the_global_name_check_names_a_dashboard_both_regions_claim(deployment: 
 
     assert account_global_collisions(broken) == [
         "AWS::CloudWatch::Dashboard payment-dr-dev: "
-        + ", ".join(f"{s}/{logical_id(broken, s, 'AWS::CloudWatch::Dashboard', lambda p: True)}" for s in REGIONAL)
+        + ", ".join(
+            f"{s}/{logical_id(broken, s, 'AWS::CloudWatch::Dashboard', lambda p: True)}" for s in REGIONAL
+        )
     ]
 
 
-def test_the_global_name_check_names_an_api_gateway_account_setting_owned_twice(deployment: Deployment) -> None:
+def test_the_global_name_check_names_an_api_gateway_account_setting_owned_twice(
+    deployment: Deployment,
+) -> None:
     broken = copy.deepcopy(deployment)
     resources_of(broken, "PaymentsDevPrimary")["ApiGatewayAccount"] = {
-        "Type": "AWS::ApiGateway::Account", "Properties": {"CloudWatchRoleArn": "arn:aws:iam::123456789012:role/x"}
+        "Type": "AWS::ApiGateway::Account",
+        "Properties": {"CloudWatchRoleArn": "arn:aws:iam::123456789012:role/x"},
     }
 
     assert any("AWS::ApiGateway::Account us-east-1" in c for c in account_global_collisions(broken))
 
 
-def test_account_level_api_gateway_settings_are_retained_when_their_stack_goes(deployment: Deployment) -> None:
+def test_account_level_api_gateway_settings_are_retained_when_their_stack_goes(
+    deployment: Deployment,
+) -> None:
     owners = [r for r in deployment.resources("AWS::ApiGateway::Account")]
 
     assert {deployment.region(r.stack) for r in owners} == {"us-east-1", "us-east-2"}
@@ -254,9 +301,14 @@ def test_the_api_is_served_only_by_the_guarded_prod_stage(deployment: Deployment
 
 
 @pytest.mark.parametrize("stack", REGIONAL)
-def test_the_processor_pollers_are_capped_so_throttling_cannot_dead_letter(deployment: Deployment, stack: str) -> None:
-    [mapping] = [m for m in deployment.resources("AWS::Lambda::EventSourceMapping")
-                 if m.stack == stack and ":sqs:" in str(deployment.render(stack, m.properties["EventSourceArn"]))]
+def test_the_processor_pollers_are_capped_so_throttling_cannot_dead_letter(
+    deployment: Deployment, stack: str
+) -> None:
+    [mapping] = [
+        m
+        for m in deployment.resources("AWS::Lambda::EventSourceMapping")
+        if m.stack == stack and ":sqs:" in str(deployment.render(stack, m.properties["EventSourceArn"]))
+    ]
 
     assert mapping.properties["ScalingConfig"] == {"MaximumConcurrency": 20}
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def pins(path: Path) -> dict[str, str]:
-    found = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", path.read_text(), re.M)
+    found = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", path.read_text(), re.MULTILINE)
     return {name.lower().replace("_", "-"): version for name, version in found}
 
 
@@ -33,8 +33,15 @@ def test_every_module_the_functions_import_ships_unchecked_bytecode(
     templates: dict[str, Template], synth_dir: Path
 ) -> None:
     archives = sorted(synth_dir.glob("chalice.out/*/deployment.zip"))  # one per regional stack
-    modules = ["app.py", "chalicelib/workflow.py", "chalicelib/aws.py", "chalice/app.py",
-               "aws_lambda_powertools/logging/logger.py", "botocore/client.py", "boto3/session.py"]
+    modules = [
+        "app.py",
+        "chalicelib/workflow.py",
+        "chalicelib/aws.py",
+        "chalice/app.py",
+        "aws_lambda_powertools/logging/logger.py",
+        "botocore/client.py",
+        "boto3/session.py",
+    ]
 
     assert len(archives) == 2
     for archive in archives:
@@ -58,7 +65,10 @@ def test_the_shipped_sdk_is_the_one_the_trimmed_data_came_from() -> None:
 
 
 def test_the_bytecode_is_for_the_functions_runtime(templates: dict[str, Template]) -> None:
-    runtimes = {f["Properties"]["Runtime"] for f in resources(templates[PRIMARY], "AWS::Serverless::Function").values()}
+    runtimes = {
+        f["Properties"]["Runtime"]
+        for f in resources(templates[PRIMARY], "AWS::Serverless::Function").values()
+    }
 
     assert runtimes == {f"python{sys.version_info.major}.{sys.version_info.minor}"}
 
@@ -66,7 +76,11 @@ def test_the_bytecode_is_for_the_functions_runtime(templates: dict[str, Template
 def test_leaving_out_removes_only_the_named_trees(tmp_path: Path) -> None:
     archive = tmp_path / "deployment.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
-        for name in ("botocore/data/sqs/2012-11-05/service-2.json.gz", "botocore/client.py", "botocore/data.py"):
+        for name in (
+            "botocore/data/sqs/2012-11-05/service-2.json.gz",
+            "botocore/client.py",
+            "botocore/data.py",
+        ):
             zipped.writestr(name, "x")
 
     removed = leave_out(archive, ("botocore/data/",))

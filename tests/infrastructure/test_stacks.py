@@ -25,18 +25,21 @@ FUNCTION_NAMES = {
 
 
 def resources(template: Template, kind: str) -> dict[str, Any]:
-    return template.find_resources(kind)
+    return dict(template.find_resources(kind))
 
 
 def function(template: Template, handler: str) -> dict[str, Any]:
     [found] = [
-        r for r in resources(template, "AWS::Serverless::Function").values()
+        r
+        for r in resources(template, "AWS::Serverless::Function").values()
         if r["Properties"]["FunctionName"] == FUNCTION_NAMES[handler]
     ]
     return found
 
 
-def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(templates: dict[str, Template]) -> None:
+def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(
+    templates: dict[str, Template],
+) -> None:
     template = templates[PRIMARY]
 
     template.has_resource(
@@ -74,7 +77,9 @@ def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(templ
     for table in resources(template, "AWS::DynamoDB::GlobalTable").values():
         replicas = {r["Region"]: r for r in table["Properties"]["Replicas"]}
         assert set(replicas) == {"us-east-1", "us-east-2"}
-        assert all(r["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for r in replicas.values())
+        assert all(
+            r["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for r in replicas.values()
+        )
 
 
 def test_idempotency_keys_live_in_their_own_global_table_with_ttl(templates: dict[str, Template]) -> None:
@@ -112,16 +117,24 @@ def test_queue_and_dead_letter_queue(templates: dict[str, Template], stack: str)
     )
     template.has_resource_properties(
         "AWS::SQS::Queue",
-        {"QueueName": "payment-dlq-dev", "MessageRetentionPeriod": 14 * 86400, "KmsMasterKeyId": Match.any_value()},
+        {
+            "QueueName": "payment-dlq-dev",
+            "MessageRetentionPeriod": 14 * 86400,
+            "KmsMasterKeyId": Match.any_value(),
+        },
     )
     policies = json.dumps(resources(template, "AWS::SQS::QueuePolicy"))
     assert "aws:SecureTransport" in policies
 
 
 @pytest.mark.parametrize("stack", BOTH)
-def test_two_topics_and_the_orchestrator_subscribed_to_ops_alerts(templates: dict[str, Template], stack: str) -> None:
+def test_two_topics_and_the_orchestrator_subscribed_to_ops_alerts(
+    templates: dict[str, Template], stack: str
+) -> None:
     template = templates[stack]
-    topics = {r["Properties"]["TopicName"]: logical for logical, r in resources(template, "AWS::SNS::Topic").items()}
+    topics = {
+        r["Properties"]["TopicName"]: logical for logical, r in resources(template, "AWS::SNS::Topic").items()
+    }
 
     assert set(topics) == {"ops-alerts-dev", "transactions-dev"}
     orchestrator = function(template, Handler.FAILOVER_ORCHESTRATOR)
@@ -155,7 +168,11 @@ def test_the_processor_reads_its_queue_in_batches_of_ten_with_partial_failures(
     templates: dict[str, Template], stack: str
 ) -> None:
     template = templates[stack]
-    [queue] = [k for k, r in resources(template, "AWS::SQS::Queue").items() if r["Properties"]["QueueName"] == "payment-queue-dev"]
+    [queue] = [
+        k
+        for k, r in resources(template, "AWS::SQS::Queue").items()
+        if r["Properties"]["QueueName"] == "payment-queue-dev"
+    ]
 
     [event] = function(template, Handler.PAYMENT_PROCESSOR)["Properties"]["Events"].values()
 
@@ -218,15 +235,27 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     assert not any(a.startswith(("sqs:", "dynamodb:")) for a in actions[Handler.FAILOVER_ORCHESTRATOR])
     # Only the notifier publishes payments (from the stream), so a retried write cannot publish
     # again; the orchestrator publishes only what it did, on ops-alerts.
-    [transactions] = [k for k, r in resources(template, "AWS::SNS::Topic").items()
-                      if r["Properties"]["TopicName"] == NAMES.transaction_topic]
-    publishers = [h for h, role in role_of.items() for st in policy_statements(template, role)
-                  if "sns:Publish" in actions_of([st]) and st["Resource"] == {"Ref": transactions}]
+    [transactions] = [
+        k
+        for k, r in resources(template, "AWS::SNS::Topic").items()
+        if r["Properties"]["TopicName"] == NAMES.transaction_topic
+    ]
+    publishers = [
+        h
+        for h, role in role_of.items()
+        for st in policy_statements(template, role)
+        if "sns:Publish" in actions_of([st]) and st["Resource"] == {"Ref": transactions}
+    ]
     assert publishers == [Handler.PAYMENT_NOTIFIER]
     ssm_writers = [h for h, a in actions.items() if "ssm:PutParameter" in a]
     assert ssm_writers == [Handler.FAILOVER_ORCHESTRATOR]
-    assert not any(a.startswith("dynamodb:") and "Stream" not in a and a != "dynamodb:GetRecords"
-                   and a != "dynamodb:GetShardIterator" for a in actions[Handler.PAYMENT_NOTIFIER])
+    assert not any(
+        a.startswith("dynamodb:")
+        and "Stream" not in a
+        and a != "dynamodb:GetRecords"
+        and a != "dynamodb:GetShardIterator"
+        for a in actions[Handler.PAYMENT_NOTIFIER]
+    )
     for role in role_of.values():
         for statement in policy_statements(template, role):
             if statement["Resource"] == "*":
@@ -241,8 +270,12 @@ def test_function_and_api_logs_are_kept_one_week_and_destroyed_with_the_stack(
     groups = resources(templates[stack], "AWS::Logs::LogGroup")
     names = {g["Properties"]["LogGroupName"] for g in groups.values()}
 
-    assert {f"/aws/lambda/{n}" for n in FUNCTION_NAMES.values()} | {"/aws/apigateway/payment-api-dev"} == names
-    assert all(g["Properties"]["RetentionInDays"] == 7 and g["DeletionPolicy"] == "Delete" for g in groups.values())
+    assert {f"/aws/lambda/{n}" for n in FUNCTION_NAMES.values()} | {
+        "/aws/apigateway/payment-api-dev"
+    } == names
+    assert all(
+        g["Properties"]["RetentionInDays"] == 7 and g["DeletionPolicy"] == "Delete" for g in groups.values()
+    )
 
 
 @pytest.mark.parametrize("stack", BOTH)
@@ -259,7 +292,11 @@ def test_alarms_have_the_spec_thresholds_and_notify_ops_alerts(
     templates: dict[str, Template], stack: str, alarm_name: str, threshold: int
 ) -> None:
     template = templates[stack]
-    [ops_topic] = [k for k, r in resources(template, "AWS::SNS::Topic").items() if r["Properties"]["TopicName"] == "ops-alerts-dev"]
+    [ops_topic] = [
+        k
+        for k, r in resources(template, "AWS::SNS::Topic").items()
+        if r["Properties"]["TopicName"] == "ops-alerts-dev"
+    ]
 
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
@@ -271,7 +308,9 @@ def test_alarms_have_the_spec_thresholds_and_notify_ops_alerts(
         },
     )
     # The three failover triggers and the three paging alarms (DLQ, misconfiguration, replication).
-    assert len(resources(template, "AWS::CloudWatch::Alarm")) == len(NAMES.critical_alarms | NAMES.paging_alarms)
+    assert len(resources(template, "AWS::CloudWatch::Alarm")) == len(
+        NAMES.critical_alarms | NAMES.paging_alarms
+    )
 
 
 @pytest.mark.parametrize("stack", BOTH)
@@ -281,20 +320,39 @@ def test_the_dashboard_shows_api_lambda_dynamodb_and_sqs(templates: dict[str, Te
 
     region = "us-east-1" if stack == "PaymentsDevPrimary" else "us-east-2"
     assert dashboard["Properties"]["DashboardName"] == f"payment-dr-dev-{region}"
-    for title in ("API requests", "API errors", "Lambda invocations", "Lambda errors",
-                  "DynamoDB consumed capacity", "Payment queue depth", "Dead-letter queue"):
+    for title in (
+        "API requests",
+        "API errors",
+        "Lambda invocations",
+        "Lambda errors",
+        "DynamoDB consumed capacity",
+        "Payment queue depth",
+        "Dead-letter queue",
+    ):
         assert title in body
 
 
 OUTPUTS = [
-    "PaymentsTableName", "PaymentsTableArn", "PaymentValidatorArn", "PaymentProcessorArn", "PaymentQueueUrl",
-    "PaymentQueueArn", "PaymentDLQUrl", "APIEndpoint", "APIId", "OpsAlertTopicArn", "TransactionTopicArn",
-    "DashboardName", "Region",
+    "PaymentsTableName",
+    "PaymentsTableArn",
+    "PaymentValidatorArn",
+    "PaymentProcessorArn",
+    "PaymentQueueUrl",
+    "PaymentQueueArn",
+    "PaymentDLQUrl",
+    "APIEndpoint",
+    "APIId",
+    "OpsAlertTopicArn",
+    "TransactionTopicArn",
+    "DashboardName",
+    "Region",
 ]
 
 
 @pytest.mark.parametrize("stack", BOTH)
-def test_thirteen_outputs_with_descriptions_and_export_names(templates: dict[str, Template], stack: str) -> None:
+def test_thirteen_outputs_with_descriptions_and_export_names(
+    templates: dict[str, Template], stack: str
+) -> None:
     outputs = templates[stack].to_json()["Outputs"]
 
     assert set(OUTPUTS) <= set(outputs)
@@ -311,7 +369,10 @@ def test_without_a_domain_there_are_no_dns_resources(templates: dict[str, Templa
 
 def test_with_a_domain_each_region_gets_a_failover_record_and_a_health_check(tmp_path: Path) -> None:
     templates = synthesize(
-        tmp_path, domain_name="pay.example.com", hosted_zone_id="Z123EXAMPLE", hosted_zone_name="example.com",
+        tmp_path,
+        domain_name="pay.example.com",
+        hosted_zone_id="Z123EXAMPLE",
+        hosted_zone_name="example.com",
         environment_suffix="dns",
     )
 
@@ -325,15 +386,23 @@ def test_with_a_domain_each_region_gets_a_failover_record_and_a_health_check(tmp
             "AWS::Route53::HealthCheck",
             {
                 "HealthCheckConfig": Match.object_like(
-                    {"Type": "HTTPS", "ResourcePath": "/prod/health", "RequestInterval": 30, "FailureThreshold": 3}
+                    {
+                        "Type": "HTTPS",
+                        "ResourcePath": "/prod/health",
+                        "RequestInterval": 30,
+                        "FailureThreshold": 3,
+                    }
                 )
             },
         )
         assert resources(template, "AWS::Serverless::Api")
         assert "payments-dns" in json.dumps(template.to_json())
     # Route 53's metrics exist in us-east-1 only: the primary's stack there alarms on its check.
-    [health_alarm] = [a for a in resources(templates["PaymentsDnsPrimary"], "AWS::CloudWatch::Alarm").values()
-                      if a["Properties"].get("MetricName") == "HealthCheckStatus"]
+    [health_alarm] = [
+        a
+        for a in resources(templates["PaymentsDnsPrimary"], "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "HealthCheckStatus"
+    ]
     assert health_alarm["Properties"]["AlarmName"] == "payment-health-check-dns-us-east-1"
     assert health_alarm["Properties"]["AlarmActions"]
 
@@ -345,8 +414,11 @@ def test_the_notifier_reads_only_this_regions_new_payments_from_the_table_stream
     template = templates[stack]
     [event] = function(template, Handler.PAYMENT_NOTIFIER)["Properties"]["Events"].values()
     properties = event["Properties"]
-    [dlq] = [k for k, r in resources(template, "AWS::SQS::Queue").items()
-             if r["Properties"]["QueueName"] == NAMES.notification_dlq]
+    [dlq] = [
+        k
+        for k, r in resources(template, "AWS::SQS::Queue").items()
+        if r["Properties"]["QueueName"] == NAMES.notification_dlq
+    ]
     [pattern] = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
     region = "us-east-1" if stack == PRIMARY else "us-east-2"
 
@@ -384,23 +456,33 @@ def test_payment_data_is_encrypted_with_the_regions_customer_managed_key(
             {"TableName": NAMES.payments_table, "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"}},
         )
         for table in resources(template, "AWS::DynamoDB::GlobalTable").values():
-            replicas = {r["Region"]: r["SSESpecification"]["KMSMasterKeyId"] for r in table["Properties"]["Replicas"]}
+            replicas = {
+                r["Region"]: r["SSESpecification"]["KMSMasterKeyId"] for r in table["Properties"]["Replicas"]
+            }
             assert "Fn::ImportValue" in json.dumps(replicas["us-east-1"])
             assert NAMES.data_key_alias in json.dumps(replicas["us-east-2"])
 
 
 @pytest.mark.parametrize("stack", BOTH)
-def test_every_queue_and_topic_refuses_requests_without_tls(templates: dict[str, Template], stack: str) -> None:
+def test_every_queue_and_topic_refuses_requests_without_tls(
+    templates: dict[str, Template], stack: str
+) -> None:
     template = templates[stack]
     queue_policies = resources(template, "AWS::SQS::QueuePolicy").values()
     topic_policies = resources(template, "AWS::SNS::TopicPolicy").values()
-    protected = set()
+    protected: set[str] = set()
     for policy in [*queue_policies, *topic_policies]:
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
-        if any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s["Condition"]) for s in statements):
-            protected.update(json.dumps(t) for t in policy["Properties"].get("Queues", policy["Properties"].get("Topics")))
+        if any(
+            s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s["Condition"]) for s in statements
+        ):
+            protected.update(
+                json.dumps(t) for t in policy["Properties"].get("Queues", policy["Properties"].get("Topics"))
+            )
 
-    assert len(protected) == len(resources(template, "AWS::SQS::Queue")) + len(resources(template, "AWS::SNS::Topic"))
+    assert len(protected) == len(resources(template, "AWS::SQS::Queue")) + len(
+        resources(template, "AWS::SNS::Topic")
+    )
 
 
 def test_each_region_has_its_key_stack_deployed_before_the_tables(templates: dict[str, Template]) -> None:
@@ -411,17 +493,25 @@ def test_each_region_has_its_key_stack_deployed_before_the_tables(templates: dic
 
 
 @pytest.mark.parametrize("stack", BOTH)
-def test_payment_routes_need_an_api_key_and_health_does_not(templates: dict[str, Template], stack: str) -> None:
+def test_payment_routes_need_an_api_key_and_health_does_not(
+    templates: dict[str, Template], stack: str
+) -> None:
     template = templates[stack]
     [api] = resources(template, "AWS::Serverless::Api").values()
     paths = api["Properties"]["DefinitionBody"]["paths"]
     [plan] = resources(template, "AWS::ApiGateway::UsagePlan").values()
 
-    for path, method in [("/validate", "post"), ("/process", "post"), ("/payments/{transaction_id}", "get"),
-                         ("/customers/{customer_id}/payments", "get")]:
+    for path, method in [
+        ("/validate", "post"),
+        ("/process", "post"),
+        ("/payments/{transaction_id}", "get"),
+        ("/customers/{customer_id}/payments", "get"),
+    ]:
         assert paths[path][method]["security"] == [{"api_key": []}]
     assert "security" not in paths["/health"]["get"]
-    assert plan["Properties"]["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+    assert plan["Properties"]["ApiStages"] == [
+        {"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}
+    ]
     assert len(resources(template, "AWS::ApiGateway::ApiKey")) == 1
     assert len(resources(template, "AWS::ApiGateway::UsagePlanKey")) == 1
 
@@ -461,12 +551,16 @@ def test_each_region_has_an_in_service_flag_only_health_and_the_orchestrator_use
 def test_replication_latency_warns_ops_but_is_not_a_failover_trigger(
     templates: dict[str, Template], stack: str
 ) -> None:
-    [alarm] = [a for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
-               if a["Properties"]["AlarmName"] == NAMES.replication_latency_alarm]
+    [alarm] = [
+        a
+        for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == NAMES.replication_latency_alarm
+    ]
 
     assert alarm["Properties"]["MetricName"] == "ReplicationLatency"
     assert {"Name": "ReceivingRegion", "Value": "us-east-2" if stack == PRIMARY else "us-east-1"} in alarm[
-        "Properties"]["Dimensions"]
+        "Properties"
+    ]["Dimensions"]
     assert NAMES.replication_latency_alarm not in NAMES.critical_alarms
 
 
@@ -479,11 +573,16 @@ IMPAIRMENT_METRICS = {"5XXError", "Errors", "ReadThrottleEvents", "WriteThrottle
 def test_a_broken_deployment_pages_on_the_functions_own_misconfiguration_count(
     templates: dict[str, Template], stack: str
 ) -> None:
-    [alarm] = [a["Properties"] for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
-               if a["Properties"]["AlarmName"] == NAMES.misconfiguration_alarm]
+    [alarm] = [
+        a["Properties"]
+        for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == NAMES.misconfiguration_alarm
+    ]
 
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == (
-        METRICS_NAMESPACE, Metric.DEPENDENCY_MISCONFIGURED, 1
+        METRICS_NAMESPACE,
+        Metric.DEPENDENCY_MISCONFIGURED,
+        1,
     )
     assert alarm["Dimensions"] == [{"Name": "service", "Value": SERVICE_NAME}]
 
@@ -492,7 +591,10 @@ def test_a_broken_deployment_pages_on_the_functions_own_misconfiguration_count(
 def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
     templates: dict[str, Template], stack: str
 ) -> None:
-    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()}
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
+    }
 
     def measured(properties: dict) -> set[str]:
         if "MetricName" in properties:
@@ -514,8 +616,11 @@ def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
 def test_strong_consistency_is_one_context_switch_with_a_witness_region(tmp_path: Path) -> None:
     strong = synthesize(tmp_path, strong_consistency_witness="us-west-2")
 
-    [payments] = [t for t in resources(strong[PRIMARY], "AWS::DynamoDB::GlobalTable").values()
-                  if t["Properties"]["TableName"] == NAMES.payments_table]
+    [payments] = [
+        t
+        for t in resources(strong[PRIMARY], "AWS::DynamoDB::GlobalTable").values()
+        if t["Properties"]["TableName"] == NAMES.payments_table
+    ]
     assert payments["Properties"]["MultiRegionConsistency"] == "STRONG"
     assert payments["Properties"]["GlobalTableWitnesses"] == [{"Region": "us-west-2"}]
 

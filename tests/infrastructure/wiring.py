@@ -22,7 +22,12 @@ SNS = "sns.amazonaws.com"
 # What Lambda's poller calls with the function's role, per event source service.
 EVENT_SOURCE_ACTIONS = {
     "sqs": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-    "dynamodb": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"],
+    "dynamodb": [
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    ],
 }
 # What a caller needs of a queue's or topic's key to put a message in (SQS, SNS) or read one out.
 KEY_ACTIONS_TO_SEND = ["kms:GenerateDataKey", "kms:Decrypt"]
@@ -47,8 +52,12 @@ class Wiring:
             found.append((None, _statements(self.d.render(role.stack, inline["PolicyDocument"]))))
         role_name = self.d.render(role.stack, {"Ref": role.logical_id})
         for policy in self.d.resources("AWS::IAM::Policy"):
-            if policy.stack == role.stack and role_name in self.d.render(policy.stack, policy.properties.get("Roles", [])):
-                found.append((policy, _statements(self.d.render(policy.stack, policy.properties["PolicyDocument"]))))
+            if policy.stack == role.stack and role_name in self.d.render(
+                policy.stack, policy.properties.get("Roles", [])
+            ):
+                found.append(
+                    (policy, _statements(self.d.render(policy.stack, policy.properties["PolicyDocument"])))
+                )
         return found
 
     def role_allows(self, role_arn: str, action: str, resource: str) -> list[Resource | None]:
@@ -66,7 +75,10 @@ class Wiring:
         """The resource policy AWS consults for ``resource``; None when the service's default applies."""
         if resource.type == "AWS::KMS::Key":
             return _statements(self.d.render(resource.stack, resource.properties["KeyPolicy"]))
-        policy_types = {"AWS::SNS::Topic": ("AWS::SNS::TopicPolicy", "Topics"), "AWS::SQS::Queue": ("AWS::SQS::QueuePolicy", "Queues")}
+        policy_types = {
+            "AWS::SNS::Topic": ("AWS::SNS::TopicPolicy", "Topics"),
+            "AWS::SQS::Queue": ("AWS::SQS::QueuePolicy", "Queues"),
+        }
         policy_type, targets = policy_types[resource.type]
         me = self.d.render(resource.stack, {"Ref": resource.logical_id})
         statements: list[dict[str, Any]] = []
@@ -99,17 +111,29 @@ class Wiring:
             return allow
         return True
 
-    def key_problems(self, caller: str, key_id: Any, stack: str, actions: list[str], *, what: str,
-                     context: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    def key_problems(
+        self,
+        caller: str,
+        key_id: Any,
+        stack: str,
+        actions: list[str],
+        *,
+        what: str,
+        context: tuple[tuple[str, str], ...] = (),
+    ) -> list[str]:
         """Whether ``caller`` may use the key ``key_id`` names: key policy, and the role's grants for a role."""
         key = self.d.find_key(stack, key_id)
         if key is None:
-            return [f"{what}: its key {self.d.render(stack, key_id)} is not deployed in {self.d.region(stack)}"]
+            return [
+                f"{what}: its key {self.d.render(stack, key_id)} is not deployed in {self.d.region(stack)}"
+            ]
         key_arn = self.d.arn_of(key)
         problems = []
         for action in actions:
             if not self.resource_allows(key, Request(caller, action, key_arn, tls(*context))):
-                problems.append(f"{what}: the key policy of {key.stack}/{key.logical_id} does not allow {caller} {action}")
+                problems.append(
+                    f"{what}: the key policy of {key.stack}/{key.logical_id} does not allow {caller} {action}"
+                )
             elif caller.startswith("arn:") and not self.role_allows(caller, action, key_arn):
                 problems.append(f"{what}: {caller} has no {action} on {key.stack}/{key.logical_id}")
         return problems
@@ -151,12 +175,18 @@ class Wiring:
                     what = f"alarm {name} -> {action}"
                     if self.d.region(topic.stack) != self.d.region(alarm.stack):
                         problems.append(f"{what}: an alarm can only notify a topic in its own region")
-                    if not self.resource_allows(topic, Request(CLOUDWATCH, "sns:Publish", action, tls(*context))):
+                    if not self.resource_allows(
+                        topic, Request(CLOUDWATCH, "sns:Publish", action, tls(*context))
+                    ):
                         problems.append(f"{what}: the topic policy does not allow {CLOUDWATCH} to publish")
                     if "KmsMasterKeyId" in topic.properties:
                         problems += self.key_problems(
-                            CLOUDWATCH, topic.properties["KmsMasterKeyId"], topic.stack, KEY_ACTIONS_TO_SEND,
-                            what=what, context=context,
+                            CLOUDWATCH,
+                            topic.properties["KmsMasterKeyId"],
+                            topic.stack,
+                            KEY_ACTIONS_TO_SEND,
+                            what=what,
+                            context=context,
                         )
         return problems
 
@@ -180,7 +210,12 @@ class Wiring:
                     problems.append(f"{what}: the queue policy does not allow {SNS} to send from this topic")
                 if "KmsMasterKeyId" in queue.properties:
                     problems += self.key_problems(
-                        SNS, queue.properties["KmsMasterKeyId"], queue.stack, KEY_ACTIONS_TO_SEND, what=what, context=context
+                        SNS,
+                        queue.properties["KmsMasterKeyId"],
+                        queue.stack,
+                        KEY_ACTIONS_TO_SEND,
+                        what=what,
+                        context=context,
                     )
         return problems
 
@@ -188,11 +223,16 @@ class Wiring:
         function = self.function(next(iter(self.d.stacks)), function_arn)
         for permission in self.d.resources("AWS::Lambda::Permission"):
             props = self.d.render(permission.stack, permission.properties)
-            if function is None or self.function(permission.stack, permission.properties["FunctionName"]) != function:
+            if (
+                function is None
+                or self.function(permission.stack, permission.properties["FunctionName"]) != function
+            ):
                 continue
-            if props["Action"] == "lambda:InvokeFunction" and props["Principal"] == principal and props.get(
-                "SourceArn", source_arn
-            ) == source_arn:
+            if (
+                props["Action"] == "lambda:InvokeFunction"
+                and props["Principal"] == principal
+                and props.get("SourceArn", source_arn) == source_arn
+            ):
                 return True
         return False
 
@@ -215,7 +255,9 @@ class Wiring:
                 if not granting:
                     problems.append(f"{what}: the role does not allow {action}")
                 for policy in granting:
-                    if policy is not None and not self.d.depends_on(mapping.stack, mapping.logical_id, policy.logical_id):
+                    if policy is not None and not self.d.depends_on(
+                        mapping.stack, mapping.logical_id, policy.logical_id
+                    ):
                         problems.append(
                             f"{what}: the mapping does not depend on {policy.logical_id}, which grants {action}: "
                             "the deploy can fail when Lambda checks the role"
@@ -224,13 +266,23 @@ class Wiring:
                 queue = self.d.find("AWS::SQS::Queue", source, attribute="Arn")
                 if queue is not None and "KmsMasterKeyId" in queue.properties:
                     problems += self.key_problems(
-                        role, queue.properties["KmsMasterKeyId"], queue.stack, KEY_ACTIONS_TO_RECEIVE, what=what
+                        role,
+                        queue.properties["KmsMasterKeyId"],
+                        queue.stack,
+                        KEY_ACTIONS_TO_RECEIVE,
+                        what=what,
                     )
             if service == "dynamodb" and self.stream_table(mapping.stack, source) is None:
-                problems.append(f"{what}: no table with a stream by that ARN in {self.d.region(mapping.stack)}")
-            destination = mapping.properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+                problems.append(
+                    f"{what}: no table with a stream by that ARN in {self.d.region(mapping.stack)}"
+                )
+            destination = (
+                mapping.properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            )
             if destination is not None:
-                problems += self._destination(role, str(self.d.render(mapping.stack, destination)), f"{what} on failure")
+                problems += self._destination(
+                    role, str(self.d.render(mapping.stack, destination)), f"{what} on failure"
+                )
         return problems
 
     def stream_table(self, stack: str, stream_arn: str) -> str | None:
@@ -252,8 +304,12 @@ class Wiring:
             function = self.function(config.stack, config.properties["FunctionName"])
             if function is None:
                 continue
-            for outcome, target in self.d.render(config.stack, config.properties.get("DestinationConfig", {})).items():
-                problems += self._destination(self.role_of(function), target["Destination"], f"{function.logical_id} {outcome}")
+            for outcome, target in self.d.render(
+                config.stack, config.properties.get("DestinationConfig", {})
+            ).items():
+                problems += self._destination(
+                    self.role_of(function), target["Destination"], f"{function.logical_id} {outcome}"
+                )
         return problems
 
     def _destination(self, role: str, arn: str, what: str) -> list[str]:
@@ -264,27 +320,40 @@ class Wiring:
             problems.append(f"{what} -> {arn}: the role does not allow {action}")
         target = self.target(arn)
         if target is not None and "KmsMasterKeyId" in target.properties:
-            problems += self.key_problems(role, target.properties["KmsMasterKeyId"], target.stack, KEY_ACTIONS_TO_SEND,
-                                          what=f"{what} -> {arn}")
+            problems += self.key_problems(
+                role,
+                target.properties["KmsMasterKeyId"],
+                target.stack,
+                KEY_ACTIONS_TO_SEND,
+                what=f"{what} -> {arn}",
+            )
         return problems
 
     def key_users(self) -> list[str]:
         """Every function role that may send to, publish on or consume an encrypted queue or topic
         can use its key; every encrypted log group's key lets CloudWatch Logs use it."""
         problems = []
-        uses = {"sqs:SendMessage": KEY_ACTIONS_TO_SEND, "sns:Publish": KEY_ACTIONS_TO_SEND,
-                "sqs:ReceiveMessage": KEY_ACTIONS_TO_RECEIVE}
+        uses = {
+            "sqs:SendMessage": KEY_ACTIONS_TO_SEND,
+            "sns:Publish": KEY_ACTIONS_TO_SEND,
+            "sqs:ReceiveMessage": KEY_ACTIONS_TO_RECEIVE,
+        }
         for function in self.d.resources("AWS::Lambda::Function"):
             role = self.role_of(function)
             for kind in ("AWS::SQS::Queue", "AWS::SNS::Topic"):
                 for target in self.d.resources(kind):
-                    if "KmsMasterKeyId" not in target.properties or self.d.region(target.stack) != self.d.region(function.stack):
+                    if "KmsMasterKeyId" not in target.properties or self.d.region(
+                        target.stack
+                    ) != self.d.region(function.stack):
                         continue
                     arn = self.d.arn_of(target)
                     for action, key_actions in uses.items():
                         if action.split(":")[0] == arn.split(":")[2] and self.role_allows(role, action, arn):
                             problems += self.key_problems(
-                                role, target.properties["KmsMasterKeyId"], target.stack, key_actions,
+                                role,
+                                target.properties["KmsMasterKeyId"],
+                                target.stack,
+                                key_actions,
                                 what=f"{function.logical_id} {action} {arn}",
                             )
         for group in self.d.resources("AWS::Logs::LogGroup"):
@@ -292,15 +361,22 @@ class Wiring:
                 region = self.d.region(group.stack)
                 arn = self.d.attribute(group, "Arn").removesuffix(":*")
                 problems += self.key_problems(
-                    f"logs.{region}.amazonaws.com", group.properties["KmsKeyId"], group.stack,
+                    f"logs.{region}.amazonaws.com",
+                    group.properties["KmsKeyId"],
+                    group.stack,
                     ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
-                    what=f"log group {arn}", context=(("kms:EncryptionContext:aws:logs:arn", arn),),
+                    what=f"log group {arn}",
+                    context=(("kms:EncryptionContext:aws:logs:arn", arn),),
                 )
         return problems
 
     def all_problems(self) -> list[str]:
         checks: list[Callable[[], list[str]]] = [
-            self.alarm_actions, self.subscriptions, self.event_sources, self.destinations, self.key_users,
+            self.alarm_actions,
+            self.subscriptions,
+            self.event_sources,
+            self.destinations,
+            self.key_users,
         ]
         return list(dict.fromkeys(problem for check in checks for problem in check()))
 

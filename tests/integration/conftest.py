@@ -20,7 +20,9 @@ SETTLE_SECONDS = 30
 def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
     """The whole system on loopback, on free ports, with each process's output in a file."""
     log_dir: Path = tmp_path_factory.mktemp("localenv")
-    local = LocalEnvironment([RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())], log_dir=log_dir)
+    local = LocalEnvironment(
+        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())], log_dir=log_dir
+    )
     with local:
         yield local
 

@@ -46,7 +46,9 @@ def names_the_problem(ctx: Any, response: Any, case: Any) -> bool:
     problems = body.get("errors")
     assert isinstance(problems, list) and problems, f"{response.status_code} without an errors list: {body}"
     for problem in problems:
-        assert problem.get("field") and problem.get("message"), f"a problem without field or message: {problem}"
+        assert problem.get("field") and problem.get("message"), (
+            f"a problem without field or message: {problem}"
+        )
     return True
 
 

@@ -46,15 +46,21 @@ def test_failback_is_refused_while_the_region_itself_is_broken(environment: Loca
     target = target_of(environment)
     sqs = environment.client("sqs", SECONDARY)
     url = environment.resources[SECONDARY].payment_queue_url
-    kept = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"])["Attributes"]
+    kept = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"])[
+        "Attributes"
+    ]
     regions.failover(target, SECONDARY, reason="queue trouble")
     sqs.delete_queue(QueueUrl=url)
     try:
-        eventually(lambda: regions.health_of(target, SECONDARY)[1].get("failing") == "payment queue", timeout=15)
+        eventually(
+            lambda: regions.health_of(target, SECONDARY)[1].get("failing") == "payment queue", timeout=15
+        )
         with pytest.raises(regions.RefusedError, match="payment queue"):
             regions.failback(target, SECONDARY, reason="too early")
         assert regions.flag_of(target, SECONDARY).in_service is False
     finally:
         sqs.create_queue(QueueName=url.rsplit("/", 1)[1], Attributes=kept)
-        eventually(lambda: regions.health_of(target, SECONDARY)[1].get("failing") == "in-service flag", timeout=15)
+        eventually(
+            lambda: regions.health_of(target, SECONDARY)[1].get("failing") == "in-service flag", timeout=15
+        )
         regions.failback(target, SECONDARY, reason="queue restored")

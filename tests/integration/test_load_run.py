@@ -32,7 +32,9 @@ def test_every_valid_payment_is_stored_once_in_both_regions_and_no_5xx(environme
     assert audit.broken_promises() == []
 
 
-def test_a_run_whose_local_aws_dies_ends_with_an_audit_naming_what_was_lost_or_pending(tmp_path: Path) -> None:
+def test_a_run_whose_local_aws_dies_ends_with_an_audit_naming_what_was_lost_or_pending(
+    tmp_path: Path,
+) -> None:
     plans = [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())]
     with LocalEnvironment(plans, log_dir=tmp_path) as environment:
 
@@ -44,8 +46,9 @@ def test_a_run_whose_local_aws_dies_ends_with_an_audit_naming_what_was_lost_or_p
 
             threading.Thread(target=watch, daemon=True).start()
 
-        audit = run(environment, payments=400, clients=10, region=PRIMARY, rate=80,
-                    on_started=kill_once_payments_flow)
+        audit = run(
+            environment, payments=400, clients=10, region=PRIMARY, rate=80, on_started=kill_once_payments_flow
+        )
 
     report = audit.report()
     print(report)

@@ -32,9 +32,6 @@ from tests.integration.conftest import PRIMARY, SECONDARY, eventually
 pytestmark = pytest.mark.integration
 
 
-
-
-
 def post(
     environment: LocalEnvironment, region: str, path: str, body: Any, headers: dict[str, str] | None = None
 ) -> requests.Response:
@@ -47,7 +44,9 @@ def post(
 
 
 def get(environment: LocalEnvironment, region: str, path: str) -> requests.Response:
-    return requests.get(environment.api_url(region) + path, headers={"x-api-key": environment.api_key}, timeout=10)
+    return requests.get(
+        environment.api_url(region) + path, headers={"x-api-key": environment.api_key}, timeout=10
+    )
 
 
 def records(environment: LocalEnvironment, region: str, transaction_id: str) -> list[dict[str, Any]]:
@@ -85,7 +84,12 @@ def test_payments_sent_to_either_region_are_processed_once_and_replicated_to_bot
     sent = {PRIMARY: [f"east1-{n}" for n in range(4)], SECONDARY: [f"east2-{n}" for n in range(4)]}
     for region, transaction_ids in sent.items():
         for transaction_id in transaction_ids:
-            body = {"transaction_id": transaction_id, "customer_id": "cust-r", "amount": "5.00", "currency": "EUR"}
+            body = {
+                "transaction_id": transaction_id,
+                "customer_id": "cust-r",
+                "amount": "5.00",
+                "currency": "EUR",
+            }
             assert post(environment, region, "/validate", body).status_code == 202
             # A client retry: the same payment validated twice must still be processed once.
             assert post(environment, region, "/validate", body).status_code == 202
@@ -93,10 +97,13 @@ def test_payments_sent_to_either_region_are_processed_once_and_replicated_to_bot
     everything = [t for ids in sent.values() for t in ids]
 
     def replicated_everywhere() -> bool:
-        return all(len(records(environment, region, t)) == 1 for region in (PRIMARY, SECONDARY) for t in everything)
+        return all(
+            len(records(environment, region, t)) == 1 for region in (PRIMARY, SECONDARY) for t in everything
+        )
 
     assert eventually(replicated_everywhere), {
-        region: {t: len(records(environment, region, t)) for t in everything} for region in (PRIMARY, SECONDARY)
+        region: {t: len(records(environment, region, t)) for t in everything}
+        for region in (PRIMARY, SECONDARY)
     }
     for region, transaction_ids in sent.items():
         for transaction_id in transaction_ids:
@@ -121,7 +128,9 @@ def test_a_reused_transaction_id_and_an_unreadable_message_are_rejected_not_dead
         return get(environment, PRIMARY, f"/payments/{transaction_id}").json().get("rejections", [])
 
     def rejected_message() -> list[dict[str, Any]]:
-        items = environment.client("dynamodb", PRIMARY).scan(TableName=resources.payments_table, ConsistentRead=True)
+        items = environment.client("dynamodb", PRIMARY).scan(
+            TableName=resources.payments_table, ConsistentRead=True
+        )
         return [i for i in items["Items"] if i.get("message_id", {}).get("S") == sent]
 
     [rejection] = eventually(rejected_reuse)
@@ -179,7 +188,9 @@ def test_payment_routes_refuse_requests_without_the_api_key_and_health_stays_ope
 
 def test_each_payment_is_announced_once_by_the_region_that_stored_it(environment: LocalEnvironment) -> None:
     spies = {
-        region: TopicSpy(partial(environment.client, region=region), environment.resources[region].transaction_topic_arn)
+        region: TopicSpy(
+            partial(environment.client, region=region), environment.resources[region].transaction_topic_arn
+        )
         for region in (PRIMARY, SECONDARY)
     }
     body = {"transaction_id": "announce-1", "customer_id": "cust-n", "amount": "7.00", "currency": "EUR"}
@@ -202,8 +213,12 @@ def chalice_local(state_file: Path, port: int) -> subprocess.Popen[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PAYMENTS_"))}
     return subprocess.Popen(
         [CHALICE, "local", "--stage", "local", "--port", str(port)],
-        cwd=RUNTIME, env={**environ, "PAYMENTS_LOCAL_STATE": str(state_file)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=RUNTIME,
+        env={**environ, "PAYMENTS_LOCAL_STATE": str(state_file)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -217,9 +232,16 @@ def test_plain_chalice_local_serves_the_same_api_against_make_runs_aws(
     try:
         wait_for_port(port, 30, process)
         url = f"http://127.0.0.1:{port}"
-        body = {"transaction_id": f"cl-{uuid.uuid4().hex[:10]}", "customer_id": "c-cl", "amount": "3.30", "currency": "USD"}
+        body = {
+            "transaction_id": f"cl-{uuid.uuid4().hex[:10]}",
+            "customer_id": "c-cl",
+            "amount": "3.30",
+            "currency": "USD",
+        }
         refused = requests.post(url + "/process", json=body, timeout=10)
-        created = requests.post(url + "/process", json=body, headers={"x-api-key": environment.api_key}, timeout=10)
+        created = requests.post(
+            url + "/process", json=body, headers={"x-api-key": environment.api_key}, timeout=10
+        )
         health = requests.get(url + "/health", timeout=10)
     finally:
         # Its reloader runs the server in a child process: stop both.
@@ -242,7 +264,9 @@ def test_chalice_local_without_make_run_says_in_one_line_what_to_start(tmp_path:
     assert len(lines) == 1 and "make run" in lines[0], errors
 
 
-def test_the_local_api_queues_twenty_clients_that_connect_while_it_is_busy(environment: LocalEnvironment) -> None:
+def test_the_local_api_queues_twenty_clients_that_connect_while_it_is_busy(
+    environment: LocalEnvironment,
+) -> None:
     clients = 20
     address = ("127.0.0.1", int(environment.api_url(PRIMARY).rsplit(":", 1)[1]))
     pid = environment.api_pid(PRIMARY)

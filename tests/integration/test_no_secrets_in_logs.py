@@ -43,21 +43,34 @@ def test_no_card_number_or_secret_in_any_log_line_or_response(environment: Local
         data = body if isinstance(body, str) else json.dumps(body)
         for path in ("/validate", "/process"):
             responses.append(requests.post(api + path, data=data, headers=headers, timeout=10))
-    responses.append(requests.post(api + "/validate", data=json.dumps(good), timeout=10,
-                                   headers={**headers, **SECRET_HEADERS, "X-Correlation-Id": PANS[3]}))
+    responses.append(
+        requests.post(
+            api + "/validate",
+            data=json.dumps(good),
+            timeout=10,
+            headers={**headers, **SECRET_HEADERS, "X-Correlation-Id": PANS[3]},
+        )
+    )
     responses.append(requests.get(api + f"/payments/{PANS[0]}", headers=headers, timeout=10))
     responses.append(requests.get(api + f"/customers/{PANS[3]}/payments", headers=headers, timeout=10))
     # The accepted payment travels on through the queue, the processor, the stream and replication.
-    eventually(lambda: "scan-ok-1" in environment.log_of(SECONDARY, "events") or
-               "scan-ok-1" in environment.log_of(PRIMARY, "events"))
+    eventually(
+        lambda: (
+            "scan-ok-1" in environment.log_of(SECONDARY, "events")
+            or "scan-ok-1" in environment.log_of(PRIMARY, "events")
+        )
+    )
     time.sleep(2)
 
     assert all(r.status_code < 500 for r in responses)
     assert [r.status_code for r in responses[:2]] == [422, 422]
     for response in responses:
         assert not contains_pan(response.text), response.text
-    lines = [line for path in sorted(Path(environment.log_dir or ".").glob("*.log"))
-             for line in path.read_text().splitlines()]
+    lines = [
+        line
+        for path in sorted(Path(environment.log_dir or ".").glob("*.log"))
+        for line in path.read_text().splitlines()
+    ]
     assert len(lines) > 20
     assert [line for line in lines if leaks_a_secret(line, environment.api_key)] == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -18,23 +19,30 @@ from tests.conftest import REGION, SUFFIX
 @pytest.fixture
 def state_file(tmp_path: Path, local_aws: str, resources: RegionResources) -> Path:
     path = tmp_path / "state.json"
-    path.write_text(json.dumps({
-        "environment_suffix": SUFFIX,
-        "regions": [REGION, "us-east-2"],
-        "endpoint_url": local_aws,
-        "api_urls": {},
-        "api_key": "k",
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "environment_suffix": SUFFIX,
+                "regions": [REGION, "us-east-2"],
+                "endpoint_url": local_aws,
+                "api_urls": {},
+                "api_key": "k",
+            }
+        )
+    )
     return path
 
 
 def test_every_command_has_help() -> None:
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
     for name in commands:
         result = subprocess.run(
-            [sys.executable, "-m", "operations.cli", name, "--help"], capture_output=True, text=True, check=False
+            [sys.executable, "-m", "operations.cli", name, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, name
         assert "usage: payments-dr" in result.stdout

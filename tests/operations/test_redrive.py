@@ -9,8 +9,8 @@ from chalice.test import Client
 
 from chalicelib.items import is_payment_record
 from chalicelib.names import Handler
-from localenv.provision import RegionResources
 from localenv.events import sqs_lambda_record
+from localenv.provision import RegionResources
 from operations.redrive import redrive, waiting_messages
 
 
@@ -29,7 +29,10 @@ def process_queue(client: Client, aws: Any, resources: RegionResources) -> list[
     messages = sqs.receive_message(
         QueueUrl=resources.payment_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
     ).get("Messages", [])
-    records = [sqs_lambda_record(m, "arn:aws:sqs:us-east-1:123456789012:payment-queue-test", "us-east-1") for m in messages]
+    records = [
+        sqs_lambda_record(m, "arn:aws:sqs:us-east-1:123456789012:payment-queue-test", "us-east-1")
+        for m in messages
+    ]
     client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, {"Records": records})
     return [json.loads(m["Body"])["transaction_id"] for m in messages]
 
@@ -42,7 +45,9 @@ def stored_payments(aws: Any, resources: RegionResources) -> list[str]:
 def test_a_dry_run_counts_and_moves_nothing(aws: Any, resources: RegionResources) -> None:
     dead_letter(aws, resources, "txn-dry")
 
-    report = redrive(aws("sqs"), dlq_url=resources.payment_dlq_url, queue_url=resources.payment_queue_url, dry_run=True)
+    report = redrive(
+        aws("sqs"), dlq_url=resources.payment_dlq_url, queue_url=resources.payment_queue_url, dry_run=True
+    )
 
     assert (report.waiting, report.moved) == (1, 0)
     assert waiting_messages(aws("sqs"), resources.payment_dlq_url) == 1
@@ -58,7 +63,9 @@ def test_redriven_messages_keep_their_attributes_and_are_processed_exactly_once(
 
     report = redrive(aws("sqs"), dlq_url=resources.payment_dlq_url, queue_url=resources.payment_queue_url)
     queued = aws("sqs").receive_message(
-        QueueUrl=resources.payment_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+        QueueUrl=resources.payment_queue_url,
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
         VisibilityTimeout=0,
     )["Messages"]
     processed = process_queue(client, aws, resources)
@@ -75,7 +82,9 @@ def test_a_limit_moves_only_that_many(aws: Any, resources: RegionResources) -> N
     for n in range(3):
         dead_letter(aws, resources, f"txn-l{n}")
 
-    report = redrive(aws("sqs"), dlq_url=resources.payment_dlq_url, queue_url=resources.payment_queue_url, limit=2)
+    report = redrive(
+        aws("sqs"), dlq_url=resources.payment_dlq_url, queue_url=resources.payment_queue_url, limit=2
+    )
 
     assert report.moved == 2
     assert waiting_messages(aws("sqs"), resources.payment_dlq_url) == 1

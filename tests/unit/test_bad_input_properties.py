@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import quote, urlencode
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 from chalice.test import Client
@@ -33,7 +33,9 @@ from tests.fakes import (
     StaticProbes,
 )
 
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY_SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -87,12 +89,34 @@ def assert_named_4xx_with_no_side_effects(status: int, body: Any, ports: Ports) 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=20), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=20), children, max_size=5)
+    ),
     max_leaves=20,
 )
 amount_texts = st.one_of(
-    st.sampled_from(["-0", "-0.0", "0", "0.00", "NaN", "Infinity", "-1", "1e400", "1E+2", "1e-400", "12.345",
-                     "١٢٣", "12,50", " 12.50", "0x10", "9" * 40, "1" * 33, "1_000"]),
+    st.sampled_from(
+        [
+            "-0",
+            "-0.0",
+            "0",
+            "0.00",
+            "NaN",
+            "Infinity",
+            "-1",
+            "1e400",
+            "1E+2",
+            "1e-400",
+            "12.345",
+            "١٢٣",
+            "12,50",
+            " 12.50",
+            "0x10",
+            "9" * 40,
+            "1" * 33,
+            "1_000",
+        ]
+    ),
     st.decimals(allow_nan=False, allow_infinity=False).map(str),
     st.text(max_size=40),
 )
@@ -102,7 +126,9 @@ amount_tokens = st.one_of(
     st.integers().map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
 )
-identifiers = st.one_of(st.text(max_size=70), st.integers(), st.sampled_from(["txn-1", "ä", "\u202e", "a" * 65]))
+identifiers = st.one_of(
+    st.text(max_size=70), st.integers(), st.sampled_from(["txn-1", "ä", "\u202e", "a" * 65])
+)
 currencies = st.one_of(st.sampled_from(["USD", "usd", "JPY", "BHD", "XXX", "US", "€€€"]), st.text(max_size=4))
 
 
@@ -125,7 +151,9 @@ def payment_like(draw: st.DrawFn) -> str:
 @pytest.mark.parametrize("path", ["/validate", "/process"])
 @PROPERTY_SETTINGS
 @given(raw=payment_like())
-def test_payment_shaped_bodies_are_accepted_exactly_or_rejected_by_name(app_client: Client, path: str, raw: str) -> None:
+def test_payment_shaped_bodies_are_accepted_exactly_or_rejected_by_name(
+    app_client: Client, path: str, raw: str
+) -> None:
     status, body, ports = answer(app_client, path, raw)
 
     if status in (200, 201, 202):
@@ -139,7 +167,9 @@ def test_payment_shaped_bodies_are_accepted_exactly_or_rejected_by_name(app_clie
 @pytest.mark.parametrize("path", ["/validate", "/process"])
 @PROPERTY_SETTINGS
 @given(document=json_values)
-def test_any_json_document_gets_a_named_4xx_unless_it_is_a_payment(app_client: Client, path: str, document: Any) -> None:
+def test_any_json_document_gets_a_named_4xx_unless_it_is_a_payment(
+    app_client: Client, path: str, document: Any
+) -> None:
     status, body, ports = answer(app_client, path, json.dumps(document))
 
     assert_named_4xx_with_no_side_effects(status, body, ports)
@@ -179,7 +209,9 @@ def get(client: Client, path: str, headers: dict[str, str] | None = None) -> tup
 
 # What a URL can carry: any text in a query value or a path segment, percent-encoded.
 query_texts = st.one_of(
-    st.sampled_from(["²", "١٢", "0", "-1", "100", "101", "1e2", "0x10", " 5", "5 ", "", "99999999999999999999"]),
+    st.sampled_from(
+        ["²", "١٢", "0", "-1", "100", "101", "1e2", "0x10", " 5", "5 ", "", "99999999999999999999"]
+    ),
     st.text(max_size=40),
 )
 
@@ -187,7 +219,11 @@ query_texts = st.one_of(
 @PROPERTY_SETTINGS
 @given(
     customer=query_texts,
-    params=st.dictionaries(st.sampled_from(["limit", "cursor", "other", "", "LIMIT"]) | st.text(max_size=10), query_texts, max_size=3),
+    params=st.dictionaries(
+        st.sampled_from(["limit", "cursor", "other", "", "LIMIT"]) | st.text(max_size=10),
+        query_texts,
+        max_size=3,
+    ),
 )
 def test_any_query_string_or_path_gets_a_page_or_a_named_4xx(
     app_client: Client, customer: str, params: dict[str, str]
@@ -201,14 +237,18 @@ def test_any_query_string_or_path_gets_a_page_or_a_named_4xx(
 
 @PROPERTY_SETTINGS
 @given(transaction_id=query_texts)
-def test_any_transaction_id_in_the_path_gets_a_payment_or_a_named_404(app_client: Client, transaction_id: str) -> None:
+def test_any_transaction_id_in_the_path_gets_a_payment_or_a_named_404(
+    app_client: Client, transaction_id: str
+) -> None:
     status, body, _ = get(app_client, f"/payments/{quote(transaction_id, safe='') or 'x'}")
 
     assert status == 404 and body["errors"][0]["field"] == "transaction_id", (status, body)
 
 
 @pytest.mark.parametrize("limit", ["²", "¹⁰", "١٢", "߁", "1 ", "+5", "0", "101"])
-def test_a_page_size_that_is_not_ascii_digits_in_range_is_a_400_not_a_500(app_client: Client, limit: str) -> None:
+def test_a_page_size_that_is_not_ascii_digits_in_range_is_a_400_not_a_500(
+    app_client: Client, limit: str
+) -> None:
     status, body, _ = get(app_client, f"/customers/c1/payments?{urlencode({'limit': limit})}")
 
     assert (status, body["errors"][0]["field"]) == (400, "limit")
@@ -218,13 +258,23 @@ def test_a_page_size_that_is_not_ascii_digits_in_range_is_a_400_not_a_500(app_cl
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
-        ('{"transaction_id":"t-1","customer_id":"c","amount":"1.00","amount":"999999.00","currency":"USD"}', "amount"),
-        ('{"transaction_id":"t-1","customer_id":"c","amount":"1.00","currency":"USD","metadata":{"a":"1","a":"2"}}', "a"),
-        ('{"transaction_id":"t-1","transaction_id":"t-2","customer_id":"c","amount":"1.00","currency":"USD"}',
-         "transaction_id"),
+        (
+            '{"transaction_id":"t-1","customer_id":"c","amount":"1.00","amount":"999999.00","currency":"USD"}',
+            "amount",
+        ),
+        (
+            '{"transaction_id":"t-1","customer_id":"c","amount":"1.00","currency":"USD","metadata":{"a":"1","a":"2"}}',
+            "a",
+        ),
+        (
+            '{"transaction_id":"t-1","transaction_id":"t-2","customer_id":"c","amount":"1.00","currency":"USD"}',
+            "transaction_id",
+        ),
     ],
 )
-def test_a_key_repeated_anywhere_in_the_body_is_a_400_naming_it(app_client: Client, path: str, raw: str, key: str) -> None:
+def test_a_key_repeated_anywhere_in_the_body_is_a_400_naming_it(
+    app_client: Client, path: str, raw: str, key: str
+) -> None:
     status, body, ports = answer(app_client, path, raw)
 
     assert status == 400

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.cards import GROUPINGS, REDACTED, contains_pan, find_pan_fields, network_of, passes_luhn, redact_pans
+from chalicelib.cards import (
+    GROUPINGS,
+    REDACTED,
+    contains_pan,
+    find_pan_fields,
+    network_of,
+    passes_luhn,
+    redact_pans,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,7 +72,7 @@ def test_each_networks_test_number_is_found_contiguous_and_in_its_groupings(netw
     for layout in layouts:
         groups, start = [], 0
         for size in layout:
-            groups.append(number[start:start + size])
+            groups.append(number[start : start + size])
             start += size
         for separator in " -":
             assert redact_pans(f"pay with {separator.join(groups)} today") == f"pay with {REDACTED} today"

@@ -17,7 +17,11 @@ from chalicelib.aws import decode_cursor, encode_cursor
 from chalicelib.errors import InvalidQuery
 
 CUSTOMER = "cust-1"
-GOOD_KEY = {"transaction_id": {"S": "txn-9"}, "timestamp": {"N": "1700000000000"}, "customer_id": {"S": CUSTOMER}}
+GOOD_KEY = {
+    "transaction_id": {"S": "txn-9"},
+    "timestamp": {"N": "1700000000000"},
+    "customer_id": {"S": CUSTOMER},
+}
 
 
 def cursor_of(document: object) -> str:
@@ -50,7 +54,12 @@ def test_a_deeply_nested_cursor_is_a_400() -> None:
         decode_cursor(base64.urlsafe_b64encode(b"[" * 100_000).decode(), CUSTOMER)
 
 
-@given(st.text(max_size=600) | st.recursive(st.text(max_size=8) | st.integers(), lambda c: st.dictionaries(st.text(max_size=15), c, max_size=4)).map(cursor_of))
+@given(
+    st.text(max_size=600)
+    | st.recursive(
+        st.text(max_size=8) | st.integers(), lambda c: st.dictionaries(st.text(max_size=15), c, max_size=4)
+    ).map(cursor_of)
+)
 def test_any_cursor_text_is_refused_as_a_400_or_gives_a_well_formed_key(text: str) -> None:
     try:
         key = decode_cursor(text, CUSTOMER)

@@ -35,7 +35,12 @@ def test_region_comes_from_the_alarm_arn_not_the_display_name() -> None:
 
 @pytest.mark.parametrize(
     "message",
-    ["not json", "[]", json.dumps({"AlarmName": "x"}), json.dumps({"AlarmName": "x", "NewStateValue": "ALARM"})],
+    [
+        "not json",
+        "[]",
+        json.dumps({"AlarmName": "x"}),
+        json.dumps({"AlarmName": "x", "NewStateValue": "ALARM"}),
+    ],
 )
 def test_messages_that_are_not_alarms_are_refused(message: str) -> None:
     with pytest.raises(NotAnAlarm):
@@ -52,9 +57,15 @@ def test_a_critical_alarm_takes_its_region_out_of_service(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "state"),
-    [(NAMES.api_5xx_alarm, "OK"), (NAMES.api_5xx_alarm, "INSUFFICIENT_DATA"), ("someone-elses-alarm", "ALARM")],
+    [
+        (NAMES.api_5xx_alarm, "OK"),
+        (NAMES.api_5xx_alarm, "INSUFFICIENT_DATA"),
+        ("someone-elses-alarm", "ALARM"),
+    ],
 )
 def test_recovery_and_unrelated_alarms_change_nothing(name: str, state: str) -> None:
-    decision = decide(parse_alarm_notification(alarm_message(name, state)), critical_alarms=NAMES.critical_alarms)
+    decision = decide(
+        parse_alarm_notification(alarm_message(name, state)), critical_alarms=NAMES.critical_alarms
+    )
 
     assert decision.action is FailoverAction.NONE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
@@ -10,8 +12,13 @@ from chalicelib.failures import LOAD, MISCONFIGURATION, cause_of
 
 
 def client_error(code: str, status: int) -> ClientError:
+    # Only the fields botocore's parser always fills, as a trimmed response would have them.
+    response: Any = {
+        "Error": {"Code": code, "Message": "details"},
+        "ResponseMetadata": {"RequestId": "req-1", "HTTPStatusCode": status},
+    }
     return ClientError(
-        {"Error": {"Code": code, "Message": "details"}, "ResponseMetadata": {"RequestId": "req-1", "HTTPStatusCode": status}},
+        response,
         "TransactWriteItems",
     )
 

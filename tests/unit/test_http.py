@@ -28,7 +28,9 @@ JSON = {"content-type": "application/json"}
         (JSON, b"[" * 1000 + b"]" * 1000, errors.MalformedRequest, 400),
     ],
 )
-def test_unreadable_bodies_are_named_errors(headers: dict[str, str], raw: bytes, error: type, status: int) -> None:
+def test_unreadable_bodies_are_named_errors(
+    headers: dict[str, str], raw: bytes, error: type[errors.PaymentError], status: int
+) -> None:
     with pytest.raises(error) as caught:
         read_json_body(headers, raw)
 
@@ -52,7 +54,8 @@ def test_a_malformed_body_is_never_echoed() -> None:
 
 def test_every_domain_error_has_an_http_status() -> None:
     domain_errors = {
-        cls for cls in vars(errors).values()
+        cls
+        for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.PaymentError) and cls is not errors.PaymentError
     }
 

@@ -18,12 +18,23 @@ from chalicelib.items import (
 from chalicelib.payments import PaymentRecord
 from chalicelib.processing import Rejection
 
-RECORD = PaymentRecord("txn-1", 1700000000123, "cust-1", Decimal("1000000.005"), "BHD", "PROCESSED", True, "us-east-2")
-CONFLICT = Rejection(
-    transaction_id="txn-1", message_id="m-1", sent_at=1700000000000, rejected_at=1700000000456, region="us-east-2",
-    errors=(FieldError("transaction_id", "already used"),), customer_id="cust-2", amount=Decimal("5.00"), currency="USD",
+RECORD = PaymentRecord(
+    "txn-1", 1700000000123, "cust-1", Decimal("1000000.005"), "BHD", "PROCESSED", True, "us-east-2"
 )
-UNREADABLE = Rejection(None, "m-2", 1700000000000, 1700000000457, "us-east-2", (FieldError("(body)", "is not valid JSON"),))
+CONFLICT = Rejection(
+    transaction_id="txn-1",
+    message_id="m-1",
+    sent_at=1700000000000,
+    rejected_at=1700000000456,
+    region="us-east-2",
+    errors=(FieldError("transaction_id", "already used"),),
+    customer_id="cust-2",
+    amount=Decimal("5.00"),
+    currency="USD",
+)
+UNREADABLE = Rejection(
+    None, "m-2", 1700000000000, 1700000000457, "us-east-2", (FieldError("(body)", "is not valid JSON"),)
+)
 
 
 def inserted(item: dict) -> dict:
@@ -51,7 +62,9 @@ def test_only_the_records_and_rejections_a_region_stored_are_announced_by_it() -
     for item in (record_attributes(RECORD), rejection_attributes(CONFLICT, CONFLICT.sort_key)):
         assert matches_filter(announced_items_filter("us-east-2"), inserted(item))
         assert not matches_filter(announced_items_filter("us-east-1"), inserted(item))
-        assert not matches_filter(announced_items_filter("us-east-2"), {"eventName": "MODIFY", "dynamodb": {"NewImage": item}})
+        assert not matches_filter(
+            announced_items_filter("us-east-2"), {"eventName": "MODIFY", "dynamodb": {"NewImage": item}}
+        )
 
 
 def test_a_rejection_round_trips_and_stays_out_of_the_customer_index() -> None:

@@ -31,7 +31,11 @@ def test_chalice_config_sizes_every_function_as_the_spec_says() -> None:
     assert {name: (f["lambda_memory_size"], f["lambda_timeout"]) for name, f in functions.items()} == {
         name: (s.memory_mb, s.timeout_seconds) for name, s in FUNCTIONS.items()
     }
-    assert {(s.memory_mb, s.timeout_seconds) for s in FUNCTIONS.values()} == {(512, 30), (1024, 60), (256, 60)}
+    assert {(s.memory_mb, s.timeout_seconds) for s in FUNCTIONS.values()} == {
+        (512, 30),
+        (1024, 60),
+        (256, 60),
+    }
 
 
 def test_settings_derive_names_from_the_suffix_and_take_explicit_ones() -> None:

@@ -51,9 +51,14 @@ def test_nothing_else_is_announced(description: str, record: dict[str, Any]) -> 
 
 def test_a_rejection_of_this_region_is_announced_as_one() -> None:
     image = {
-        "transaction_id": {"S": "txn-1"}, "timestamp": {"N": "-1700000000000123"}, "status": {"S": "REJECTED"},
-        "region": {"S": "us-east-1"}, "message_id": {"S": "m"}, "sent_at": {"N": "1700000000000"},
-        "rejected_at": {"N": "1700000000100"}, "errors": {"L": [{"M": {"field": {"S": "f"}, "message": {"S": "m"}}}]},
+        "transaction_id": {"S": "txn-1"},
+        "timestamp": {"N": "-1700000000000123"},
+        "status": {"S": "REJECTED"},
+        "region": {"S": "us-east-1"},
+        "message_id": {"S": "m"},
+        "sent_at": {"N": "1700000000000"},
+        "rejected_at": {"N": "1700000000100"},
+        "errors": {"L": [{"M": {"field": {"S": "f"}, "message": {"S": "m"}}}]},
     }
 
     [announcement] = announcements_in({"Records": [change(image)]}, "us-east-1")
@@ -63,7 +68,7 @@ def test_a_rejection_of_this_region_is_announced_as_one() -> None:
 
 
 def test_failed_announcements_are_reported_by_position_in_stream_order() -> None:
-    record = PaymentRecord("t", 1, "c", Decimal("1"), "USD", "PROCESSED", False, "r")
+    record = PaymentRecord("t", 1, "c", Decimal(1), "USD", "PROCESSED", False, "r")
     announcements = [Announcement(position=str(p), item=record) for p in (10, 20, 30)]
 
     assert failed_positions(announcements, {2, 1}) == ["20", "30"]

@@ -31,17 +31,19 @@ def body(**overrides: Any) -> dict[str, Any]:
         ("12.50", "USD", Decimal("12.50")),
         ("12.5", "USD", Decimal("12.50")),
         ("12.500", "USD", Decimal("12.50")),
-        ("100", "JPY", Decimal("100")),
-        ("100.0", "JPY", Decimal("100")),
+        ("100", "JPY", Decimal(100)),
+        ("100.0", "JPY", Decimal(100)),
         ("1.234", "BHD", Decimal("1.234")),
         ("0.01", "EUR", Decimal("0.01")),
         (Decimal("19.99"), "GBP", Decimal("19.99")),
         (Decimal("1E+3"), "USD", Decimal("1000.00")),
-        (Decimal("25"), "KWD", Decimal("25.000")),
+        (Decimal(25), "KWD", Decimal("25.000")),
         ("10", "usd", Decimal("10.00")),
     ],
 )
-def test_valid_amounts_become_exact_decimals_in_minor_units(amount: Any, currency: str, expected: Decimal) -> None:
+def test_valid_amounts_become_exact_decimals_in_minor_units(
+    amount: Any, currency: str, expected: Decimal
+) -> None:
     payment = validate_payment(body(amount=amount, currency=currency))
 
     assert isinstance(payment.amount, Decimal)
@@ -158,7 +160,7 @@ def test_payments_over_ten_thousand_are_flagged_for_fraud_review(amount: str, fl
 
 
 def test_fraud_threshold_is_in_the_payments_own_currency_units() -> None:
-    assert requires_fraud_review(FRAUD_REVIEW_THRESHOLD + Decimal("1")) is True
+    assert requires_fraud_review(FRAUD_REVIEW_THRESHOLD + Decimal(1)) is True
     assert validate_payment(body(amount="9000", currency="JPY")).fraud_review is False
     assert validate_payment(body(amount="10001", currency="JPY")).fraud_review is True
 

@@ -13,7 +13,9 @@ from tests.fakes import InMemoryPaymentRepository
 
 
 def payment(amount: str = "42.00", customer: str = "cust-1") -> PaymentRequest:
-    return PaymentRequest(transaction_id="txn-1", customer_id=customer, amount=Decimal(amount), currency="USD")
+    return PaymentRequest(
+        transaction_id="txn-1", customer_id=customer, amount=Decimal(amount), currency="USD"
+    )
 
 
 def test_first_submission_writes_one_record() -> None:

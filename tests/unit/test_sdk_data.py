@@ -15,7 +15,15 @@ from botocore import xform_name
 from chalicelib import aws
 from tools import sdk_data
 
-REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1")
+REGIONS = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "eu-west-1",
+    "ap-southeast-2",
+    "cn-north-1",
+    "us-gov-west-1",
+)
 
 
 def called_operations(source: str, receivers: str) -> set[str]:
@@ -31,10 +39,17 @@ def test_the_committed_data_is_what_the_pinned_botocore_generates(tmp_path: Path
 
 def test_every_operation_the_adapters_and_the_idempotency_store_call_is_listed() -> None:
     listed = {service: {xform_name(name) for name in names} for service, names in aws.SDK_OPERATIONS.items()}
-    ours = called_operations(inspect.getsource(aws), r"self\._client|self\._dynamodb|self\._sqs|self\._client\(region\)")
+    ours = called_operations(
+        inspect.getsource(aws), r"self\._client|self\._dynamodb|self\._sqs|self\._client\(region\)"
+    )
     powertools = called_operations(inspect.getsource(powertools_store), r"self\.client")
 
-    assert ours >= {"transact_write_items", "send_message", "publish_batch", "get_parameter"}  # the scan sees them
+    assert ours >= {
+        "transact_write_items",
+        "send_message",
+        "publish_batch",
+        "get_parameter",
+    }  # the scan sees them
     assert ours <= set().union(*listed.values())
     assert powertools and powertools <= listed["dynamodb"]
 
@@ -67,14 +82,23 @@ def test_a_trimmed_model_keeps_only_what_its_operations_reach() -> None:
         "documentation": "the service",
         "metadata": {"protocol": "json"},
         "operations": {
-            "Wanted": {"name": "Wanted", "input": {"shape": "In"}, "errors": [{"shape": "Oops"}], "documentation": "d"},
+            "Wanted": {
+                "name": "Wanted",
+                "input": {"shape": "In"},
+                "errors": [{"shape": "Oops"}],
+                "documentation": "d",
+            },
             "Unwanted": {"name": "Unwanted", "input": {"shape": "Other"}},
         },
         "shapes": {
-            "In": {"type": "structure", "members": {
-                "documentation": {"shape": "Text", "documentation": "a member may be called anything"},
-                "Nested": {"shape": "Tree"},
-            }, "documentation": "input"},
+            "In": {
+                "type": "structure",
+                "members": {
+                    "documentation": {"shape": "Text", "documentation": "a member may be called anything"},
+                    "Nested": {"shape": "Tree"},
+                },
+                "documentation": "input",
+            },
             "Tree": {"type": "map", "key": {"shape": "Text"}, "value": {"shape": "Tree"}},
             "Oops": {"type": "structure", "members": {}, "exception": True},
             "Text": {"type": "string"},
@@ -87,7 +111,10 @@ def test_a_trimmed_model_keeps_only_what_its_operations_reach() -> None:
 
     assert set(trimmed["operations"]) == {"Wanted"}
     assert set(trimmed["shapes"]) == {"In", "Tree", "Oops", "Text"}
-    assert trimmed["shapes"]["In"]["members"] == {"documentation": {"shape": "Text"}, "Nested": {"shape": "Tree"}}
+    assert trimmed["shapes"]["In"]["members"] == {
+        "documentation": {"shape": "Text"},
+        "Nested": {"shape": "Tree"},
+    }
     assert "documentation" not in trimmed and "documentation" not in trimmed["operations"]["Wanted"]
     assert trimmed["metadata"] == {"protocol": "json"}
 
@@ -99,7 +126,11 @@ def test_credentials_in_the_environment_are_what_clients_sign_with(monkeypatch: 
 
     credentials = aws.sdk_session().get_credentials()
 
-    assert (credentials.method, credentials.access_key, credentials.token) == ("env", "AKIDLAMBDAROLE", "role-token")
+    assert (credentials.method, credentials.access_key, credentials.token) == (
+        "env",
+        "AKIDLAMBDAROLE",
+        "role-token",
+    )
 
 
 def test_without_environment_credentials_the_whole_chain_is_asked(

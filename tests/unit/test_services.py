@@ -51,7 +51,13 @@ def test_building_long_lived_objects_leaves_a_disabled_collector_disabled() -> N
 def test_importing_the_handler_module_freezes_it_and_leaves_the_collector_running() -> None:
     probe = "import gc; import app; print(gc.isenabled(), gc.get_freeze_count() > 1000)"
 
-    result = subprocess.run([sys.executable, "-c", probe], cwd=RUNTIME, capture_output=True, text=True, check=True,
-                            env={"PATH": "", "AWS_REGION": "us-east-1"})
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=RUNTIME,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "", "AWS_REGION": "us-east-1"},
+    )
 
     assert result.stdout.split() == ["True", "True"]
