@@ -11,12 +11,14 @@ whole process (peak RSS from /proc, which unlike getrusage does not count the pa
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import string
 import sys
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 
@@ -33,24 +35,34 @@ class Context:
         return 30_000
 
 
-def api_event(body: dict[str, str]) -> dict[str, object]:
+def api_event(
+    body: dict[str, str] | None,
+    *,
+    path: str = "/validate",
+    method: str = "POST",
+    idempotency_key: str | None = None,
+) -> dict[str, object]:
+    """An API Gateway proxy event, as the stage delivers a request to the API function."""
+    headers = {"Content-Type": "application/json"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     return {
-        "resource": "/validate",
-        "path": "/validate",
-        "httpMethod": "POST",
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
         "queryStringParameters": None,
         "multiValueQueryStringParameters": None,
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": "/validate",
-            "httpMethod": "POST",
+            "resourcePath": path,
+            "httpMethod": method,
             "requestId": "bench",
             "identity": {},
         },
-        "body": json.dumps(body),
+        "body": None if body is None else json.dumps(body),
         "isBase64Encoded": False,
     }
 
@@ -73,6 +85,68 @@ def sqs_event(body: dict[str, str]) -> dict[str, object]:
     }
 
 
+def stream_event(body: dict[str, str]) -> dict[str, object]:
+    """The table stream's record of ``body`` processed in this region, as Lambda delivers it."""
+    from chalicelib.items import record_attributes
+    from chalicelib.payments import PaymentRecord
+
+    region = os.environ["AWS_REGION"]
+    record = PaymentRecord(
+        transaction_id=body["transaction_id"],
+        timestamp=int(time.time() * 1000),
+        customer_id=body["customer_id"],
+        amount=Decimal(body["amount"]),
+        currency=body["currency"],
+        status="PROCESSED",
+        fraud_review=False,
+        region=region,
+    )
+    return {
+        "Records": [
+            {
+                "eventID": "1",
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": region,
+                "dynamodb": {
+                    "NewImage": record_attributes(record),
+                    "SequenceNumber": "1",
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
+                "eventSourceARN": f"arn:aws:dynamodb:{region}:123456789012:table/payments/stream/1",
+            }
+        ]
+    }
+
+
+def alarm_event() -> dict[str, object]:
+    """An SNS delivery of an alarm's return to OK: the orchestrator reads it and leaves traffic alone."""
+    alarm = {
+        "AlarmName": "payment-api-5xx-bench",
+        "NewStateValue": "OK",
+        "OldStateValue": "ALARM",
+        "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:payment-api-5xx-bench",
+    }
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:ops-alerts:1",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": str(uuid.uuid4()),
+                    "TopicArn": "arn:aws:sns:us-east-1:123456789012:ops-alerts",
+                    "Subject": "OK",
+                    "Message": json.dumps(alarm),
+                    "Timestamp": "2026-11-29T00:00:00.000Z",
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
+
+
 def main(mode: str) -> None:
     if mode in ("floor", "bare"):
         import boto3
@@ -81,6 +155,7 @@ def main(mode: str) -> None:
         if mode == "bare":
             bare_payment(boto3)
     else:
+        # Every function imports the same app module; each mode is one function's first event.
         import app
 
         payment = {
@@ -89,10 +164,19 @@ def main(mode: str) -> None:
             "amount": "10.00",
             "currency": "USD",
         }
-        response = app.app(api_event(payment), Context())
-        assert response["statusCode"] == 202, response
-        result = app.process_payment_messages(sqs_event(payment), Context())
-        assert result == {"batchItemFailures": []}, result
+        if mode == "api":
+            response = app.app(api_event(payment), Context())
+            assert response["statusCode"] == 202, response
+        elif mode == "processor":
+            result = app.process_payment_messages(sqs_event(payment), Context())
+            assert result == {"batchItemFailures": []}, result
+        elif mode == "notifier":
+            result = app.announce_processed_payments(stream_event(payment), Context())
+            assert result == {"batchItemFailures": []}, result
+        elif mode == "orchestrator":
+            app.orchestrate_failover(alarm_event(), Context())
+        else:
+            raise SystemExit(f"unknown mode {mode}")
     print(f"{time.process_time():.6f} {peak_rss_kib()}")
 
 

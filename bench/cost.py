@@ -1,83 +1,313 @@
-"""Cost per million payments at list prices (``bench/prices.json``, dated), ours against the seed.
+"""Monthly cost at 1 million and 100 million payments, ours against the seed, every billed line.
 
-Inputs are measured in the same run by :mod:`bench.requests_per_payment`: requests per payment
-by API, and handler time per payment for each function (timed against moto on loopback, so a
-stand-in for real AWS latency, applied alike to both designs). Metrics: the seed makes a
-PutMetricData request per function per payment; ours writes embedded-metric-format log lines,
-charged as log ingestion.
+Both designs are priced on the same lines, from two inputs and nothing typed per design:
+- what their synthesized templates deploy (:mod:`bench.deployment`): ours from the CDK app with a
+  Route 53 domain, the seed's from :mod:`bench.seed_stack`;
+- what their handlers did per payment, measured in the same run (:mod:`bench.requests_per_payment`):
+  AWS requests, DynamoDB capacity and bytes stored, messages published, metrics emitted, log bytes
+  and handler time (against moto on loopback, a stand-in for AWS latency applied alike to both).
+
+Prices and the few assumptions about AWS's own behaviour are in ``bench/prices.json``, dated, with
+a note on each. The fixed part (what a month costs with no payment) is printed apart.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from chalicelib.names import FUNCTIONS, LAMBDA_ARCHITECTURE, Handler
+from bench.deployment import API, NOTIFIER, PROCESSOR, Deployment, Function, SamplingRule
+from chalicelib.names import API_STAGE, HEALTH_PATH
 
 PRICES = Path(__file__).resolve().parent / "prices.json"
-EMF_LINE_BYTES = 330  # one embedded-metric-format line, measured from the handlers' output
-WRITE_UNITS = {
-    "dynamodb:TransactWriteItems": 4,
-    "dynamodb:PutItem": 1,
-}  # per payment, 2 items x 2 for transactions
-MEMORY_GB = {
-    "validate": FUNCTIONS[Handler.API].memory_mb / 1024,
-    "process": FUNCTIONS[Handler.PAYMENT_PROCESSOR].memory_mb / 1024,
-    "notify": FUNCTIONS[Handler.PAYMENT_NOTIFIER].memory_mb / 1024,
+VOLUMES = (1_000_000, 100_000_000)
+# Route 53 settings as a production deployment has them; the zone is an example, never contacted.
+DOMAIN_CONTEXT = {
+    "domain_name": "pay.example.com",
+    "hosted_zone_id": "Z0EXAMPLE",
+    "hosted_zone_name": "example.com",
 }
-INVOCATIONS_PER_PAYMENT = {"validate": 1.0, "process": 0.1, "notify": 0.01}  # batches of 10 and of up to 100
+# Lines paid for security rather than for moving payments (see the README's cost section).
+SECURITY_LINES = ("WAF", "KMS")
+# Typical widths of API Gateway access-log variables; any other variable counts the assumed default.
+CONTEXT_VARIABLE = re.compile(r"\$context\.[A-Za-z.]+")
+ACCESS_LOG_WIDTHS = {"requestId": 36, "requestTime": 26, "sourceIp": 13, "httpMethod": 4, "status": 3}
 
 
-def per_million(
-    requests: dict[str, float], handler_ms: dict[str, float], *, emf: bool, arm64: bool
-) -> dict[str, float]:
-    """Dollars per million payments, by line item; ``arm64``: the functions run on Graviton."""
+def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> dict[str, float]:
+    """Dollars a month for ``payments`` payments, by line."""
     prices = json.loads(PRICES.read_text())
-    gb_second = prices["lambda_arm64_gb_second_usd" if arm64 else "lambda_gb_second_usd"]
-    million = 1_000_000
-    lines = {
-        "API Gateway": prices["api_gateway_rest_per_million_requests_usd"],
-        "Lambda requests": sum(INVOCATIONS_PER_PAYMENT[f] for f in handler_ms)
-        * prices["lambda_per_million_requests_usd"],
-        "Lambda duration": sum(ms / 1000 * MEMORY_GB[f] for f, ms in handler_ms.items())
-        * million
-        * gb_second,
-        "DynamoDB writes": sum(WRITE_UNITS.get(api, 0) * n for api, n in requests.items())
-        * prices["dynamodb_on_demand_per_million_write_units_usd"],
-        "SQS": sum(n for api, n in requests.items() if api.startswith("sqs:"))
-        * prices["sqs_standard_per_million_requests_usd"],
-        # One billed publish per payment whether sent alone or in a batch of ten.
-        "SNS": (1.0 if any(api.startswith("sns:") for api in requests) else 0.0)
-        * prices["sns_per_million_publishes_usd"],
-        "CloudWatch metrics": requests.get("cloudwatch:PutMetricData", 0.0)
-        * million
-        / 1000
-        * prices["cloudwatch_put_metric_data_per_thousand_requests_usd"],
-        "CloudWatch logs (EMF)": (
-            sum(INVOCATIONS_PER_PAYMENT[f] for f in handler_ms)
-            * EMF_LINE_BYTES
-            * million
-            / 1e9
-            * prices["cloudwatch_logs_ingestion_per_gb_usd"]
-        )
-        if emf
-        else 0.0,
+    a = prices["assumptions"]
+    seconds = a["seconds_per_month"]
+    primary = deployment.regions[0]
+    rate = payments / seconds
+
+    health_requests = {region: 0.0 for region in deployment.regions}
+    for check in deployment.health_checks:
+        if check.sends_requests:
+            health_requests[check.region] += (
+                a["route53_checkers_per_health_check"] * seconds / check.request_interval_s
+            )
+    api_requests = {
+        region: health_requests[region]
+        + (payments * a["api_requests_per_payment"] if region == primary else 0.0)
+        for region in deployment.regions
     }
-    lines["total"] = sum(lines.values())
+
+    def batches(function: Function) -> float:
+        # Without a batching window Lambda invokes with what one poll finds: at these rates, one each.
+        per_batch = min(function.batch_size, max(1.0, rate * function.batching_window_s))
+        return payments / per_batch
+
+    def in_primary(role: str) -> Function | None:
+        return next((f for f in deployment.functions_in(role) if f.region == primary), None)
+
+    notifier = in_primary(NOTIFIER)
+    ms = usage["handler_ms"]
+    invocations: dict[str, float] = {}
+    gb_seconds: dict[bool, float] = {True: 0.0, False: 0.0}
+    for function in deployment.functions:
+        if function.role == API:
+            calls = api_requests[function.region]
+            busy = (payments if function.region == primary else 0.0) * ms.get(
+                "validate", 0.0
+            ) + health_requests[function.region] * ms.get("health", ms.get("validate", 0.0))
+        elif function.region == primary and function.role in (PROCESSOR, NOTIFIER):
+            calls = batches(function)
+            busy = payments * ms.get("process" if function.role == PROCESSOR else "notify", 0.0)
+        else:
+            continue  # the orchestrator, and functions of the standby region, see no payments
+        invocations[f"{function.region}/{function.role}"] = calls
+        gb_seconds[function.arm64] += busy / 1000 * function.memory_gb
+
+    lines: dict[str, float] = {}
+    lines["API Gateway"] = (
+        sum(api_requests.values()) / 1e6 * prices["api_gateway_rest_per_million_requests_usd"]
+    )
+    lines["WAF"] = (
+        deployment.web_acls * prices["waf_web_acl_per_month_usd"]
+        + deployment.web_acl_rules * prices["waf_rule_per_month_usd"]
+        + sum(api_requests[r] for r in deployment.web_acl_regions)
+        / 1e6
+        * prices["waf_per_million_requests_usd"]
+    )
+    lines["Lambda requests"] = sum(invocations.values()) / 1e6 * prices["lambda_per_million_requests_usd"]
+    lines["Lambda duration"] = (
+        gb_seconds[True] * prices["lambda_arm64_gb_second_usd"]
+        + gb_seconds[False] * prices["lambda_gb_second_usd"]
+    )
+
+    replicas = {
+        kind: {t.region for t in deployment.tables if t.kind == kind} for kind in ("payments", "idempotency")
+    }
+    lines["DynamoDB writes"] = (
+        payments
+        * sum(usage["write_units"].values())
+        / 1e6
+        * prices["dynamodb_on_demand_per_million_write_units_usd"]
+    )
+    lines["DynamoDB replicated writes"] = (
+        payments
+        * sum(
+            units * max(0, len(replicas.get(kind, ())) - 1)
+            for kind, units in usage["replicated_units"].items()
+        )
+        / 1e6
+        * prices["dynamodb_on_demand_per_million_replicated_write_units_usd"]
+    )
+    lines["DynamoDB reads"] = (
+        payments
+        * sum(usage["read_units"].values())
+        / 1e6
+        * prices["dynamodb_on_demand_per_million_read_units_usd"]
+    )
+    stored_gb = _stored_gb(deployment, usage, payments, seconds)
+    lines["DynamoDB storage"] = sum(stored_gb.values()) * prices["dynamodb_storage_per_gb_month_usd"]
+    lines["DynamoDB point-in-time recovery"] = (
+        sum(gb for (region, kind), gb in stored_gb.items() if _pitr(deployment, region, kind))
+        * prices["dynamodb_pitr_per_gb_month_usd"]
+    )
+
+    sends = sum(
+        n for api, n in usage["requests"].items() if api.startswith("sqs:") and "EventSource" not in api
+    )
+    processor_polls = 2 * sum(v for k, v in invocations.items() if k.endswith(PROCESSOR))
+    idle_polls = (
+        deployment.sqs_event_sources * a["sqs_event_source_pollers"] * seconds / a["sqs_long_poll_seconds"]
+    )
+    lines["SQS"] = (
+        (payments * sends + processor_polls + idle_polls)
+        / 1e6
+        * prices["sqs_standard_per_million_requests_usd"]
+    )
+    lines["SNS"] = payments * usage["published"] / 1e6 * prices["sns_per_million_publishes_usd"]
+
+    cmk_users = deployment.kms_encrypted_resources + sum(t.customer_managed_key for t in deployment.tables)
+    kms_requests = cmk_users * 2 * seconds / a["kms_data_key_reuse_seconds"]
+    lines["KMS"] = (
+        deployment.kms_keys * prices["kms_key_per_month_usd"]
+        + kms_requests / 1e4 * prices["kms_per_10k_requests_usd"]
+    )
+
+    log_bytes = 0.0
+    for function in deployment.functions:
+        calls = invocations.get(f"{function.region}/{function.role}", 0.0)
+        log_bytes += calls * (
+            a["lambda_platform_log_bytes_per_invocation"]
+            + (a["lambda_xray_log_bytes_per_invocation"] if function.traced else 0)
+        )
+    log_bytes += payments * sum(
+        usage["log_bytes"].get(name, 0.0) for name in ("validate", "process", "notify")
+    ) + sum(health_requests.values()) * usage["log_bytes"].get("health", 0.0)
+    for api in deployment.apis:
+        per_request = a["api_execution_log_bytes_per_request"].get(api.logging_level, 0) + (
+            a["api_data_trace_log_bytes_per_request"] if api.data_trace else 0
+        )
+        per_request += _access_log_line_bytes(api.access_log_format, a["api_access_log_value_bytes"])
+        log_bytes += api_requests[api.region] * per_request
+    retention = max(deployment.log_retention_days or [30])
+    lines["CloudWatch Logs"] = (
+        log_bytes
+        / 1e9
+        * (
+            prices["cloudwatch_logs_ingestion_per_gb_usd"]
+            + min(retention, 30) / 30 * prices["cloudwatch_logs_storage_per_gb_month_usd"]
+        )
+    )
+    lines["CloudWatch metrics"] = (
+        len(usage["metrics"]) * prices["cloudwatch_custom_metric_per_month_usd"]
+        + payments
+        * usage["requests"].get("cloudwatch:PutMetricData", 0.0)
+        / 1000
+        * prices["cloudwatch_put_metric_data_per_thousand_requests_usd"]
+    )
+    lines["CloudWatch alarms"] = deployment.alarm_metrics * prices["cloudwatch_alarm_per_metric_month_usd"]
+    lines["CloudWatch dashboards"] = deployment.dashboards * prices["cloudwatch_dashboard_per_month_usd"]
+
+    def recorded(requests: float, rule: SamplingRule | None) -> float:
+        reservoir = rule.reservoir_per_second if rule else a["xray_reservoir_per_second"]
+        rate = rule.fixed_rate if rule else a["xray_fixed_rate"]
+        per_second = requests / seconds
+        return (min(per_second, reservoir) + rate * max(0.0, per_second - reservoir)) * seconds
+
+    health_rule = deployment.sampling_rule_for(f"/{API_STAGE}{HEALTH_PATH}", "GET")
+    traces = 0.0
+    for region in deployment.regions:
+        api_traced = any(x.traced for x in deployment.apis if x.region == region) or any(
+            f.traced for f in deployment.functions_in(API) if f.region == region
+        )
+        entries = api_requests[region] - health_requests[region] if api_traced else 0.0
+        if notifier and notifier.traced and region == primary:
+            entries += invocations.get(f"{region}/{NOTIFIER}", 0.0)
+        traces += recorded(entries, None) + (
+            recorded(health_requests[region], health_rule) if api_traced else 0.0
+        )
+    lines["X-Ray"] = traces / 1e6 * prices["xray_per_million_traces_recorded_usd"]
+    lines["Route 53 health checks"] = sum(
+        prices["route53_health_check_aws_endpoint_per_month_usd"]
+        + c.optional_features * prices["route53_health_check_optional_feature_per_month_usd"]
+        for c in deployment.health_checks
+    )
     return lines
 
 
+def _stored_gb(
+    deployment: Deployment, usage: dict[str, Any], payments: float, seconds: int
+) -> dict[tuple[str, str], float]:
+    """GB stored a month, by (region, table): a month's payments, and the idempotency records alive at once."""
+    from chalicelib.names import IdempotencyKeys
+
+    alive = {"payments": 1.0, "idempotency": min(1.0, IdempotencyKeys.TTL_SECONDS / seconds)}
+    stored: dict[tuple[str, str], float] = {}
+    for table in deployment.tables:
+        if (table.region, table.kind) in stored:
+            continue  # the seed's secondary stack declares the table its primary replicates into
+        per_payment = 0.0
+        for item in usage["stored"]:
+            if item["table"] != table.kind:
+                continue
+            indexes = sum(1 for keys in table.index_keys if set(keys) <= set(item["attributes"]))
+            per_payment += item["bytes"] * (1 + indexes)  # an index with ALL projection stores the item again
+        stored[(table.region, table.kind)] = payments * per_payment * alive[table.kind] / 1e9
+    return stored
+
+
+def _pitr(deployment: Deployment, region: str, kind: str) -> bool:
+    return any(t.point_in_time_recovery for t in deployment.tables if t.region == region and t.kind == kind)
+
+
+def _access_log_line_bytes(log_format: str, default_width: int) -> float:
+    """The length of one access-log line: the format with each ``$context`` variable at a typical width."""
+    if not log_format:
+        return 0.0
+    variables = [v.rsplit(".", 1)[-1] for v in CONTEXT_VARIABLE.findall(log_format)]
+    literal = len(CONTEXT_VARIABLE.sub("", log_format))
+    return literal + sum(ACCESS_LOG_WIDTHS.get(v, default_width) for v in variables) + 1
+
+
+def our_deployment() -> Deployment:
+    """Our templates, synthesized as a production deployment with a Route 53 domain."""
+    from stacks.synthesis import synthesize_assembly
+
+    with tempfile.TemporaryDirectory(prefix="cost-synth-") as outdir:
+        assembly = synthesize_assembly(Path(outdir), **DOMAIN_CONTEXT)
+        return Deployment.from_templates((s.environment.region, s.template) for s in assembly.stacks)
+
+
+def seed_deployment(regions: list[str]) -> Deployment:
+    from bench.seed_stack import seed_templates
+
+    return Deployment.from_templates(seed_templates(regions[0], regions[1]))
+
+
 def run(measured: dict[str, Any]) -> dict[str, Any]:
-    """Cost lines of both designs from a :func:`bench.requests_per_payment.run` result."""
-    ours = per_million(
-        measured["ours"], measured["ours_handler_ms"], emf=True, arm64=LAMBDA_ARCHITECTURE == "arm64"
+    """Both designs' cost lines at each volume and with no payment, from a requests_per_payment run."""
+    ours_deployment = our_deployment()
+    seed = seed_deployment(ours_deployment.regions)
+    result: dict[str, Any] = {"as_of": json.loads(PRICES.read_text())["as_of"], "volumes": {}}
+    for volume in (0, *VOLUMES):
+        ours_lines = monthly(ours_deployment, measured["ours_usage"], volume)
+        seed_lines = monthly(seed, measured["seed_usage"], volume)
+        result["volumes"][volume] = {
+            "ours": ours_lines,
+            "seed": seed_lines,
+            "ours_total": sum(ours_lines.values()),
+            "seed_total": sum(seed_lines.values()),
+            "ratio": sum(ours_lines.values()) / sum(seed_lines.values()),
+            "ratio_without_security": sum(v for k, v in ours_lines.items() if k not in SECURITY_LINES)
+            / sum(v for k, v in seed_lines.items() if k not in SECURITY_LINES),
+        }
+    return result
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    """The cost table as Markdown lines: fixed monthly part, then each volume, ours against the seed."""
+    fixed = result["volumes"][0]
+    header = "| line | ours, fixed | seed, fixed |" + "".join(
+        f" ours, {v // 1_000_000}M | seed, {v // 1_000_000}M |" for v in VOLUMES
     )
-    # The seed design leaves the architecture at Lambda's default, x86_64.
-    seed = per_million(measured["seed"], measured["seed_handler_ms"], emf=False, arm64=False)
-    return {
-        "as_of": json.loads(PRICES.read_text())["as_of"],
-        "ours": ours,
-        "seed": seed,
-        "ratio": ours["total"] / seed["total"],
-    }
+    rows = [header, "|---" * (3 + 2 * len(VOLUMES)) + "|"]
+    for line in fixed["ours"]:
+        cells = [fixed["ours"][line], fixed["seed"][line]]
+        for volume in VOLUMES:
+            cells += [result["volumes"][volume]["ours"][line], result["volumes"][volume]["seed"][line]]
+        rows.append(f"| {line} | " + " | ".join(f"{c:,.2f}" for c in cells) + " |")
+    totals = [fixed["ours_total"], fixed["seed_total"]]
+    for volume in VOLUMES:
+        totals += [result["volumes"][volume]["ours_total"], result["volumes"][volume]["seed_total"]]
+    rows.append("| **total** | " + " | ".join(f"**{c:,.2f}**" for c in totals) + " |")
+    ratios = "; ".join(
+        f"{v // 1_000_000}M payments: ours {result['volumes'][v]['ratio']:.2f}x the seed "
+        f"({result['volumes'][v]['ratio_without_security']:.2f}x without {' and '.join(SECURITY_LINES)})"
+        for v in VOLUMES
+    )
+    return [*rows, "", f"US dollars a month, list prices of {result['as_of']}. {ratios}.", ""]
+
+
+def per_payment_ratio(result: dict[str, Any]) -> float:
+    """Variable cost of ours over the seed's: what a payment adds, with the fixed part taken out."""
+    high, fixed = result["volumes"][VOLUMES[-1]], result["volumes"][0]
+    return (high["ours_total"] - fixed["ours_total"]) / (high["seed_total"] - fixed["seed_total"])

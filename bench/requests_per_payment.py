@@ -10,10 +10,14 @@ Baseline: the seed's design (:mod:`bench.seed_design`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
+import math
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,25 +31,164 @@ from localenv.streams import TableStream, lambda_stream_event
 PAYMENTS = 200
 BATCH_SIZE = 10
 EVENT_SOURCE_REQUESTS_PER_BATCH = 2  # ReceiveMessage + DeleteMessageBatch, by Lambda's poller
+HEALTH_CALLS = 50
 
 
 @dataclass
 class Tally:
-    """Requests counted per API and the time the handlers took."""
+    """What one design's handlers did: requests per API, the DynamoDB capacity and storage they used,
+    messages published, metrics emitted, log bytes written and the time they took."""
 
     requests: Counter[str] = field(default_factory=Counter)
     handler_seconds: dict[str, float] = field(default_factory=dict)
+    invocations: Counter[str] = field(default_factory=Counter)
+    log_bytes: Counter[str] = field(default_factory=Counter)
+    write_units: Counter[str] = field(default_factory=Counter)
+    replicated_units: Counter[str] = field(default_factory=Counter)
+    read_units: dict[str, float] = field(default_factory=dict)
+    # Bytes stored, by table and by the item's attribute names (an index stores the items holding its keys).
+    stored_bytes: Counter[tuple[str, tuple[str, ...]]] = field(default_factory=Counter)
+    published: int = 0
+    metrics: set[str] = field(default_factory=set)
 
     def count(self, request: Any = None, event_name: str = "", **_: Any) -> None:
         # event_name: before-send.<service>.<Operation>
         _hook, service, operation = event_name.split(".", 2)
         self.requests[f"{service}:{operation}"] += 1
 
-    def timed(self, name: str, seconds: float) -> None:
+    def params(self, params: dict[str, Any], event_name: str = "", **_: Any) -> None:
+        """The call's parameters (before-parameter-build): capacity, storage, publishes, metrics."""
+        _hook, service, operation = event_name.split(".", 2)
+        if service == "dynamodb":
+            self._dynamodb(operation, params)
+        elif service == "sns":
+            self.published += len(params.get("PublishBatchRequestEntries", [])) or 1
+        elif service == "cloudwatch" and operation == "PutMetricData":
+            self.metrics.update(f"{params['Namespace']}/{m['MetricName']}" for m in params["MetricData"])
+
+    def _dynamodb(self, operation: str, params: dict[str, Any]) -> None:
+        if operation == "TransactWriteItems":
+            for entry in params["TransactItems"]:
+                ((kind, action),) = entry.items()
+                item = action.get("Item") or action.get("Key", {})
+                # A transactional write costs two write units per KB of each item; replicas apply it once.
+                self._wrote(table_kind(action["TableName"]), item, units=2, stored=kind == "Put")
+        elif operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            item = params.get("Item") or {
+                **params.get("Key", {}),
+                **params.get("ExpressionAttributeValues", {}),
+            }
+            self._wrote(table_kind(params["TableName"]), item, units=1, stored=operation == "PutItem")
+        elif operation in ("GetItem", "Query"):
+            strong = params.get("ConsistentRead", False)
+            kind = table_kind(params["TableName"])
+            self.read_units[kind] = self.read_units.get(kind, 0.0) + (1.0 if strong else 0.5)
+
+    def _wrote(self, kind: str, item: dict[str, Any], *, units: int, stored: bool) -> None:
+        size = item_bytes(item)
+        self.write_units[kind] += units * max(1, math.ceil(size / 1024))
+        self.replicated_units[kind] += max(1, math.ceil(size / 1024))
+        if stored:
+            self.stored_bytes[(kind, tuple(sorted(item)))] += size + ITEM_OVERHEAD_BYTES
+
+    def timed(self, name: str, seconds: float, output: int = 0) -> None:
         self.handler_seconds[name] = self.handler_seconds.get(name, 0.0) + seconds
+        self.invocations[name] += 1
+        self.log_bytes[name] += output
 
     def per_payment(self, payments: int) -> dict[str, float]:
         return {api: n / payments for api, n in sorted(self.requests.items())}
+
+    def usage(self, payments: int) -> dict[str, Any]:
+        """Everything per payment (per call for ``health``), for :mod:`bench.cost`."""
+        per = {name: (1 if name == "health" else payments) for name in self.handler_seconds}
+        return {
+            "requests": self.per_payment(payments),
+            "handler_ms": {k: v * 1000 / per[k] for k, v in self.handler_seconds.items()},
+            "log_bytes": {k: self.log_bytes[k] / per[k] for k in self.handler_seconds},
+            "write_units": {k: v / payments for k, v in self.write_units.items()},
+            "replicated_units": {k: v / payments for k, v in self.replicated_units.items()},
+            "read_units": {k: v / payments for k, v in self.read_units.items()},
+            "stored": [
+                {"table": kind, "attributes": list(names), "bytes": size / payments}
+                for (kind, names), size in sorted(self.stored_bytes.items())
+            ],
+            "published": self.published / payments,
+            "metrics": sorted(self.metrics),
+        }
+
+
+# DynamoDB's storage overhead per item (and per item projected into an index).
+ITEM_OVERHEAD_BYTES = 100
+
+
+def table_kind(table_name: str) -> str:
+    """``idempotency`` or ``payments``: the cost model prices the two tables' settings apart."""
+    return "idempotency" if "idempotency" in table_name else "payments"
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: attribute names plus values (numbers about 1 byte per 2 digits)."""
+    return sum(len(name.encode()) + value_bytes(value) for name, value in item.items())
+
+
+def value_bytes(value: dict[str, Any]) -> int:
+    """The billed size of one attribute value in DynamoDB's JSON form."""
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return len(str(content).encode())
+    if kind == "N":
+        return (len(str(content).lstrip("-").replace(".", "")) + 1) // 2 + 1
+    if kind == "B":
+        return len(content)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + value_bytes(v) + 1 for k, v in content.items())
+    if kind == "L":
+        return 3 + sum(value_bytes(v) + 1 for v in content)
+    return sum(len(str(v).encode()) for v in content)  # SS, NS, BS
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[io.StringIO]:
+    """What the handlers write to standard output (log lines, embedded metrics) inside the block."""
+    from chalicelib.observability import logger
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield buffer
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def embedded_metrics(output: str) -> set[str]:
+    """Each distinct metric (namespace, name, dimensions) in embedded-metric-format lines of ``output``."""
+    found: set[str] = set()
+    for line in output.splitlines():
+        if '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for dimensions in directive["Dimensions"] or [[]]:
+                values = ",".join(f"{d}={document[d]}" for d in dimensions)
+                found.update(f"{directive['Namespace']}/{m['Name']}[{values}]" for m in directive["Metrics"])
+    return found
+
+
+def call(tally: Tally, name: str, handler: Any, *args: Any) -> Any:
+    """``handler(*args)``, timed, with its output counted and its embedded metrics noted."""
+    with captured_output() as output:
+        started = time.perf_counter()
+        result = handler(*args)
+        seconds = time.perf_counter() - started
+    text = output.getvalue()
+    tally.timed(name, seconds, len(text.encode()))
+    tally.metrics.update(embedded_metrics(text))
+    return result
 
 
 def payment(n: int) -> dict[str, str]:
@@ -69,23 +212,22 @@ def drain_queue(aws: LocalAws, handle_batch: Any, tally: Tally, name: str) -> No
                 sqs_lambda_record(m, "arn:aws:sqs:us-east-1:123456789012:q", REGION) for m in messages
             ]
         }
-        started = time.perf_counter()
-        handle_batch(event, Context())
-        tally.timed(name, time.perf_counter() - started)
+        call(tally, name, handle_batch, event, Context())
         sqs.delete_message_batch(
             QueueUrl=url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
 
 
-def run_ours(aws: LocalAws, payments: int) -> Tally:
-    """Our handlers, through the Chalice app as Lambda calls them."""
+def run_ours(aws: LocalAws, payments: int, *, idempotency_keys: bool) -> Tally:
+    """Our handlers, through the Chalice app as Lambda calls them; ``idempotency_keys``: each request sends one."""
     from chalicelib import aws as adapters
     from chalicelib.services import use_services
 
     tally = Tally()
     session = adapters.sdk_session()
     session.register("before-send", tally.count)
+    session.register("before-parameter-build", tally.params)
     adapters.use_session(session)
     use_services(None)
     app = importlib.import_module("app")
@@ -95,18 +237,29 @@ def run_ours(aws: LocalAws, payments: int) -> Tally:
         streams=boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=aws.endpoint),
     )
     for n in range(payments):
-        started = time.perf_counter()
-        response = app.app(api_event(payment(n)), Context())
-        tally.timed("validate", time.perf_counter() - started)
+        response = call(
+            tally,
+            "validate",
+            app.app,
+            api_event(payment(n), idempotency_key=unique_id("key") if idempotency_keys else None),
+            Context(),
+        )
         assert response["statusCode"] == 202, response
     drain_queue(aws, app.process_payment_messages, tally, "process")
     records = stream.poll()
     for start in range(0, len(records), 100):
         event = lambda_stream_event(records[start : start + 100], stream.stream_arn, REGION)
-        started = time.perf_counter()
-        result = app.announce_processed_payments(event, Context())
-        tally.timed("notify", time.perf_counter() - started)
+        result = call(tally, "notify", app.announce_processed_payments, event, Context())
         assert result == {"batchItemFailures": []}, result
+    # Route 53's health checks call /health around the clock, in both regions: priced per call.
+    health = Tally()
+    session.unregister("before-send", tally.count)
+    session.unregister("before-parameter-build", tally.params)
+    for _ in range(HEALTH_CALLS):
+        response = call(health, "health", app.app, api_event(None, path="/health", method="GET"), Context())
+        assert response["statusCode"] == 200, response
+    tally.handler_seconds["health"] = health.handler_seconds["health"] / HEALTH_CALLS
+    tally.log_bytes["health"] = health.log_bytes["health"] // HEALTH_CALLS
     use_services(None)
     adapters.use_session(None)
     return tally
@@ -119,20 +272,21 @@ def run_seed(aws: LocalAws, payments: int) -> Tally:
     tally = Tally()
     for client in (seed.sqs, seed.dynamodb, seed.sns, seed.cloudwatch):
         client.meta.events.register("before-send", tally.count)
+        client.meta.events.register("before-parameter-build", tally.params)
     for n in range(payments):
-        body = payment(n)
-        started = time.perf_counter()
-        response = seed.validator_handler({"body": json.dumps(body)})
-        tally.timed("validate", time.perf_counter() - started)
+        response = call(tally, "validate", seed.validator_handler, {"body": json.dumps(payment(n))})
         assert response["statusCode"] == 200
     drain_queue(aws, seed.processor_handler, tally, "process")
     return tally
 
 
 def run(payments: int = PAYMENTS) -> dict[str, Any]:
-    """Requests per payment of both designs, per API and in total, and the ratio."""
+    """Requests per payment of both designs, per API and in total, and the ratio (ours without an
+    Idempotency-Key, as the seed has none; with one beside it), and each design's usage for the cost model."""
     with local_aws() as aws:
-        ours = run_ours(aws, payments)
+        ours = run_ours(aws, payments, idempotency_keys=False)
+        # The cost model prices every payment with an Idempotency-Key: what a careful client sends.
+        keyed = run_ours(aws, payments, idempotency_keys=True)
         seed = run_seed(aws, payments)
     ours_total = sum(ours.requests.values()) / payments
     seed_total = sum(seed.requests.values()) / payments
@@ -143,8 +297,10 @@ def run(payments: int = PAYMENTS) -> dict[str, Any]:
         "ours_total": ours_total,
         "seed_total": seed_total,
         "ratio": ours_total / seed_total,
-        "ours_handler_ms": {k: v * 1000 / payments for k, v in ours.handler_seconds.items()},
-        "seed_handler_ms": {k: v * 1000 / payments for k, v in seed.handler_seconds.items()},
+        "ours_keyed": keyed.per_payment(payments),
+        "ours_keyed_total": sum(keyed.requests.values()) / payments,
+        "ours_usage": keyed.usage(payments),
+        "seed_usage": seed.usage(payments),
     }
 
 

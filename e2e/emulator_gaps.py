@@ -42,6 +42,10 @@ class EmulatorGaps:
             elif body["Type"] == "AWS::CloudWatch::Alarm" and "Metrics" in body.get("Properties", {}):
                 del resources[logical_id]
                 self._note(f"metric-math alarms (Lambda errors, DynamoDB throttles): {NOT_VERIFIED}")
+            # MiniStack has no X-Ray; the rule only decides which requests are traced.
+            elif body["Type"] == "AWS::XRay::SamplingRule":
+                del resources[logical_id]
+                self._note(f"X-Ray sampling rule (/health never traced): {NOT_VERIFIED} (the emulator has no X-Ray)")
         return template
 
     def after_stack(

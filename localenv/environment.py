@@ -29,9 +29,11 @@ import boto3
 from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar
 from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
 from localenv.replication import ReplicaWrites, StreamReplicator
-from operations.targets import LOCAL_STATE
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where `make run` says where its local AWS and APIs listen: `payments-dr --local` and
+# `chalice local --stage local` read it.
+LOCAL_STATE = ROOT / ".localenv" / "state.json"
 RUNTIME = ROOT / "runtime"
 LOCAL_SUFFIX = "local"
 PRIMARY_PORT = 8000

@@ -16,10 +16,8 @@ from chalicelib.names import (
     ResourceNames,
 )
 from localenv import provision
+from localenv.environment import LOCAL_STATE
 
-ROOT = Path(__file__).resolve().parents[1]
-# ``make run`` writes where its local AWS and APIs listen, so ``payments-dr --local`` finds them.
-LOCAL_STATE = ROOT / ".localenv" / "state.json"
 # The local environment's credentials, as boto3.client keyword arguments.
 LOCAL_CREDENTIALS = {name.lower(): value for name, value in provision.LOCAL_CREDENTIALS.items()}
 

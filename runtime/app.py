@@ -20,6 +20,7 @@ from chalicelib.idempotency import checked_key
 from chalicelib.names import (
     APP_NAME,
     DEFAULT_ENVIRONMENT_SUFFIX,
+    HEALTH_PATH,
     PAYMENT_NOTIFIER,
     PAYMENT_QUEUE,
     EnvVar,
@@ -138,7 +139,7 @@ def list_customer_payments(customer_id: str) -> Response:
     return json_response(workflow.customer_history(customer_id, query, get_services()))
 
 
-@app.route("/health", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@app.route(HEALTH_PATH, methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def health() -> Response:
     """Health of this region for Route 53 health checks (no authentication)."""
     report = workflow.check_health(get_services())

@@ -1,4 +1,4 @@
-"""The Chalice application (API, payment processor, failover orchestrator) with its own roles."""
+"""The Chalice application (API, payment processor, notifier, failover orchestrator) with its own roles."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ class PaymentApi(Construct):
         return policy.node.default_child
 
     def _stage_config(self, environment: dict[str, str]) -> dict[str, Any]:
-        def function_config(handler: str, settings: FunctionSettings) -> dict[str, Any]:
+        def function_config(settings: FunctionSettings) -> dict[str, Any]:
             return {
                 "lambda_memory_size": settings.memory_mb,
                 "lambda_timeout": settings.timeout_seconds,
@@ -251,7 +251,7 @@ class PaymentApi(Construct):
             "manage_iam_role": False,
             "iam_role_arn": self.roles[Handler.API].role_arn,
             "environment_variables": environment,
-            "lambda_functions": {handler: function_config(handler, s) for handler, s in FUNCTIONS.items()},
+            "lambda_functions": {handler: function_config(s) for handler, s in FUNCTIONS.items()},
         }
 
     def _configure_functions(self, payment_queue: sqs.IQueue, ops_alert_topic: sns.ITopic) -> None:
@@ -284,6 +284,10 @@ class PaymentApi(Construct):
             f"Events.{SQS_EVENT_ID}.Properties.ScalingConfig",
             {"MaximumConcurrency": PAYMENT_QUEUE.processor_max_concurrency},
         )
+        processor.add_property_override(
+            f"Events.{SQS_EVENT_ID}.Properties.MaximumBatchingWindowInSeconds",
+            PAYMENT_QUEUE.processor_batching_window_seconds,
+        )
         orchestrator = self.chalice.get_resource(function_logical_id(Handler.FAILOVER_ORCHESTRATOR))
         orchestrator.add_property_override(
             f"Events.{SNS_EVENT_ID}.Properties.Topic", ops_alert_topic.topic_arn
@@ -299,6 +303,7 @@ class PaymentApi(Construct):
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "MaximumRetryAttempts": PAYMENT_NOTIFIER.max_retry_attempts,
             "MaximumRecordAgeInSeconds": PAYMENT_NOTIFIER.max_record_age_seconds,
+            "MaximumBatchingWindowInSeconds": PAYMENT_NOTIFIER.batching_window_seconds,
             "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": notification_dlq.queue_arn}},
             "FilterCriteria": {"Filters": [{"Pattern": json.dumps(pattern)}]},
         }.items():

@@ -160,9 +160,5 @@ class PaymentsData(Construct):
         return lookup.get_response_field("Table.LatestStreamArn")
 
     @property
-    def table_name(self) -> str:
-        return self.table.table_name
-
-    @property
     def table_arn(self) -> str:
         return self.table.table_arn

@@ -11,7 +11,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from chalicelib.names import API_STAGE
+from chalicelib.names import API_STAGE, HEALTH_PATH
 from stacks.api import API_LOGICAL_ID
 
 HEALTH_CHECK_INTERVAL_SECONDS = 30
@@ -70,7 +70,7 @@ class PaymentDns(Construct):
             health_check_config=route53.CfnHealthCheck.HealthCheckConfigProperty(
                 type="HTTPS",
                 fully_qualified_domain_name=api_host,
-                resource_path=f"/{API_STAGE}/health",
+                resource_path=f"/{API_STAGE}{HEALTH_PATH}",
                 port=443,
                 request_interval=HEALTH_CHECK_INTERVAL_SECONDS,
                 failure_threshold=HEALTH_CHECK_FAILURE_THRESHOLD,

@@ -7,10 +7,11 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_xray as xray
 from constructs import Construct
 
 from chalicelib.aws import PAYMENTS_TABLE_OPERATIONS
-from chalicelib.names import API_STAGE, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
+from chalicelib.names import API_STAGE, HEALTH_PATH, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
 
 ALARM_PERIOD = cdk.Duration.minutes(1)
 API_5XX_THRESHOLD = 10
@@ -47,6 +48,26 @@ class PaymentMonitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         api_dimensions = {"ApiName": names.rest_api, "Stage": API_STAGE}
+        # Route 53's checkers call /health around the clock (about one request every 2 s): under
+        # X-Ray's default rule they would take the first-per-second reservoir and fill the bill
+        # with health traces. Payments keep the default rule.
+        xray.CfnSamplingRule(
+            self,
+            "HealthSampling",
+            sampling_rule=xray.CfnSamplingRule.SamplingRuleProperty(
+                rule_name=names.health_sampling_rule,
+                priority=100,
+                fixed_rate=0,
+                reservoir_size=0,
+                host="*",
+                http_method="GET",
+                url_path=f"*{HEALTH_PATH}",
+                service_name="*",
+                service_type="*",
+                resource_arn="*",
+                version=1,
+            ),
+        )
 
         def metric(
             namespace: str, name: str, dimensions: dict[str, str], statistic: str = "Sum"

@@ -73,32 +73,15 @@ class DeploymentSettings:
 class PaymentStackProps(cdk.StackProps):
     """Stack props of a regional payment stack.
 
-    ``environment_suffix`` names every resource (``payments-{suffix}``...); when omitted it comes
-    from the CDK context, else ``dev``. ``is_primary`` says whether this stack owns the global
-    table (the other region's stack uses its replica).
+    ``settings`` carries the environment suffix that names every resource (``payments-{suffix}``...):
+    given to :func:`DeploymentSettings.from_context`, else from CDK context, else ``dev``.
+    ``is_primary`` says whether this stack owns the global table (the other region's stack uses
+    its replica).
     """
 
-    def __init__(
-        self,
-        *,
-        settings: DeploymentSettings,
-        is_primary: bool,
-        environment_suffix: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, settings: DeploymentSettings, is_primary: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.settings = (
-            settings
-            if environment_suffix is None
-            else DeploymentSettings(
-                environment_suffix=environment_suffix,
-                primary_region=settings.primary_region,
-                secondary_region=settings.secondary_region,
-                dns=settings.dns,
-                strong_consistency_witness=settings.strong_consistency_witness,
-                production=settings.production,
-            )
-        )
+        self.settings = settings
         self.is_primary = is_primary
 
     @property

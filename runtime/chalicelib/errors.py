@@ -48,7 +48,6 @@ class PaymentNotFound(PaymentError):
 
     def __init__(self, transaction_id: str) -> None:
         super().__init__([FieldError("transaction_id", "no payment with this transaction_id")])
-        self.transaction_id = transaction_id
 
 
 class TransactionConflict(PaymentError):
@@ -63,7 +62,6 @@ class TransactionConflict(PaymentError):
                 )
             ]
         )
-        self.transaction_id = transaction_id
 
 
 class IdempotencyKeyReused(PaymentError):

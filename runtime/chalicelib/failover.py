@@ -25,7 +25,6 @@ class AlarmNotification(NamedTuple):
 
     alarm_name: str
     new_state: str
-    old_state: str | None
     region: str
     reason: str
 
@@ -65,12 +64,10 @@ def parse_alarm_notification(message: str) -> AlarmNotification:
     arn_parts = arn.split(":") if isinstance(arn, str) else []
     if len(arn_parts) < 4 or arn_parts[2] != "cloudwatch" or not arn_parts[3]:
         raise NotAnAlarm("message has no CloudWatch AlarmArn")
-    old_state = body.get("OldStateValue")
     reason = body.get("NewStateReason")
     return AlarmNotification(
         alarm_name=name,
         new_state=state,
-        old_state=old_state if isinstance(old_state, str) else None,
         region=arn_parts[3],
         reason=reason if isinstance(reason, str) else "",
     )

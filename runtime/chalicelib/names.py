@@ -19,6 +19,8 @@ DEFAULT_ENVIRONMENT_SUFFIX = "dev"
 DEFAULT_PRIMARY_REGION = "us-east-1"
 DEFAULT_SECONDARY_REGION = "us-east-2"
 API_STAGE = "prod"
+# The route Route 53 health checks call; never traced (see stacks.monitoring).
+HEALTH_PATH = "/health"
 
 
 class Metric:
@@ -82,6 +84,9 @@ class QueueSettings(NamedTuple):
     # Lambda's SQS pollers invoke the processor at most this many times at once; without a cap,
     # throttled invocations spend receives and dead-letter payments that never ran.
     processor_max_concurrency: int = 20
+    # Lambda waits up to this long to fill a batch: under load one invocation (and one receive and
+    # one delete) serves ten payments instead of one, for at most a second more before processing.
+    processor_batching_window_seconds: int = 1
 
 
 PAYMENT_QUEUE = QueueSettings()
@@ -95,6 +100,8 @@ class NotifierSettings(NamedTuple):
     # dead-letter queue (as a pointer to the stream position) instead of blocking its shard.
     max_retry_attempts: int = 10
     max_record_age_seconds: int = 24 * 3600
+    # As the processor's: fewer, fuller invocations under load, announcements at most a second later.
+    batching_window_seconds: int = 1
 
 
 PAYMENT_NOTIFIER = NotifierSettings()
@@ -223,6 +230,11 @@ class ResourceNames(NamedTuple):
     @property
     def replication_latency_alarm(self) -> str:
         return f"payment-replication-latency-{self.environment_suffix}"
+
+    @property
+    def health_sampling_rule(self) -> str:
+        # X-Ray limits rule names to 32 characters.
+        return f"payments-health-{self.environment_suffix}"[:32]
 
     @property
     def health_check_alarm(self) -> str:

@@ -7,6 +7,7 @@ and expects the check to name it: a check that could not fail would prove nothin
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from aws_cdk import cx_api
 from cfnlint.api import lint_all
 
+from chalicelib.names import API_STAGE, HEALTH_PATH, PAYMENT_NOTIFIER, PAYMENT_QUEUE
 from tests.infrastructure.cloudformation import Deployment
 from tests.infrastructure.conftest import deployment_of, synthesize_assembly
 from tests.infrastructure.wiring import Wiring, account_global_collisions
@@ -311,6 +313,38 @@ def test_the_processor_pollers_are_capped_so_throttling_cannot_dead_letter(
     ]
 
     assert mapping.properties["ScalingConfig"] == {"MaximumConcurrency": 20}
+
+
+@pytest.mark.parametrize("stack", REGIONAL)
+def test_both_event_sources_wait_a_second_to_fill_their_batches(deployment: Deployment, stack: str) -> None:
+    mappings = [m for m in deployment.resources("AWS::Lambda::EventSourceMapping") if m.stack == stack]
+    windows = {
+        "sqs"
+        if ":sqs:" in str(deployment.render(stack, m.properties["EventSourceArn"]))
+        else "stream": m.properties.get("MaximumBatchingWindowInSeconds", 0)
+        for m in mappings
+    }
+
+    assert windows == {
+        "sqs": PAYMENT_QUEUE.processor_batching_window_seconds,
+        "stream": PAYMENT_NOTIFIER.batching_window_seconds,
+    }
+    assert all(w >= 1 for w in windows.values())
+
+
+@pytest.mark.parametrize("stack", REGIONAL)
+def test_route_53_health_requests_are_never_traced(deployment: Deployment, stack: str) -> None:
+    [rule] = [
+        r.properties["SamplingRule"]
+        for r in deployment.resources("AWS::XRay::SamplingRule")
+        if r.stack == stack
+    ]
+    # The path Route 53's checkers call (stacks/dns.py) and the path the API serves it on.
+    health_paths = [f"/{API_STAGE}{HEALTH_PATH}", HEALTH_PATH]
+
+    assert (rule["ReservoirSize"], rule["FixedRate"]) == (0, 0)
+    assert all(fnmatch.fnmatchcase(path, rule["URLPath"]) for path in health_paths)
+    assert not fnmatch.fnmatchcase(f"/{API_STAGE}/validate", rule["URLPath"])
 
 
 @pytest.mark.parametrize("stack", REGIONAL)

@@ -1,0 +1,82 @@
+"""The cost model reads what the templates deploy: ours and the seed's, on the same lines."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk import cx_api
+
+from bench.cost import VOLUMES, monthly
+from bench.deployment import API, NOTIFIER, ORCHESTRATOR, PROCESSOR, Deployment
+from bench.seed_stack import seed_templates
+from chalicelib.names import FUNCTIONS, PAYMENT_QUEUE, Handler
+
+# Per payment, as bench.requests_per_payment measures it (figures of one run, rounded).
+USAGE = {
+    "requests": {"sqs:SendMessage": 1.0},
+    "handler_ms": {"validate": 12.0, "process": 4.0, "notify": 1.0, "health": 0.5},
+    "log_bytes": {"validate": 460.0, "process": 270.0, "notify": 10.0, "health": 0.0},
+    "write_units": {"payments": 4.0},
+    "replicated_units": {"payments": 2.0},
+    "read_units": {},
+    "stored": [
+        {"table": "payments", "attributes": ["transaction_id", "timestamp", "customer_id"], "bytes": 480.0}
+    ],
+    "published": 1.0,
+    "metrics": ["PaymentProcessing/PaymentValidated[service=payments]"],
+}
+
+
+@pytest.fixture(scope="module")
+def ours(assembly: cx_api.CloudAssembly) -> Deployment:
+    return Deployment.from_templates((s.environment.region, s.template) for s in assembly.stacks)
+
+
+@pytest.fixture(scope="module")
+def seed() -> Deployment:
+    return Deployment.from_templates(seed_templates("us-east-1", "us-east-2"))
+
+
+def test_our_four_functions_per_region_are_read_with_their_memory_architecture_and_batching(
+    ours: Deployment,
+) -> None:
+    for region in ours.regions[-2:]:
+        functions = {f.role: f for f in ours.functions if f.region == region}
+        assert set(functions) == {API, PROCESSOR, NOTIFIER, ORCHESTRATOR}
+        assert all(f.arm64 and f.traced for f in functions.values())
+        assert functions[API].memory_gb == FUNCTIONS[Handler.API].memory_mb / 1024
+        assert functions[PROCESSOR].batch_size == PAYMENT_QUEUE.processor_batch_size
+        assert functions[PROCESSOR].batching_window_s == PAYMENT_QUEUE.processor_batching_window_seconds
+
+
+def test_the_seed_is_read_from_its_own_template_on_x86_without_waf_keys_or_tracing(seed: Deployment) -> None:
+    assert {f.role for f in seed.functions} == {API, PROCESSOR, ORCHESTRATOR}
+    assert not any(f.arm64 or f.traced for f in seed.functions)
+    assert (seed.web_acls, seed.kms_keys, seed.health_checks) == (0, 0, [])
+    assert seed.dashboards == 2 and seed.alarm_metrics == 8
+    assert {(t.region, t.point_in_time_recovery) for t in seed.tables} == {
+        ("us-east-1", True),
+        ("us-east-2", True),
+    }
+
+
+def test_every_security_and_monitoring_resource_of_ours_is_billed_even_with_no_payment(
+    ours: Deployment,
+) -> None:
+    fixed = monthly(ours, USAGE, 0)
+
+    assert fixed["WAF"] >= 2 * 5.0 + ours.web_acl_rules * 1.0
+    assert fixed["KMS"] >= ours.kms_keys * 1.0 > 0
+    assert fixed["CloudWatch alarms"] == pytest.approx(ours.alarm_metrics * 0.10)
+    assert fixed["CloudWatch dashboards"] == pytest.approx(ours.dashboards * 3.0)
+    assert fixed["DynamoDB writes"] == fixed["Lambda duration"] == 0
+
+
+def test_variable_lines_grow_with_payments_and_replicated_writes_follow_the_replicas(
+    ours: Deployment,
+) -> None:
+    low, high = (monthly(ours, USAGE, volume) for volume in VOLUMES)
+    replicas = len({t.region for t in ours.tables if t.kind == "payments"})
+
+    assert high["DynamoDB writes"] == pytest.approx(100 * low["DynamoDB writes"])
+    assert low["DynamoDB replicated writes"] == pytest.approx(VOLUMES[0] * 2.0 * (replicas - 1) / 1e6 * 0.625)
+    assert high["X-Ray"] < 100 * low["X-Ray"]  # sampling: beyond the reservoir, 5 % of requests
