@@ -45,7 +45,9 @@ class EmulatorGaps:
             # MiniStack has no X-Ray; the rule only decides which requests are traced.
             elif body["Type"] == "AWS::XRay::SamplingRule":
                 del resources[logical_id]
-                self._note(f"X-Ray sampling rule (/health never traced): {NOT_VERIFIED} (the emulator has no X-Ray)")
+                self._note(
+                    f"X-Ray sampling rule (/health never traced): {NOT_VERIFIED} (the emulator has no X-Ray)"
+                )
         return template
 
     def after_stack(
