@@ -221,14 +221,14 @@ def drain_queue(aws: LocalAws, handle_batch: Any, tally: Tally, name: str) -> No
 
 def run_ours(aws: LocalAws, payments: int, *, idempotency_keys: bool) -> Tally:
     """Our handlers, through the Chalice app as Lambda calls them; ``idempotency_keys``: each request sends one."""
-    from chalicelib import aws as adapters
+    from chalicelib import sdk
     from chalicelib.services import use_services
 
     tally = Tally()
-    session = adapters.sdk_session()
+    session = sdk.sdk_session()
     session.register("before-send", tally.count)
     session.register("before-parameter-build", tally.params)
-    adapters.use_session(session)
+    sdk.use_session(session)
     use_services(None)
     app = importlib.import_module("app")
     stream = TableStream(
@@ -261,7 +261,7 @@ def run_ours(aws: LocalAws, payments: int, *, idempotency_keys: bool) -> Tally:
     tally.handler_seconds["health"] = health.handler_seconds["health"] / HEALTH_CALLS
     tally.log_bytes["health"] = health.log_bytes["health"] // HEALTH_CALLS
     use_services(None)
-    adapters.use_session(None)
+    sdk.use_session(None)
     return tally
 
 

@@ -97,10 +97,10 @@ def run() -> dict[str, float]:
             "AWS_SECRET_ACCESS_KEY": "x",
         }
     )
-    from chalicelib import aws as adapters
+    from chalicelib import sdk
     from chalicelib.services import use_services
 
-    adapters.use_session(short_circuited_session(adapters.sdk_session()))
+    sdk.use_session(short_circuited_session(sdk.sdk_session()))
     use_services(None)
     app = importlib.import_module("app")
     bare_validate, bare_process = bare_functions(short_circuited_session(botocore.session.get_session()))
@@ -116,7 +116,7 @@ def run() -> dict[str, float]:
             "bare_process": timings(lambda: bare_process(sqs_event(body()))),
         }
     use_services(None)
-    adapters.use_session(None)
+    sdk.use_session(None)
     figures = {}
     for name, samples in series.items():
         figures[f"{name}_p50_ms"] = percentile(samples, 0.50)

@@ -14,7 +14,7 @@ from typing import Any
 
 from chalice.app import Chalice, DynamoDBEvent, Request, Response, SNSEvent, SQSEvent
 
-from chalicelib import gateway, heap, workflow
+from chalicelib import heap, local_api_keys, workflow
 from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
 from chalicelib.idempotency import checked_key
 from chalicelib.names import (
@@ -58,14 +58,14 @@ def flush_invocation_metrics(event: Any, get_response: Any) -> Any:
 def check_api_key_without_gateway(request: Request, get_response: Callable[[Request], Response]) -> Response:
     """Refuse payment routes without an API key where no API Gateway does it (``make run``)."""
     allowed = get_services().settings.local_api_keys
-    if allowed and not gateway.admit(
+    if allowed and not local_api_keys.admit(
         routes=app.routes,
         method=request.method,
         context=request.context,
         headers=request.headers,
         allowed=allowed,
     ):
-        return json_response(gateway.FORBIDDEN_BODY, 403)
+        return json_response(local_api_keys.FORBIDDEN_BODY, 403)
     return get_response(request)
 
 
@@ -101,7 +101,7 @@ def _client_request() -> workflow.ClientRequest:
 
 @app.route("/validate", methods=["POST"], content_types=ANY_CONTENT_TYPE, api_key_required=True)
 @answers_errors_as_json
-def validate_payment() -> Response:
+def post_validate() -> Response:
     """Validate a payment and queue it for processing."""
     request = _request()
     document = read_json_body(request.headers, request.raw_body)
@@ -110,18 +110,18 @@ def validate_payment() -> Response:
 
 @app.route("/process", methods=["POST"], content_types=ANY_CONTENT_TYPE, api_key_required=True)
 @answers_errors_as_json
-def process_payment() -> Response:
+def post_process() -> Response:
     """Process a payment now; a repeat answers 200 with the stored record."""
     request = _request()
     document = read_json_body(request.headers, request.raw_body)
-    return stored_response(workflow.charge_payment(document, get_services(), _client_request()))
+    return stored_response(workflow.process_payment_now(document, get_services(), _client_request()))
 
 
 @app.route(
     "/payments/{transaction_id}", methods=["GET"], api_key_required=True, content_types=ANY_CONTENT_TYPE
 )
 @answers_errors_as_json
-def get_payment(transaction_id: str) -> Response:
+def get_payment_by_id(transaction_id: str) -> Response:
     """One processed payment."""
     return json_response(workflow.find_payment(transaction_id, get_services()))
 
@@ -133,14 +133,14 @@ def get_payment(transaction_id: str) -> Response:
     content_types=ANY_CONTENT_TYPE,
 )
 @answers_errors_as_json
-def list_customer_payments(customer_id: str) -> Response:
+def get_customer_payments(customer_id: str) -> Response:
     """A customer's payments, newest first, one page at a time."""
     query = dict(_request().query_params or {})
     return json_response(workflow.customer_history(customer_id, query, get_services()))
 
 
 @app.route(HEALTH_PATH, methods=["GET"], content_types=ANY_CONTENT_TYPE)
-def health() -> Response:
+def get_health() -> Response:
     """Health of this region for Route 53 health checks (no authentication)."""
     report = workflow.check_health(get_services())
     return json_response(report.to_json(), 200 if report.healthy else 503)

@@ -1,6 +1,6 @@
 """Generate the trimmed botocore API data the Lambda functions build their clients from.
 
-The functions call a dozen operations of four services (``chalicelib.aws.SDK_OPERATIONS``).
+The functions call a dozen operations of four services (``chalicelib.sdk.SDK_OPERATIONS``).
 botocore's own data would have every cold start parse a 1.2 MB endpoints file and each
 service's full model; this writes, from the pinned botocore, only what those operations need:
 
@@ -28,7 +28,7 @@ from typing import Any
 import botocore
 from botocore.loaders import Loader
 
-from chalicelib.aws import GENERATED_FROM, SDK_DATA, SDK_OPERATIONS
+from chalicelib.sdk import GENERATED_FROM, SDK_DATA, SDK_OPERATIONS
 
 # Files botocore loads by name whatever the service; _retry is read only by the legacy retry
 # mode, kept so an older runtime botocore defaulting to it still finds it.

@@ -14,8 +14,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_wafv2 as wafv2
-from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib.items import announced_items_filter
@@ -28,75 +26,25 @@ from chalicelib.names import (
     EnvVar,
     FunctionSettings,
     Handler,
-    PaymentsTableSchema,
     ResourceNames,
 )
+from stacks.edge import THROTTLING_BURST_LIMIT, THROTTLING_RATE_LIMIT, guard_with_waf, require_api_keys
 from stacks.nag import acknowledge
-from stacks.packaging import finish_package
+from stacks.packaging import PrecompiledChalice
+from stacks.permissions import grant_each_function_its_calls
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
-THROTTLING_RATE_LIMIT = 1000
-THROTTLING_BURST_LIMIT = 2000
 LOG_RETENTION = logs.RetentionDays.ONE_WEEK
 API_LOGICAL_ID = "RestAPI"
 SQS_EVENT_ID = "ProcessPaymentMessagesSqsEventSource"
 SNS_EVENT_ID = "OrchestrateFailoverSnsSubscription"
 STREAM_EVENT_ID = "AnnounceProcessedPaymentsDynamodbEventSource"
-STREAM_READ_ACTIONS = [
-    "dynamodb:DescribeStream",
-    "dynamodb:GetRecords",
-    "dynamodb:GetShardIterator",
-    "dynamodb:ListStreams",
-]
-QUEUE_SEND_ACTIONS = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
-QUEUE_CONSUME_ACTIONS = [
-    "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibility",
-    "sqs:GetQueueAttributes",
-    "sqs:GetQueueUrl",
-]
-# What SQS, SNS and DynamoDB need of a caller to use data under the customer-managed key.
-KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-# Per client IP, per five-minute window: a merchant's servers sending 20 payments a second.
-WAF_RATE_LIMIT_PER_IP = 6000
-# Common-rule-set rules that refuse what the API promises to take, counted instead of blocked:
-# SizeRestrictions_BODY blocks bodies over 8 KB (the API answers 413 only above 64 KiB), and
-# NoUserAgent_HEADER blocks server-to-server clients that send no User-Agent.
-WAF_COUNTED_COMMON_RULES = ("SizeRestrictions_BODY", "NoUserAgent_HEADER")
-WAF_MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
-SAM_STAGE_REFERENCE = (
-    "RestAPI.Stage is SAM's documented reference to the stage it generates; it exists once the "
-    "Serverless transform has run, which this offline check does not do."
-)
 XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-PAYMENT_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:ConditionCheckItem"]
-
-
-def allow(role: iam.Role, actions: list[str], resource: str) -> None:
-    """Let ``role`` perform ``actions`` on one resource."""
-    role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[resource]))
-
-
-def flag_parameter_arn(stack: cdk.Stack, region: str, names: ResourceNames) -> str:
-    """The ARN of ``region``'s in-service flag parameter (the name already starts with /)."""
-    return f"arn:{stack.partition}:ssm:{region}:{stack.account}:parameter{names.in_service_parameter}"
 
 
 def function_logical_id(handler: str) -> str:
     """The logical id Chalice gives a handler's function in its SAM template."""
     return "APIHandler" if handler == Handler.API else "".join(p.capitalize() for p in handler.split("_"))
-
-
-class PrecompiledChalice(Chalice):
-    """Chalice's construct, finishing the package it builds as ``stacks.packaging`` says."""
-
-    def _package_app(self) -> None:
-        # The construct packages and creates its code asset in __init__; the package must be
-        # complete before the asset fingerprints it, hence this hook rather than a later step.
-        super()._package_app()
-        finish_package(Path(self._sam_package_dir) / "deployment.zip")
 
 
 class PaymentApi(Construct):
@@ -144,36 +92,19 @@ class PaymentApi(Construct):
             for handler, name in self.function_names.items()
         }
         self.roles = {handler: self._role(handler) for handler in self.function_names}
-
-        validator, processor = self.roles[Handler.API], self.roles[Handler.PAYMENT_PROCESSOR]
-        notifier = self.roles[Handler.PAYMENT_NOTIFIER]
-        # Statements are written out rather than taken from grant_*(): those add wildcard KMS
-        # actions (kms:ReEncrypt*, kms:GenerateDataKey*) that no function here needs.
-        allow(validator, QUEUE_SEND_ACTIONS, payment_queue.queue_arn)
-        allow(processor, QUEUE_CONSUME_ACTIONS, payment_queue.queue_arn)
-        # /process and the read routes run in the API function: it writes, reads and queries; the
-        # processor also records rejections. Transactional writes are authorised per item as PutItem.
-        for role in (validator, processor):
-            allow(role, PAYMENT_WRITE_ACTIONS, table.table_arn)
-            allow(role, KEY_ACTIONS, key.key_arn)
-        # A lookup by transaction id reads its claim and rejections in one query of the table.
-        allow(validator, ["dynamodb:Query"], table.table_arn)
-        allow(validator, ["dynamodb:Query"], f"{table.table_arn}/index/{PaymentsTableSchema.CUSTOMER_INDEX}")
-        allow(validator, IDEMPOTENCY_ACTIONS, idempotency_table.table_arn)
-        # Only the notifier publishes, from the table's stream (the outbox).
-        allow(notifier, STREAM_READ_ACTIONS, stream_arn)
-        allow(notifier, ["sns:Publish"], transaction_topic.topic_arn)
-        allow(notifier, QUEUE_SEND_ACTIONS, notification_dlq.queue_arn)
-        allow(notifier, KEY_ACTIONS, key.key_arn)
-        # /health reads this region's in-service flag; the orchestrator reads both regions' and
-        # changes only its own, and says what it did on the ops-alert topic.
-        orchestrator = self.roles[Handler.FAILOVER_ORCHESTRATOR]
-        own_flag = flag_parameter_arn(stack, stack.region, names)
-        allow(validator, ["ssm:GetParameter"], own_flag)
-        allow(orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], own_flag)
-        allow(orchestrator, ["ssm:GetParameter"], flag_parameter_arn(stack, peer_region, names))
-        allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
-        allow(orchestrator, KEY_ACTIONS, key.key_arn)
+        grant_each_function_its_calls(
+            self.roles,
+            names=names,
+            table=table,
+            idempotency_table=idempotency_table,
+            stream_arn=stream_arn,
+            key=key,
+            payment_queue=payment_queue,
+            notification_dlq=notification_dlq,
+            transaction_topic=transaction_topic,
+            ops_alert_topic=ops_alert_topic,
+            peer_region=peer_region,
+        )
 
         environment = {
             EnvVar.ENVIRONMENT_SUFFIX: names.environment_suffix,
@@ -195,8 +126,8 @@ class PaymentApi(Construct):
         # SAM's reference to the stage it generates: it makes the usage plan and the WAF
         # association wait for the stage, which a plain stage name would not.
         self.stage_ref = cdk.Fn.ref(f"{API_LOGICAL_ID}.Stage")
-        self.api_key_id = self._require_api_keys(names)
-        self.web_acl = self._guard_with_waf(names, stack)
+        self.api_key_id = require_api_keys(self, names, self.rest_api, self.stage_ref)
+        self.web_acl = guard_with_waf(self, names, self.rest_api, self.stage_ref)
         self.api_id = self.rest_api.ref
         self.endpoint_url = (
             f"https://{self.api_id}.execute-api.{stack.region}.{stack.url_suffix}/{API_STAGE}/"
@@ -308,96 +239,6 @@ class PaymentApi(Construct):
             "FilterCriteria": {"Filters": [{"Pattern": json.dumps(pattern)}]},
         }.items():
             notifier.add_property_override(f"{source}.{name}", value)
-
-    def _require_api_keys(self, names: ResourceNames) -> str:
-        """A usage plan on the stage and one client key in it; returns the key's id."""
-        plan = apigateway.CfnUsagePlan(
-            self,
-            "UsagePlan",
-            usage_plan_name=names.usage_plan,
-            description="Clients allowed to call the payment routes",
-            api_stages=[
-                apigateway.CfnUsagePlan.ApiStageProperty(api_id=self.rest_api.ref, stage=self.stage_ref)
-            ],
-            throttle=apigateway.CfnUsagePlan.ThrottleSettingsProperty(
-                rate_limit=THROTTLING_RATE_LIMIT, burst_limit=THROTTLING_BURST_LIMIT
-            ),
-        )
-        key = apigateway.CfnApiKey(self, "ClientApiKey", name=names.client_api_key, enabled=True)
-        apigateway.CfnUsagePlanKey(
-            self, "ClientApiKeyInPlan", key_id=key.ref, key_type="API_KEY", usage_plan_id=plan.ref
-        )
-        acknowledge(plan, "CloudFormation-Validate::F1020", SAM_STAGE_REFERENCE)
-        return key.ref
-
-    def _guard_with_waf(self, names: ResourceNames, stack: cdk.Stack) -> wafv2.CfnWebACL:
-        """A regional web ACL on the stage: a per-IP rate limit, AWS's common and known-bad-inputs rules."""
-
-        def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-            return wafv2.CfnWebACL.VisibilityConfigProperty(
-                cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-            )
-
-        acl = wafv2.CfnWebACL(
-            self,
-            "WebAcl",
-            name=names.web_acl,
-            scope="REGIONAL",
-            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=visibility(names.web_acl),
-            rules=[
-                wafv2.CfnWebACL.RuleProperty(
-                    name="rate-limit-per-ip",
-                    priority=0,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            limit=WAF_RATE_LIMIT_PER_IP, aggregate_key_type="IP"
-                        )
-                    ),
-                    visibility_config=visibility("rate-limit-per-ip"),
-                ),
-                *(
-                    wafv2.CfnWebACL.RuleProperty(
-                        name=group,
-                        priority=priority,
-                        override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                        statement=wafv2.CfnWebACL.StatementProperty(
-                            managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                                vendor_name="AWS",
-                                name=group,
-                                rule_action_overrides=[
-                                    wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                        name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
-                                    )
-                                    for rule in WAF_COUNTED_COMMON_RULES
-                                ]
-                                if group == "AWSManagedRulesCommonRuleSet"
-                                else None,
-                            )
-                        ),
-                        visibility_config=visibility(group),
-                    )
-                    for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1)
-                ),
-            ],
-        )
-        association = wafv2.CfnWebACLAssociation(
-            self,
-            "WebAclOnStage",
-            web_acl_arn=acl.attr_arn,
-            resource_arn=cdk.Fn.join(
-                "",
-                [
-                    f"arn:{stack.partition}:apigateway:{stack.region}::/restapis/",
-                    self.rest_api.ref,
-                    "/stages/",
-                    self.stage_ref,
-                ],
-            ),
-        )
-        acknowledge(association, "CloudFormation-Validate::F1020", SAM_STAGE_REFERENCE)
-        return acl
 
     def _configure_api(self, names: ResourceNames) -> None:
         api = self.rest_api

@@ -10,8 +10,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_xray as xray
 from constructs import Construct
 
-from chalicelib.aws import PAYMENTS_TABLE_OPERATIONS
 from chalicelib.names import API_STAGE, HEALTH_PATH, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
+from chalicelib.sdk import PAYMENTS_TABLE_OPERATIONS
 
 ALARM_PERIOD = cdk.Duration.minutes(1)
 API_5XX_THRESHOLD = 10

@@ -22,6 +22,8 @@ import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from chalice.cdk import Chalice
+
 UNUSED_PREFIXES = ("botocore/data/",)
 TASK_ROOT = "/var/task"  # where Lambda unpacks the package; tracebacks name files there
 PYC_PERMISSIONS = 0o644 << 16
@@ -83,3 +85,13 @@ def _rewrite(
             out.writestr(info, data)
     shutil.move(rewritten, archive)
     return dropped
+
+
+class PrecompiledChalice(Chalice):
+    """Chalice's construct, finishing the package it builds as ``stacks.packaging`` says."""
+
+    def _package_app(self) -> None:
+        # The construct packages and creates its code asset in __init__; the package must be
+        # complete before the asset fingerprints it, hence this hook rather than a later step.
+        super()._package_app()
+        finish_package(Path(self._sam_package_dir) / "deployment.zip")

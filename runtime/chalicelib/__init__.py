@@ -1,6 +1,34 @@
-"""Payment domain and AWS adapters for the payment API (shipped with the Chalice app).
+"""Payment domain and AWS adapters, shipped with the Chalice app. Which function uses what:
+
+Every function (``runtime/app.py`` routes and event handlers call one ``workflow`` function each):
+    names         the one source of truth for names and settings (also read by the stacks)
+    settings      the environment a function runs with
+    workflow      the use cases, one per handler, with their logs and metrics
+    services      the adapters a handler uses, built once per container
+    sdk           the botocore session; clients made on first use
+    aws           adapters: the payments table, the queue, the topics, the in-service flag
+    observability, failures, errors, heap
+                  logs and metrics, what an AWS failure was, named domain errors, the
+                  collector during a cold start
+
+API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``):
+    http          request parsing and the one mapping from errors to HTTP answers
+    idempotency   the ``Idempotency-Key`` header, on Powertools' idempotency store
+    payments, currencies, cards
+                  the payment model and its validation; card numbers refused, never logged
+    processing    a payment recorded exactly once (``/process``); rejections
+    ports         what the use cases need from outside: repository, queue, notifications
+    items         the table's items in DynamoDB's wire format
+    cursor        page cursors of a customer's history
+    regions       the in-service flag and the health report
+    local_api_keys, local_stage
+                  only where no API Gateway stands: ``make run`` and ``chalice local``
+
+Processor function (the payment queue): workflow.process_message_batch -> processing, items.
+Notifier function (the table's stream): workflow.announce_processed_payments -> outbox, items.
+Failover orchestrator (the ops-alert topic): workflow.handle_ops_alert -> failover, regions.
 
 Value records here are ``typing.NamedTuple`` classes, not frozen dataclasses: as immutable, and
-defined in about a tenth of the time (CPython 3.11 compiles six methods for each frozen
-dataclass), which every function pays on every cold start.
+defined in about a tenth of the time (CPython compiles six methods for each frozen dataclass),
+which every function pays on every cold start.
 """

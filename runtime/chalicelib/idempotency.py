@@ -133,3 +133,15 @@ class IdempotentRequests:
         return StoredResponse(
             status=int(result["status"]), body=result["body"], replayed=bool(result.get("replayed"))
         )
+
+
+def idempotency_persistence(*, table_name: str, client: Callable[[], Any]) -> Any:
+    """Powertools' DynamoDB store for ``Idempotency-Key`` records, on the project's client."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(
+        table_name=table_name,
+        key_attr=IdempotencyKeys.PARTITION_KEY,
+        expiry_attr=IdempotencyKeys.EXPIRY_ATTRIBUTE,
+        boto3_client=client(),
+    )

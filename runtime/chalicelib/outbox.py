@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 from chalicelib.items import announced_from_attributes, announced_items_filter, matches_filter
-from chalicelib.processing import Announced
+from chalicelib.processing import Announced, Rejection
 
 
 class Announcement(NamedTuple):
@@ -49,3 +49,19 @@ def announcements_in(stream_event: dict[str, Any], region: str) -> list[Announce
         for change in stream_event.get("Records", [])
         if matches_filter(pattern, change)
     ]
+
+
+PROCESSED_EVENT = "payment.processed"
+REJECTED_EVENT = "payment.rejected"
+
+
+def event_name(item: Announced) -> str:
+    """The event a stored item is announced as on the transactions topic."""
+    return REJECTED_EVENT if isinstance(item, Rejection) else PROCESSED_EVENT
+
+
+def notification_body(item: Announced) -> dict[str, Any]:
+    """The message published for a processed payment or a rejected one."""
+    if isinstance(item, Rejection):
+        return {"event": REJECTED_EVENT, "rejection": item.to_json()}
+    return {"event": PROCESSED_EVENT, "payment": item.to_json()}

@@ -1,15 +1,20 @@
-"""Processing a validated payment exactly once: pure Python over injected ports."""
+"""Processing a validated payment exactly once, and what a payment that cannot be processed becomes.
+
+Pure Python over the ports of :mod:`chalicelib.ports`; used by the API function (``/process``)
+and the processor function (queued payments).
+"""
 
 from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from chalicelib.errors import FieldError, TransactionConflict
 from chalicelib.payments import STATUS_REJECTED, PaymentRecord, PaymentRequest
+from chalicelib.ports import PaymentRepository
 
 Clock = Callable[[], int]
 
@@ -17,13 +22,6 @@ Clock = Callable[[], int]
 def epoch_millis() -> int:
     """The current time as integer epoch milliseconds, the table's timestamp unit."""
     return time.time_ns() // 1_000_000
-
-
-class CustomerPage(NamedTuple):
-    """One page of a customer's payments, newest first, and the cursor of the next page."""
-
-    payments: list[PaymentRecord]
-    next_cursor: str | None
 
 
 class Rejection(NamedTuple):
@@ -83,59 +81,6 @@ REJECTION_KEY_FLOOR = 10**20
 Announced = PaymentRecord | Rejection
 
 
-class PaymentLookup(NamedTuple):
-    """What is known under one transaction id: the processed payment and any rejected reuses."""
-
-    record: PaymentRecord | None
-    rejections: list[Rejection]
-
-    def to_json(self) -> dict[str, Any] | None:
-        """The processed payment (with the rejected reuses, if any), else the latest rejection."""
-        newest_first = sorted(self.rejections, key=lambda r: r.rejected_at, reverse=True)
-        if self.record is not None:
-            body = self.record.to_json()
-            if newest_first:
-                body["rejections"] = [rejection.to_json() for rejection in newest_first]
-            return body
-        return newest_first[0].to_json() if newest_first else None
-
-
-class PaymentRepository(Protocol):
-    """Where processed payments and rejected ones are kept."""
-
-    def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
-        """Store ``record`` unless its transaction id is taken; return the stored one if it is.
-
-        Implementations must make the check and the write one atomic, conditional operation.
-        """
-
-    def get(self, transaction_id: str) -> PaymentRecord | None:
-        """The payment stored under ``transaction_id``, if any."""
-
-    def lookup(self, transaction_id: str) -> PaymentLookup:
-        """The payment and the rejections stored under ``transaction_id`` (one consistent read)."""
-
-    def record_rejection(self, rejection: Rejection) -> bool:
-        """Store ``rejection`` once per message; False when this message's was already stored."""
-
-    def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
-        """A page of ``customer_id``'s payments, newest first."""
-
-
-class PaymentQueue(Protocol):
-    """The queue that carries accepted payments to the processor."""
-
-    def enqueue(self, payment: PaymentRequest, *, correlation_id: str | None) -> None:
-        """Send ``payment`` for asynchronous processing."""
-
-
-class Notifications(Protocol):
-    """The transactions topic that downstream systems subscribe to."""
-
-    def announce(self, items: Sequence[Announced]) -> set[int]:
-        """Announce processed and rejected payments; returns the indices of those not published."""
-
-
 class ProcessingOutcome(NamedTuple):
     """The stored payment and whether this call created it (False: it was a repeat)."""
 
@@ -164,19 +109,3 @@ def process_payment(
     if not existing.is_same_payment(payment):
         raise TransactionConflict(payment.transaction_id)
     return ProcessingOutcome(record=existing, created=False)
-
-
-PROCESSED_EVENT = "payment.processed"
-REJECTED_EVENT = "payment.rejected"
-
-
-def event_name(item: Announced) -> str:
-    """The event a stored item is announced as on the transactions topic."""
-    return REJECTED_EVENT if isinstance(item, Rejection) else PROCESSED_EVENT
-
-
-def notification_body(item: Announced) -> dict[str, Any]:
-    """The message published for a processed payment or a rejected one."""
-    if isinstance(item, Rejection):
-        return {"event": REJECTED_EVENT, "rejection": item.to_json()}
-    return {"event": PROCESSED_EVENT, "payment": item.to_json()}

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, Protocol
 
 from chalicelib import heap
 from chalicelib.idempotency import IdempotentRequests
-from chalicelib.processing import Notifications, PaymentQueue, PaymentRepository
+from chalicelib.ports import Notifications, PaymentQueue, PaymentRepository
 from chalicelib.regions import HealthCache, RegionControl
 from chalicelib.settings import Settings
 
@@ -46,9 +46,10 @@ class Services(NamedTuple):
 
 def build_aws_services(settings: Settings) -> Services:
     """Services backed by AWS in ``settings.region``; no client exists until first used."""
-    from chalicelib import aws  # botocore is imported only when a handler first needs AWS
+    # botocore is imported only when a handler first needs AWS.
+    from chalicelib import aws, idempotency, sdk
 
-    client = partial(aws.make_client, region=settings.region)
+    client = partial(sdk.make_client, region=settings.region)
     return Services(
         settings=settings,
         repository=aws.DynamoPaymentRepository(
@@ -60,21 +61,21 @@ def build_aws_services(settings: Settings) -> Services:
         ),
         idempotency=IdempotentRequests(
             partial(
-                aws.idempotency_persistence,
+                idempotency.idempotency_persistence,
                 table_name=settings.idempotency_table,
                 client=partial(client, "dynamodb"),
             )
         ),
         region_control=aws.SsmRegionControl(
-            parameter=settings.names.in_service_parameter, client=partial(aws.make_client, "ssm")
+            parameter=settings.names.in_service_parameter, client=partial(sdk.make_client, "ssm")
         ),
         probes=aws.DependencyProbes(
             table_name=settings.payments_table,
             queue_url=settings.payment_queue_url,
-            client=partial(aws.make_probe_client, region=settings.region),
+            client=partial(sdk.make_probe_client, region=settings.region),
             # The same flag the orchestrator writes, read with the probes' one-attempt budget.
             flag=aws.SsmRegionControl(
-                parameter=settings.names.in_service_parameter, client=partial(aws.make_probe_client, "ssm")
+                parameter=settings.names.in_service_parameter, client=partial(sdk.make_probe_client, "ssm")
             ),
             region=settings.region,
         ),

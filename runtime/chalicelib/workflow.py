@@ -98,7 +98,7 @@ def accept_payment(document: Any, services: Services, request: ClientRequest) ->
     return _once_per_key("validate", document, services, request, respond)
 
 
-def charge_payment(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
+def process_payment_now(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
     """``POST /process``, at most once per idempotency key: 201 new, 200 a repeat."""
 
     def respond() -> StoredResponse:
@@ -311,7 +311,7 @@ def customer_history(customer_id: str, query: dict[str, str], services: Services
 def check_health(services: Services) -> HealthReport:
     """``GET /health``: the table and queue answer and the region is in service (cached 5 s).
 
-    Each probe makes one attempt with one-second timeouts (``chalicelib.aws.PROBE_CONFIG``), so
+    Each probe makes one attempt with one-second timeouts (``chalicelib.sdk.PROBE_CONFIG``), so
     the answer comes inside Route 53's few-second budget; a probe that fails logs its cause.
 
     Dependencies are checked before the flag so that a region taken out of service still says

@@ -18,6 +18,7 @@ from botocore.compat import HTTPHeaders
 from chalice.test import Client
 
 from chalicelib import aws as adapters
+from chalicelib import sdk
 from chalicelib.names import Handler
 from chalicelib.services import get_services, use_services
 from localenv.provision import RegionResources
@@ -53,7 +54,7 @@ class FaultyAws:
         self.attempts: dict[str, int] = {}
 
     def client(self, service: str, operation: str, fault: tuple[int, bytes]) -> Any:
-        client = adapters.make_client(service, REGION)
+        client = sdk.make_client(service, REGION)
         status, body = fault
 
         def answer(request: Any, **_: Any) -> AWSResponse | None:

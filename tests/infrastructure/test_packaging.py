@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aws_cdk.assertions import Template
 
-from chalicelib.aws import GENERATED_FROM, SDK_DATA
+from chalicelib.sdk import GENERATED_FROM, SDK_DATA
 from stacks.packaging import TASK_ROOT, add_bytecode, leave_out
 from tests.infrastructure.test_stacks import PRIMARY, resources
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.aws import decode_cursor, encode_cursor
+from chalicelib.cursor import decode_cursor, encode_cursor
 from chalicelib.errors import InvalidQuery
 
 CUSTOMER = "cust-1"

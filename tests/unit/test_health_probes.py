@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import aws
+from chalicelib import sdk
 from chalicelib.services import Probes, build_aws_services
 from chalicelib.settings import Settings
 
@@ -52,10 +52,10 @@ def stalling(monkeypatch: pytest.MonkeyPatch) -> Iterator[StallingServer]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.port}")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "local")
-    aws.use_session(None)
+    sdk.use_session(None)
     yield server
     server.close()
-    aws.use_session(None)
+    sdk.use_session(None)
 
 
 def probes() -> Probes:
@@ -76,7 +76,7 @@ def test_each_probe_makes_one_attempt_and_gives_up(stalling: StallingServer, pro
 
 def test_the_probe_budget_is_one_attempt_and_one_second_timeouts() -> None:
     # botocore sets a Config's options as attributes at run time; its stubs do not declare them.
-    options = vars(aws.PROBE_CONFIG)
+    options = vars(sdk.PROBE_CONFIG)
 
     assert (
         options["retries"]["total_max_attempts"],

@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency.persistence import dynamodb as powertools_store
 from botocore import xform_name
 
-from chalicelib import aws
+from chalicelib import aws, sdk
 from tools import sdk_data
 
 REGIONS = (
@@ -34,11 +34,11 @@ def called_operations(source: str, receivers: str) -> set[str]:
 def test_the_committed_data_is_what_the_pinned_botocore_generates(tmp_path: Path) -> None:
     sdk_data.generate(tmp_path)
 
-    assert sdk_data.differences(aws.SDK_DATA, tmp_path) == []
+    assert sdk_data.differences(sdk.SDK_DATA, tmp_path) == []
 
 
 def test_every_operation_the_adapters_and_the_idempotency_store_call_is_listed() -> None:
-    listed = {service: {xform_name(name) for name in names} for service, names in aws.SDK_OPERATIONS.items()}
+    listed = {service: {xform_name(name) for name in names} for service, names in sdk.SDK_OPERATIONS.items()}
     ours = called_operations(
         inspect.getsource(aws), r"self\._client|self\._dynamodb|self\._sqs|self\._client\(region\)"
     )
@@ -55,23 +55,23 @@ def test_every_operation_the_adapters_and_the_idempotency_store_call_is_listed()
 
 
 def test_clients_are_built_from_the_trimmed_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aws, "_session", aws.sdk_session())
+    monkeypatch.setattr(sdk, "_session", sdk.sdk_session())
 
-    sqs = aws.make_client("sqs", "us-east-1")
+    sqs = sdk.make_client("sqs", "us-east-1")
 
     assert hasattr(sqs, "send_message")
     assert not hasattr(sqs, "create_queue")
 
 
-@pytest.mark.parametrize("service", sorted(aws.SDK_OPERATIONS))
+@pytest.mark.parametrize("service", sorted(sdk.SDK_OPERATIONS))
 def test_endpoints_resolve_as_with_botocores_own_data(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setattr(aws, "_session", aws.sdk_session())
+    monkeypatch.setattr(sdk, "_session", sdk.sdk_session())
     full = botocore.session.get_session()
 
     for region in REGIONS:
-        ours = aws.make_client(service, region)
-        theirs = full.create_client(service, region_name=region, config=aws.CLIENT_CONFIG)
+        ours = sdk.make_client(service, region)
+        theirs = full.create_client(service, region_name=region, config=sdk.CLIENT_CONFIG)
         assert ours.meta.endpoint_url == theirs.meta.endpoint_url, region
         assert ours.meta.partition == theirs.meta.partition, region
 
@@ -124,7 +124,7 @@ def test_credentials_in_the_environment_are_what_clients_sign_with(monkeypatch: 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "role-secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "role-token")
 
-    credentials = aws.sdk_session().get_credentials()
+    credentials = sdk.sdk_session().get_credentials()
 
     assert (credentials.method, credentials.access_key, credentials.token) == (
         "env",
@@ -143,7 +143,7 @@ def test_without_environment_credentials_the_whole_chain_is_asked(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
 
-    credentials = aws.sdk_session().get_credentials()
+    credentials = sdk.sdk_session().get_credentials()
 
     assert (credentials.method, credentials.access_key) == ("shared-credentials-file", "AKIDFROMFILE")
 
@@ -153,13 +153,13 @@ def test_without_environment_credentials_the_whole_chain_is_asked(
     [(botocore.__version__, True), ("1.99.0", True), ("2.0.0", True), ("1.0.0", False), ("0.99.99", False)],
 )
 def test_only_botocore_as_new_as_the_generator_reads_the_trimmed_data(version: str, readable: bool) -> None:
-    assert aws.sdk_data_readable_by(version) is readable
+    assert sdk.sdk_data_readable_by(version) is readable
 
 
 def test_an_older_botocore_builds_clients_from_its_own_data(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(botocore, "__version__", "1.0.0")  # as a Lambda runtime older than the pin
-    monkeypatch.setattr(aws, "_session", aws.sdk_session())
+    monkeypatch.setattr(sdk, "_session", sdk.sdk_session())
 
-    sqs = aws.make_client("sqs", "us-east-1")
+    sqs = sdk.make_client("sqs", "us-east-1")
 
     assert hasattr(sqs, "send_message") and hasattr(sqs, "create_queue")

@@ -1,0 +1,92 @@
+"""What each function's role may do: only the calls its code makes, on the resources it uses.
+
+``tests/infrastructure/test_deployed_templates.py`` evaluates these policies against every call
+the functions' code makes, on the templates as CloudFormation deploys them.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+
+from chalicelib.names import Handler, PaymentsTableSchema, ResourceNames
+
+STREAM_READ_ACTIONS = [
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+]
+QUEUE_SEND_ACTIONS = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+QUEUE_CONSUME_ACTIONS = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+]
+# What SQS, SNS and DynamoDB need of a caller to use data under the customer-managed key.
+KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+PAYMENT_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:ConditionCheckItem"]
+
+
+def allow(role: iam.Role, actions: list[str], resource: str) -> None:
+    """Let ``role`` perform ``actions`` on one resource."""
+    role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[resource]))
+
+
+def flag_parameter_arn(stack: cdk.Stack, region: str, names: ResourceNames) -> str:
+    """The ARN of ``region``'s in-service flag parameter (the name already starts with /)."""
+    return f"arn:{stack.partition}:ssm:{region}:{stack.account}:parameter{names.in_service_parameter}"
+
+
+def grant_each_function_its_calls(
+    roles: dict[str, iam.Role],
+    *,
+    names: ResourceNames,
+    table: dynamodb.ITableV2,
+    idempotency_table: dynamodb.ITableV2,
+    stream_arn: str,
+    key: kms.IKey,
+    payment_queue: sqs.IQueue,
+    notification_dlq: sqs.IQueue,
+    transaction_topic: sns.ITopic,
+    ops_alert_topic: sns.ITopic,
+    peer_region: str,
+) -> None:
+    """Add to each function's role the statements its code needs, and nothing else."""
+    stack = cdk.Stack.of(roles[Handler.API])
+    validator, processor = roles[Handler.API], roles[Handler.PAYMENT_PROCESSOR]
+    notifier = roles[Handler.PAYMENT_NOTIFIER]
+    # Statements are written out rather than taken from grant_*(): those add wildcard KMS
+    # actions (kms:ReEncrypt*, kms:GenerateDataKey*) that no function here needs.
+    allow(validator, QUEUE_SEND_ACTIONS, payment_queue.queue_arn)
+    allow(processor, QUEUE_CONSUME_ACTIONS, payment_queue.queue_arn)
+    # /process and the read routes run in the API function: it writes, reads and queries; the
+    # processor also records rejections. Transactional writes are authorised per item as PutItem.
+    for role in (validator, processor):
+        allow(role, PAYMENT_WRITE_ACTIONS, table.table_arn)
+        allow(role, KEY_ACTIONS, key.key_arn)
+    # A lookup by transaction id reads its claim and rejections in one query of the table.
+    allow(validator, ["dynamodb:Query"], table.table_arn)
+    allow(validator, ["dynamodb:Query"], f"{table.table_arn}/index/{PaymentsTableSchema.CUSTOMER_INDEX}")
+    allow(validator, IDEMPOTENCY_ACTIONS, idempotency_table.table_arn)
+    # Only the notifier publishes, from the table's stream (the outbox).
+    allow(notifier, STREAM_READ_ACTIONS, stream_arn)
+    allow(notifier, ["sns:Publish"], transaction_topic.topic_arn)
+    allow(notifier, QUEUE_SEND_ACTIONS, notification_dlq.queue_arn)
+    allow(notifier, KEY_ACTIONS, key.key_arn)
+    # /health reads this region's in-service flag; the orchestrator reads both regions' and
+    # changes only its own, and says what it did on the ops-alert topic.
+    orchestrator = roles[Handler.FAILOVER_ORCHESTRATOR]
+    own_flag = flag_parameter_arn(stack, stack.region, names)
+    allow(validator, ["ssm:GetParameter"], own_flag)
+    allow(orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], own_flag)
+    allow(orchestrator, ["ssm:GetParameter"], flag_parameter_arn(stack, peer_region, names))
+    allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
+    allow(orchestrator, KEY_ACTIONS, key.key_arn)
