@@ -53,8 +53,8 @@ drill: $(INSTALLED)
 	$(PY) -m operations.cli drill --png docs/drill-timeline.png
 
 ## bench: every benchmark against its baseline from the same run; writes bench/results.md
-bench: $(INSTALLED)
-	$(PY) -m bench
+bench: $(INSTALLED) $(NODE)
+	$(WITH_NODE) $(PY) -m bench
 
 ## sdk-data: regenerate runtime/chalicelib/sdk_data (the functions' trimmed botocore API data)
 # After a botocore upgrade or a new AWS call in chalicelib/aws.py; a unit test fails until then.

@@ -58,6 +58,13 @@ def command_failback(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_switchover(args: argparse.Namespace) -> int:
+    """Move payments from a region to its peer, draining it and waiting for replication first."""
+    report = regions.switchover(_target(args), args.region, reason=args.reason)
+    print(report.summary())
+    return 0
+
+
 def command_drill(args: argparse.Namespace) -> int:
     """Run the DR drill on a local environment of its own and report RTO, RPO and duplicates."""
     from localenv import replication
@@ -117,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--force", action="store_true", help="even if the peer is not in service")
     out.set_defaults(run=command_failover)
+
+    planned = _flag_command(
+        commands,
+        "switchover",
+        summary="planned move of payments to the peer: drain, wait for replication, then move",
+        description="Stop REGION taking payments (it stays healthy; clients get a retryable 503), wait until "
+        "its queue is empty and replication to the peer has caught up (bounded by ten times the recent "
+        "maximum replication latency, at least 30 s), then take it out of service so Route 53 moves clients. "
+        "If replication does not catch up in time, REGION takes payments again and nothing moves.",
+    )
+    planned.set_defaults(run=command_switchover)
 
     back = _flag_command(
         commands,

@@ -1,9 +1,13 @@
-"""Status, failover and failback of the two regions: what ``payments-dr`` does to them.
+"""Status, failover, switchover and failback of the two regions: what ``payments-dr`` does to them.
 
 Failover sets a region's in-service flag off (its health check then fails and Route 53 moves
-clients to the peer). Failback is deliberate: it refuses unless the peer is healthy, the region
-itself is healthy apart from its flag, and replication has caught up (a marker written in the
-peer arrives in the region); then it sets the flag on, recording who and why.
+clients to the peer). Switchover is the planned move: the region first stops taking payments
+while staying healthy (draining), then waits until its queue is empty and replication has
+carried everything it took to the peer, and only then goes out of service, so no payment it
+acknowledged is missing where clients go next. Failback is deliberate: it refuses unless the
+peer is healthy, the region itself is healthy apart from its flag, and replication has caught
+up (a marker written in the peer arrives in the region); then it sets the flag on, recording
+who and why.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ import requests
 
 from chalicelib.aws import SsmRegionControl
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.regions import RegionFlag
+from chalicelib.regions import FLAG_CACHE_SECONDS, RegionFlag
 from operations.targets import Target
 
 HEALTH_TIMEOUT_SECONDS = 5
 MARKER_TIMEOUT_SECONDS = 60
 REPLICATION_WINDOW_SECONDS = 300
+# AWS's evacuation guidance: after writes stop, wait ten times the recent maximum replication
+# latency; never less than this, so a quiet metric cannot shorten the wait to nothing.
+REPLICATION_SAFETY_FACTOR = 10
+MIN_SWITCHOVER_WAIT_SECONDS = 30.0
+QUEUE_POLL_SECONDS = 0.5
 
 
 class RefusedError(RuntimeError):
@@ -189,7 +198,130 @@ def failback(target: Target, region: str, *, reason: str) -> tuple[RegionFlag, f
     return flag, lag
 
 
-def replication_caught_up(target: Target, *, source: str, destination: str) -> float:
+@dataclass(frozen=True)
+class SwitchoverReport:
+    """How long each step of a switchover took, in seconds."""
+
+    from_region: str
+    to_region: str
+    drain_seconds: float
+    queue_seconds: float
+    replication_seconds: float
+    bound_seconds: float
+    total_seconds: float
+
+    def summary(self) -> str:
+        return (
+            f"{self.from_region} drained in {self.drain_seconds:.1f} s, its queue emptied in "
+            f"{self.queue_seconds:.1f} s, replication to {self.to_region} caught up in "
+            f"{self.replication_seconds:.1f} s (bound {self.bound_seconds:.0f} s); {self.from_region} is out of "
+            f"service and {self.to_region} takes the payments ({self.total_seconds:.1f} s in all)"
+        )
+
+
+def switchover(
+    target: Target,
+    region: str,
+    *,
+    reason: str,
+    flag_cache_seconds: float = FLAG_CACHE_SECONDS,
+    bound_seconds: float | None = None,
+) -> SwitchoverReport:
+    """Move payments from ``region`` to its peer without losing or doubling one.
+
+    1. Drain: ``region`` stays healthy (clients keep coming) but refuses new payments with a
+       retryable 503; every function sees it within ``flag_cache_seconds``.
+    2. Wait until ``region``'s payment queue is empty and replication to the peer has caught up
+       (a marker written after the drain arrives), within ``bound_seconds``: by default ten
+       times the recent maximum replication latency, at least 30 s.
+    3. Take ``region`` out of service: its health fails and Route 53 moves clients to the peer.
+
+    If replication does not catch up within the bound the switchover is abandoned: ``region``
+    takes payments again and nothing has moved.
+    """
+    peer = peer_of(target, region)
+    peer_code, peer_body = health_of(target, peer)
+    if peer_code != 200:
+        raise RefusedError(
+            f"{peer} is not healthy ({peer_body.get('failing', peer_code)}): nowhere to move to"
+        )
+    before = flag_of(target, region)
+    if not before.in_service:
+        raise RefusedError(f"{region} is already out of service: use failback to return it first")
+    if bound_seconds is None:
+        recent = _replication_latency(target, region, peer)
+        bound_seconds = max(MIN_SWITCHOVER_WAIT_SECONDS, REPLICATION_SAFETY_FACTOR * (recent or 0.0) / 1000)
+    who = actor(target, region)
+    started = time.monotonic()
+    set_flag(
+        target,
+        region,
+        RegionFlag(
+            in_service=True, accepting=False, changed_by=who, reason=f"draining: {reason}", changed_at=_now()
+        ),
+    )
+    time.sleep(flag_cache_seconds)
+    drained = time.monotonic() - started
+    deadline = started + drained + bound_seconds
+    try:
+        queue_started = time.monotonic()
+        _wait_for_empty_queue(target, region, deadline)
+        queue_seconds = time.monotonic() - queue_started
+        replication = replication_caught_up(
+            target, source=region, destination=peer, timeout=max(1.0, deadline - time.monotonic())
+        )
+    except RefusedError as error:
+        set_flag(
+            target,
+            region,
+            before._replace(changed_by=who, reason=f"switchover abandoned: {error}", changed_at=_now()),
+        )
+        raise RefusedError(f"switchover abandoned, {region} takes payments again: {error}") from error
+    set_flag(
+        target,
+        region,
+        RegionFlag(
+            in_service=False,
+            accepting=False,
+            changed_by=who,
+            reason=f"switched over to {peer}: {reason}",
+            changed_at=_now(),
+        ),
+    )
+    return SwitchoverReport(
+        from_region=region,
+        to_region=peer,
+        drain_seconds=drained,
+        queue_seconds=queue_seconds,
+        replication_seconds=replication,
+        bound_seconds=bound_seconds,
+        total_seconds=time.monotonic() - started,
+    )
+
+
+def _wait_for_empty_queue(target: Target, region: str, deadline: float) -> None:
+    """Until the payments ``region`` accepted through /validate are all processed there."""
+    sqs = target.client("sqs", region)
+    url = target.queue_url(region, target.names.payment_queue)
+    while True:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if (
+            int(attributes["ApproximateNumberOfMessages"])
+            + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            == 0
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise RefusedError(f"{region}'s payment queue is not empty")
+        time.sleep(QUEUE_POLL_SECONDS)
+
+
+def replication_caught_up(
+    target: Target, *, source: str, destination: str, timeout: float = MARKER_TIMEOUT_SECONDS
+) -> float:
     """Write a marker in ``source``'s table and wait until ``destination`` has it; returns seconds."""
     nonce = uuid.uuid4().hex
     key = {Schema.PARTITION_KEY: {"S": target.names.replication_marker_key}, Schema.SORT_KEY: {"N": "1"}}
@@ -197,14 +329,12 @@ def replication_caught_up(target: Target, *, source: str, destination: str) -> f
     started = time.monotonic()
     target.client("dynamodb", source).put_item(TableName=table, Item={**key, "nonce": {"S": nonce}})
     reader = target.client("dynamodb", destination)
-    while time.monotonic() - started < MARKER_TIMEOUT_SECONDS:
+    while time.monotonic() - started < timeout:
         item = reader.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
         if item and item.get("nonce", {}).get("S") == nonce:
             return time.monotonic() - started
         time.sleep(0.2)
-    raise RefusedError(
-        f"replication {source} -> {destination} has not caught up in {MARKER_TIMEOUT_SECONDS} s"
-    )
+    raise RefusedError(f"replication {source} -> {destination} has not caught up in {timeout:.0f} s")
 
 
 def _now() -> str:

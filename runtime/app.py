@@ -12,13 +12,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from chalice.app import Chalice, DynamoDBEvent, Request, Response, SNSEvent, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Request, Response, SNSEvent, SQSEvent
 
 from chalicelib import heap, local_api_keys, workflow
 from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
 from chalicelib.idempotency import checked_key
 from chalicelib.names import (
     APP_NAME,
+    CANARY,
     DEFAULT_ENVIRONMENT_SUFFIX,
     HEALTH_PATH,
     PAYMENT_NOTIFIER,
@@ -137,6 +138,12 @@ def get_customer_payments(customer_id: str) -> Response:
     """A customer's payments, newest first, one page at a time."""
     query = dict(_request().query_params or {})
     return json_response(workflow.customer_history(customer_id, query, get_services()))
+
+
+@app.schedule(Rate(CANARY.rate_minutes, unit=Rate.MINUTES), name=Handler.PAYMENT_CANARY)
+def probe_peer_region(event: CloudWatchEvent) -> dict[str, Any]:
+    """The observer: a synthetic payment through the peer region's API, as metrics here."""
+    return workflow.run_canary(get_services()).to_json()
 
 
 @app.route(HEALTH_PATH, methods=["GET"], content_types=ANY_CONTENT_TYPE)

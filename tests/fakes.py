@@ -96,6 +96,9 @@ class StaticProbes:
     def in_service(self) -> bool:
         return True
 
+    def flag(self) -> RegionFlag:
+        return RegionFlag(in_service=True)
+
 
 class RecordingOpsNotices:
     """Remembers every ops notice."""

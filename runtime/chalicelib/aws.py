@@ -27,7 +27,6 @@ from chalicelib.items import (
 from chalicelib.names import CORRELATION_ID_ATTRIBUTE
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.observability import report_dependency_failure
-from chalicelib.outbox import event_name, notification_body
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.ports import CustomerPage, PaymentLookup
 from chalicelib.processing import Announced, Rejection
@@ -253,7 +252,10 @@ class DependencyProbes:
         return True
 
     def in_service(self) -> bool:
-        return self._flag.flag(self._region).in_service
+        return self.flag().in_service
+
+    def flag(self) -> RegionFlag:
+        return self._flag.flag(self._region)
 
 
 class SsmRegionControl:
@@ -337,6 +339,9 @@ class SnsNotifications:
 
 
 def _publish_entry(entry_id: str, item: Announced) -> dict[str, Any]:
+    # Only the notifier publishes: the outbox is imported by it alone, not on every cold start.
+    from chalicelib.outbox import event_name, notification_body
+
     attributes = {"event": {"DataType": "String", "StringValue": event_name(item)}}
     if item.currency is not None:
         attributes["currency"] = {"DataType": "String", "StringValue": item.currency}
@@ -347,3 +352,36 @@ def _publish_entry(entry_id: str, item: Announced) -> dict[str, Any]:
         "Message": json.dumps(notification_body(item), separators=(",", ":")),
         "MessageAttributes": attributes,
     }
+
+
+class ApiGatewayPeerApi:
+    """The peer region's payment API and client key, looked up by name once per container.
+
+    Both are read from the peer's API Gateway: if that does not answer, the peer is not taking
+    payments either, and the canary counts the probe as failed.
+    """
+
+    def __init__(
+        self, *, region: str, rest_api_name: str, api_key_name: str, stage: str, client: ClientFactory
+    ) -> None:
+        self._region = region
+        self._rest_api_name = rest_api_name
+        self._api_key_name = api_key_name
+        self._stage = stage
+        self._client = LazyClient(client)
+        self._found: tuple[str, str] | None = None
+
+    def locate(self) -> tuple[str, str]:
+        if self._found is None:
+            try:
+                apis = self._client.get_rest_apis(limit=500)["items"]
+                keys = self._client.get_api_keys(nameQuery=self._api_key_name, includeValues=True)["items"]
+            except AWS_FAILURES as error:
+                raise DependencyUnavailable(f"API Gateway of {self._region}") from error
+            api_ids = [a["id"] for a in apis if a.get("name") == self._rest_api_name]
+            values = [k["value"] for k in keys if k.get("name") == self._api_key_name and k.get("enabled")]
+            if not api_ids or not values:
+                raise DependencyUnavailable(f"payment API of {self._region}")
+            url = f"https://{api_ids[0]}.execute-api.{self._region}.amazonaws.com/{self._stage}"
+            self._found = (url, values[0])
+        return self._found

@@ -80,6 +80,19 @@ class RequestInProgress(PaymentError):
         )
 
 
+class RegionNotAccepting(PaymentError):
+    """The region is draining for a switchover: its peer takes payments once replication has caught up."""
+
+    def __init__(self, region: str) -> None:
+        super().__init__(
+            [
+                FieldError(
+                    "(service)", f"{region} is not taking payments while they move to its peer; retry shortly"
+                )
+            ]
+        )
+
+
 class DependencyUnavailable(PaymentError):
     """An AWS dependency failed or throttled; the request may be retried later."""
 

@@ -32,6 +32,7 @@ STATUS_BY_ERROR: dict[type[PaymentError], int] = {
     errors.ValidationFailed: 422,
     errors.IdempotencyKeyReused: 422,
     errors.DependencyUnavailable: 503,
+    errors.RegionNotAccepting: 503,
 }
 RETRY_AFTER_SECONDS = "1"
 

@@ -42,6 +42,15 @@ class Metric:
     # A call to AWS that failed for good, by cause: a broken deployment, or a busy or failing service.
     DEPENDENCY_MISCONFIGURED = "DependencyMisconfigured"
     DEPENDENCY_OVERLOADED = "DependencyOverloaded"
+    # Payments refused by a region draining for a planned switchover (clients retry).
+    REFUSED_WHILE_DRAINING = "PaymentRefusedWhileDraining"
+    # The observer's canary against the peer region (dimension TargetRegion): 1 passed, 0 failed.
+    CANARY_SUCCESS = "CanarySuccess"
+    CANARY_LATENCY = "CanaryLatency"
+
+
+# The canary's metrics carry the region they probed, beside Powertools' service dimension.
+CANARY_TARGET_DIMENSION = "TargetRegion"
 
 
 class EnvVar:
@@ -56,6 +65,10 @@ class EnvVar:
     PEER_REGION = "PEER_REGION"
     # Set by the local environment only: API keys the app must check itself (no API Gateway).
     LOCAL_API_KEYS = "LOCAL_API_KEYS"
+    # Set by the local environment only: where the canary finds the peer's API (deployed, it
+    # looks the peer's REST API and client key up in the peer region by name).
+    PEER_API_URL = "PEER_API_URL"
+    PEER_API_KEY = "PEER_API_KEY"
     REGION = "AWS_REGION"
     DEFAULT_REGION = "AWS_DEFAULT_REGION"
 
@@ -237,6 +250,14 @@ class ResourceNames(NamedTuple):
         return f"payments-health-{self.environment_suffix}"[:32]
 
     @property
+    def canary_function(self) -> str:
+        return f"payment-canary-{self.environment_suffix}"
+
+    def canary_alarm(self, target_region: str) -> str:
+        """The alarm on the canary against ``target_region``; it lives in the peer (observer) region."""
+        return f"payment-canary-{target_region}-{self.environment_suffix}"
+
+    @property
     def health_check_alarm(self) -> str:
         return f"payment-health-check-{self.environment_suffix}"
 
@@ -267,6 +288,7 @@ class Handler:
     PAYMENT_PROCESSOR = "process_payment_messages"
     PAYMENT_NOTIFIER = "announce_processed_payments"
     FAILOVER_ORCHESTRATOR = "orchestrate_failover"
+    PAYMENT_CANARY = "probe_peer_region"
 
 
 # Graviton: about 20 % less per GB-second than x86_64, and the package is pure Python, so it
@@ -288,4 +310,22 @@ FUNCTIONS: dict[str, FunctionSettings] = {
     Handler.PAYMENT_PROCESSOR: FunctionSettings(memory_mb=1024, timeout_seconds=60),
     Handler.PAYMENT_NOTIFIER: FunctionSettings(memory_mb=256, timeout_seconds=60),
     Handler.FAILOVER_ORCHESTRATOR: FunctionSettings(memory_mb=256, timeout_seconds=60),
+    # Two HTTP steps of at most 5 s each; a missed run is just a missing data point.
+    Handler.PAYMENT_CANARY: FunctionSettings(memory_mb=256, timeout_seconds=30, async_retries=0),
 }
+
+
+class CanarySettings(NamedTuple):
+    """How often the observer probes its peer, and when that counts as the peer failing."""
+
+    rate_minutes: int = 1
+    # The peer is failing when 2 of the last 3 one-minute probes failed: one lost request is
+    # not an outage, two in three minutes is.
+    period_seconds: int = 60
+    evaluation_periods: int = 3
+    datapoints_to_alarm: int = 2
+    # Failback waits until the canary against the returning region has passed this long.
+    failback_passing_seconds: int = 600
+
+
+CANARY = CanarySettings()

@@ -18,7 +18,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.cards import redact_pans
 from chalicelib.names import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
-__all__ = ["Metric", "count", "flush_metrics", "logger", "metrics", "report_dependency_failure"]
+__all__ = [
+    "Metric",
+    "add_dimension",
+    "count",
+    "flush_metrics",
+    "logger",
+    "metrics",
+    "milliseconds",
+    "report_dependency_failure",
+]
 
 
 class PanRedactingFormatter(LambdaPowertoolsFormatter):
@@ -35,6 +44,16 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 def count(metric: str, value: int = 1) -> None:
     """Add ``value`` to a count metric of the current invocation."""
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
+
+
+def milliseconds(metric: str, value: float) -> None:
+    """Record a duration metric of the current invocation."""
+    metrics.add_metric(name=metric, unit=MetricUnit.Milliseconds, value=value)
+
+
+def add_dimension(name: str, value: str) -> None:
+    """A dimension on every metric this invocation writes (cleared when they are flushed)."""
+    metrics.add_dimension(name=name, value=value)
 
 
 def flush_metrics() -> None:

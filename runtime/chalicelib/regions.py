@@ -3,6 +3,10 @@
 The flag is what the orchestrator and the operator change; health is what Route 53 sees. A
 region is healthy only when it is in service *and* its dependencies answer, so taking a region
 out of service makes its health check fail and Route 53 sends clients to the peer.
+
+A planned switchover drains a region first: still in service (healthy, so clients keep coming
+to it) but not accepting payments, which its API refuses with a retryable 503 until replication
+has carried everything it took to the peer; only then is it taken out of service.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from typing import Any, NamedTuple, Protocol
 # Route 53 checkers call /health every 30 s from many locations; a few seconds of cache keeps
 # that to a handful of dependency reads per container while still reacting within one interval.
 HEALTH_CACHE_SECONDS = 5.0
+# How long a function keeps the flag it read before taking a payment: a drain reaches every
+# container within this time (a switchover waits it out).
+FLAG_CACHE_SECONDS = 5.0
 
 
 class RegionFlag(NamedTuple):
@@ -23,6 +30,8 @@ class RegionFlag(NamedTuple):
     changed_by: str = "deployment"
     reason: str = "initial state"
     changed_at: str = ""
+    # False while a switchover drains the region: healthy, but its API refuses payments.
+    accepting: bool = True
 
     def to_text(self) -> str:
         return json.dumps(
@@ -31,6 +40,7 @@ class RegionFlag(NamedTuple):
                 "changed_by": self.changed_by,
                 "reason": self.reason,
                 "changed_at": self.changed_at,
+                "accepting": self.accepting,
             },
             separators=(",", ":"),
         )
@@ -41,15 +51,22 @@ class RegionFlag(NamedTuple):
         try:
             value: Any = json.loads(text)
         except ValueError:
-            return cls(in_service=False, reason="unreadable flag")
+            return cls(in_service=False, reason="unreadable flag", accepting=False)
         if not isinstance(value, dict) or not isinstance(value.get("in_service"), bool):
-            return cls(in_service=False, reason="unreadable flag")
+            return cls(in_service=False, reason="unreadable flag", accepting=False)
+        accepting = value.get("accepting", True)  # flags written before draining existed
         return cls(
             in_service=value["in_service"],
             changed_by=str(value.get("changed_by", "")),
             reason=str(value.get("reason", "")),
             changed_at=str(value.get("changed_at", "")),
+            accepting=accepting if isinstance(accepting, bool) else False,
         )
+
+    @property
+    def draining(self) -> bool:
+        """In service but refusing payments: a switchover is waiting for replication."""
+        return self.in_service and not self.accepting
 
 
 class RegionControl(Protocol):
@@ -93,20 +110,20 @@ def evaluate_health(region: str, checks: list[Check]) -> HealthReport:
     return HealthReport(healthy=True, region=region)
 
 
-class HealthCache:
-    """Keeps the last report for :data:`HEALTH_CACHE_SECONDS`."""
+class Cached[T]:
+    """The last value of a computation, kept for ``ttl`` seconds (the health report, the flag)."""
 
     def __init__(self, clock: Callable[[], float], ttl: float = HEALTH_CACHE_SECONDS) -> None:
         self._clock = clock
         self._ttl = ttl
-        self._report: HealthReport | None = None
+        self._value: T | None = None
         self._at = 0.0
 
-    def get(self, compute: Callable[[], HealthReport]) -> HealthReport:
+    def get(self, compute: Callable[[], T]) -> T:
         now = self._clock()
-        if self._report is None or now - self._at >= self._ttl:
-            self._report, self._at = compute(), now
-        return self._report
+        if self._value is None or now - self._at >= self._ttl:
+            self._value, self._at = compute(), now
+        return self._value
 
     def clear(self) -> None:
-        self._report = None
+        self._value = None

@@ -8,9 +8,11 @@ from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 from chalicelib import heap
+from chalicelib.canary import PeerApi, StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
+from chalicelib.names import API_STAGE
 from chalicelib.ports import Notifications, PaymentQueue, PaymentRepository
-from chalicelib.regions import HealthCache, RegionControl
+from chalicelib.regions import FLAG_CACHE_SECONDS, Cached, HealthReport, RegionControl, RegionFlag
 from chalicelib.settings import Settings
 
 
@@ -22,6 +24,8 @@ class Probes(Protocol):
     def queue_answers(self) -> bool: ...
 
     def in_service(self) -> bool: ...
+
+    def flag(self) -> RegionFlag: ...
 
 
 class OpsNotices(Protocol):
@@ -41,7 +45,9 @@ class Services(NamedTuple):
     region_control: RegionControl
     probes: Probes
     ops_notices: OpsNotices
-    health_cache: HealthCache
+    health_cache: Cached[HealthReport]
+    flag_cache: Cached[RegionFlag]
+    peer_api: PeerApi
 
 
 def build_aws_services(settings: Settings) -> Services:
@@ -80,7 +86,17 @@ def build_aws_services(settings: Settings) -> Services:
             region=settings.region,
         ),
         ops_notices=aws.SnsOpsNotices(topic_arn=settings.ops_alert_topic_arn, client=partial(client, "sns")),
-        health_cache=HealthCache(time.monotonic),
+        health_cache=Cached(time.monotonic),
+        flag_cache=Cached(time.monotonic, ttl=FLAG_CACHE_SECONDS),
+        peer_api=StaticPeerApi(settings.peer_api_url, settings.peer_api_key)
+        if settings.peer_api_url
+        else aws.ApiGatewayPeerApi(
+            region=settings.peer_region,
+            rest_api_name=settings.names.rest_api,
+            api_key_name=settings.names.client_api_key,
+            stage=API_STAGE,
+            client=partial(sdk.make_client, "apigateway", region=settings.peer_region),
+        ),
     )
 
 

@@ -30,6 +30,9 @@ class Settings(NamedTuple):
     idempotency_table: str
     peer_region: str = ""
     local_api_keys: frozenset[str] = frozenset()
+    # Local only: the peer's API for the canary (deployed, it is looked up by name).
+    peer_api_url: str = ""
+    peer_api_key: str = ""
 
     @property
     def names(self) -> ResourceNames:
@@ -54,4 +57,6 @@ class Settings(NamedTuple):
             idempotency_table=env.get(EnvVar.IDEMPOTENCY_TABLE, names.idempotency_table),
             peer_region=env.get(EnvVar.PEER_REGION, ""),
             local_api_keys=frozenset(k for k in env.get(EnvVar.LOCAL_API_KEYS, "").split(",") if k),
+            peer_api_url=env.get(EnvVar.PEER_API_URL, ""),
+            peer_api_key=env.get(EnvVar.PEER_API_KEY, ""),
         )

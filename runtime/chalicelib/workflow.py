@@ -20,19 +20,28 @@ from chalicelib.errors import (
     MalformedRequest,
     PaymentError,
     PaymentNotFound,
+    RegionNotAccepting,
     TransactionConflict,
     ValidationFailed,
 )
 from chalicelib.http import parse_document
 from chalicelib.idempotency import StoredResponse
-from chalicelib.names import CORRELATION_ID_ATTRIBUTE
-from chalicelib.observability import Metric, count, logger, report_dependency_failure
+from chalicelib.names import CANARY_TARGET_DIMENSION, CORRELATION_ID_ATTRIBUTE
+from chalicelib.observability import (
+    Metric,
+    add_dimension,
+    count,
+    logger,
+    milliseconds,
+    report_dependency_failure,
+)
 from chalicelib.payments import PaymentRequest, is_identifier, validate_payment
 from chalicelib.processing import Clock, ProcessingOutcome, Rejection, epoch_millis, process_payment
 from chalicelib.regions import HealthReport, RegionFlag, evaluate_health
 from chalicelib.services import Services
 
 if TYPE_CHECKING:
+    from chalicelib.canary import CanaryResult, Http
     from chalicelib.failover import FailoverDecision
 
 # Every function imports this module; the failover rules (orchestrator) and the outbox
@@ -88,8 +97,27 @@ class ClientRequest(NamedTuple):
     lambda_context: Any = None
 
 
+def refuse_unless_accepting(services: Services) -> None:
+    """Refuse a new payment while this region drains for a switchover (its flag, cached 5 s).
+
+    A flag that cannot be read never stops payments: ``/health`` reports it and Route 53 acts.
+    """
+
+    def own_flag() -> RegionFlag:
+        try:
+            return services.probes.flag()
+        except DependencyUnavailable as error:
+            report_dependency_failure(error)
+            return RegionFlag(in_service=True)
+
+    if not services.flag_cache.get(own_flag).accepting:
+        count(Metric.REFUSED_WHILE_DRAINING)
+        raise RegionNotAccepting(services.settings.region)
+
+
 def accept_payment(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
     """``POST /validate``, at most once per idempotency key: 202 with the verdict."""
+    refuse_unless_accepting(services)
 
     def respond() -> StoredResponse:
         payment = validate_and_enqueue(document, services, correlation_id=request.correlation_id)
@@ -100,6 +128,7 @@ def accept_payment(document: Any, services: Services, request: ClientRequest) ->
 
 def process_payment_now(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
     """``POST /process``, at most once per idempotency key: 201 new, 200 a repeat."""
+    refuse_unless_accepting(services)
 
     def respond() -> StoredResponse:
         outcome = validate_and_process(document, services)
@@ -407,3 +436,28 @@ def _peer_in_service(services: Services) -> bool:
     except PaymentError:
         logger.warning("peer region's flag cannot be read", extra={"peer_region": peer})
         return False
+
+
+def run_canary(services: Services, http: Http | None = None) -> CanaryResult:
+    """The observer: probe the peer region's payment path once and record the result as metrics.
+
+    Never raises: a canary that errors would count as this region's function errors, a failover
+    trigger, when it is the peer that fails.
+    """
+    from chalicelib.canary import CanaryResult, probe, urllib_http
+
+    peer = services.settings.peer_region
+    try:
+        url, key = services.peer_api.locate()
+        result = probe(peer, url, key, http=http or urllib_http)
+    except DependencyUnavailable as error:
+        report_dependency_failure(error, f"payment API of {peer}")
+        result = CanaryResult(peer, False, 0.0, "locate")
+    except Exception as error:  # noqa: BLE001 - whatever went wrong, the peer was not shown to work
+        logger.warning("canary error", extra={"error": type(error).__name__})
+        result = CanaryResult(peer, False, 0.0, "error")
+    add_dimension(CANARY_TARGET_DIMENSION, peer)
+    count(Metric.CANARY_SUCCESS, 1 if result.success else 0)
+    milliseconds(Metric.CANARY_LATENCY, result.latency_ms)
+    (logger.info if result.success else logger.warning)("canary", extra=result.to_json())
+    return result

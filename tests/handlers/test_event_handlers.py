@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from chalicelib.canary import StaticPeerApi
 from chalicelib.items import is_payment_record
 from chalicelib.names import Handler, ResourceNames
 from chalicelib.regions import RegionFlag
@@ -238,3 +239,25 @@ def test_recovery_of_an_alarm_does_not_fail_back(
 
     assert capsys.readouterr().out.count('"FailoverSignal":[1.0]') == 1
     assert flag_of(aws, REGION).in_service is False
+
+
+def test_the_canary_records_the_peers_result_as_metrics_and_never_raises(
+    client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib import workflow
+    from chalicelib.observability import flush_metrics
+    from chalicelib.services import get_services
+
+    def unreachable(*_: Any) -> tuple[int, Any]:
+        raise OSError("no route to the peer")
+
+    services = get_services()._replace(peer_api=StaticPeerApi("http://peer.invalid", "k"))
+    result = workflow.run_canary(services, unreachable)
+    flush_metrics()
+
+    assert not result.success and result.target_region == PEER_REGION
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "CanarySuccess" in line]
+    emitted = json.loads(line)
+    assert emitted["CanarySuccess"] in (0.0, [0.0]) and emitted["TargetRegion"] == PEER_REGION
+    directive = emitted["_aws"]["CloudWatchMetrics"][0]
+    assert ["service", "TargetRegion"] in directive["Dimensions"]

@@ -10,8 +10,10 @@ from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.names import ResourceNames
+from chalicelib.regions import RegionFlag
 from localenv.provision import RegionResources
-from tests.conftest import CapturedLogs, TopicSpy
+from tests.conftest import SUFFIX, CapturedLogs, TopicSpy
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -322,3 +324,36 @@ def test_any_header_values_get_an_answer_or_a_named_4xx(
     assert response.status_code < 500, (headers, response.status_code, answer)
     if response.status_code >= 400:
         assert answer["errors"] and all(p["field"] and p["message"] for p in answer["errors"])
+
+
+def set_own_flag(aws: Any, flag: RegionFlag) -> None:
+    aws("ssm").put_parameter(
+        Name=ResourceNames(SUFFIX).in_service_parameter, Value=flag.to_text(), Type="String", Overwrite=True
+    )
+
+
+@pytest.mark.parametrize("path", ["/validate", "/process"])
+def test_a_draining_region_refuses_new_payments_with_a_retryable_503_and_keeps_nothing(
+    client: Client, aws: Any, resources: RegionResources, path: str
+) -> None:
+    set_own_flag(aws, RegionFlag(in_service=True, reason="switchover", accepting=False))
+
+    response = post(client, path, payment(transaction_id=f"txn-drain{path.replace('/', '-')}"))
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    [error] = response.json_body["errors"]
+    assert "not taking payments" in error["message"]
+    assert queued(aws, resources) == [] and table_items(aws, resources) == []
+    # Health still passes: clients keep coming here until the switchover moves them.
+    assert client.http.get("/health").status_code == 200
+
+
+def test_a_region_whose_flag_cannot_be_read_still_takes_payments(
+    client: Client, aws: Any, resources: RegionResources
+) -> None:
+    aws("ssm").delete_parameter(Name=ResourceNames(SUFFIX).in_service_parameter)
+
+    response = post(client, "/process", payment(transaction_id="txn-flagless"))
+
+    assert response.status_code == 201

@@ -20,8 +20,9 @@ from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.canary import StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
-from chalicelib.regions import HealthCache
+from chalicelib.regions import Cached
 from chalicelib.services import Services, use_services
 from chalicelib.settings import Settings
 from tests.fakes import (
@@ -57,7 +58,9 @@ class Ports:
             region_control=InMemoryRegionControl(),
             probes=StaticProbes(),
             ops_notices=RecordingOpsNotices(),
-            health_cache=HealthCache(time.monotonic),
+            health_cache=Cached(time.monotonic),
+            flag_cache=Cached(time.monotonic),
+            peer_api=StaticPeerApi("http://127.0.0.1:9", "unused"),
         )
 
 

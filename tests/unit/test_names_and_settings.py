@@ -35,6 +35,7 @@ def test_chalice_config_sizes_every_function_as_the_spec_says() -> None:
         (512, 30),
         (1024, 60),
         (256, 60),
+        (256, 30),  # the canary: beyond the seed
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.failover import FailoverAction, FailoverDecision, guard_last_region
-from chalicelib.regions import HealthCache, HealthReport, RegionFlag, evaluate_health
+from chalicelib.regions import Cached, HealthReport, RegionFlag, evaluate_health
 
 
 def test_a_flag_round_trips_with_its_audit_fields() -> None:
@@ -33,7 +33,7 @@ def test_the_first_failing_check_names_the_report() -> None:
 
 def test_the_cache_keeps_a_report_until_it_expires() -> None:
     now = [0.0]
-    cache = HealthCache(lambda: now[0], ttl=5)
+    cache: Cached[HealthReport] = Cached(lambda: now[0], ttl=5)
     calls: list[int] = []
 
     def compute() -> HealthReport:
@@ -56,3 +56,12 @@ def test_failover_never_takes_out_the_last_region_in_service() -> None:
     assert guard_last_region(take_out, peer_in_service=False).action is FailoverAction.REFUSE_LAST_REGION
     nothing = FailoverDecision(FailoverAction.NONE, "us-east-1", "not critical")
     assert guard_last_region(nothing, peer_in_service=False) == nothing
+
+
+def test_a_flag_written_before_draining_existed_still_accepts_and_a_draining_one_round_trips() -> None:
+    old = RegionFlag.from_text('{"in_service": true, "changed_by": "x", "reason": "y", "changed_at": ""}')
+    draining = RegionFlag(in_service=True, reason="switchover", accepting=False)
+
+    assert old.accepting and not old.draining
+    assert RegionFlag.from_text(draining.to_text()) == draining and draining.draining
+    assert not RegionFlag.from_text("not json").accepting

@@ -1,0 +1,115 @@
+"""The observer's canary: a real payment through the peer region's public API, then its read.
+
+Each region runs it against the *other* region, so whether a region takes payments is judged
+from outside it: the canary's metrics, the alarm on them and Route 53's decision all live in
+the observer's region, and nothing in the failing region is on that path. A gray failure (the
+peer's ``/health`` answers 200 while payments fail) shows here and nowhere else.
+
+Canary payments are real payments of one synthetic customer, :data:`CANARY_CUSTOMER`, with
+transaction ids starting ``canary-``: business reports leave that customer out. The probe is pure
+Python over an injected HTTP call, so it is tested without a network.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+CANARY_CUSTOMER = "synthetic-canary"
+CANARY_PREFIX = "canary-"
+CANARY_AMOUNT = "1.00"
+CANARY_CURRENCY = "USD"
+# Each step must answer inside this; a payment API slower than that is failing its clients too.
+STEP_TIMEOUT_SECONDS = 5.0
+
+# (method, url, headers, body or None, timeout) -> (status, parsed JSON body or None)
+Http = Callable[[str, str, dict[str, str], bytes | None, float], tuple[int, Any]]
+
+
+class PeerApi(Protocol):
+    """Where the peer region's payment API answers, and the key the canary sends it."""
+
+    def locate(self) -> tuple[str, str]:
+        """``(base URL, API key)``; raises DependencyUnavailable when they cannot be found."""
+
+
+class StaticPeerApi(NamedTuple):
+    """A peer API given outright (the local environment knows both regions' URLs and key)."""
+
+    url: str
+    key: str
+
+    def locate(self) -> tuple[str, str]:
+        return self.url, self.key
+
+
+class CanaryResult(NamedTuple):
+    """One probe of a region: did a payment go through and read back, and how long it took."""
+
+    target_region: str
+    success: bool
+    latency_ms: float
+    failed_step: str | None = None
+    status: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+def probe(
+    target_region: str,
+    api_url: str,
+    api_key: str,
+    *,
+    http: Http,
+    clock: Callable[[], float] = time.perf_counter,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> CanaryResult:
+    """``POST /process`` a synthetic payment in ``target_region``, then ``GET`` it back."""
+    transaction_id = f"{CANARY_PREFIX}{new_id()}"
+    headers = {"Content-Type": "application/json", "x-api-key": api_key}
+    base = api_url.rstrip("/")
+    started = clock()
+
+    def result(success: bool, step: str | None = None, status: int | None = None) -> CanaryResult:
+        return CanaryResult(target_region, success, (clock() - started) * 1000, step, status)
+
+    body = {
+        "transaction_id": transaction_id,
+        "customer_id": CANARY_CUSTOMER,
+        "amount": CANARY_AMOUNT,
+        "currency": CANARY_CURRENCY,
+    }
+    status, _ = http("POST", f"{base}/process", headers, json.dumps(body).encode(), STEP_TIMEOUT_SECONDS)
+    if status not in (200, 201):
+        return result(False, "process", status)
+    status, stored = http("GET", f"{base}/payments/{transaction_id}", headers, None, STEP_TIMEOUT_SECONDS)
+    if status != 200 or not isinstance(stored, dict) or stored.get("transaction_id") != transaction_id:
+        return result(False, "read", status)
+    return result(True)
+
+
+def urllib_http(
+    method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float
+) -> tuple[int, Any]:
+    """:data:`Http` on the standard library: status 0 when the region does not answer at all."""
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, _json(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, _json(error.read())
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return 0, None
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
