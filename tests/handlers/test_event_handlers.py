@@ -260,4 +260,4 @@ def test_the_canary_records_the_peers_result_as_metrics_and_never_raises(
     emitted = json.loads(line)
     assert emitted["CanarySuccess"] in (0.0, [0.0]) and emitted["TargetRegion"] == PEER_REGION
     directive = emitted["_aws"]["CloudWatchMetrics"][0]
-    assert ["service", "TargetRegion"] in directive["Dimensions"]
+    assert [sorted(d) for d in directive["Dimensions"]] == [["TargetRegion", "service"]]
