@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,9 @@ from typing import Any, Self
 import boto3
 
 from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar
-from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
+from localenv import moto_fixes
+from localenv.events import CANARY_SECONDS_VARIABLE, ORCHESTRATOR_VARIABLE
+from localenv.provision import LOCAL_CREDENTIALS, OPERATOR_ACCESS_KEY, RegionResources, provision_region
 from localenv.replication import ReplicaWrites, StreamReplicator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,12 +107,21 @@ class LocalEnvironment:
         log_dir: Path | None = None,
         api_key: str = DEFAULT_LOCAL_API_KEY,
         state_file: Path | None = None,
+        canary_seconds: float = 0.0,
+        orchestrators_off: frozenset[str] = frozenset(),
     ) -> None:
         """``log_dir``: write each process's output to a file there instead of the console.
 
         ``api_key``: the key payment routes require in ``x-api-key`` (``/health`` needs none).
         ``state_file``: where to write the endpoints while running, for ``payments-dr --local``.
+        ``canary_seconds``: run each region's canary against its peer at this interval (0: never).
+        ``orchestrators_off``: regions whose failover orchestrator never gets ops alerts.
         """
+        self.canary_seconds = canary_seconds
+        self.orchestrators_off = orchestrators_off
+        # Faults the local AWS applies (see localenv.moto_fixes), switched by writing this file.
+        self._faults = Path(tempfile.mkdtemp(prefix="payments-faults-")) / "faults.json"
+        self._denied: set[str] = set()
         self.state_file = state_file
         self.regions = regions
         self.api_key = api_key
@@ -128,9 +140,23 @@ class LocalEnvironment:
             service,
             endpoint_url=self.endpoint,
             region_name=region,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            # Not the functions' key: a fault that denies their data plane leaves operators alone.
+            aws_access_key_id=OPERATOR_ACCESS_KEY,
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
+
+    def deny_data_plane(self, region: str) -> None:
+        """Fault injection: the functions' writes to DynamoDB in ``region`` are denied (AccessDenied).
+
+        Reads still answer, so ``/health`` stays 200 while no payment can be stored: a gray
+        failure. Replication and operators (other credentials) are not affected.
+        """
+        self._denied.add(region)
+        self._faults.write_text(json.dumps({"deny_writes": sorted(self._denied)}))
+
+    def restore_data_plane(self, region: str) -> None:
+        self._denied.discard(region)
+        self._faults.write_text(json.dumps({"deny_writes": sorted(self._denied)}))
 
     def api_url(self, region: str) -> str:
         port = next(plan.api_port for plan in self.regions if plan.region == region)
@@ -145,7 +171,11 @@ class LocalEnvironment:
         self._moto = subprocess.Popen(
             [sys.executable, "-m", "localenv.moto_process"],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)])},
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
+                moto_fixes.FAULTS_VARIABLE: str(self._faults),
+            },
             stdout=subprocess.PIPE,
             text=True,
             # Only a prctl call, made before the environment starts any thread of its own.
@@ -219,9 +249,21 @@ class LocalEnvironment:
             self._replicators.append(replicator)
 
     def _region_env(self, plan: RegionPlan) -> dict[str, str]:
+        peer = self.resources[plan.region].peer_region
+        canary = (
+            {
+                CANARY_SECONDS_VARIABLE: str(self.canary_seconds),
+                EnvVar.PEER_API_URL: self.api_url(peer),
+                EnvVar.PEER_API_KEY: self.api_key,
+            }
+            if self.canary_seconds and peer
+            else {}
+        )
         return {
             **os.environ,
             **self.resources[plan.region].function_environment(self.endpoint),
+            **canary,
+            ORCHESTRATOR_VARIABLE: "off" if plan.region in self.orchestrators_off else "on",
             EnvVar.LOCAL_API_KEYS: self.api_key,
             "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",

@@ -7,7 +7,9 @@ messages are deleted, failed ones become visible again after a short delay and r
 dead-letter queue after the queue's maximum receives, exactly as the redrive policy says. It
 reads the payments table's stream and invokes the notifier, retrying from the first position
 it reports failed, as Lambda does. It also delivers ops-alert topic messages (through an SQS
-subscription) to the SNS handler.
+subscription) to the SNS handler, and, when ``PAYMENTS_LOCAL_CANARY_SECONDS`` is set, runs the
+scheduled canary against the peer region's local API at that interval and keeps the canary
+alarm's state (:mod:`localenv.canary`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Any
 import boto3
 
 from chalicelib.cards import redact_pans
-from chalicelib.names import PAYMENT_NOTIFIER, PAYMENT_QUEUE, EnvVar
+from chalicelib.names import PAYMENT_NOTIFIER, PAYMENT_QUEUE, EnvVar, ResourceNames
+from localenv.canary import CanaryAlarm
 from localenv.streams import TableStream, lambda_stream_event
 
 # Lambda leaves a failed message invisible for the queue's whole visibility timeout (300 s);
@@ -32,6 +35,9 @@ from localenv.streams import TableStream, lambda_stream_event
 LOCAL_RETRY_DELAY_SECONDS = 1
 POLL_WAIT_SECONDS = 1
 OPS_ALERT_SUBSCRIPTION_QUEUE = "local-ops-alert-delivery"
+# Seconds between canary runs (Lambda's schedule: one a minute); unset or 0: no canary.
+CANARY_SECONDS_VARIABLE = "PAYMENTS_LOCAL_CANARY_SECONDS"
+ORCHESTRATOR_VARIABLE = "PAYMENTS_LOCAL_ORCHESTRATOR"
 
 
 @dataclass
@@ -88,11 +94,31 @@ def sns_lambda_event(message: str, topic_arn: str) -> dict[str, Any]:
     }
 
 
+def scheduled_event(region: str) -> dict[str, Any]:
+    """The event EventBridge's schedule delivers to a scheduled function."""
+    return {
+        "version": "0",
+        "id": "local",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [],
+        "detail": {},
+    }
+
+
 class RegionEventRunner:
     """Polls one region's payment queue and ops-alert subscription and invokes the handlers."""
 
     def __init__(self, environ: dict[str, str]) -> None:
-        from app import announce_processed_payments, orchestrate_failover, process_payment_messages
+        from app import (
+            announce_processed_payments,
+            orchestrate_failover,
+            probe_peer_region,
+            process_payment_messages,
+        )
 
         self.region = environ[EnvVar.REGION]
         self.queue_url = environ[EnvVar.PAYMENT_QUEUE_URL]
@@ -112,6 +138,21 @@ class RegionEventRunner:
         self.alert_queue_url = self._subscribe_to_ops_alerts()
         self.processed = self.failed = self.alerts = self.announced = 0
         self.running = True
+        self._canary = probe_peer_region
+        self._canary_seconds = float(environ.get(CANARY_SECONDS_VARIABLE) or 0)
+        self._next_canary = 0.0
+        peer = environ.get(EnvVar.PEER_REGION, "")
+        names = ResourceNames(environ.get(EnvVar.ENVIRONMENT_SUFFIX, ""))
+        self._canary_alarm = CanaryAlarm(
+            boto3.client("cloudwatch", region_name=self.region),
+            boto3.client("sns", region_name=self.region),
+            alarm_name=names.canary_alarm(peer),
+            topic_arn=self.ops_topic_arn,
+            region=self.region,
+            target=peer,
+        )
+        self.canary_runs = 0
+        self._orchestrator_on = environ.get(ORCHESTRATOR_VARIABLE, "on") != "off"
 
     def _queue_arn(self, url: str) -> str:
         return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -202,11 +243,20 @@ class RegionEventRunner:
             self._notifier_attempts = 0
 
     def poll_ops_alerts(self) -> None:
-        """Deliver waiting ops-alert messages to the failover orchestrator, one per event."""
+        """Deliver waiting ops-alert messages to the failover orchestrator, one per event.
+
+        With ``PAYMENTS_LOCAL_ORCHESTRATOR=off`` the messages are taken and dropped: the drill's
+        gray failure shows that traffic moves without the failing region's orchestrator.
+        """
         messages = self._sqs.receive_message(QueueUrl=self.alert_queue_url, MaxNumberOfMessages=10).get(
             "Messages", []
         )
         for message in messages:
+            if not self._orchestrator_on:
+                self._sqs.delete_message(
+                    QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                continue
             self._orchestrator(
                 sns_lambda_event(message["Body"], self.ops_topic_arn), LocalContext("orchestrator")
             )
@@ -214,10 +264,23 @@ class RegionEventRunner:
             self.alerts += 1
             print(f"[{self.region}] ops alert delivered to the failover orchestrator", flush=True)
 
+    def poll_canary(self) -> None:
+        """Run the canary against the peer when it is due, and evaluate its alarm here."""
+        if not self._canary_seconds or time.monotonic() < self._next_canary:
+            return
+        self._next_canary = time.monotonic() + self._canary_seconds
+        result = self._canary(scheduled_event(self.region), LocalContext("canary"))
+        before = self._canary_alarm.state
+        state = self._canary_alarm.record(bool(result["success"]))
+        self.canary_runs += 1
+        if state != before:
+            print(f"[{self.region}] canary alarm on {result['target_region']}: {state}", flush=True)
+
     def run(self) -> None:
         """Poll until SIGTERM or SIGINT, then print a summary."""
         while self.running:
             try:
+                self.poll_canary()
                 self.poll_payments()
                 self.poll_table_stream()
                 self.poll_ops_alerts()

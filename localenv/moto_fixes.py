@@ -31,9 +31,12 @@ Nothing here is deployed.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import moto.backends as moto_backends
@@ -47,6 +50,9 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import dynamo_type
+from moto.dynamodb.responses import DynamoHandler
+
+from localenv.provision import OPERATOR_ACCESS_KEY
 
 MAX_TRANSACTION_ITEMS = 100
 _LOCK = threading.Lock()
@@ -151,8 +157,51 @@ def _within_retention_period(backend: Any, queue_name: str, message: Any) -> boo
     return bool(retention_seconds + message.sent_timestamp / 1000 > time.time())
 
 
+# Where LocalEnvironment writes the faults to apply: {"deny_writes": [region, ...]}.
+FAULTS_VARIABLE = "PAYMENTS_LOCAL_FAULTS"
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+ACCESS_DENIED = json.dumps(
+    {
+        "__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
+        "message": "local fault injection: the functions' data plane is denied in this region",
+    }
+)
+
+
+def _denied_regions() -> set[str]:
+    path = os.environ.get(FAULTS_VARIABLE)
+    if not path:
+        return set()
+    try:
+        return set(json.loads(Path(path).read_text()).get("deny_writes", []))
+    except (OSError, ValueError):
+        return set()
+
+
+def _with_faults(call_action: Any) -> Any:
+    """DynamoDB's dispatcher, refusing the functions' writes in a region whose data plane is denied.
+
+    Whoever does not call with the operators' key (replication, the drill's audit, payments-dr)
+    is a function.
+    """
+
+    def dispatch(handler: Any) -> Any:
+        if (
+            handler._get_action() in DYNAMODB_WRITES
+            and handler.get_access_key() != OPERATOR_ACCESS_KEY
+            and handler.region in _denied_regions()
+        ):
+            return 400, {"Content-Type": "application/x-amz-json-1.0"}, ACCESS_DENIED
+        return call_action(handler)
+
+    dispatch.with_faults = True  # type: ignore[attr-defined]
+    return dispatch
+
+
 def install() -> None:
     """Use the corrections above in this process's moto (idempotent)."""
+    if not getattr(DynamoHandler.call_action, "with_faults", False):
+        DynamoHandler.call_action = _with_faults(DynamoHandler.call_action)  # type: ignore[method-assign]
     sqs_models.Message.visible = property(_message_visible)  # type: ignore[assignment,method-assign]
     sqs_models.Message.delayed = property(_message_delayed)  # type: ignore[assignment,method-assign]
     sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention_period  # type: ignore[method-assign,assignment]

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 
+from chalicelib.canary import canary_alarm_definition
 from chalicelib.names import PAYMENT_QUEUE, EnvVar, IdempotencyKeys, QueueSettings, ResourceNames
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.regions import RegionFlag
@@ -21,6 +22,9 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_SESSION_TOKEN": "local",
 }
+# Everything else on the local AWS (replication, operators, the drill's audit) uses this key, so
+# a fault aimed at the functions' credentials (localenv.moto_fixes) leaves it alone.
+OPERATOR_ACCESS_KEY = "LOCALOPERATOR0000000"  # moto reads keys of 20 capitals or digits
 SECONDS_PER_DAY = 86_400
 
 
@@ -157,6 +161,12 @@ def provision_region(
         pass
 
     sns = _client("sns", endpoint_url, region)
+    ops_alert_topic_arn = sns.create_topic(Name=names.ops_alert_topic)["TopicArn"]
+    if peer_region:
+        # This region observes its peer: the alarm on the canary against the peer lives here.
+        _client("cloudwatch", endpoint_url, region).put_metric_alarm(
+            **canary_alarm_definition(names, peer_region, [ops_alert_topic_arn])
+        )
     return RegionResources(
         region=region,
         environment_suffix=environment_suffix,
@@ -165,6 +175,6 @@ def provision_region(
         payment_queue_url=queue_url,
         payment_dlq_url=dlq_url,
         transaction_topic_arn=sns.create_topic(Name=names.transaction_topic)["TopicArn"],
-        ops_alert_topic_arn=sns.create_topic(Name=names.ops_alert_topic)["TopicArn"],
+        ops_alert_topic_arn=ops_alert_topic_arn,
         peer_region=peer_region,
     )

@@ -8,8 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
+from chalicelib.names import (
+    CANARY,
+    DEFAULT_ENVIRONMENT_SUFFIX,
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+)
 from operations import regions
+from operations.drill import FAULTS
 from operations.redrive import redrive
 from operations.targets import LOCAL_STATE, Target, TargetNotRunning
 
@@ -51,7 +57,9 @@ def command_failover(args: argparse.Namespace) -> int:
 
 def command_failback(args: argparse.Namespace) -> int:
     """Return a region to service after checking it is safe."""
-    flag, lag = regions.failback(_target(args), args.region, reason=args.reason)
+    flag, lag = regions.failback(
+        _target(args), args.region, reason=args.reason, canary_passed_for=args.canary_passed_for
+    )
     print(
         f"replication caught up in {lag:.1f} s; {args.region} is back in service (by {flag.changed_by}: {flag.reason})"
     )
@@ -74,7 +82,11 @@ def command_drill(args: argparse.Namespace) -> int:
     replication.VERBOSE = False
     plan = DrillPlan(rate_per_second=args.rate, outage_seconds=args.outage, fault=args.fault)
     plans = [RegionPlan(args.primary_region, free_port()), RegionPlan(args.secondary_region, free_port())]
-    with LocalEnvironment(plans, log_dir=args.log_dir) as environment:
+    # The gray failure is the one only the observer sees: the primary's own orchestrator is off.
+    idle = frozenset({args.primary_region}) if args.fault == "gray" else frozenset()
+    with LocalEnvironment(
+        plans, log_dir=args.log_dir, canary_seconds=plan.canary_seconds, orchestrators_off=idle
+    ) as environment:
         target = Target.of_environment(environment)
         report = run_drill(environment, target, plan)
     print(report.table())
@@ -141,22 +153,33 @@ def build_parser() -> argparse.ArgumentParser:
         "failback",
         summary="return a region to service, after checks",
         description="Return REGION to service once the peer is healthy, REGION is healthy apart from its flag, "
-        "and a marker written in the peer has replicated to REGION. Records who and why.",
+        "the peer's canary against REGION (real payments through its API) has passed for a while, and a marker "
+        "written in the peer has replicated to REGION. Records who and why.",
+    )
+    back.add_argument(
+        "--canary-passed-for",
+        type=float,
+        default=CANARY.failback_passing_seconds,
+        metavar="SECONDS",
+        help="how long the peer's canary against REGION must have passed (default %(default)s; "
+        "0: only not failing)",
     )
     back.set_defaults(run=command_failback)
 
     drill = commands.add_parser(
         "drill",
         help="DR drill on a local environment: RTO, lost and duplicate payments, a timeline",
-        description="Start a local environment (both regions, free ports), send payments steadily through a "
-        "client that follows Route 53's failover rule, fail the primary, fail back with the operator's checks, "
-        "and report RTO, RPO and duplicates. Exit status 1 if a payment was lost or doubled.",
+        description="Start a local environment (both regions, free ports, each running the canary against the "
+        "other), send payments steadily through a client that follows Route 53's failover record (the primary's "
+        "calculated health check: its /health and the secondary's canary alarm), fault the primary, fail back "
+        "with the operator's checks, and report RTO as detect / decide / execute, RPO and duplicates. Exit "
+        "status 1 if a payment was lost or doubled.",
     )
     drill.add_argument(
         "--fault",
-        choices=["api", "region"],
+        choices=sorted(FAULTS),
         default="api",
-        help="api: the primary's API fails; region: and replication out of it stops",
+        help="; ".join(f"{name}: {what}" for name, what in FAULTS.items()),
     )
     drill.add_argument("--rate", type=float, default=10.0, help="payments per second (default 10)")
     drill.add_argument(

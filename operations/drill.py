@@ -1,24 +1,28 @@
 """The DR drill: steady payments, a primary-region fault, failover, a checked failback, a report.
 
 A client sends payments to ``POST /process`` at a steady rate and routes them the way Route 53's
-failover record would: to the primary while its health check passes, else to the secondary,
-with health polled at a fixed interval and a region declared unhealthy (or healthy again)
-after 3 consecutive results, as Route 53 does. A request that fails is retried once, with the
-same transaction id, on the region the router then chooses.
+failover record does: to the primary while its calculated health check is healthy, else to the
+secondary. The calculated check needs both of its children healthy, as the stacks configure it:
+the endpoint check on the primary's ``/health`` (unhealthy after 3 consecutive failures, polled
+at a fixed interval) and the alarm on the canary that the *secondary* runs against the primary
+(a real payment and its read every ``canary_seconds``; Lambda's schedule runs it every minute).
+A request that fails is retried once, with the same transaction id, where the router then says.
 
-The fault stops the primary's API and publishes the primary's API 5XX alarm to its ops-alert
-topic, as CloudWatch would: the orchestrator takes the region out of service. With
-``--fault region`` replication out of the primary is cut at the same moment, as when the whole
-region is lost; it is restored before the audit. After a while the API comes back, and the
-operator's failback (``payments-dr failback``) returns the primary to service once its checks
-pass. From what the client observed, the drill reports:
+Faults (``--fault``):
 
-- RTO: from the fault to the first payment accepted by the secondary;
-- RPO: payments acknowledged to the client that the surviving region lacks once replication
-  has drained, as a count and as the age of the oldest such payment at the fault;
-- duplicates: transaction ids stored more than once (must be 0);
-and draws accepted / failed requests per second per region with the fault, failover and
-failback marked.
+- ``api``: the primary's API stops and its 5XX alarm reaches its own orchestrator, which takes
+  it out of service;
+- ``region``: as ``api``, and replication out of the primary stops too (the region is lost);
+- ``gray``: the primary's data plane is denied (its functions cannot write) while its
+  ``/health`` still answers 200, and its orchestrator is off: only the observer sees it;
+- ``replication-paused``: replication out of the primary pauses while an operator runs a
+  planned switchover, which must not declare the secondary caught up before it is.
+
+Then the primary recovers and the operator's failback (``payments-dr failback``, which also
+waits for the canary against the primary to pass) returns it to service. From what the client
+and the router observed the drill reports the RTO in three parts, detect (fault to the first
+failed probe or check), decide (to the router's decision) and execute (to the first payment the
+secondary accepts); RPO as payments acknowledged but missing in the survivor; and duplicates.
 """
 
 from __future__ import annotations
@@ -28,18 +32,29 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
 from chalicelib.items import is_payment_record
+from chalicelib.names import CANARY_TARGET_DIMENSION, METRICS_NAMESPACE, SERVICE_NAME, Metric
 from localenv.environment import LocalEnvironment
 from localenv.progress import Heartbeat
 from operations import regions
 from operations.targets import Target
 
-FAILURE_THRESHOLD = 3  # Route 53: a region changes state after 3 consecutive checks
+FAILURE_THRESHOLD = 3  # Route 53: an endpoint check changes state after 3 consecutive results
+FAULTS = {
+    "api": "the primary's API stops; its 5XX alarm reaches its own orchestrator",
+    "region": "the primary's API stops and replication out of it stops (the region is lost)",
+    "gray": "the primary's data plane is denied while its /health answers 200; its orchestrator is off",
+    "replication-paused": "replication out of the primary pauses during a planned switchover",
+}
+# A drill's failback waits this long for the canary against the primary to pass (AWS: 10 min).
+DRILL_CANARY_PASSED_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,8 @@ class DrillPlan:
     outage_seconds: float = 10.0
     recovered_seconds: float = 5.0
     health_interval_seconds: float = 1.0
-    fault: str = "api"  # "api": the primary's API fails; "region": and replication out of it stops
+    canary_seconds: float = 1.0
+    fault: str = "api"
 
 
 @dataclass
@@ -83,20 +99,57 @@ class DrillReport:
     failover_at: float | None
     failback_at: float | None
     fault_at: float
+    detect_at: float | None = None
+    decide_at: float | None = None
+    detected_by: str = ""
+    # --fault gray: whether the primary's own orchestrator stayed out of it (it was off): its flag
+    # is untouched, or was changed by the observer on the canary alarm, never on its own alarms.
+    primary_orchestrator_idle: bool | None = None
+    # --fault replication-paused: when replication resumed and when the switchover declared the
+    # secondary caught up (never before it resumed).
+    resumed_at: float | None = None
+    caught_up_at: float | None = None
+    switchover: str = ""
     attempts: list[Attempt] = field(repr=False, default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.lost and not self.duplicates and self.rto_seconds is not None
+        checks = [not self.lost, not self.duplicates, self.rto_seconds is not None]
+        if self.fault == "gray":
+            checks.append(self.primary_orchestrator_idle is True)
+        if self.fault == "replication-paused":
+            checks.append(
+                self.resumed_at is not None
+                and self.caught_up_at is not None
+                and self.caught_up_at >= self.resumed_at
+            )
+        return all(checks)
+
+    def _part(self, start: float | None, end: float | None) -> str:
+        return f"{end - start:.1f} s" if start is not None and end is not None else "-"
 
     def table(self) -> str:
         rows = [
-            ("fault", f"primary {self.fault} failure"),
+            ("fault", f"{self.fault}: {FAULTS[self.fault]}"),
             ("payments sent / acknowledged", f"{self.sent} / {self.acknowledged}"),
             ("failed attempts (retried)", str(self.failed_attempts)),
             (
                 "RTO: fault -> first payment accepted by the secondary",
                 f"{self.rto_seconds:.1f} s" if self.rto_seconds is not None else "never",
+            ),
+            (
+                f"  detect: fault -> {self.detected_by or 'first failed signal'}",
+                self._part(self.fault_at, self.detect_at),
+            ),
+            (
+                "  decide: -> caught up, the primary out of service"
+                if self.fault == "replication-paused"
+                else "  decide: -> the router sends clients to the secondary",
+                self._part(self.detect_at, self.decide_at),
+            ),
+            (
+                "  execute: -> first payment accepted by the secondary",
+                self._part(self.decide_at, self.failover_at),
             ),
             (
                 "RPO: acknowledged but missing in the surviving region",
@@ -107,19 +160,44 @@ class DrillReport:
                 f"{len(self.at_risk)} payments, {self.at_risk_seconds:.1f} s",
             ),
             ("duplicate payments", str(len(self.duplicates))),
-            ("verdict", "PASS" if self.passed else "FAIL"),
         ]
+        if self.fault == "gray":
+            rows.append(
+                (
+                    "primary's own orchestrator took no part",
+                    "yes" if self.primary_orchestrator_idle else "NO",
+                )
+            )
+        if self.fault == "replication-paused":
+            rows.append(("switchover", self.switchover or "did not complete"))
+            rows.append(
+                (
+                    "caught up declared only after replication resumed",
+                    "yes" if self.passed or (self.caught_up_at or 0) >= (self.resumed_at or 0) else "NO",
+                )
+            )
+        rows.append(("verdict", "PASS" if self.passed else "FAIL"))
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
 class Route53LikeRouter:
-    """Primary while its health check passes, else secondary; checks at a fixed interval."""
+    """The failover record: primary while its calculated health check is healthy, else secondary.
 
-    def __init__(self, target: Target, interval: float) -> None:
+    The calculated check is healthy only while both children are: the endpoint check on
+    ``/health`` (3 consecutive results change its state) and the alarm on the peer's canary.
+    """
+
+    def __init__(self, target: Target, interval: float, canary_alarm: Callable[[], str]) -> None:
         self._target = target
         self._interval = interval
+        self._canary_alarm = canary_alarm
+        self.endpoint_healthy = True
+        self.alarm_state = "OK"
         self.primary_healthy = True
+        self.first_failed_check_at: float | None = None
+        self.decided_at: float | None = None
+        self.decided_by = ""
         self._streak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -135,12 +213,20 @@ class Route53LikeRouter:
         while not self._stop.wait(self._interval):
             code, _ = regions.health_of(self._target, self._target.primary_region)
             passing = code == 200
-            if passing == self.primary_healthy:
+            if not passing and self.first_failed_check_at is None:
+                self.first_failed_check_at = time.time()
+            if passing == self.endpoint_healthy:
                 self._streak = 0
-                continue
-            self._streak += 1
-            if self._streak >= FAILURE_THRESHOLD:
-                self.primary_healthy, self._streak = passing, 0
+            else:
+                self._streak += 1
+                if self._streak >= FAILURE_THRESHOLD:
+                    self.endpoint_healthy, self._streak = passing, 0
+            self.alarm_state = self._canary_alarm()
+            healthy = self.endpoint_healthy and self.alarm_state != "ALARM"
+            if self.primary_healthy and not healthy and self.decided_at is None:
+                self.decided_at = time.time()
+                self.decided_by = "the canary alarm" if self.alarm_state == "ALARM" else "the /health check"
+            self.primary_healthy = healthy
 
     def region(self) -> str:
         return self._target.primary_region if self.primary_healthy else self._target.secondary_region
@@ -160,10 +246,44 @@ def publish_alarm(environment: LocalEnvironment, region: str, alarm_name: str) -
     )
 
 
+def canary_alarm_state(environment: LocalEnvironment, target: Target) -> Callable[[], str]:
+    """Reads the alarm on the canary against the primary, in the secondary (as Route 53 does)."""
+    cloudwatch = environment.client("cloudwatch", target.secondary_region)
+    name = target.names.canary_alarm(target.primary_region)
+
+    def state() -> str:
+        alarms = cloudwatch.describe_alarms(AlarmNames=[name]).get("MetricAlarms", [])
+        return str(alarms[0]["StateValue"]) if alarms else "MISSING"
+
+    return state
+
+
+def first_failed_canary(environment: LocalEnvironment, target: Target, since: float) -> float | None:
+    """When the secondary's canary first failed against the primary after ``since`` (its metric)."""
+    points = environment.client("cloudwatch", target.secondary_region).get_metric_statistics(
+        Namespace=METRICS_NAMESPACE,
+        MetricName=Metric.CANARY_SUCCESS,
+        Dimensions=[
+            {"Name": "service", "Value": SERVICE_NAME},
+            {"Name": CANARY_TARGET_DIMENSION, "Value": target.primary_region},
+        ],
+        StartTime=datetime.fromtimestamp(since - 1, UTC),
+        EndTime=datetime.now(UTC),
+        Period=1,
+        Statistics=["Minimum"],
+    )["Datapoints"]
+    failed = [
+        p["Timestamp"].timestamp()
+        for p in points
+        if p["Minimum"] < 1 and p["Timestamp"].timestamp() >= since - 1
+    ]
+    return min(failed) if failed else None
+
+
 def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) -> DrillReport:
-    """Run the drill on a started local environment and audit both regions' tables."""
+    """Run the drill on a started local environment (with its canary running) and audit both tables."""
     primary, secondary = target.primary_region, target.secondary_region
-    router = Route53LikeRouter(target, plan.health_interval_seconds)
+    router = Route53LikeRouter(target, plan.health_interval_seconds, canary_alarm_state(environment, target))
     session = requests.Session()
     headers = {"Content-Type": "application/json", "x-api-key": target.api_key or ""}
     attempts: list[Attempt] = []
@@ -202,38 +322,91 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
             send_one()
             time.sleep(max(0.0, 1 / plan.rate_per_second - (time.time() - started)))
 
+    def send_until(done: Callable[[], bool], limit: float) -> None:
+        deadline = time.time() + limit
+        while not done() and time.time() < deadline:
+            send_for(0.5)
+
     phase = ["steady"]
 
     def progress() -> str:
         return (
             f"{phase[0]}; {len(attempts)} attempts, {len(acknowledged)} acknowledged, "
-            f"traffic to {router.region()}"
+            f"traffic to {router.region()}, canary alarm on {primary}: {router.alarm_state}"
         )
 
+    at_risk: list[str] = []
+    primary_flag: bool | None = None
+    resumed_at: float | None = None
+    caught_up_at: float | None = None
+    switchover_summary = ""
+    switchover_started: float | None = None
     router.start()
     try:
         with Heartbeat("drill", progress):
+            send_until(lambda: router.alarm_state == "OK", 30)  # the observer has seen the primary work
             send_for(plan.steady_seconds)
             fault_at = time.time()
-            phase[0] = f"fault: {primary}'s API stopped"
-            environment.stop_api(primary)
-            if plan.fault == "region":
+            if plan.fault in ("api", "region"):
+                phase[0] = f"fault: {primary}'s API stopped"
+                environment.stop_api(primary)
+                if plan.fault == "region":
+                    environment.pause_replication_from(primary)
+                publish_alarm(environment, primary, target.names.api_5xx_alarm)
+                send_for(plan.outage_seconds)
+                if plan.fault == "region":
+                    survivor = stored(environment, secondary, f"drill-{tag}")
+                    at_risk = sorted(
+                        t for t, at in acknowledged.items() if at < fault_at and t not in survivor
+                    )
+                phase[0] = f"{primary} back, out of service until failback"
+                environment.start_api(primary)
+                if plan.fault == "region":
+                    environment.resume_replication_from(primary)
+            elif plan.fault == "gray":
+                phase[0] = f"fault: {primary}'s data plane denied, /health still 200"
+                environment.deny_data_plane(primary)
+                send_for(plan.outage_seconds)
+                flag = regions.flag_of(target, primary)
+                primary_flag = flag.in_service or target.names.canary_alarm(primary) in flag.reason
+                phase[0] = f"{primary}'s data plane back"
+                environment.restore_data_plane(primary)
+            else:  # replication-paused
+                phase[0] = f"fault: replication out of {primary} paused; switchover to {secondary}"
                 environment.pause_replication_from(primary)
-            publish_alarm(environment, primary, target.names.api_5xx_alarm)
-            send_for(plan.outage_seconds)
-            at_risk: list[str] = []
-            if plan.fault == "region":
-                survivor = stored(environment, secondary, f"drill-{tag}")
-                at_risk = sorted(t for t, at in acknowledged.items() if at < fault_at and t not in survivor)
-            phase[0] = f"{primary} back, out of service until failback"
-            environment.start_api(primary)
-            if plan.fault == "region":
+                outcome: dict[str, object] = {}
+
+                def switch() -> None:
+                    try:
+                        report = regions.switchover(
+                            target,
+                            primary,
+                            reason="drill: planned switchover",
+                            bound_seconds=plan.outage_seconds + 30,
+                        )
+                        outcome["report"] = report
+                        outcome["at"] = time.time()
+                    except regions.RefusedError as error:
+                        outcome["error"] = str(error)
+
+                worker = threading.Thread(target=switch, daemon=True)
+                switchover_started = time.time()
+                worker.start()
+                send_for(plan.outage_seconds)
+                resumed_at = time.time()
+                phase[0] = f"replication out of {primary} resumed"
                 environment.resume_replication_from(primary)
-            send_for(
-                plan.recovered_seconds
-            )  # the primary is back but stays out of service: failback is manual
-            regions.failback(target, primary, reason="drill: the primary's API is back")
-            failback_at = time.time()
+                while worker.is_alive():
+                    send_for(0.5)
+                if "report" in outcome:
+                    caught_up_at = float(outcome["at"])  # type: ignore[arg-type]
+                    switchover_summary = outcome["report"].summary()  # type: ignore[attr-defined]
+                else:
+                    switchover_summary = f"refused: {outcome.get('error')}"
+            send_until(lambda: router.region() == secondary, 30)
+            send_for(plan.recovered_seconds)  # the primary stays out of service: failback is manual
+            phase[0] = f"failback of {primary} (waits for its canary to pass)"
+            failback_at = _fail_back(target, primary, send_for)
             phase[0] = "failed back"
             send_for(plan.recovered_seconds + FAILURE_THRESHOLD * plan.health_interval_seconds)
     finally:
@@ -241,7 +414,41 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
     report = audit(environment, target, attempts, acknowledged, fault_at, failback_at, plan.fault)
     report.at_risk = at_risk
     report.at_risk_seconds = max(0.0, fault_at - min((acknowledged[t] for t in at_risk), default=fault_at))
+    if plan.fault == "replication-paused":
+        report.detect_at, report.detected_by = switchover_started, "the operator starts the switchover"
+        report.decide_at = caught_up_at
+    else:
+        canary = first_failed_canary(environment, target, fault_at)
+        check = router.first_failed_check_at
+        signals = [
+            (t, who)
+            for t, who in ((canary, "first failed canary"), (check, "first failed /health check"))
+            if t
+        ]
+        if signals:
+            report.detect_at, report.detected_by = min(signals)
+        report.decide_at = router.decided_at
+    report.primary_orchestrator_idle = primary_flag
+    report.resumed_at, report.caught_up_at, report.switchover = resumed_at, caught_up_at, switchover_summary
     return report
+
+
+def _fail_back(target: Target, region: str, send_for: Callable[[float], None]) -> float:
+    """The operator's failback, retried while its checks (the canary above all) are not yet met."""
+    deadline = time.time() + 60
+    while True:
+        try:
+            regions.failback(
+                target,
+                region,
+                reason="drill: the primary is back",
+                canary_passed_for=DRILL_CANARY_PASSED_SECONDS,
+            )
+            return time.time()
+        except regions.RefusedError:
+            if time.time() > deadline:
+                raise
+            send_for(1.0)
 
 
 def stored(environment: LocalEnvironment, region: str, prefix: str) -> Counter[str]:
@@ -334,7 +541,9 @@ def draw_timeline(report: DrillReport, regions_: tuple[str, str], path: Path) ->
         )
     for at, label, colour in (
         (report.fault_at, "fault", "black"),
-        (report.failover_at, "failover", "tab:green"),
+        (report.detect_at, "detect", "tab:gray"),
+        (report.decide_at, "decide", "tab:purple"),
+        (report.failover_at, "execute", "tab:green"),
         (report.failback_at, "failback", "tab:blue"),
     ):
         if at is not None:
@@ -343,7 +552,7 @@ def draw_timeline(report: DrillReport, regions_: tuple[str, str], path: Path) ->
     axis.set_xlabel("seconds since the drill started")
     axis.set_ylabel("requests per second")
     axis.set_title(
-        f"DR drill: RTO {report.rto_seconds or 0:.1f} s, lost {len(report.lost)}, "
+        f"DR drill ({report.fault}): RTO {report.rto_seconds or 0:.1f} s, lost {len(report.lost)}, "
         f"duplicates {len(report.duplicates)}"
     )
     axis.legend(loc="upper right", fontsize="small")

@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from chalicelib.aws import SsmRegionControl
+from chalicelib.names import CANARY
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.regions import FLAG_CACHE_SECONDS, RegionFlag
 from operations.targets import Target
@@ -183,8 +184,18 @@ def failover(target: Target, region: str, *, reason: str, force: bool = False) -
     return flag
 
 
-def failback(target: Target, region: str, *, reason: str) -> tuple[RegionFlag, float]:
-    """Return ``region`` to service after the checks; returns the flag and the replication lag (s)."""
+def failback(
+    target: Target,
+    region: str,
+    *,
+    reason: str,
+    canary_passed_for: float = CANARY.failback_passing_seconds,
+) -> tuple[RegionFlag, float]:
+    """Return ``region`` to service after the checks; returns the flag and the replication lag (s).
+
+    Beyond ``/health``: the canary the peer runs against ``region`` (real payments through its
+    API) must have passed for ``canary_passed_for`` seconds; with 0, it must only not be failing.
+    """
     peer = peer_of(target, region)
     peer_code, peer_body = health_of(target, peer)
     if peer_code != 200:
@@ -192,6 +203,7 @@ def failback(target: Target, region: str, *, reason: str) -> tuple[RegionFlag, f
     code, body = health_of(target, region)
     if code != 200 and body.get("failing") != "in-service flag":
         raise RefusedError(f"{region} is not healthy apart from its flag ({body.get('failing', code)})")
+    _canary_has_passed(target, region, peer, canary_passed_for)
     lag = replication_caught_up(target, source=peer, destination=region)
     flag = RegionFlag(in_service=True, changed_by=actor(target, region), reason=reason, changed_at=_now())
     set_flag(target, region, flag)
@@ -317,6 +329,36 @@ def _wait_for_empty_queue(target: Target, region: str, deadline: float) -> None:
         if time.monotonic() > deadline:
             raise RefusedError(f"{region}'s payment queue is not empty")
         time.sleep(QUEUE_POLL_SECONDS)
+
+
+def canary_state(target: Target, region: str) -> tuple[str, float | None]:
+    """The state of the peer's canary alarm on ``region`` and for how many seconds it has held."""
+    peer = peer_of(target, region)
+    alarms = (
+        target.client("cloudwatch", peer)
+        .describe_alarms(AlarmNames=[target.names.canary_alarm(region)])
+        .get("MetricAlarms", [])
+    )
+    if not alarms:
+        return "MISSING", None
+    since = alarms[0].get("StateUpdatedTimestamp")
+    held = time.time() - since.timestamp() if since is not None else None
+    return str(alarms[0]["StateValue"]), held
+
+
+def _canary_has_passed(target: Target, region: str, peer: str, seconds: float) -> None:
+    state, held = canary_state(target, region)
+    name = target.names.canary_alarm(region)
+    if state == "MISSING":
+        raise RefusedError(f"{peer} has no canary alarm on {region} ({name}): deploy the observer first")
+    if state == "ALARM" or (seconds > 0 and state != "OK"):
+        raise RefusedError(
+            f"the canary {peer} runs against {region} is {state} ({name}): payments there fail"
+        )
+    if seconds > 0 and (held or 0.0) < seconds:
+        raise RefusedError(
+            f"the canary against {region} has passed for {held or 0:.0f} s; failback needs {seconds:.0f} s"
+        )
 
 
 def replication_caught_up(

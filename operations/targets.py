@@ -18,8 +18,12 @@ from chalicelib.names import (
 from localenv import provision
 from localenv.environment import LOCAL_STATE
 
-# The local environment's credentials, as boto3.client keyword arguments.
-LOCAL_CREDENTIALS = {name.lower(): value for name, value in provision.LOCAL_CREDENTIALS.items()}
+# The local environment's credentials, as boto3.client keyword arguments: an operator's, not the
+# functions' (a fault injected into the functions' data plane leaves operators alone).
+LOCAL_CREDENTIALS = {
+    **{name.lower(): value for name, value in provision.LOCAL_CREDENTIALS.items()},
+    "aws_access_key_id": provision.OPERATOR_ACCESS_KEY,
+}
 
 
 class TargetNotRunning(RuntimeError):

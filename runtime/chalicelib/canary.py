@@ -20,6 +20,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+from chalicelib.names import (
+    CANARY,
+    CANARY_TARGET_DIMENSION,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    Metric,
+    ResourceNames,
+)
+
 CANARY_CUSTOMER = "synthetic-canary"
 CANARY_PREFIX = "canary-"
 CANARY_AMOUNT = "1.00"
@@ -27,8 +36,11 @@ CANARY_CURRENCY = "USD"
 # Each step must answer inside this; a payment API slower than that is failing its clients too.
 STEP_TIMEOUT_SECONDS = 5.0
 
-# (method, url, headers, body or None, timeout) -> (status, parsed JSON body or None)
-Http = Callable[[str, str, dict[str, str], bytes | None, float], tuple[int, Any]]
+# (method, url, headers, body or None, timeout) -> (status, lower-cased headers, JSON body or None)
+Http = Callable[[str, str, dict[str, str], bytes | None, float], tuple[int, dict[str, str], Any]]
+# The header a draining region answers with (chalicelib.http): refusing payments on purpose
+# while a switchover waits for replication is not a failure of the region.
+DRAINING_HEADER = "x-region-draining"
 
 
 class PeerApi(Protocol):
@@ -56,6 +68,7 @@ class CanaryResult(NamedTuple):
     latency_ms: float
     failed_step: str | None = None
     status: int | None = None
+    draining: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()
@@ -76,8 +89,10 @@ def probe(
     base = api_url.rstrip("/")
     started = clock()
 
-    def result(success: bool, step: str | None = None, status: int | None = None) -> CanaryResult:
-        return CanaryResult(target_region, success, (clock() - started) * 1000, step, status)
+    def result(
+        success: bool, step: str | None = None, status: int | None = None, draining: bool = False
+    ) -> CanaryResult:
+        return CanaryResult(target_region, success, (clock() - started) * 1000, step, status, draining)
 
     body = {
         "transaction_id": transaction_id,
@@ -85,27 +100,64 @@ def probe(
         "amount": CANARY_AMOUNT,
         "currency": CANARY_CURRENCY,
     }
-    status, _ = http("POST", f"{base}/process", headers, json.dumps(body).encode(), STEP_TIMEOUT_SECONDS)
+    status, answer_headers, _ = http(
+        "POST", f"{base}/process", headers, json.dumps(body).encode(), STEP_TIMEOUT_SECONDS
+    )
+    if status == 503 and answer_headers.get(DRAINING_HEADER) == "true":
+        return result(True, status=status, draining=True)
     if status not in (200, 201):
         return result(False, "process", status)
-    status, stored = http("GET", f"{base}/payments/{transaction_id}", headers, None, STEP_TIMEOUT_SECONDS)
+    status, _, stored = http("GET", f"{base}/payments/{transaction_id}", headers, None, STEP_TIMEOUT_SECONDS)
     if status != 200 or not isinstance(stored, dict) or stored.get("transaction_id") != transaction_id:
         return result(False, "read", status)
     return result(True)
 
 
+def canary_alarm_definition(names: ResourceNames, target_region: str, actions: list[str]) -> dict[str, Any]:
+    """``PutMetricAlarm`` arguments of the alarm on the canary against ``target_region``.
+
+    It lives in the observer's region (the peer of ``target_region``), which is where the canary
+    writes its metrics and where Route 53 reads it; ``actions`` are the observer's topics to notify.
+    The stack creates it and the local environment provisions it from this one definition.
+    """
+    return {
+        "AlarmName": names.canary_alarm(target_region),
+        "AlarmDescription": f"The canary's payments through {target_region}'s API fail: Route 53 moves clients away.",
+        "Namespace": METRICS_NAMESPACE,
+        "MetricName": Metric.CANARY_SUCCESS,
+        "Dimensions": [
+            {"Name": "service", "Value": SERVICE_NAME},
+            {"Name": CANARY_TARGET_DIMENSION, "Value": target_region},
+        ],
+        "Statistic": "Minimum",
+        "Period": CANARY.period_seconds,
+        "EvaluationPeriods": CANARY.evaluation_periods,
+        "DatapointsToAlarm": CANARY.datapoints_to_alarm,
+        "Threshold": 1,
+        "ComparisonOperator": "LessThanThreshold",
+        # No data means the observer is not running, not that the target fails: keep the state.
+        "TreatMissingData": "missing",
+        "AlarmActions": actions,
+        "OKActions": actions,
+    }
+
+
 def urllib_http(
     method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float
-) -> tuple[int, Any]:
+) -> tuple[int, dict[str, str], Any]:
     """:data:`Http` on the standard library: status 0 when the region does not answer at all."""
     request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, _json(response.read())
+            return response.status, _lower(response.headers), _json(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, _json(error.read())
+        return error.code, _lower(error.headers), _json(error.read())
     except (urllib.error.URLError, TimeoutError, OSError):
-        return 0, None
+        return 0, {}, None
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {str(name).lower(): str(value) for name, value in (headers or {}).items()}
 
 
 def _json(raw: bytes) -> Any:

@@ -73,12 +73,31 @@ def parse_alarm_notification(message: str) -> AlarmNotification:
     )
 
 
-def decide(alarm: AlarmNotification, *, critical_alarms: frozenset[str]) -> FailoverDecision:
+def decide(
+    alarm: AlarmNotification,
+    *,
+    critical_alarms: frozenset[str],
+    peer_canary_alarm: str = "",
+    peer_region: str = "",
+) -> FailoverDecision:
     """Decide what to do about ``alarm``.
 
-    Only a critical alarm entering ALARM moves a region out of service. Recovery (OK) never
-    fails back by itself: returning a region to service is an operator's decision.
+    Only a critical alarm of this region, or the canary alarm on the peer (this region observes
+    its peer), entering ALARM moves a region out of service: this one, or the peer. Route 53 has
+    already moved clients away from a peer whose canary alarm is in ALARM; taking the peer out
+    of service as well keeps them away once its canary passes again, so that returning it stays
+    an operator's decision. Recovery (OK) never fails back by itself.
     """
+    if peer_canary_alarm and alarm.alarm_name == peer_canary_alarm:
+        if alarm.new_state != ALARM:
+            return FailoverDecision(
+                FailoverAction.NONE, peer_region, f"alarm is {alarm.new_state}; failback is manual"
+            )
+        return FailoverDecision(
+            FailoverAction.TAKE_REGION_OUT_OF_SERVICE,
+            peer_region,
+            f"{alarm.alarm_name} is in ALARM: {peer_region} fails its payments as {alarm.region} sees them",
+        )
     if alarm.alarm_name not in critical_alarms:
         return FailoverDecision(FailoverAction.NONE, alarm.region, "alarm is not critical")
     if alarm.new_state != ALARM:

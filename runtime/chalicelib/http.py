@@ -35,6 +35,7 @@ STATUS_BY_ERROR: dict[type[PaymentError], int] = {
     errors.RegionNotAccepting: 503,
 }
 RETRY_AFTER_SECONDS = "1"
+REGION_DRAINING_HEADER = "X-Region-Draining"
 
 
 def _reject_constant(name: str) -> Any:
@@ -162,8 +163,11 @@ def error_response(error: PaymentError) -> Response:
     """The HTTP response for a domain error: its status and every problem it names."""
     status = STATUS_BY_ERROR.get(type(error), 400)
     retryable = status == 503 or isinstance(error, errors.RequestInProgress)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if retryable else None
-    return json_response({"errors": [e.to_json() for e in error.errors]}, status, headers)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if retryable else {}
+    if isinstance(error, errors.RegionNotAccepting):
+        # A planned drain, not a failure: the peer's canary must not read it as one.
+        headers[REGION_DRAINING_HEADER] = "true"
+    return json_response({"errors": [e.to_json() for e in error.errors]}, status, headers or None)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

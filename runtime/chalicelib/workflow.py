@@ -386,10 +386,18 @@ def handle_ops_alert(message: str, services: Services, *, now: str | None = None
     except NotAnAlarm as error:
         logger.info("ignoring ops message that is not a CloudWatch alarm", extra={"reason": str(error)})
         return None
-    decision = decide(alarm, critical_alarms=services.settings.names.critical_alarms)
+    settings = services.settings
+    decision = decide(
+        alarm,
+        critical_alarms=settings.names.critical_alarms,
+        peer_canary_alarm=settings.names.canary_alarm(settings.peer_region) if settings.peer_region else "",
+        peer_region=settings.peer_region,
+    )
     if decision.action is FailoverAction.TAKE_REGION_OUT_OF_SERVICE:
         count(Metric.FAILOVER_SIGNAL)
-        decision = guard_last_region(decision, peer_in_service=_peer_in_service(services))
+        # The region that would stay: the peer when this one goes, this one when the peer goes.
+        staying = settings.peer_region if decision.region == settings.region else settings.region
+        decision = guard_last_region(decision, peer_in_service=_in_service(services, staying))
     if decision.action is FailoverAction.TAKE_REGION_OUT_OF_SERVICE:
         flag = RegionFlag(
             in_service=False,
@@ -426,15 +434,14 @@ def handle_ops_alert(message: str, services: Services, *, now: str | None = None
     return decision
 
 
-def _peer_in_service(services: Services) -> bool:
-    """Whether the peer region is in service; unknown counts as not (so we never go dark)."""
-    peer = services.settings.peer_region
-    if not peer:
+def _in_service(services: Services, region: str) -> bool:
+    """Whether ``region`` is in service; unknown counts as not (so we never go dark)."""
+    if not region:
         return False
     try:
-        return services.region_control.flag(peer).in_service
+        return services.region_control.flag(region).in_service
     except PaymentError:
-        logger.warning("peer region's flag cannot be read", extra={"peer_region": peer})
+        logger.warning("a region's flag cannot be read", extra={"flag_region": region})
         return False
 
 

@@ -248,7 +248,7 @@ def test_the_canary_records_the_peers_result_as_metrics_and_never_raises(
     from chalicelib.observability import flush_metrics
     from chalicelib.services import get_services
 
-    def unreachable(*_: Any) -> tuple[int, Any]:
+    def unreachable(*_: Any) -> tuple[int, dict[str, str], Any]:
         raise OSError("no route to the peer")
 
     services = get_services()._replace(peer_api=StaticPeerApi("http://peer.invalid", "k"))
@@ -261,3 +261,39 @@ def test_the_canary_records_the_peers_result_as_metrics_and_never_raises(
     assert emitted["CanarySuccess"] in (0.0, [0.0]) and emitted["TargetRegion"] == PEER_REGION
     directive = emitted["_aws"]["CloudWatchMetrics"][0]
     assert [sorted(d) for d in directive["Dimensions"]] == [["TargetRegion", "service"]]
+
+
+def test_the_canary_alarm_on_the_peer_takes_the_peer_out_so_failback_stays_manual(
+    client: Client, aws: Any
+) -> None:
+    set_peer_flag(aws, in_service=True)
+    name = ResourceNames(SUFFIX).canary_alarm(PEER_REGION)
+
+    client.lambda_.invoke(
+        Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name))
+    )
+    peer = flag_of(aws, PEER_REGION)
+    client.lambda_.invoke(
+        Handler.FAILOVER_ORCHESTRATOR, client.events.generate_sns_event(message=alarm(name, state="OK"))
+    )
+
+    assert peer.in_service is False and name in peer.reason
+    assert flag_of(aws, PEER_REGION).in_service is False  # the canary passing again changes nothing
+    assert flag_of(aws, REGION).in_service is True
+
+
+def test_an_observer_out_of_service_never_takes_its_peer_out(client: Client, aws: Any) -> None:
+    set_peer_flag(aws, in_service=True)
+    aws("ssm").put_parameter(
+        Name=ResourceNames(SUFFIX).in_service_parameter,
+        Value=RegionFlag(False, reason="test").to_text(),
+        Type="String",
+        Overwrite=True,
+    )
+
+    client.lambda_.invoke(
+        Handler.FAILOVER_ORCHESTRATOR,
+        client.events.generate_sns_event(message=alarm(ResourceNames(SUFFIX).canary_alarm(PEER_REGION))),
+    )
+
+    assert flag_of(aws, PEER_REGION).in_service is True

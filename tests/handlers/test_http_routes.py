@@ -342,6 +342,7 @@ def test_a_draining_region_refuses_new_payments_with_a_retryable_503_and_keeps_n
 
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
+    assert response.headers["X-Region-Draining"] == "true"
     [error] = response.json_body["errors"]
     assert "not taking payments" in error["message"]
     assert queued(aws, resources) == [] and table_items(aws, resources) == []

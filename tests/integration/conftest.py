@@ -13,6 +13,8 @@ from localenv.environment import LocalEnvironment, RegionPlan, free_port
 from operations.targets import Target
 
 PRIMARY, SECONDARY = "us-east-1", "us-east-2"
+# Each region's canary probes the other this often (Lambda's schedule: every minute).
+CANARY_SECONDS = 1.0
 SETTLE_SECONDS = 30
 
 
@@ -21,7 +23,9 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvir
     """The whole system on loopback, on free ports, with each process's output in a file."""
     log_dir: Path = tmp_path_factory.mktemp("localenv")
     local = LocalEnvironment(
-        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())], log_dir=log_dir
+        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())],
+        log_dir=log_dir,
+        canary_seconds=CANARY_SECONDS,
     )
     with local:
         yield local

@@ -32,7 +32,7 @@ def test_failover_then_a_checked_failback(environment: LocalEnvironment) -> None
     unhealthy = eventually(lambda: health(environment, SECONDARY) == 503, timeout=15)
     with pytest.raises(regions.RefusedError, match="no region"):
         regions.failover(target, PRIMARY, reason="would leave no region")
-    back, lag = regions.failback(target, SECONDARY, reason="drill over")
+    back, lag = regions.failback(target, SECONDARY, reason="drill over", canary_passed_for=2)
     healthy_again = eventually(lambda: health(environment, SECONDARY) == 200, timeout=15)
 
     assert out.in_service is False and "drill" in out.reason and out.changed_by
@@ -63,4 +63,17 @@ def test_failback_is_refused_while_the_region_itself_is_broken(environment: Loca
         eventually(
             lambda: regions.health_of(target, SECONDARY)[1].get("failing") == "in-service flag", timeout=15
         )
-        regions.failback(target, SECONDARY, reason="queue restored")
+        regions.failback(target, SECONDARY, reason="queue restored", canary_passed_for=2)
+
+
+def test_failback_waits_until_the_peers_canary_has_passed_long_enough(environment: LocalEnvironment) -> None:
+    target = target_of(environment)
+    regions.failover(target, SECONDARY, reason="canary check")
+    try:
+        state, held = regions.canary_state(target, SECONDARY)
+        with pytest.raises(regions.RefusedError, match="needs 3600 s"):
+            regions.failback(target, SECONDARY, reason="too soon", canary_passed_for=3600)
+        assert state == "OK" and held is not None
+        assert regions.flag_of(target, SECONDARY).in_service is False
+    finally:
+        regions.failback(target, SECONDARY, reason="canary check over", canary_passed_for=0)
