@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.deployment import API, NOTIFIER, PROCESSOR, Deployment, Function, SamplingRule
+from bench.deployment import API, CANARY, NOTIFIER, PROCESSOR, Deployment, Function, SamplingRule
 from chalicelib.names import API_STAGE, HEALTH_PATH
 
 PRICES = Path(__file__).resolve().parent / "prices.json"
@@ -45,6 +45,11 @@ def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> d
     primary = deployment.regions[0]
     rate = payments / seconds
 
+    # The observer's canary: each run is a real payment (POST /process, then its read) in the peer.
+    canary_runs = {region: 0.0 for region in deployment.regions}
+    for function in deployment.functions_in(CANARY):
+        target = next(r for r in deployment.regions if r != function.region)
+        canary_runs[target] += seconds / function.schedule_s if function.schedule_s else 0.0
     health_requests = {region: 0.0 for region in deployment.regions}
     for check in deployment.health_checks:
         if check.sends_requests:
@@ -53,9 +58,12 @@ def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> d
             )
     api_requests = {
         region: health_requests[region]
+        + 2 * canary_runs[region]
         + (payments * a["api_requests_per_payment"] if region == primary else 0.0)
         for region in deployment.regions
     }
+    # What the canary's payments add to every per-payment line (tables, topics, notifier).
+    payments += sum(canary_runs.values())
 
     def batches(function: Function) -> float:
         # Without a batching window Lambda invokes with what one poll finds: at these rates, one each.
@@ -72,9 +80,12 @@ def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> d
     for function in deployment.functions:
         if function.role == API:
             calls = api_requests[function.region]
-            busy = (payments if function.region == primary else 0.0) * ms.get(
-                "validate", 0.0
-            ) + health_requests[function.region] * ms.get("health", ms.get("validate", 0.0))
+            busy = (calls - health_requests[function.region]) * ms.get("validate", 0.0) + health_requests[
+                function.region
+            ] * ms.get("health", ms.get("validate", 0.0))
+        elif function.role == CANARY:
+            calls = seconds / function.schedule_s if function.schedule_s else 0.0
+            busy = calls * a["canary_run_ms"]
         elif function.region == primary and function.role in (PROCESSOR, NOTIFIER):
             calls = batches(function)
             busy = payments * ms.get("process" if function.role == PROCESSOR else "notify", 0.0)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # What a function does, from what invokes it.
-API, PROCESSOR, NOTIFIER, ORCHESTRATOR = "api", "processor", "notifier", "orchestrator"
+API, PROCESSOR, NOTIFIER, ORCHESTRATOR, CANARY = "api", "processor", "notifier", "orchestrator", "canary"
 LAMBDA_FUNCTIONS = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 
 
@@ -31,6 +31,8 @@ class Function:
     traced: bool
     batch_size: int = 1
     batching_window_s: float = 0.0
+    # A scheduled function: seconds between runs (0: not scheduled).
+    schedule_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,8 @@ def _function_role(logical_id: str, props: dict[str, Any], resources: dict[str, 
             if "DynamoDB" in types
             else ORCHESTRATOR
             if "SNS" in types
+            else CANARY
+            if "Schedule" in types
             else API
         )
     for resource in resources.values():
@@ -227,14 +231,27 @@ def _function(
         # Lambda's defaults: 10 messages from SQS, 100 records from a stream, no batching window.
         batch_size = int(sources[0].get("BatchSize", 10 if role == PROCESSOR else 100))
         window = float(sources[0].get("MaximumBatchingWindowInSeconds", 0))
+    schedules = [
+        e["Properties"]["Schedule"] for e in (props.get("Events") or {}).values() if e["Type"] == "Schedule"
+    ]
     return Function(
         region=region,
         role=role,
+        schedule_s=_rate_seconds(schedules[0]) if schedules else 0.0,
         memory_gb=int(props.get("MemorySize", 128)) / 1024,
         arm64=props.get("Architectures") == ["arm64"],
         traced=props.get("Tracing") == "Active" or props.get("TracingConfig", {}).get("Mode") == "Active",
         batch_size=batch_size,
         batching_window_s=window,
+    )
+
+
+def _rate_seconds(expression: str) -> float:
+    """Seconds between runs of ``rate(N unit)``."""
+    count, unit = expression.removeprefix("rate(").removesuffix(")").split()
+    return (
+        int(count)
+        * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}[unit]
     )
 
 

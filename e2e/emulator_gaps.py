@@ -22,7 +22,8 @@ class EmulatorGaps:
     def __init__(self) -> None:
         self.notes: list[str] = []
 
-    def _note(self, text: str) -> None:
+    def note(self, text: str) -> None:
+        """Say once, after the run, what the emulator could not show."""
         if text not in self.notes:
             self.notes.append(text)
 
@@ -34,18 +35,18 @@ class EmulatorGaps:
             # MiniStack refuses the whole template on this type.
             if body["Type"] == "AWS::WAFv2::WebACLAssociation":
                 del resources[logical_id]
-                self._note(
+                self.note(
                     f"WAF web ACL on the API stage: {NOT_VERIFIED} (the emulator has no WebACLAssociation)"
                 )
             # MiniStack does not support alarms on metric math (the Lambda-errors sum, the
             # DynamoDB throttles sum); the alarm path itself is driven by publishing on ops-alerts.
             elif body["Type"] == "AWS::CloudWatch::Alarm" and "Metrics" in body.get("Properties", {}):
                 del resources[logical_id]
-                self._note(f"metric-math alarms (Lambda errors, DynamoDB throttles): {NOT_VERIFIED}")
+                self.note(f"metric-math alarms (Lambda errors, DynamoDB throttles): {NOT_VERIFIED}")
             # MiniStack has no X-Ray; the rule only decides which requests are traced.
             elif body["Type"] == "AWS::XRay::SamplingRule":
                 del resources[logical_id]
-                self._note(
+                self.note(
                     f"X-Ray sampling rule (/health never traced): {NOT_VERIFIED} (the emulator has no X-Ray)"
                 )
         return template
@@ -68,14 +69,14 @@ class EmulatorGaps:
                     TableName=properties["TableName"],
                     ReplicaUpdates=[{"Create": {"RegionName": replica["Region"]}}],
                 )
-            self._note(
+            self.note(
                 f"replicas created by CloudFormation's GlobalTable: {NOT_VERIFIED} (added with UpdateTable)"
             )
 
     def sns_message_attributes(self) -> dict[str, Any]:
         """Attributes to publish with: the emulator omits ``MessageAttributes`` from SNS -> Lambda
         events when there are none, where SNS sends ``{}``, and Chalice's SNS event needs the key."""
-        self._note(
+        self.note(
             "SNS -> Lambda events without message attributes: published with one (the emulator drops the empty map)"
         )
         return {"sent_by": {"DataType": "String", "StringValue": "e2e"}}

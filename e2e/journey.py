@@ -21,7 +21,12 @@ from typing import Any
 import boto3
 import requests
 
-from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
+from chalicelib.names import (
+    DEFAULT_ENVIRONMENT_SUFFIX,
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    ResourceNames,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_SECONDS = 60
@@ -144,6 +149,10 @@ class Journey:
         self.steps.run(
             "the id reused via /validate -> recorded as rejected, announced, not dead-lettered",
             lambda: self.rejected(subscribers[self.primary], txn),
+        )
+        self.steps.run(
+            "observer: each region's canary alarm exists in its peer, the canary function on a schedule",
+            self.observed,
         )
         self.steps.run(
             f"failover: an alarm on ops-alerts -> orchestrator takes {self.primary} out", self.failover
@@ -291,6 +300,29 @@ class Journey:
         self.health_is(200, self.secondary)
         return ""
 
+    def observed(self) -> str:
+        """The observer's wiring as deployed: the alarm the stack made in the peer, the canary function."""
+        found = []
+        for region in self.d.regions:
+            peer = next(r for r in self.d.regions if r != region)
+            name = ResourceNames(self.d.suffix).canary_alarm(region)
+            [alarm] = self.d.client("cloudwatch", peer).describe_alarms(AlarmNames=[name])["MetricAlarms"]
+            dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+            if (alarm["MetricName"], dimensions.get("TargetRegion")) != ("CanarySuccess", region):
+                raise AssertionError(f"{name} in {peer} watches {alarm['MetricName']} {dimensions}")
+            function = ResourceNames(self.d.suffix).canary_function
+            self.d.client("lambda", peer).get_function(FunctionName=function)
+            found.append(f"{name} in {peer}")
+        if self.gaps and self.d.endpoint:
+            self.gaps.note(
+                "the canary's probes (https://<api>.execute-api.<region>.amazonaws.com): not run here "
+                "(the emulator serves APIs on its own endpoint); the drill runs them locally"
+            )
+            self.gaps.note(
+                "Route 53's calculated health check (/health AND the canary alarm): not evaluated here"
+            )
+        return ", ".join(found)
+
     def failback(self) -> str:
         command = [sys.executable, "-m", "operations.cli"]
         if self.d.endpoint:
@@ -304,8 +336,10 @@ class Journey:
                 "--secondary-region",
                 self.secondary,
             ]
+        # The emulator runs no canary probe (see observed()): its alarm only must not be failing.
+        canary = ["--canary-passed-for", "0"] if self.d.endpoint else []
         result = subprocess.run(
-            [*command, "failback", self.primary, "--reason", "e2e: failback after the drill"],
+            [*command, "failback", self.primary, "--reason", "e2e: failback after the drill", *canary],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -85,7 +85,13 @@ class PaymentApi(Construct):
             Handler.PAYMENT_PROCESSOR: names.processor_function,
             Handler.PAYMENT_NOTIFIER: names.notifier_function,
             Handler.FAILOVER_ORCHESTRATOR: names.orchestrator_function,
+            Handler.PAYMENT_CANARY: names.canary_function,
         }
+        # The functions that serve payments: the canary judges the peer, so its errors are not
+        # this region's (they never count towards this region's failover alarms).
+        self.payment_function_names = [
+            name for handler, name in self.function_names.items() if handler != Handler.PAYMENT_CANARY
+        ]
         self.key = key
         self.log_groups = {
             handler: self._log_group(f"{function_logical_id(handler)}Logs", f"/aws/lambda/{name}")

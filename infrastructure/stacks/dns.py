@@ -11,7 +11,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from chalicelib.names import API_STAGE, HEALTH_PATH
+from chalicelib.names import API_STAGE, HEALTH_PATH, ResourceNames
 from stacks.api import API_LOGICAL_ID
 
 HEALTH_CHECK_INTERVAL_SECONDS = 30
@@ -26,8 +26,12 @@ class PaymentDns(Construct):
     """A regional custom domain for this region's API and its failover record.
 
     Default settings: TLS 1.2 custom domain with a DNS-validated certificate, an HTTPS health
-    check on this region's ``/health`` every 30 s (unhealthy after 3 failures), and an alias A
-    record with failover role PRIMARY (primary region) or SECONDARY.
+    check on this region's ``/health`` every 30 s (unhealthy after 3 failures), a health check on
+    the alarm of the peer's canary against this region (in the peer region), and an alias A
+    record with failover role PRIMARY (primary region) or SECONDARY whose health is the
+    calculated check of both: healthy only while ``/health`` answers *and* real payments go
+    through as the peer sees them. Route 53 and the peer's CloudWatch decide; nothing in this
+    region is on that path, so a gray failure (``/health`` 200, payments failing) moves clients.
     """
 
     def __init__(
@@ -44,6 +48,9 @@ class PaymentDns(Construct):
         api_host: str,
         ops_alert_topic: sns.ITopic,
         alarm_name: str,
+        canary_alarm: Construct,
+        peer_region: str,
+        names: ResourceNames,
     ) -> None:
         super().__init__(scope, construct_id)
         zone = route53.HostedZone.from_hosted_zone_attributes(
@@ -79,6 +86,38 @@ class PaymentDns(Construct):
                 route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}")
             ],
         )
+        self.canary_check = route53.CfnHealthCheck(
+            self,
+            "CanaryCheck",
+            health_check_config=route53.CfnHealthCheck.HealthCheckConfigProperty(
+                type="CLOUDWATCH_METRIC",
+                alarm_identifier=route53.CfnHealthCheck.AlarmIdentifierProperty(
+                    name=names.canary_alarm(region), region=peer_region
+                ),
+                # No canary data means the observer is not running, not that this region fails.
+                insufficient_data_health_status="LastKnownStatus",
+            ),
+            health_check_tags=[
+                route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}-canary")
+            ],
+        )
+        # Route 53 copies the alarm's settings when it creates the check: the alarm must exist.
+        self.canary_check.node.add_dependency(canary_alarm)
+        self.decision = route53.CfnHealthCheck(
+            self,
+            "Decision",
+            health_check_config=route53.CfnHealthCheck.HealthCheckConfigProperty(
+                type="CALCULATED",
+                child_health_checks=[
+                    self.health_check.attr_health_check_id,
+                    self.canary_check.attr_health_check_id,
+                ],
+                health_threshold=2,
+            ),
+            health_check_tags=[
+                route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}-decision")
+            ],
+        )
         self.record = route53.CfnRecordSet(
             self,
             "FailoverRecord",
@@ -87,7 +126,7 @@ class PaymentDns(Construct):
             type="A",
             set_identifier=f"payments-{region}",
             failover="PRIMARY" if is_primary else "SECONDARY",
-            health_check_id=self.health_check.attr_health_check_id,
+            health_check_id=self.decision.attr_health_check_id,
             alias_target=route53.CfnRecordSet.AliasTargetProperty(
                 dns_name=domain.attr_regional_domain_name,
                 hosted_zone_id=domain.attr_regional_hosted_zone_id,

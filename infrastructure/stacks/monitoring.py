@@ -5,13 +5,17 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_xray as xray
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from chalicelib.canary import canary_alarm_definition
 from chalicelib.names import API_STAGE, HEALTH_PATH, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
 from chalicelib.sdk import PAYMENTS_TABLE_OPERATIONS
+from stacks.nag import acknowledge
 
 ALARM_PERIOD = cdk.Duration.minutes(1)
 API_5XX_THRESHOLD = 10
@@ -261,3 +265,53 @@ class PaymentMonitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+
+def canary_alarm_in_peer(
+    scope: Construct, construct_id: str, *, names: ResourceNames, peer_region: str
+) -> cr.AwsCustomResource:
+    """The alarm on the peer's canary against this region, created in the peer region by this stack.
+
+    It must live where the canary runs (the peer) for the decision to need nothing from this
+    region; it is created from here so that it exists before this stack's Route 53 health check
+    reads it (the peer's stack may be deployed later), and it goes when this stack does. Its
+    actions notify the peer's ops-alert topic, whose orchestrator then takes this region out of
+    service so that returning it stays an operator's decision.
+    """
+    stack = cdk.Stack.of(scope)
+    region = stack.region
+    name = names.canary_alarm(region)
+    peer_topic = f"arn:{stack.partition}:sns:{peer_region}:{stack.account}:{names.ops_alert_topic}"
+    alarm_arn = f"arn:{stack.partition}:cloudwatch:{peer_region}:{stack.account}:alarm:{name}"
+    put = cr.AwsSdkCall(
+        service="CloudWatch",
+        action="putMetricAlarm",
+        parameters=canary_alarm_definition(names, region, [peer_topic]),
+        region=peer_region,
+        physical_resource_id=cr.PhysicalResourceId.of(name),
+    )
+    alarm = cr.AwsCustomResource(
+        scope,
+        construct_id,
+        on_create=put,
+        on_update=put,
+        on_delete=cr.AwsSdkCall(
+            service="CloudWatch", action="deleteAlarms", parameters={"AlarmNames": [name]}, region=peer_region
+        ),
+        policy=cr.AwsCustomResourcePolicy.from_statements(
+            [
+                iam.PolicyStatement(
+                    actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"], resources=[alarm_arn]
+                )
+            ]
+        ),
+        install_latest_aws_sdk=False,
+    )
+    provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+    acknowledge(
+        stack.node.find_child(provider_id),
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's AwsCustomResource provider runs at deploy time only (the canary alarm in the peer region, "
+        "the replica's stream ARN); the basic execution policy only lets it write its own logs.",
+    )
+    return alarm

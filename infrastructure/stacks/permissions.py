@@ -87,6 +87,13 @@ def grant_each_function_its_calls(
     own_flag = flag_parameter_arn(stack, stack.region, names)
     allow(validator, ["ssm:GetParameter"], own_flag)
     allow(orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], own_flag)
-    allow(orchestrator, ["ssm:GetParameter"], flag_parameter_arn(stack, peer_region, names))
+    # The orchestrator takes the peer out of service when this region's canary sees it failing.
+    allow(
+        orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], flag_parameter_arn(stack, peer_region, names)
+    )
+    # The canary finds the peer's REST API and client key by name (GetRestApis, GetApiKeys).
+    canary = roles[Handler.PAYMENT_CANARY]
+    for collection in ("restapis", "apikeys"):
+        allow(canary, ["apigateway:GET"], f"arn:{stack.partition}:apigateway:{peer_region}::/{collection}")
     allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
     allow(orchestrator, KEY_ACTIONS, key.key_arn)

@@ -14,7 +14,7 @@ from stacks.data import PaymentsData
 from stacks.dns import PaymentDns
 from stacks.keys import key_alias_arn
 from stacks.messaging import PaymentMessaging
-from stacks.monitoring import PaymentMonitoring
+from stacks.monitoring import PaymentMonitoring, canary_alarm_in_peer
 from stacks.props import PaymentStackProps
 
 
@@ -70,11 +70,15 @@ class PaymentRegionStack(cdk.Stack):
             self,
             "Monitoring",
             names=names,
-            function_names=list(api.function_names.values()),
+            function_names=api.payment_function_names,
             payment_queue=messaging.payment_queue,
             dead_letter_queue=messaging.dead_letter_queue,
             ops_alert_topic=messaging.ops_alert_topic,
             peer_region=props.peer_region,
+        )
+        # The peer observes this region: the alarm on its canary against us lives in the peer.
+        canary_alarm = canary_alarm_in_peer(
+            self, "CanaryAlarmInPeer", names=names, peer_region=props.peer_region
         )
         dns = props.settings.dns
         if dns is not None:
@@ -90,6 +94,9 @@ class PaymentRegionStack(cdk.Stack):
                 api_host=api.api_host,
                 ops_alert_topic=messaging.ops_alert_topic,
                 alarm_name=names.health_check_alarm,
+                canary_alarm=canary_alarm,
+                peer_region=props.peer_region,
+                names=names,
             )
 
         function_arn = {

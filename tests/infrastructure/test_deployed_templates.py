@@ -189,7 +189,7 @@ def test_every_python_function_runs_the_projects_python_on_arm64(deployment: Dep
     # Chalice packages for the interpreter that synthesizes: the one .python-version selects.
     major, minor = PYTHON_VERSION_FILE.read_text().strip().split(".")[:2]
 
-    assert len(functions) == 4
+    assert len(functions) == 5  # API, processor, notifier, orchestrator, canary
     assert {(f.properties["Runtime"], tuple(f.properties.get("Architectures", []))) for f in functions} == {
         (f"python{major}.{minor}", ("arm64",))
     }
@@ -351,7 +351,7 @@ def test_route_53_health_requests_are_never_traced(deployment: Deployment, stack
 def test_payment_logs_are_encrypted_with_the_regions_key(deployment: Deployment, stack: str) -> None:
     groups = [g for g in deployment.resources("AWS::Logs::LogGroup") if g.stack == stack]
 
-    assert len(groups) == 5
+    assert len(groups) == 6
     for group in groups:
         key = deployment.find_key(stack, group.properties["KmsKeyId"])
         assert key is not None and deployment.region(key.stack) == deployment.region(stack)

@@ -9,8 +9,18 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from chalicelib.canary import canary_alarm_definition
 from chalicelib.items import announced_items_filter
-from chalicelib.names import FUNCTIONS, METRICS_NAMESPACE, SERVICE_NAME, Handler, Metric, ResourceNames
+from chalicelib.names import (
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    FUNCTIONS,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    Handler,
+    Metric,
+    ResourceNames,
+)
 from tests.infrastructure.conftest import synthesize
 
 PRIMARY, SECONDARY = "PaymentsDevPrimary", "PaymentsDevSecondary"
@@ -21,6 +31,7 @@ FUNCTION_NAMES = {
     Handler.PAYMENT_PROCESSOR: NAMES.processor_function,
     Handler.PAYMENT_NOTIFIER: NAMES.notifier_function,
     Handler.FAILOVER_ORCHESTRATOR: NAMES.orchestrator_function,
+    Handler.PAYMENT_CANARY: NAMES.canary_function,
 }
 
 
@@ -227,7 +238,7 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     role_of = {h: function(template, h)["Properties"]["Role"]["Fn::GetAtt"][0] for h in FUNCTION_NAMES}
     actions = {h: actions_of(policy_statements(template, role)) for h, role in role_of.items()}
 
-    assert len(set(role_of.values())) == 4
+    assert len(set(role_of.values())) == 5
     assert "sqs:SendMessage" in actions[Handler.API]
     assert not any(a.startswith("sqs:Receive") or a == "sqs:DeleteMessage" for a in actions[Handler.API])
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions[Handler.PAYMENT_PROCESSOR]
@@ -406,6 +417,34 @@ def test_with_a_domain_each_region_gets_a_failover_record_and_a_health_check(tmp
     assert health_alarm["Properties"]["AlarmName"] == "payment-health-check-dns-us-east-1"
     assert health_alarm["Properties"]["AlarmActions"]
 
+    # The record follows a calculated check: /health AND the peer's canary alarm on this region.
+    for stack, region, peer in (
+        ("PaymentsDnsPrimary", DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION),
+        ("PaymentsDnsSecondary", DEFAULT_SECONDARY_REGION, DEFAULT_PRIMARY_REGION),
+    ):
+        found = resources(templates[stack], "AWS::Route53::HealthCheck")
+        checks = {logical_id: r["Properties"]["HealthCheckConfig"] for logical_id, r in found.items()}
+        [record] = resources(templates[stack], "AWS::Route53::RecordSet").values()
+        decision_id = record["Properties"]["HealthCheckId"]["Fn::GetAtt"][0]
+        decision = checks[decision_id]
+        children = {child["Fn::GetAtt"][0] for child in decision["ChildHealthChecks"]}
+        [canary_id] = [i for i in children if checks[i]["Type"] == "CLOUDWATCH_METRIC"]
+
+        assert (decision["Type"], decision["HealthThreshold"]) == ("CALCULATED", len(children))
+        assert {checks[i]["Type"] for i in children} == {"HTTPS", "CLOUDWATCH_METRIC"}
+        assert checks[canary_id]["AlarmIdentifier"] == {
+            "Name": ResourceNames("dns").canary_alarm(region),
+            "Region": peer,
+        }
+        assert checks[canary_id]["InsufficientDataHealthStatus"] == "LastKnownStatus"
+        # The alarm is created (in the peer region) before Route 53 reads it.
+        [creator] = [
+            i
+            for i, r in resources(templates[stack], "Custom::AWS").items()
+            if "putMetricAlarm" in json.dumps(r)
+        ]
+        assert creator in json.dumps(found[canary_id].get("DependsOn", []))
+
 
 @pytest.mark.parametrize("stack", BOTH)
 def test_the_notifier_reads_only_this_regions_new_payments_from_the_table_stream(
@@ -433,7 +472,9 @@ def test_the_notifier_reads_only_this_regions_new_payments_from_the_table_stream
 
 def test_the_secondary_notifier_reads_its_replicas_stream(templates: dict[str, Template]) -> None:
     [event] = function(templates[SECONDARY], Handler.PAYMENT_NOTIFIER)["Properties"]["Events"].values()
-    [lookup] = resources(templates[SECONDARY], "Custom::AWS").values()
+    [lookup] = [
+        r for r in resources(templates[SECONDARY], "Custom::AWS").values() if "describeTable" in json.dumps(r)
+    ]
 
     assert event["Properties"]["Stream"]["Fn::GetAtt"][1] == "Table.LatestStreamArn"
     assert "describeTable" in json.dumps(lookup["Properties"]["Create"])
@@ -640,3 +681,74 @@ def test_cdk_deploys_both_keys_then_the_primary_then_the_secondary(tmp_path: Pat
     keys = {"PaymentsDevKeyPrimary", "PaymentsDevKeySecondary"}
     assert keys <= depends_on(PRIMARY)
     assert keys | {PRIMARY} <= depends_on(SECONDARY)
+
+
+def rendered(value: Any) -> Any:
+    """A custom resource's JSON property with every reference replaced by a placeholder."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return "".join(part if isinstance(part, str) else "REF" for part in value["Fn::Join"][1])
+    return value
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_the_canary_probes_the_peer_every_minute_and_may_only_look_up_its_api(
+    templates: dict[str, Template], stack: str
+) -> None:
+    template = templates[stack]
+    canary = function(template, Handler.PAYMENT_CANARY)
+    [event] = canary["Properties"]["Events"].values()
+    statements = policy_statements(template, canary["Properties"]["Role"]["Fn::GetAtt"][0])
+    peer = DEFAULT_SECONDARY_REGION if stack == PRIMARY else DEFAULT_PRIMARY_REGION
+
+    assert (event["Type"], event["Properties"]["Schedule"]) == ("Schedule", "rate(1 minute)")
+    looked_up = sorted(
+        resource
+        for s in statements
+        if "apigateway:GET" in json.dumps(s["Action"])
+        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    )
+    assert looked_up == [f"arn:aws:apigateway:{peer}::/apikeys", f"arn:aws:apigateway:{peer}::/restapis"]
+    assert actions_of(statements) - {"apigateway:GET"} <= {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_the_canarys_errors_never_count_towards_this_regions_failover_alarm(
+    templates: dict[str, Template], stack: str
+) -> None:
+    [alarm] = [
+        a
+        for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("AlarmName") == NAMES.lambda_errors_alarm
+    ]
+
+    counted = json.dumps(alarm["Properties"]["Metrics"])
+    assert NAMES.canary_function not in counted
+    assert all(name in counted for h, name in FUNCTION_NAMES.items() if h != Handler.PAYMENT_CANARY)
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_each_region_creates_the_alarm_on_its_own_canary_in_the_peer_region(
+    templates: dict[str, Template], stack: str
+) -> None:
+    region, peer = (
+        (DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION)
+        if stack == PRIMARY
+        else (DEFAULT_SECONDARY_REGION, DEFAULT_PRIMARY_REGION)
+    )
+    [created] = [
+        r for r in resources(templates[stack], "Custom::AWS").values() if "putMetricAlarm" in json.dumps(r)
+    ]
+    call = json.loads(rendered(created["Properties"]["Create"]))
+    peer_topic = f"arn:aws:sns:{peer}:REF:{NAMES.ops_alert_topic}"
+
+    # One definition of the alarm: what the local environment provisions, the stack creates.
+    assert call["region"] == peer
+    assert call["parameters"] == canary_alarm_definition(NAMES, region, [peer_topic])
+    assert json.loads(rendered(created["Properties"]["Delete"]))["parameters"] == {
+        "AlarmNames": [NAMES.canary_alarm(region)]
+    }
