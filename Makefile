@@ -48,9 +48,11 @@ LOAD_RATE ?= 30
 load: $(INSTALLED)
 	$(PY) -m bench.load_run --payments 10000 --clients 20 --rate $(LOAD_RATE)
 
-## drill: the DR drill on a local environment of its own; prints RTO/RPO, draws docs/drill-timeline.png
+## drill: the DR drill on a local environment of its own; prints RTO (detect/decide/execute), RPO, a timeline
+# DRILL_FAULT=gray (or region, replication-paused) picks another fault; see `payments-dr drill --help`.
+DRILL_FAULT ?= api
 drill: $(INSTALLED)
-	$(PY) -m operations.cli drill --png docs/drill-timeline.png
+	$(PY) -m operations.cli drill --fault $(DRILL_FAULT) --png docs/drill-timeline$(if $(filter api,$(DRILL_FAULT)),,-$(DRILL_FAULT)).png
 
 ## bench: every benchmark against its baseline from the same run; writes bench/results.md
 bench: $(INSTALLED) $(NODE)

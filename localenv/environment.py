@@ -34,6 +34,9 @@ from localenv.provision import LOCAL_CREDENTIALS, OPERATOR_ACCESS_KEY, RegionRes
 from localenv.replication import ReplicaWrites, StreamReplicator
 
 ROOT = Path(__file__).resolve().parents[1]
+# Each region's canary probes the other this often under `make run` (Lambda's schedule: 60 s):
+# often enough to watch the observer work, rarely enough to keep canary payments few.
+MAKE_RUN_CANARY_SECONDS = 15.0
 # Where `make run` says where its local AWS and APIs listen: `payments-dr --local` and
 # `chalice local --stage local` read it.
 LOCAL_STATE = ROOT / ".localenv" / "state.json"
@@ -406,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = LocalEnvironment(
         [RegionPlan(args.primary_region, args.port), RegionPlan(args.secondary_region, args.port + 1)],
         state_file=LOCAL_STATE,
+        canary_seconds=MAKE_RUN_CANARY_SECONDS,
     )
     stopping = False
 

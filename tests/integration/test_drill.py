@@ -56,19 +56,25 @@ def test_a_gray_failure_moves_traffic_on_the_observers_canary_alone(tmp_path: Pa
     assert report.passed
 
 
-def test_a_switchover_during_paused_replication_waits_for_it_and_loses_nothing(
-    environment: LocalEnvironment,
-) -> None:
-    target = target_of(environment)
-    plan = DrillPlan(
-        rate_per_second=8, steady_seconds=2, outage_seconds=6, recovered_seconds=2, fault="replication-paused"
-    )
+def test_a_switchover_during_paused_replication_waits_for_it_and_loses_nothing(tmp_path: Path) -> None:
+    plans = [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())]
+    # An environment of its own: the pause would show in the shared one's replication lag.
+    with LocalEnvironment(plans, log_dir=tmp_path, canary_seconds=CANARY_SECONDS) as environment:
+        target = target_of(environment)
+        plan = DrillPlan(
+            rate_per_second=8,
+            steady_seconds=2,
+            outage_seconds=6,
+            recovered_seconds=2,
+            fault="replication-paused",
+        )
 
-    report = run_drill(environment, target, plan)
-    print(report.table())
+        report = run_drill(environment, target, plan)
+        print(report.table())
+        in_service = regions.flag_of(target, PRIMARY).in_service
 
     assert report.lost == [] and report.duplicates == []
     assert report.resumed_at is not None and report.caught_up_at is not None
     assert report.caught_up_at >= report.resumed_at
     assert report.passed
-    assert regions.flag_of(target, PRIMARY).in_service is True  # failed back after the drill
+    assert in_service is True  # failed back after the drill

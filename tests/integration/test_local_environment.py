@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import requests
 
+from chalicelib.canary import CANARY_CUSTOMER
 from chalicelib.names import ResourceNames
 from localenv.environment import RUNTIME, LocalEnvironment, free_port, wait_for_port
 from tests.conftest import TopicSpy
@@ -160,7 +161,9 @@ def test_an_alarm_on_the_ops_alert_topic_reaches_the_orchestrator(environment: L
 
     def decision() -> list[dict[str, Any]]:
         lines = environment.log_of(SECONDARY, "events").splitlines()
-        return [json.loads(line) for line in lines if '"failover decision"' in line]
+        decisions = [json.loads(line) for line in lines if '"failover decision"' in line]
+        # The observer's canary alarm on the peer reaches this orchestrator too: not this test's.
+        return [d for d in decisions if d.get("alarm") == names.lambda_errors_alarm]
 
     [logged] = eventually(decision)
     assert logged["action"] == "take_region_out_of_service"
@@ -198,11 +201,16 @@ def test_each_payment_is_announced_once_by_the_region_that_stored_it(environment
     for _ in range(3):
         assert post(environment, PRIMARY, "/validate", body).status_code == 202
     eventually(lambda: records(environment, SECONDARY, "announce-1"))
-    announced = eventually(spies[PRIMARY].messages)
+
+    def ours(spy: TopicSpy) -> list[dict[str, Any]]:
+        # Subscribers leave the canary's synthetic customer out, as business reports do.
+        return [m for m in spy.messages() if m.get("payment", {}).get("customer_id") != CANARY_CUSTOMER]
+
+    announced = eventually(lambda: ours(spies[PRIMARY]))
     time.sleep(2)  # room for a wrong second announcement (a retry, or the replica's stream) to arrive
 
-    assert [m["payment"]["transaction_id"] for m in announced + spies[PRIMARY].messages()] == ["announce-1"]
-    assert spies[SECONDARY].messages() == []
+    assert [m["payment"]["transaction_id"] for m in announced + ours(spies[PRIMARY])] == ["announce-1"]
+    assert ours(spies[SECONDARY]) == []
 
 
 CHALICE = str(Path(sys.executable).with_name("chalice"))
