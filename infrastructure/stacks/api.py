@@ -8,9 +8,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -31,7 +29,7 @@ from chalicelib.names import (
 from stacks.edge import THROTTLING_BURST_LIMIT, THROTTLING_RATE_LIMIT, guard_with_waf, require_api_keys
 from stacks.nag import acknowledge
 from stacks.packaging import PrecompiledChalice
-from stacks.permissions import grant_each_function_its_calls
+from stacks.permissions import FunctionResources, grant_each_function_its_calls
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 LOG_RETENTION = logs.RetentionDays.ONE_WEEK
@@ -68,15 +66,7 @@ class PaymentApi(Construct):
         construct_id: str,
         *,
         names: ResourceNames,
-        table: dynamodb.ITableV2,
-        idempotency_table: dynamodb.ITableV2,
-        stream_arn: str,
-        key: kms.IKey,
-        payment_queue: sqs.IQueue,
-        notification_dlq: sqs.IQueue,
-        transaction_topic: sns.ITopic,
-        ops_alert_topic: sns.ITopic,
-        peer_region: str,
+        resources: FunctionResources,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -92,40 +82,28 @@ class PaymentApi(Construct):
         self.payment_function_names = [
             name for handler, name in self.function_names.items() if handler != Handler.PAYMENT_CANARY
         ]
-        self.key = key
+        self.key = resources.key
         self.log_groups = {
             handler: self._log_group(f"{function_logical_id(handler)}Logs", f"/aws/lambda/{name}")
             for handler, name in self.function_names.items()
         }
         self.roles = {handler: self._role(handler) for handler in self.function_names}
-        grant_each_function_its_calls(
-            self.roles,
-            names=names,
-            table=table,
-            idempotency_table=idempotency_table,
-            stream_arn=stream_arn,
-            key=key,
-            payment_queue=payment_queue,
-            notification_dlq=notification_dlq,
-            transaction_topic=transaction_topic,
-            ops_alert_topic=ops_alert_topic,
-            peer_region=peer_region,
-        )
+        grant_each_function_its_calls(self.roles, names=names, resources=resources)
 
         environment = {
             EnvVar.ENVIRONMENT_SUFFIX: names.environment_suffix,
-            EnvVar.PAYMENTS_TABLE: table.table_name,
-            EnvVar.IDEMPOTENCY_TABLE: idempotency_table.table_name,
-            EnvVar.PAYMENT_QUEUE_URL: payment_queue.queue_url,
-            EnvVar.TRANSACTION_TOPIC_ARN: transaction_topic.topic_arn,
-            EnvVar.OPS_ALERT_TOPIC_ARN: ops_alert_topic.topic_arn,
-            EnvVar.PEER_REGION: peer_region,
+            EnvVar.PAYMENTS_TABLE: resources.table.table_name,
+            EnvVar.IDEMPOTENCY_TABLE: resources.idempotency_table.table_name,
+            EnvVar.PAYMENT_QUEUE_URL: resources.payment_queue.queue_url,
+            EnvVar.TRANSACTION_TOPIC_ARN: resources.transaction_topic.topic_arn,
+            EnvVar.OPS_ALERT_TOPIC_ARN: resources.ops_alert_topic.topic_arn,
+            EnvVar.PEER_REGION: resources.peer_region,
         }
         self.chalice = PrecompiledChalice(
             self, "Chalice", source_dir=str(RUNTIME_DIR), stage_config=self._stage_config(environment)
         )
-        self._configure_functions(payment_queue, ops_alert_topic)
-        self._configure_notifier(stream_arn, notification_dlq, stack.region)
+        self._configure_functions(resources.payment_queue, resources.ops_alert_topic)
+        self._configure_notifier(resources.stream_arn, resources.notification_dlq, stack.region)
         self.rest_api = self.chalice.get_resource(API_LOGICAL_ID)
         self.access_logs = self._log_group("AccessLogs", f"/aws/apigateway/{names.rest_api}")
         self._configure_api(names)

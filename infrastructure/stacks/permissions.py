@@ -6,6 +6,8 @@ the functions' code makes, on the templates as CloudFormation deploys them.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -45,22 +47,34 @@ def flag_parameter_arn(stack: cdk.Stack, region: str, names: ResourceNames) -> s
     return f"arn:{stack.partition}:ssm:{region}:{stack.account}:parameter{names.in_service_parameter}"
 
 
+class FunctionResources(NamedTuple):
+    """What the functions use in their region: what their roles are granted, their settings name."""
+
+    table: dynamodb.ITableV2
+    idempotency_table: dynamodb.ITableV2
+    stream_arn: str
+    key: kms.IKey
+    payment_queue: sqs.IQueue
+    notification_dlq: sqs.IQueue
+    transaction_topic: sns.ITopic
+    ops_alert_topic: sns.ITopic
+    peer_region: str
+
+
 def grant_each_function_its_calls(
-    roles: dict[str, iam.Role],
-    *,
-    names: ResourceNames,
-    table: dynamodb.ITableV2,
-    idempotency_table: dynamodb.ITableV2,
-    stream_arn: str,
-    key: kms.IKey,
-    payment_queue: sqs.IQueue,
-    notification_dlq: sqs.IQueue,
-    transaction_topic: sns.ITopic,
-    ops_alert_topic: sns.ITopic,
-    peer_region: str,
+    roles: dict[str, iam.Role], *, names: ResourceNames, resources: FunctionResources
 ) -> None:
     """Add to each function's role the statements its code needs, and nothing else."""
     stack = cdk.Stack.of(roles[Handler.API])
+    table, idempotency_table, stream_arn, key = (
+        resources.table,
+        resources.idempotency_table,
+        resources.stream_arn,
+        resources.key,
+    )
+    payment_queue, notification_dlq = resources.payment_queue, resources.notification_dlq
+    transaction_topic, ops_alert_topic = resources.transaction_topic, resources.ops_alert_topic
+    peer_region = resources.peer_region
     validator, processor = roles[Handler.API], roles[Handler.PAYMENT_PROCESSOR]
     notifier = roles[Handler.PAYMENT_NOTIFIER]
     # Statements are written out rather than taken from grant_*(): those add wildcard KMS

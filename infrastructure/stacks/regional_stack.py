@@ -15,6 +15,7 @@ from stacks.dns import PaymentDns
 from stacks.keys import key_alias_arn
 from stacks.messaging import PaymentMessaging
 from stacks.monitoring import PaymentMonitoring, canary_alarm_in_peer
+from stacks.permissions import FunctionResources
 from stacks.props import PaymentStackProps
 
 
@@ -48,15 +49,17 @@ class PaymentRegionStack(cdk.Stack):
             self,
             "Api",
             names=names,
-            table=data.table,
-            idempotency_table=data.idempotency_table,
-            stream_arn=data.stream_arn,
-            key=key,
-            payment_queue=messaging.payment_queue,
-            notification_dlq=messaging.notification_dlq,
-            transaction_topic=messaging.transaction_topic,
-            ops_alert_topic=messaging.ops_alert_topic,
-            peer_region=props.peer_region,
+            resources=FunctionResources(
+                table=data.table,
+                idempotency_table=data.idempotency_table,
+                stream_arn=data.stream_arn,
+                key=key,
+                payment_queue=messaging.payment_queue,
+                notification_dlq=messaging.notification_dlq,
+                transaction_topic=messaging.transaction_topic,
+                ops_alert_topic=messaging.ops_alert_topic,
+                peer_region=props.peer_region,
+            ),
         )
         # The region's in-service flag: /health fails while it is off, so Route 53 fails over.
         ssm.StringParameter(
