@@ -260,6 +260,17 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     assert publishers == [Handler.PAYMENT_NOTIFIER]
     ssm_writers = [h for h, a in actions.items() if "ssm:PutParameter" in a]
     assert ssm_writers == [Handler.FAILOVER_ORCHESTRATOR]
+    # It writes its own region's flag (its alarms) and the peer's (its canary on the peer), no other.
+    written = sorted(
+        rendered(resource)
+        for st in policy_statements(template, role_of[Handler.FAILOVER_ORCHESTRATOR])
+        if "ssm:PutParameter" in actions_of([st])
+        for resource in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+    )
+    assert written == [
+        f"arn:aws:ssm:{region}:REF:parameter{NAMES.in_service_parameter}"
+        for region in (DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION)
+    ]
     assert not any(
         a.startswith("dynamodb:")
         and "Stream" not in a
