@@ -160,6 +160,8 @@ class Deployment:
                         fixed_rate=float(rule["FixedRate"]),
                     )
                 )
+            elif kind == "Custom::AWS" and "putMetricAlarm" in json.dumps(props.get("Create", "")):
+                self.alarm_metrics += 1  # an alarm a deploy-time call makes (in the peer region)
             elif kind == "AWS::CloudWatch::Dashboard":
                 self.dashboards += 1
             elif kind == "AWS::Logs::LogGroup":
