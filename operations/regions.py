@@ -51,6 +51,8 @@ class RegionStatus:
     replication_latency_ms: float | None
     queue_depth: int
     dlq_depth: int
+    # The peer's canary against this region: its alarm's state and for how long.
+    canary: str = ""
 
 
 def _flags(target: Target) -> SsmRegionControl:
@@ -142,13 +144,24 @@ def status(target: Target) -> list[RegionStatus]:
                 replication_latency_ms=_replication_latency(target, region, peer_of(target, region)),
                 queue_depth=_depth(target, region, target.names.payment_queue),
                 dlq_depth=_depth(target, region, target.names.payment_dlq),
+                canary=_canary_text(*canary_state(target, region)),
             )
         )
     return rows
 
 
 def render_status(rows: list[RegionStatus]) -> str:
-    header = ("region", "in service", "health", "alarms", "replication", "queue", "DLQ", "flag set by / why")
+    header = (
+        "region",
+        "in service",
+        "health",
+        "peer's canary",
+        "alarms",
+        "replication",
+        "queue",
+        "DLQ",
+        "flag set by / why",
+    )
     lines = [header]
     for row in rows:
         latency = (
@@ -159,6 +172,7 @@ def render_status(rows: list[RegionStatus]) -> str:
                 row.region,
                 "yes" if row.in_service else "NO",
                 row.health,
+                row.canary,
                 ", ".join(row.alarms_in_alarm) or "none",
                 latency,
                 str(row.queue_depth),
@@ -344,6 +358,10 @@ def canary_state(target: Target, region: str) -> tuple[str, float | None]:
     since = alarms[0].get("StateUpdatedTimestamp")
     held = time.time() - since.timestamp() if since is not None else None
     return str(alarms[0]["StateValue"]), held
+
+
+def _canary_text(state: str, held: float | None) -> str:
+    return state if held is None else f"{state} for {held:.0f} s"
 
 
 def _canary_has_passed(target: Target, region: str, peer: str, seconds: float) -> None:

@@ -23,6 +23,11 @@ def test_status_shows_both_regions(environment: LocalEnvironment) -> None:
     assert [row.region for row in rows] == [PRIMARY, SECONDARY]
     assert all(row.in_service and row.health == "healthy" for row in rows)
     assert PRIMARY in table and "DLQ" in table
+    # Each region's peer sees it work (the first canary runs a second after start).
+    assert eventually(
+        lambda: all(row.canary.startswith("OK for") for row in regions.status(target_of(environment))),
+        timeout=15,
+    )
 
 
 def test_failover_then_a_checked_failback(environment: LocalEnvironment) -> None:
