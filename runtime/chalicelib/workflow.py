@@ -405,7 +405,19 @@ def handle_ops_alert(message: str, services: Services, *, now: str | None = None
             reason=decision.reason,
             changed_at=now or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        services.region_control.set_flag(decision.region, flag)
+        try:
+            services.region_control.set_flag(decision.region, flag)
+        except DependencyUnavailable as error:
+            if decision.region == settings.region:
+                raise
+            # The peer's own Parameter Store is failing too: Route 53 has moved clients already;
+            # only the latch that keeps them away once its canary passes again is missing. Not
+            # an error of this region's orchestrator (its errors are a failover trigger here).
+            report_dependency_failure(error, f"in-service flag of {decision.region}")
+            logger.error(
+                "could not take the failing peer out of service", extra={"peer_region": decision.region}
+            )
+            return decision
         services.health_cache.clear()
         count(Metric.FAILOVER_EXECUTED)
         services.ops_notices.announce(

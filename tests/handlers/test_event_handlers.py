@@ -297,3 +297,28 @@ def test_an_observer_out_of_service_never_takes_its_peer_out(client: Client, aws
     )
 
     assert flag_of(aws, PEER_REGION).in_service is True
+
+
+def test_a_peer_whose_flag_cannot_be_written_is_logged_not_an_error_of_the_observer(
+    client: Client, aws: Any, payment_logs: CapturedLogs
+) -> None:
+    from chalicelib import workflow
+    from chalicelib.errors import DependencyUnavailable
+    from chalicelib.services import get_services
+
+    services = get_services()
+
+    class PeerFlagDown:
+        """The peer's Parameter Store refuses writes (its region is failing more than we know)."""
+
+        def flag(self, region: str) -> RegionFlag:
+            return services.region_control.flag(region)
+
+        def set_flag(self, region: str, flag: RegionFlag) -> None:
+            raise DependencyUnavailable(f"in-service flag of {region}")
+
+    name = ResourceNames(SUFFIX).canary_alarm(PEER_REGION)
+    decision = workflow.handle_ops_alert(alarm(name), services._replace(region_control=PeerFlagDown()))
+
+    assert decision is not None and decision.region == PEER_REGION
+    assert any("could not take the failing peer out of service" in line for line in payment_logs.lines())
