@@ -539,16 +539,18 @@ def draw_timeline(report: DrillReport, regions_: tuple[str, str], path: Path) ->
             linestyle=line,
             label=f"{region} {'accepted' if ok else 'failed'}",
         )
-    for at, label, colour in (
+    markers = (
         (report.fault_at, "fault", "black"),
         (report.detect_at, "detect", "tab:gray"),
         (report.decide_at, "decide", "tab:purple"),
         (report.failover_at, "execute", "tab:green"),
         (report.failback_at, "failback", "tab:blue"),
-    ):
+    )
+    for step, (at, label, colour) in enumerate(markers):
         if at is not None:
             axis.axvline(at - start, color=colour, linestyle="--")
-            axis.text(at - start + 0.2, axis.get_ylim()[1] * 0.92, label, color=colour)
+            # The first four fall within seconds of each other: their labels go one under another.
+            axis.text(at - start + 0.2, axis.get_ylim()[1] * (0.93 - 0.09 * (step % 4)), label, color=colour)
     axis.set_xlabel("seconds since the drill started")
     axis.set_ylabel("requests per second")
     axis.set_title(
