@@ -32,7 +32,6 @@ from typing import Any
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.items import is_payment_record
 from localenv import replication
 from localenv.environment import LocalEnvironment, RegionPlan, free_port
 from localenv.progress import Heartbeat
@@ -208,14 +207,7 @@ def send_all(
 def stored_counts(environment: LocalEnvironment, region: str) -> Counter[str] | None:
     """How many payment records each transaction id has in ``region``'s table; None if unreadable."""
     try:
-        client = environment.client("dynamodb", region)
-        table = environment.resources[region].payments_table
-        counts: Counter[str] = Counter()
-        for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-            for item in page["Items"]:
-                if is_payment_record(item):
-                    counts[item["transaction_id"]["S"]] += 1
-        return counts
+        return environment.payment_records(region)
     except AWS_ERRORS:  # the local AWS is gone or failing: the audit says so instead of crashing
         return None
 

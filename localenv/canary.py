@@ -18,7 +18,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.names import CANARY, CANARY_TARGET_DIMENSION, METRICS_NAMESPACE, SERVICE_NAME, Metric
+from chalicelib.canary import canary_dimensions
+from chalicelib.names import CANARY, METRICS_NAMESPACE, Metric
 
 
 class CanaryAlarm:
@@ -43,10 +44,7 @@ class CanaryAlarm:
             MetricData=[
                 {
                     "MetricName": Metric.CANARY_SUCCESS,
-                    "Dimensions": [
-                        {"Name": "service", "Value": SERVICE_NAME},
-                        {"Name": CANARY_TARGET_DIMENSION, "Value": self._target},
-                    ],
+                    "Dimensions": canary_dimensions(self._target),
                     "Timestamp": datetime.now(UTC),
                     "Value": 1.0 if success else 0.0,
                 }
@@ -68,13 +66,21 @@ class CanaryAlarm:
         return state
 
     def _notify(self, state: str, reason: str) -> None:
-        """What CloudWatch publishes to the alarm's actions (the ops-alert topic)."""
-        message = {
-            "AlarmName": self._alarm_name,
+        message = alarm_notification(
+            self._alarm_name, self._region, state, old_state=self.state, reason=reason
+        )
+        self._sns.publish(TopicArn=self._topic_arn, Message=message)
+
+
+def alarm_notification(alarm_name: str, region: str, state: str, *, old_state: str, reason: str) -> str:
+    """What CloudWatch publishes to an alarm's actions (the ops-alert topic) when its state changes."""
+    return json.dumps(
+        {
+            "AlarmName": alarm_name,
             "NewStateValue": state,
-            "OldStateValue": self.state,
+            "OldStateValue": old_state,
             "NewStateReason": reason,
             "StateChangeTime": time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime()),
-            "AlarmArn": f"arn:aws:cloudwatch:{self._region}:000000000000:alarm:{self._alarm_name}",
+            "AlarmArn": f"arn:aws:cloudwatch:{region}:000000000000:alarm:{alarm_name}",
         }
-        self._sns.publish(TopicArn=self._topic_arn, Message=json.dumps(message))
+    )

@@ -21,13 +21,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import boto3
 
+from chalicelib.items import is_payment_record
 from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar
+from chalicelib.names import PaymentsTableSchema as Schema
 from localenv import moto_fixes
 from localenv.events import CANARY_SECONDS_VARIABLE, ORCHESTRATOR_VARIABLE
 from localenv.provision import LOCAL_CREDENTIALS, OPERATOR_ACCESS_KEY, RegionResources, provision_region
@@ -148,6 +151,20 @@ class LocalEnvironment:
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
+    def payment_records(self, region: str, prefix: str = "") -> Counter[str]:
+        """How many payment records each transaction id (starting ``prefix``) has in ``region``'s table."""
+        counts: Counter[str] = Counter()
+        for page in (
+            self.client("dynamodb", region)
+            .get_paginator("scan")
+            .paginate(TableName=self.resources[region].payments_table, ConsistentRead=True)
+        ):
+            for item in page["Items"]:
+                transaction_id = item[Schema.PARTITION_KEY]["S"]
+                if transaction_id.startswith(prefix) and is_payment_record(item):
+                    counts[transaction_id] += 1
+        return counts
+
     def deny_data_plane(self, region: str) -> None:
         """Fault injection: the functions' writes to DynamoDB in ``region`` are denied (AccessDenied).
 
@@ -214,13 +231,7 @@ class LocalEnvironment:
             "api_urls": {plan.region: self.api_url(plan.region) for plan in self.regions},
             "api_key": self.api_key,
             # Each region's function environment, so another API process can serve it as well.
-            "functions": {
-                plan.region: {
-                    **self.resources[plan.region].function_environment(self.endpoint),
-                    EnvVar.LOCAL_API_KEYS: self.api_key,
-                }
-                for plan in self.regions
-            },
+            "functions": {plan.region: self._function_environment(plan.region) for plan in self.regions},
         }
 
     def _write_state(self) -> None:
@@ -251,6 +262,13 @@ class LocalEnvironment:
             replicator.start()
             self._replicators.append(replicator)
 
+    def _function_environment(self, region: str) -> dict[str, str]:
+        """What a region's functions are given: where its resources are, and the key to check."""
+        return {
+            **self.resources[region].function_environment(self.endpoint),
+            EnvVar.LOCAL_API_KEYS: self.api_key,
+        }
+
     def _region_env(self, plan: RegionPlan) -> dict[str, str]:
         peer = self.resources[plan.region].peer_region
         canary = (
@@ -264,10 +282,9 @@ class LocalEnvironment:
         )
         return {
             **os.environ,
-            **self.resources[plan.region].function_environment(self.endpoint),
+            **self._function_environment(plan.region),
             **canary,
             ORCHESTRATOR_VARIABLE: "off" if plan.region in self.orchestrators_off else "on",
-            EnvVar.LOCAL_API_KEYS: self.api_key,
             "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
         }

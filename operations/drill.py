@@ -39,8 +39,9 @@ from pathlib import Path
 
 import requests
 
-from chalicelib.items import is_payment_record
-from chalicelib.names import CANARY_TARGET_DIMENSION, METRICS_NAMESPACE, SERVICE_NAME, Metric
+from chalicelib.canary import canary_dimensions
+from chalicelib.names import METRICS_NAMESPACE, Metric
+from localenv.canary import alarm_notification
 from localenv.environment import LocalEnvironment
 from localenv.progress import Heartbeat
 from operations import regions
@@ -234,28 +235,12 @@ class Route53LikeRouter:
 
 def publish_alarm(environment: LocalEnvironment, region: str, alarm_name: str) -> None:
     """What CloudWatch sends to the ops-alert topic when an alarm enters ALARM."""
-    message = {
-        "AlarmName": alarm_name,
-        "NewStateValue": "ALARM",
-        "OldStateValue": "OK",
-        "NewStateReason": "drill: the API stopped answering",
-        "AlarmArn": f"arn:aws:cloudwatch:{region}:123456789012:alarm:{alarm_name}",
-    }
-    environment.client("sns", region).publish(
-        TopicArn=environment.resources[region].ops_alert_topic_arn, Message=json.dumps(message)
+    message = alarm_notification(
+        alarm_name, region, "ALARM", old_state="OK", reason="drill: the API stopped answering"
     )
-
-
-def canary_alarm_state(environment: LocalEnvironment, target: Target) -> Callable[[], str]:
-    """Reads the alarm on the canary against the primary, in the secondary (as Route 53 does)."""
-    cloudwatch = environment.client("cloudwatch", target.secondary_region)
-    name = target.names.canary_alarm(target.primary_region)
-
-    def state() -> str:
-        alarms = cloudwatch.describe_alarms(AlarmNames=[name]).get("MetricAlarms", [])
-        return str(alarms[0]["StateValue"]) if alarms else "MISSING"
-
-    return state
+    environment.client("sns", region).publish(
+        TopicArn=environment.resources[region].ops_alert_topic_arn, Message=message
+    )
 
 
 def first_failed_canary(environment: LocalEnvironment, target: Target, since: float) -> float | None:
@@ -263,10 +248,7 @@ def first_failed_canary(environment: LocalEnvironment, target: Target, since: fl
     points = environment.client("cloudwatch", target.secondary_region).get_metric_statistics(
         Namespace=METRICS_NAMESPACE,
         MetricName=Metric.CANARY_SUCCESS,
-        Dimensions=[
-            {"Name": "service", "Value": SERVICE_NAME},
-            {"Name": CANARY_TARGET_DIMENSION, "Value": target.primary_region},
-        ],
+        Dimensions=canary_dimensions(target.primary_region),
         StartTime=datetime.fromtimestamp(since - 1, UTC),
         EndTime=datetime.now(UTC),
         Period=1,
@@ -283,7 +265,10 @@ def first_failed_canary(environment: LocalEnvironment, target: Target, since: fl
 def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) -> DrillReport:
     """Run the drill on a started local environment (with its canary running) and audit both tables."""
     primary, secondary = target.primary_region, target.secondary_region
-    router = Route53LikeRouter(target, plan.health_interval_seconds, canary_alarm_state(environment, target))
+    # Route 53 reads the secondary's alarm on the canary against the primary, as failback does.
+    router = Route53LikeRouter(
+        target, plan.health_interval_seconds, lambda: regions.canary_state(target, primary)[0]
+    )
     session = requests.Session()
     headers = {"Content-Type": "application/json", "x-api-key": target.api_key or ""}
     attempts: list[Attempt] = []
@@ -355,7 +340,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
                 publish_alarm(environment, primary, target.names.api_5xx_alarm)
                 send_for(plan.outage_seconds)
                 if plan.fault == "region":
-                    survivor = stored(environment, secondary, f"drill-{tag}")
+                    survivor = environment.payment_records(secondary, f"drill-{tag}")
                     at_risk = sorted(
                         t for t, at in acknowledged.items() if at < fault_at and t not in survivor
                     )
@@ -451,19 +436,6 @@ def _fail_back(target: Target, region: str, send_for: Callable[[float], None]) -
             send_for(1.0)
 
 
-def stored(environment: LocalEnvironment, region: str, prefix: str) -> Counter[str]:
-    client = environment.client("dynamodb", region)
-    counts: Counter[str] = Counter()
-    for page in client.get_paginator("scan").paginate(
-        TableName=environment.resources[region].payments_table, ConsistentRead=True
-    ):
-        for item in page["Items"]:
-            transaction_id = item["transaction_id"]["S"]
-            if transaction_id.startswith(prefix) and is_payment_record(item):
-                counts[transaction_id] += 1
-    return counts
-
-
 def audit(
     environment: LocalEnvironment,
     target: Target,
@@ -478,10 +450,10 @@ def audit(
     survivor = target.secondary_region
     deadline = time.time() + 30
     while time.time() < deadline:
-        if set(acknowledged) <= set(stored(environment, survivor, prefix)):
+        if set(acknowledged) <= set(environment.payment_records(survivor, prefix)):
             break
         time.sleep(1)
-    counts = {region: stored(environment, region, prefix) for region in target.regions}
+    counts = {region: environment.payment_records(region, prefix) for region in target.regions}
     lost = sorted(set(acknowledged) - set(counts[survivor]))
     union: Counter[str] = Counter()
     for region_counts in counts.values():

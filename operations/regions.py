@@ -86,12 +86,13 @@ def actor(target: Target, region: str) -> str:
     return str(target.client("sts", region).get_caller_identity()["Arn"])
 
 
-def _depth(target: Target, region: str, queue: str) -> int:
-    sqs = target.client("sqs", region)
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=target.queue_url(region, queue), AttributeNames=["ApproximateNumberOfMessages"]
+def _depth(target: Target, region: str, queue: str, *, in_flight: bool = False) -> int:
+    """Messages waiting in ``queue``, and with ``in_flight`` also those a consumer holds."""
+    names = ["ApproximateNumberOfMessages", *(["ApproximateNumberOfMessagesNotVisible"] if in_flight else [])]
+    attributes = target.client("sqs", region).get_queue_attributes(
+        QueueUrl=target.queue_url(region, queue), AttributeNames=names
     )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"])
+    return sum(int(attributes[name]) for name in names)
 
 
 def _alarms_in_alarm(target: Target, region: str) -> list[str]:
@@ -327,18 +328,8 @@ def switchover(
 
 def _wait_for_empty_queue(target: Target, region: str, deadline: float) -> None:
     """Until the payments ``region`` accepted through /validate are all processed there."""
-    sqs = target.client("sqs", region)
-    url = target.queue_url(region, target.names.payment_queue)
     while True:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        if (
-            int(attributes["ApproximateNumberOfMessages"])
-            + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-            == 0
-        ):
+        if _depth(target, region, target.names.payment_queue, in_flight=True) == 0:
             return
         if time.monotonic() > deadline:
             raise RefusedError(f"{region}'s payment queue is not empty")

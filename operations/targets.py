@@ -40,6 +40,8 @@ class Target:
     endpoint_url: str | None = None
     api_urls: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
+    # One client per service and region: the drill's router asks every second, status many times.
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def names(self) -> ResourceNames:
@@ -50,12 +52,11 @@ class Target:
         return (self.primary_region, self.secondary_region)
 
     def client(self, service: str, region: str) -> Any:
-        """A boto3 client for ``service`` in ``region`` of this target."""
-        if self.endpoint_url:
-            return boto3.client(
-                service, region_name=region, endpoint_url=self.endpoint_url, **LOCAL_CREDENTIALS
-            )
-        return boto3.client(service, region_name=region)
+        """A boto3 client for ``service`` in ``region`` of this target, made once."""
+        if (service, region) not in self._clients:
+            local = {"endpoint_url": self.endpoint_url, **LOCAL_CREDENTIALS} if self.endpoint_url else {}
+            self._clients[(service, region)] = boto3.client(service, region_name=region, **local)
+        return self._clients[(service, region)]
 
     def api_url(self, region: str) -> str:
         """The regional API endpoint: from ``make run``'s state, or the stack's APIEndpoint output."""

@@ -10,7 +10,7 @@ gc.disable()
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Request, Response, SNSEvent, SQSEvent
 
@@ -89,6 +89,12 @@ def _request() -> Request:
     return request
 
 
+def _json_document() -> Any:
+    request = _request()
+    # Request.raw_body is bytes: Chalice encodes a str body itself, whatever its annotation says.
+    return read_json_body(request.headers, cast(bytes, request.raw_body))
+
+
 def _client_request() -> workflow.ClientRequest:
     request = _request()
     identity = (request.context or {}).get("identity") or {}
@@ -104,18 +110,14 @@ def _client_request() -> workflow.ClientRequest:
 @answers_errors_as_json
 def post_validate() -> Response:
     """Validate a payment and queue it for processing."""
-    request = _request()
-    document = read_json_body(request.headers, request.raw_body)
-    return stored_response(workflow.accept_payment(document, get_services(), _client_request()))
+    return stored_response(workflow.accept_payment(_json_document(), get_services(), _client_request()))
 
 
 @app.route("/process", methods=["POST"], content_types=ANY_CONTENT_TYPE, api_key_required=True)
 @answers_errors_as_json
 def post_process() -> Response:
     """Process a payment now; a repeat answers 200 with the stored record."""
-    request = _request()
-    document = read_json_body(request.headers, request.raw_body)
-    return stored_response(workflow.process_payment_now(document, get_services(), _client_request()))
+    return stored_response(workflow.process_payment_now(_json_document(), get_services(), _client_request()))
 
 
 @app.route(

@@ -13,7 +13,7 @@ from constructs import Construct
 
 from chalicelib.names import IdempotencyKeys, ResourceNames
 from chalicelib.names import PaymentsTableSchema as Schema
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge_custom_resource_provider
 
 
 class PaymentsData(Construct):
@@ -148,15 +148,7 @@ class PaymentsData(Construct):
         resource = lookup.node.find_child("Resource").node.default_child
         assert isinstance(resource, cdk.CfnResource)
         resource.add_property_override("ReadAt", datetime.now(UTC).isoformat(timespec="seconds"))
-        # The custom resource's function is a stack-wide singleton named after a fixed UUID.
-        provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
-        provider = cdk.Stack.of(self).node.find_child(provider_id)
-        acknowledge(
-            provider,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-            "CDK's AwsCustomResource provider runs once at deploy time to read the replica's stream ARN; "
-            "the basic execution policy only lets it write its own logs.",
-        )
+        acknowledge_custom_resource_provider(cdk.Stack.of(self))
         return lookup.get_response_field("Table.LatestStreamArn")
 
     @property

@@ -15,7 +15,7 @@ from constructs import Construct
 from chalicelib.canary import canary_alarm_definition
 from chalicelib.names import API_STAGE, HEALTH_PATH, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
 from chalicelib.sdk import PAYMENTS_TABLE_OPERATIONS
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge_custom_resource_provider
 
 ALARM_PERIOD = cdk.Duration.minutes(1)
 API_5XX_THRESHOLD = 10
@@ -307,11 +307,5 @@ def canary_alarm_in_peer(
         ),
         install_latest_aws_sdk=False,
     )
-    provider_id = "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
-    acknowledge(
-        stack.node.find_child(provider_id),
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-        "CDK's AwsCustomResource provider runs at deploy time only (the canary alarm in the peer region, "
-        "the replica's stream ARN); the basic execution policy only lets it write its own logs.",
-    )
+    acknowledge_custom_resource_provider(stack)
     return alarm

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -24,6 +22,7 @@ from chalicelib.names import (
     CANARY,
     CANARY_TARGET_DIMENSION,
     METRICS_NAMESPACE,
+    REGION_DRAINING_HEADER,
     SERVICE_NAME,
     Metric,
     ResourceNames,
@@ -38,9 +37,8 @@ STEP_TIMEOUT_SECONDS = 5.0
 
 # (method, url, headers, body or None, timeout) -> (status, lower-cased headers, JSON body or None)
 Http = Callable[[str, str, dict[str, str], bytes | None, float], tuple[int, dict[str, str], Any]]
-# The header a draining region answers with (chalicelib.http): refusing payments on purpose
-# while a switchover waits for replication is not a failure of the region.
-DRAINING_HEADER = "x-region-draining"
+# Headers reach the probe lower-cased.
+DRAINING_HEADER = REGION_DRAINING_HEADER.lower()
 
 
 class PeerApi(Protocol):
@@ -113,6 +111,14 @@ def probe(
     return result(True)
 
 
+def canary_dimensions(target_region: str) -> list[dict[str, str]]:
+    """The dimensions of the canary's metrics against ``target_region`` (Powertools adds ``service``)."""
+    return [
+        {"Name": "service", "Value": SERVICE_NAME},
+        {"Name": CANARY_TARGET_DIMENSION, "Value": target_region},
+    ]
+
+
 def canary_alarm_definition(names: ResourceNames, target_region: str, actions: list[str]) -> dict[str, Any]:
     """``PutMetricAlarm`` arguments of the alarm on the canary against ``target_region``.
 
@@ -125,10 +131,7 @@ def canary_alarm_definition(names: ResourceNames, target_region: str, actions: l
         "AlarmDescription": f"The canary's payments through {target_region}'s API fail: Route 53 moves clients away.",
         "Namespace": METRICS_NAMESPACE,
         "MetricName": Metric.CANARY_SUCCESS,
-        "Dimensions": [
-            {"Name": "service", "Value": SERVICE_NAME},
-            {"Name": CANARY_TARGET_DIMENSION, "Value": target_region},
-        ],
+        "Dimensions": canary_dimensions(target_region),
         "Statistic": "Minimum",
         "Period": CANARY.period_seconds,
         "EvaluationPeriods": CANARY.evaluation_periods,
@@ -146,6 +149,11 @@ def urllib_http(
     method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float
 ) -> tuple[int, dict[str, str], Any]:
     """:data:`Http` on the standard library: status 0 when the region does not answer at all."""
+    # Imported here, by the canary alone: every function imports this module (for the peer API
+    # port), and urllib.request with http.client costs a cold start about 20 ms.
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

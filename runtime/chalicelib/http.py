@@ -13,6 +13,7 @@ from chalice.app import Response
 from chalicelib import errors
 from chalicelib.cards import redact_pans
 from chalicelib.errors import FieldError, PaymentError
+from chalicelib.names import REGION_DRAINING_HEADER
 from chalicelib.observability import report_dependency_failure
 
 MAX_BODY_BYTES = 64 * 1024
@@ -35,7 +36,6 @@ STATUS_BY_ERROR: dict[type[PaymentError], int] = {
     errors.RegionNotAccepting: 503,
 }
 RETRY_AFTER_SECONDS = "1"
-REGION_DRAINING_HEADER = "X-Region-Draining"
 
 
 def _reject_constant(name: str) -> Any:
@@ -96,14 +96,13 @@ def _nesting_depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
-def read_json_body(headers: Mapping[str, str], raw_body: bytes | str | None) -> Any:
+def read_json_body(headers: Mapping[str, str], raw_body: bytes | None) -> Any:
     """The parsed JSON body of a request, or the named error that explains why there is none."""
     content_type = headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != JSON_CONTENT_TYPE:
         raise errors.UnsupportedMediaType([FieldError("Content-Type", f"must be {JSON_CONTENT_TYPE}")])
-    # Chalice hands over bytes; a str body (a test client's) is taken as its UTF-8 encoding.
-    body = raw_body.encode("utf-8", "surrogatepass") if isinstance(raw_body, str) else raw_body or b""
+    body = raw_body or b""
     if len(body) > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge([FieldError("(body)", f"must be at most {MAX_BODY_BYTES} bytes")])
     try:

@@ -51,6 +51,9 @@ class Metric:
 
 # The canary's metrics carry the region they probed, beside Powertools' service dimension.
 CANARY_TARGET_DIMENSION = "TargetRegion"
+# What a region draining for a switchover answers its refusals with (chalicelib.http), so the
+# peer's canary does not read a planned drain as a failure (chalicelib.canary).
+REGION_DRAINING_HEADER = "X-Region-Draining"
 
 
 class EnvVar:

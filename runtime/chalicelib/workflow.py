@@ -367,11 +367,11 @@ def check_health(services: Services) -> HealthReport:
 
 
 def handle_ops_alert(message: str, services: Services, *, now: str | None = None) -> FailoverDecision | None:
-    """The failover orchestrator: act on a CloudWatch alarm for this region.
+    """The failover orchestrator: act on a critical alarm of this region or the canary alarm on its peer.
 
-    A critical alarm in ALARM takes the region out of service (its health check then fails and
-    Route 53 sends clients to the peer), unless the peer is not in service either: the last
-    region stays. What was done is published on the ops-alert topic and counted.
+    In ALARM, either takes its region out of service (its health check then fails and Route 53
+    sends clients to the other region), unless the other region is not in service either: the
+    last region stays. What was done is published on the ops-alert topic and counted.
     """
     from chalicelib.failover import (
         FailoverAction,

@@ -282,7 +282,9 @@ def test_the_canary_alarm_on_the_peer_takes_the_peer_out_so_failback_stays_manua
     assert flag_of(aws, REGION).in_service is True
 
 
-def test_an_observer_out_of_service_never_takes_its_peer_out(client: Client, aws: Any) -> None:
+def test_an_observer_out_of_service_never_takes_its_peer_out(
+    client: Client, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     set_peer_flag(aws, in_service=True)
     aws("ssm").put_parameter(
         Name=ResourceNames(SUFFIX).in_service_parameter,
@@ -296,6 +298,8 @@ def test_an_observer_out_of_service_never_takes_its_peer_out(client: Client, aws
         client.events.generate_sns_event(message=alarm(ResourceNames(SUFFIX).canary_alarm(PEER_REGION))),
     )
 
+    # The canary alarm was acted on, and refused: not merely ignored.
+    assert "FailoverRefused" in capsys.readouterr().out
     assert flag_of(aws, PEER_REGION).in_service is True
 
 

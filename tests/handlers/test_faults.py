@@ -68,6 +68,17 @@ class FaultyAws:
         )
         return client
 
+    def fail_table_writes(self, resources: RegionResources, fault: tuple[int, bytes]) -> None:
+        """The handlers' payments table, its transactional writes answering ``fault``."""
+        use_services(
+            get_services()._replace(
+                repository=adapters.DynamoPaymentRepository(
+                    table_name=resources.payments_table,
+                    client=partial(self.client, "dynamodb", "TransactWriteItems", fault),
+                )
+            )
+        )
+
 
 @pytest.fixture
 def faults(resources: RegionResources) -> FaultyAws:
@@ -102,15 +113,7 @@ def message(transaction_id: str) -> dict[str, Any]:
 def test_a_throttled_table_write_is_retried_three_times_then_the_message_is_retried_later(
     client: Client, faults: FaultyAws, resources: RegionResources, transactions_topic: TopicSpy
 ) -> None:
-    services = get_services()
-    use_services(
-        services._replace(
-            repository=adapters.DynamoPaymentRepository(
-                table_name=resources.payments_table,
-                client=partial(faults.client, "dynamodb", "TransactWriteItems", THROTTLED),
-            )
-        )
-    )
+    faults.fail_table_writes(resources, THROTTLED)
 
     throttled = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, message("txn-throttled")).payload
     faults.failing = False
@@ -209,15 +212,7 @@ def test_every_503_logs_its_cause_once_and_counts_misconfiguration_apart_from_lo
     level: str,
     metric: str,
 ) -> None:
-    services = get_services()
-    use_services(
-        services._replace(
-            repository=adapters.DynamoPaymentRepository(
-                table_name=resources.payments_table,
-                client=partial(faults.client, "dynamodb", "TransactWriteItems", fault),
-            )
-        )
-    )
+    faults.fail_table_writes(resources, fault)
 
     response = client.http.post(
         "/process",
