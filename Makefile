@@ -24,8 +24,10 @@ $(INSTALLED): .python-version requirements.txt constraints.txt runtime/requireme
 	touch $@
 
 ## run: the service on http://127.0.0.1:8000 against an embedded local AWS (Ctrl-C stops both)
+# CONSISTENCY=strong runs the payments table under multi-Region strong consistency's rules.
+CONSISTENCY ?= eventual
 run: $(INSTALLED)
-	$(PY) -m localenv
+	$(PY) -m localenv --consistency $(CONSISTENCY)
 
 ## test: lint and types, then every test (unit, handlers, integration over HTTP)
 test: lint $(NODE)
@@ -50,9 +52,10 @@ load: $(INSTALLED)
 
 ## drill: the DR drill on a local environment of its own; prints RTO (detect/decide/execute), RPO, a timeline
 # DRILL_FAULT=gray (or region, replication-paused) picks another fault; see `payments-dr drill --help`.
+# CONSISTENCY=strong drills the payments table under multi-Region strong consistency's rules.
 DRILL_FAULT ?= api
 drill: $(INSTALLED)
-	$(PY) -m operations.cli drill --fault $(DRILL_FAULT) --png docs/drill-timeline$(if $(filter api,$(DRILL_FAULT)),,-$(DRILL_FAULT)).png
+	$(PY) -m operations.cli drill --fault $(DRILL_FAULT) --consistency $(CONSISTENCY) --png docs/drill-timeline$(if $(filter api,$(DRILL_FAULT)),,-$(DRILL_FAULT)).png
 
 ## bench: every benchmark against its baseline from the same run; writes bench/results.md
 bench: $(INSTALLED) $(NODE)

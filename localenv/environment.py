@@ -115,6 +115,7 @@ class LocalEnvironment:
         state_file: Path | None = None,
         canary_seconds: float = 0.0,
         orchestrators_off: frozenset[str] = frozenset(),
+        strong_consistency: bool = False,
     ) -> None:
         """``log_dir``: write each process's output to a file there instead of the console.
 
@@ -122,7 +123,10 @@ class LocalEnvironment:
         ``state_file``: where to write the endpoints while running, for ``payments-dr --local``.
         ``canary_seconds``: run each region's canary against its peer at this interval (0: never).
         ``orchestrators_off``: regions whose failover orchestrator never gets ops alerts.
+        ``strong_consistency``: the payments table under multi-Region strong consistency's rules
+        (see :mod:`localenv.moto_fixes`): each write is in both regions before it is acknowledged.
         """
+        self.strong_consistency = strong_consistency
         self.canary_seconds = canary_seconds
         self.orchestrators_off = orchestrators_off
         # Faults the local AWS applies (see localenv.moto_fixes), switched by writing this file.
@@ -195,6 +199,9 @@ class LocalEnvironment:
                 **os.environ,
                 "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
                 moto_fixes.FAULTS_VARIABLE: str(self._faults),
+                moto_fixes.STRONG_CONSISTENCY_VARIABLE: ",".join(
+                    plan.region for plan in self.regions if self.strong_consistency
+                ),
             },
             stdout=subprocess.PIPE,
             text=True,
@@ -230,6 +237,7 @@ class LocalEnvironment:
             "endpoint_url": self.endpoint,
             "api_urls": {plan.region: self.api_url(plan.region) for plan in self.regions},
             "api_key": self.api_key,
+            "consistency": "strong" if self.strong_consistency else "eventual",
             # Each region's function environment, so another API process can serve it as well.
             "functions": {plan.region: self._function_environment(plan.region) for plan in self.regions},
         }
@@ -245,7 +253,13 @@ class LocalEnvironment:
             return
         resources = next(iter(self.resources.values()))
         first, second = (plan.region for plan in self.regions[:2])
-        tables = (resources.payments_table, resources.idempotency_table)
+        # Under strong consistency the local AWS itself copies each payments-table write before
+        # acknowledging it; only the Idempotency-Key table stays eventually consistent.
+        tables = (
+            (resources.idempotency_table,)
+            if self.strong_consistency
+            else (resources.payments_table, resources.idempotency_table)
+        )
         ledger = ReplicaWrites()
         for table, (source, target) in (
             (t, pair) for t in tables for pair in ((first, second), (second, first))
@@ -417,7 +431,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--primary-region", default=DEFAULT_PRIMARY_REGION)
     parser.add_argument("--secondary-region", default=DEFAULT_SECONDARY_REGION)
     parser.add_argument("--port", type=int, default=PRIMARY_PORT, help="primary API port (secondary: +1)")
+    add_consistency_argument(parser)
     return parser.parse_args(argv)
+
+
+CONSISTENCY_MODES = ("eventual", "strong")
+
+
+def add_consistency_argument(parser: argparse.ArgumentParser) -> None:
+    """``--consistency``: the payments table's mode, shared by ``make run`` and the drill."""
+    parser.add_argument(
+        "--consistency",
+        choices=CONSISTENCY_MODES,
+        default="eventual",
+        help="the payments table as a default global table (eventual, replicated within about a second) "
+        "or under multi-Region strong consistency's rules (strong: transactions and TTL refused, each "
+        "write in both regions before it is acknowledged); default %(default)s",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -427,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         [RegionPlan(args.primary_region, args.port), RegionPlan(args.secondary_region, args.port + 1)],
         state_file=LOCAL_STATE,
         canary_seconds=MAKE_RUN_CANARY_SECONDS,
+        strong_consistency=args.consistency == "strong",
     )
     stopping = False
 
@@ -439,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         environment.start()
         print(f"payment routes need the header  x-api-key: {environment.api_key}", flush=True)
+        print(f"payments table consistency: {args.consistency}", flush=True)
         print("ready: Ctrl-C stops everything", flush=True)
         while not stopping and environment.all_running():
             time.sleep(0.2)

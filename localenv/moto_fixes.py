@@ -5,14 +5,13 @@ trimmed ("12.50" comes back as "12.5"); moto keeps the string as written, so cod
 on the written form would pass every local test and fail deployed. :func:`dynamodb_number`
 gives moto DynamoDB's behaviour.
 
-Transactions:
-moto 5.2's ``TransactWriteItems`` deep-copies every table it touches (items *and* the stream's
-records) before each transaction so it can roll back, and writes to the stream before deciding
-the transaction failed. Locally that makes each payment cost time proportional to the table's
-size (a 10,000-payment load run would take hours) and leaves stream records for writes that
-never happened. DynamoDB itself checks every condition first and then applies all writes or
-none; :func:`transact_write_items` does exactly that, under one lock, and
-:func:`install` puts it in place of moto's.
+Multi-Region strong consistency (MRSC): moto refuses nothing an MRSC table refuses and has no
+global tables at all. :func:`install` makes every payments table refuse what AWS documents an
+MRSC table refuses (``TransactWriteItems``, ``TransactGetItems``, ``UpdateTimeToLive``) in every
+mode, so no code of ours can come to depend on them; and with :data:`STRONG_CONSISTENCY_VARIABLE`
+set (or :func:`use_strong_consistency`) it replicates each write of a payments table to the other
+regions before answering, and answers ``ReplicatedWriteConflictException`` to a write of an item
+that another region is writing at that moment, as an MRSC table does.
 
 Dispatch: moto's server asks, for every request, whether the request's host names one of its
 service modules, by listing its package directory and testing each of some 150 entries with
@@ -42,78 +41,11 @@ from typing import Any
 import moto.backends as moto_backends
 import moto.dynamodb.models as dynamodb_models
 import moto.sqs.models as sqs_models
-from moto.dynamodb.comparisons import get_filter_expression
-from moto.dynamodb.exceptions import (
-    MultipleTransactionsException,
-    TooManyTransactionsException,
-    TransactionCanceledException,
-    TransactWriteSingleOpException,
-)
 from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.responses import DynamoHandler
 
+from chalicelib.names import is_payments_table
 from localenv.provision import OPERATOR_ACCESS_KEY
-
-MAX_TRANSACTION_ITEMS = 100
-_LOCK = threading.Lock()
-_CONDITION_FAILED = "The conditional request failed"
-
-
-def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
-    """All of ``transact_items`` or none: every condition is checked before anything is written."""
-    if len(transact_items) > MAX_TRANSACTION_ITEMS:
-        raise TooManyTransactionsException()
-    with _LOCK:
-        targets: set[tuple[str, str]] = set()
-        plan: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        reasons: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
-        for entry in transact_items:
-            if len(entry) > 1:
-                raise TransactWriteSingleOpException
-            op_type, op = next(iter(entry.items()))
-            table = backend.get_table(op["TableName"])
-            if op_type == "Put":
-                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
-                if table.range_key_attr is not None:
-                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
-            else:
-                key = op["Key"]
-            target = (op["TableName"], str(dict(sorted(key.items()))))
-            if target in targets:
-                raise MultipleTransactionsException()
-            targets.add(target)
-            plan.append((op_type, op, key))
-            current = backend.get_item(op["TableName"], key)
-            condition = op.get("ConditionExpression")
-            if condition and not get_filter_expression(
-                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
-            ).expr(current):
-                wants_old = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current
-                reasons.append(
-                    (
-                        "ConditionalCheckFailed",
-                        _CONDITION_FAILED,
-                        current.to_json()["Attributes"] if wants_old else None,
-                    )
-                )
-            else:
-                reasons.append((None, None, None))
-        if any(code is not None for code, _, _ in reasons):
-            raise TransactionCanceledException(reasons)
-        for op_type, op, key in plan:
-            if op_type == "Put":
-                backend.put_item(op["TableName"], op["Item"])
-            elif op_type == "Delete":
-                backend.delete_item(op["TableName"], key)
-            elif op_type == "Update":
-                backend.update_item(
-                    op["TableName"],
-                    key,
-                    update_expression=op["UpdateExpression"],
-                    expression_attribute_names=op.get("ExpressionAttributeNames"),
-                    expression_attribute_values=op.get("ExpressionAttributeValues"),
-                )
-
 
 def dynamodb_number(text: str) -> str:
     """``text`` as DynamoDB stores and returns it: no leading or trailing zeros, no exponent."""
@@ -160,6 +92,7 @@ def _within_retention_period(backend: Any, queue_name: str, message: Any) -> boo
 # Where LocalEnvironment writes the faults to apply: {"deny_writes": [region, ...]}.
 FAULTS_VARIABLE = "PAYMENTS_LOCAL_FAULTS"
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0"}
 ACCESS_DENIED = json.dumps(
     {
         "__type": "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
@@ -191,20 +124,162 @@ def _with_faults(call_action: Any) -> Any:
             and handler.get_access_key() != OPERATOR_ACCESS_KEY
             and handler.region in _denied_regions()
         ):
-            return 400, {"Content-Type": "application/x-amz-json-1.0"}, ACCESS_DENIED
+            return 400, JSON_HEADERS, ACCESS_DENIED
         return call_action(handler)
 
     dispatch.with_faults = True  # type: ignore[attr-defined]
     return dispatch
 
 
+# Regions of the payments tables' multi-Region strong consistency, comma separated ("" or unset:
+# eventually consistent, replicated by localenv.replication).
+STRONG_CONSISTENCY_VARIABLE = "PAYMENTS_LOCAL_STRONG_CONSISTENCY"
+# What AWS documents an MRSC table refuses, refused here on every payments table in every mode.
+MRSC_REFUSED = frozenset({"TransactWriteItems", "TransactGetItems", "UpdateTimeToLive"})
+SINGLE_ITEM_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+MRSC_CONFLICT_STATUS = 409
+
+
+class StrongConsistency:
+    """The local stand-in for an MRSC payments table: synchronous copies, conflicts between regions.
+
+    A write is applied in its region, then copied to every other region of the set before the
+    answer goes back, so an acknowledged write is already in the peer (RPO 0). Items being written
+    are registered with their region for the length of the write: a write of the same item from
+    another region meanwhile gets ``ReplicatedWriteConflictException``, and its retry then meets
+    the winner's item (a conditional put fails on it).
+    """
+
+    def __init__(self) -> None:
+        self.regions: tuple[str, ...] = ()
+        self._in_flight: dict[tuple[str, str], tuple[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, region: str, keys: list[tuple[str, str]]) -> bool:
+        """Register ``keys`` as being written from ``region``; False if another region is writing one."""
+        with self._lock:
+            if any(self._in_flight.get(key, (region, 0))[0] != region for key in keys):
+                return False
+            for key in keys:
+                count = self._in_flight.get(key, (region, 0))[1]
+                self._in_flight[key] = (region, count + 1)
+            return True
+
+    def release(self, keys: list[tuple[str, str]]) -> None:
+        with self._lock:
+            for key in keys:
+                region, count = self._in_flight[key]
+                if count <= 1:
+                    del self._in_flight[key]
+                else:
+                    self._in_flight[key] = (region, count - 1)
+
+
+STRONG = StrongConsistency()
+
+
+def use_strong_consistency(regions: list[str]) -> None:
+    """Run the payments tables of ``regions`` under MRSC's rules in this process ([]: off)."""
+    STRONG.regions = tuple(r for r in regions if r)
+
+
+def _error(code: str, message: str) -> str:
+    return json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message})
+
+
+def _tables_named(action: str, body: dict[str, Any]) -> list[str]:
+    if action in ("TransactWriteItems", "TransactGetItems"):
+        return [op.get("TableName", "") for entry in body.get("TransactItems", []) for op in entry.values()]
+    if action == "BatchWriteItem":
+        return list(body.get("RequestItems", {}))
+    return [body.get("TableName", "")]
+
+
+def _written_keys(backend: Any, action: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The (table, key) of every payments-table item a write request changes."""
+    if action in SINGLE_ITEM_WRITES:
+        requests = [(body["TableName"], body.get("Item") or body.get("Key") or {})]
+    elif action == "BatchWriteItem":
+        requests = [
+            (table, entry.get("PutRequest", {}).get("Item") or entry.get("DeleteRequest", {}).get("Key") or {})
+            for table, entries in body.get("RequestItems", {}).items()
+            for entry in entries
+        ]
+    else:
+        return []
+    found = []
+    for table_name, attributes in requests:
+        if not is_payments_table(table_name):
+            continue
+        table = backend.get_table(table_name)
+        names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+        found.append((table_name, {name: attributes[name] for name in names if name in attributes}))
+    return found
+
+
+def _copy_to_peers(account: str, region: str, written: list[tuple[str, dict[str, Any]]]) -> None:
+    """Make each written item in every other region of the set what it now is in ``region``."""
+    source = dynamodb_models.dynamodb_backends[account][region]
+    for peer in STRONG.regions:
+        if peer == region:
+            continue
+        target = dynamodb_models.dynamodb_backends[account][peer]
+        for table_name, key in written:
+            item = source.get_item(table_name, key)
+            if item is None:
+                if target.get_item(table_name, key) is not None:
+                    target.delete_item(table_name, key)
+            else:
+                target.put_item(table_name, item.to_json()["Attributes"], overwrite=True)
+
+
+def _with_strong_consistency(call_action: Any) -> Any:
+    """DynamoDB's dispatcher with MRSC's rules on the payments tables (see the module's docstring)."""
+
+    def dispatch(handler: Any) -> Any:
+        action = handler._get_action()
+        if action not in MRSC_REFUSED and (action not in DYNAMODB_WRITES or not STRONG.regions):
+            return call_action(handler)
+        body = json.loads(handler.body or "{}")
+        if action in MRSC_REFUSED:
+            if any(is_payments_table(name) for name in _tables_named(action, body)):
+                return 400, JSON_HEADERS, _error(
+                    "ValidationException",
+                    f"{action} is not supported on a table with multi-Region strong consistency",
+                )
+            return call_action(handler)
+        if handler.region not in STRONG.regions:
+            return call_action(handler)
+        backend = dynamodb_models.dynamodb_backends[handler.current_account][handler.region]
+        written = _written_keys(backend, action, body)
+        if not written:
+            return call_action(handler)
+        flight = [(table, json.dumps(key, sort_keys=True)) for table, key in written]
+        if not STRONG.claim(handler.region, flight):
+            return MRSC_CONFLICT_STATUS, JSON_HEADERS, _error(
+                "ReplicatedWriteConflictException",
+                "the item is being written in another region of the multi-Region strong consistency set",
+            )
+        try:
+            status, headers, response = call_action(handler)
+            if int(status) == 200:
+                _copy_to_peers(handler.current_account, handler.region, written)
+            return status, headers, response
+        finally:
+            STRONG.release(flight)
+
+    return dispatch
+
+
 def install() -> None:
     """Use the corrections above in this process's moto (idempotent)."""
     if not getattr(DynamoHandler.call_action, "with_faults", False):
-        DynamoHandler.call_action = _with_faults(DynamoHandler.call_action)  # type: ignore[method-assign]
+        DynamoHandler.call_action = _with_faults(_with_strong_consistency(DynamoHandler.call_action))  # type: ignore[method-assign]
+    regions = os.environ.get(STRONG_CONSISTENCY_VARIABLE, "")
+    if regions:
+        use_strong_consistency(regions.split(","))
     sqs_models.Message.visible = property(_message_visible)  # type: ignore[assignment,method-assign]
     sqs_models.Message.delayed = property(_message_delayed)  # type: ignore[assignment,method-assign]
     sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention_period  # type: ignore[method-assign,assignment]
-    dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
     dynamo_type.DynamoType.__init__ = _dynamo_type_init  # type: ignore[method-assign]
     moto_backends.list_of_moto_modules = list_of_moto_modules

@@ -15,6 +15,7 @@ from chalicelib.names import (
     DEFAULT_SECONDARY_REGION,
 )
 from operations import regions
+from localenv.environment import add_consistency_argument
 from operations.drill import FAULTS
 from operations.redrive import redrive
 from operations.targets import LOCAL_STATE, Target, TargetNotRunning
@@ -85,7 +86,11 @@ def command_drill(args: argparse.Namespace) -> int:
     # The gray failure is the one only the observer sees: the primary's own orchestrator is off.
     idle = frozenset({args.primary_region}) if args.fault == "gray" else frozenset()
     with LocalEnvironment(
-        plans, log_dir=args.log_dir, canary_seconds=plan.canary_seconds, orchestrators_off=idle
+        plans,
+        log_dir=args.log_dir,
+        canary_seconds=plan.canary_seconds,
+        orchestrators_off=idle,
+        strong_consistency=args.consistency == "strong",
     ) as environment:
         target = Target.of_environment(environment)
         report = run_drill(environment, target, plan)
@@ -185,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument(
         "--outage", type=float, default=10.0, help="seconds the primary stays down (default 10)"
     )
+    add_consistency_argument(drill)
     drill.add_argument("--png", type=Path, help="write the timeline picture here")
     drill.add_argument("--log-dir", type=Path, default=Path(".localenv/drill"), help="process output")
     drill.set_defaults(run=command_drill)

@@ -111,11 +111,16 @@ class DrillReport:
     resumed_at: float | None = None
     caught_up_at: float | None = None
     switchover: str = ""
+    # The payments table's mode: under strong consistency a write is in both regions before it is
+    # acknowledged, so nothing may be at risk even had the primary never come back (RPO 0).
+    consistency: str = "eventual"
     attempts: list[Attempt] = field(repr=False, default_factory=list)
 
     @property
     def passed(self) -> bool:
         checks = [not self.lost, not self.duplicates, self.rto_seconds is not None]
+        if self.consistency == "strong":
+            checks.append(not self.at_risk)
         if self.fault == "gray":
             checks.append(self.primary_orchestrator_idle is True)
         if self.fault == "replication-paused":
@@ -132,6 +137,7 @@ class DrillReport:
     def table(self) -> str:
         rows = [
             ("fault", f"{self.fault}: {FAULTS[self.fault]}"),
+            ("payments table consistency", self.consistency),
             ("payments sent / acknowledged", f"{self.sent} / {self.acknowledged}"),
             ("failed attempts (retried)", str(self.failed_attempts)),
             (
@@ -415,6 +421,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
         report.decide_at = router.decided_at
     report.primary_orchestrator_idle = primary_flag
     report.resumed_at, report.caught_up_at, report.switchover = resumed_at, caught_up_at, switchover_summary
+    report.consistency = "strong" if environment.strong_consistency else "eventual"
     return report
 
 

@@ -7,6 +7,7 @@ caller answers 503 or leaves the message on the queue.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ from chalicelib.items import (
     claim_attributes,
     key_attributes,
     record_attributes,
+    record_key,
     record_from_attributes,
     rejection_attributes,
     rejection_from_attributes,
@@ -37,70 +39,131 @@ HEALTH_PROBE_KEY = "__health__"
 # A lookup by transaction id shows at most this many rejected reuses beside the payment.
 MAX_REJECTIONS_SHOWN = 10
 REJECTION_KEY_ATTEMPTS = 5
+CONDITION_FAILED = "ConditionalCheckFailedException"
+# Multi-Region strong consistency's answer to two regions writing one item at once.
+REPLICATED_WRITE_CONFLICT = "ReplicatedWriteConflictException"
+# Attempts at a claim whose writes keep conflicting (each already retried by botocore), and the
+# first pause between them: a conflict lasts one cross-region round trip, tens of milliseconds.
+WRITE_CONFLICT_ATTEMPTS = 3
+WRITE_CONFLICT_BACKOFF_SECONDS = 0.05
 
 
 class DynamoPaymentRepository:
     """Payments in the DynamoDB payments table.
 
-    Each payment is two items under its transaction id, written in one transaction:
-    - the claim (sort key 0): exists once per transaction id; its conditional put is what makes
-      processing idempotent, and it holds a copy of the record so a repeat or a lookup by id is
-      one request. It carries no ``customer_id`` attribute, so it stays out of the customer index.
+    Each payment is two items under its transaction id, written by two plain conditional puts
+    (no transaction: multi-Region strong consistency refuses them, and a transactional write
+    costs twice the write units):
+    - the claim (sort key 0): exists once per transaction id; its conditional put is the one
+      decision that makes processing idempotent, and from that put on the payment exists. It
+      holds a copy of the record, so a repeat, a lookup by id and the notifier's announcement
+      (:data:`~chalicelib.items.ANNOUNCED_BY`) need nothing else. It carries no ``customer_id``
+      attribute, so it stays out of the customer index.
     - the record (sort key = processing time in epoch ms): what the customer index and
-      time-ordered reads see.
+      time-ordered reads see; derived from the claim, so whoever finds it missing writes it.
     - rejections (negative sort keys, one per rejected queue message): a reuse of the
       transaction id for another payment, or a message that is not a valid payment.
-    Item states: (none) -> claim + record, atomically; (none) -> rejection; nothing ever updates
-    or deletes them.
+    Item states: (none) -> claim -> claim + record; (none) -> rejection; nothing ever updates or
+    deletes them. A crash between the claim and the record leaves a stored, announced payment
+    whose record the retry of the request or the redelivery of its message writes
+    (:meth:`insert_new`).
     """
 
-    def __init__(self, *, table_name: str, client: ClientFactory) -> None:
+    def __init__(
+        self, *, table_name: str, client: ClientFactory, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._table = table_name
         self._client = LazyClient(client)
+        self._sleep = sleep
 
     def _claim_key(self, transaction_id: str) -> dict[str, Any]:
         return key_attributes(transaction_id, Schema.CLAIM_SORT_KEY)
 
     def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
-        """Store ``record`` unless its transaction id is taken; else return the stored record."""
+        """Store ``record`` unless its transaction id is taken; else return the stored record.
+
+        Timeline of one call: claim (conditional put) -> record (conditional put). A call that
+        finds the claim taken completes the record the claim stands for if it is missing, so a
+        writer that crashed between the two puts is repaired by the next attempt; the record's
+        put is conditional too, so two attempts racing to complete it write it once.
+        """
+        claimed = self._claim(record)
+        if claimed is None:
+            self._put_record(record_attributes(record))
+            return None
+        stored = record_from_attributes(claimed)
+        if not self._item(record_key(claimed), projection=Schema.PARTITION_KEY):
+            self._put_record(record_attributes(stored))
+        return stored
+
+    def _claim(self, record: PaymentRecord) -> dict[str, Any] | None:
+        """Put ``record``'s claim; None if this call made it, else the claim already stored.
+
+        Under multi-Region strong consistency a write of the same claim from the other region at
+        the same moment fails with ``ReplicatedWriteConflictException`` (botocore retries it):
+        the other region's write decides, so the claim is read back and, if that write did not
+        land either, claimed again.
+        """
         claim_not_taken = "attribute_not_exists(#pk)"
+        for attempt in range(WRITE_CONFLICT_ATTEMPTS):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=claim_attributes(record),
+                    ConditionExpression=claim_not_taken,
+                    ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return None
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                if code == CONDITION_FAILED:
+                    # ReturnValuesOnConditionCheckFailure's old item, when the store returns it.
+                    old_item = cast("dict[str, Any] | None", error.response.get("Item"))
+                    stored = old_item or self._item(self._claim_key(record.transaction_id))
+                    if stored:
+                        return stored
+                elif code != REPLICATED_WRITE_CONFLICT:
+                    raise DependencyUnavailable("payments table") from error
+                else:
+                    stored = self._item(self._claim_key(record.transaction_id))
+                    if stored:
+                        return stored
+                if attempt + 1 == WRITE_CONFLICT_ATTEMPTS:
+                    raise DependencyUnavailable("payments table") from error
+                self._sleep(WRITE_CONFLICT_BACKOFF_SECONDS * 2**attempt)
+            except (BotoCoreError, ResponseParserError) as error:
+                raise DependencyUnavailable("payments table") from error
+        raise DependencyUnavailable("payments table")
+
+    def _put_record(self, item: dict[str, Any]) -> None:
+        """Put a payment's record once: a record already there (a racing repair wrote it) is fine."""
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": claim_attributes(record),
-                            "ConditionExpression": claim_not_taken,
-                            "ExpressionAttributeNames": {"#pk": Schema.PARTITION_KEY},
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {"Put": {"TableName": self._table, "Item": record_attributes(record)}},
-                ]
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            # The record is derived from the claim, so one already there is this one: the
+            # condition keeps its stream to a single INSERT, never a second announcement.
+            if error.response.get("Error", {}).get("Code") != CONDITION_FAILED:
                 raise DependencyUnavailable("payments table") from error
-            reasons = error.response.get("CancellationReasons") or [{}]
-            if reasons[0].get("Code") == "ConditionalCheckFailed" and reasons[0].get("Item"):
-                return record_from_attributes(cast("dict[str, dict[str, Any]]", reasons[0]["Item"]))
-            # A concurrent writer of the same transaction id, or a store that does not return
-            # the old item: the claim decides, read it consistently.
-            existing = self.get(record.transaction_id)
-            if existing is None:
-                raise DependencyUnavailable("payments table") from error
-            return existing
         except (BotoCoreError, ResponseParserError) as error:
             raise DependencyUnavailable("payments table") from error
-        return None
 
-    def _item(self, key: dict[str, Any]) -> dict[str, Any]:
-        """The stored item under ``key``, read consistently ({} if there is none)."""
+    def _item(self, key: dict[str, Any], projection: str | None = None) -> dict[str, Any]:
+        """The stored item under ``key``, read consistently ({} if there is none).
+
+        ``projection``: the one attribute to read, when only whether the item exists matters.
+        """
+        request: dict[str, Any] = {"TableName": self._table, "Key": key, "ConsistentRead": True}
+        if projection is not None:
+            request["ProjectionExpression"] = "#attribute"
+            request["ExpressionAttributeNames"] = {"#attribute": projection}
         try:
-            return (
-                self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item") or {}
-            )
+            return self._client.get_item(**request).get("Item") or {}
         except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table") from error
 
@@ -158,7 +221,7 @@ class DynamoPaymentRepository:
                 )
                 return True
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if error.response.get("Error", {}).get("Code") != CONDITION_FAILED:
                     raise DependencyUnavailable("payments table") from error
                 # ReturnValuesOnConditionCheckFailure's old item, when the store returns it.
                 old_item = cast("dict[str, Any] | None", error.response.get("Item"))

@@ -66,6 +66,10 @@ LOAD_CODES = frozenset(
         "ProvisionedThroughputExceededException",
         "RequestLimitExceeded",
         "TransactionInProgressException",
+        # Multi-Region strong consistency: another region wrote the same item at the same moment.
+        # It is contention between two writers (a retry sees the winner), never a broken deploy,
+        # although it arrives as a 4xx that would otherwise page as one.
+        "ReplicatedWriteConflictException",
         "RequestThrottled",
         "RequestThrottledException",
         "SlowDown",

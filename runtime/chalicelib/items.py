@@ -13,12 +13,17 @@ from typing import Any
 
 from chalicelib.errors import FieldError
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.payments import STATUS_PROCESSED, STATUS_REJECTED, PaymentRecord, in_minor_units
+from chalicelib.payments import STATUS_REJECTED, PaymentRecord, in_minor_units
 from chalicelib.processing import Announced, Rejection
 
 Attributes = dict[str, dict[str, Any]]
 # The claim keeps a copy of the record under this attribute (see DynamoPaymentRepository).
 CLAIMED_RECORD = "record"
+# The region whose notifier announces an item. Only what is announced carries it (a payment's
+# claim, a rejection), never the record beside a claim: the claim is written once per payment by
+# a conditional put, so it is announced exactly once even when the record is written later by a
+# repair (see DynamoPaymentRepository.insert_new).
+ANNOUNCED_BY = "announced_by"
 # A rejection keeps the rejected payment's details under this attribute, so it carries no
 # top-level customer id and stays out of the customer index (a rejection is not a payment).
 REJECTED_PAYMENT = "payment"
@@ -48,7 +53,16 @@ def record_attributes(record: PaymentRecord) -> Attributes:
 def claim_attributes(record: PaymentRecord) -> Attributes:
     """The claim item of ``record``: its transaction id, sort key 0, and a copy of the record."""
     copy = {name: value for name, value in record_attributes(record).items() if name != Schema.PARTITION_KEY}
-    return {**key_attributes(record.transaction_id, Schema.CLAIM_SORT_KEY), CLAIMED_RECORD: {"M": copy}}
+    return {
+        **key_attributes(record.transaction_id, Schema.CLAIM_SORT_KEY),
+        CLAIMED_RECORD: {"M": copy},
+        ANNOUNCED_BY: {"S": record.region},
+    }
+
+
+def record_key(claim: Attributes) -> Attributes:
+    """The primary key of the record a claim item stands for."""
+    return key_attributes(claim[Schema.PARTITION_KEY]["S"], int(claim[CLAIMED_RECORD]["M"][Schema.SORT_KEY]["N"]))
 
 
 def record_from_attributes(item: Attributes) -> PaymentRecord:
@@ -88,6 +102,7 @@ def rejection_attributes(rejection: Rejection, sort_key: int) -> Attributes:
         **rejection_key(rejection, sort_key),
         "status": {"S": STATUS_REJECTED},
         "region": {"S": rejection.region},
+        ANNOUNCED_BY: {"S": rejection.region},
         "message_id": {"S": rejection.message_id},
         "sent_at": {"N": str(rejection.sent_at)},
         "rejected_at": {"N": str(rejection.rejected_at)},
@@ -139,19 +154,15 @@ def announced_from_attributes(item: Attributes) -> Announced:
 def announced_items_filter(region: str) -> dict[str, Any]:
     """The stream changes the notifier announces, as a Lambda event filter pattern.
 
-    The one definition of "a payment this region stored": the inserts of payment records and of
-    rejections whose region is ``region``. Not the claim beside each record (its status is inside
-    its copy of the record, not at the top), and not items replicated from the peer region, whose
-    own notifier announces them; otherwise every payment would be announced once per region. The
-    stack installs this pattern on the event source and :func:`matches_filter` applies it again in
-    the function, so what reaches the notifier and what it announces cannot differ.
+    The one definition of "a payment this region stored": the inserts of payment claims and of
+    rejections that ``region`` wrote (:data:`ANNOUNCED_BY`). Not the record beside each claim (the
+    claim already holds it, and a record written by a repair must not be announced again), and
+    not items replicated from the peer region, whose own notifier announces them; otherwise every
+    payment would be announced once per region. The stack installs this pattern on the event
+    source and :func:`matches_filter` applies it again in the function, so what reaches the
+    notifier and what it announces cannot differ.
     """
-    return {
-        "eventName": ["INSERT"],
-        "dynamodb": {
-            "NewImage": {"region": {"S": [region]}, "status": {"S": [STATUS_PROCESSED, STATUS_REJECTED]}}
-        },
-    }
+    return {"eventName": ["INSERT"], "dynamodb": {"NewImage": {ANNOUNCED_BY: {"S": [region]}}}}
 
 
 def matches_filter(pattern: dict[str, Any], event: Any) -> bool:

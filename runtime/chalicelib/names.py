@@ -134,6 +134,15 @@ class IdempotencyKeys:
     EXPIRY_ATTRIBUTE = "expiration"
 
 
+# Every environment's payments table is named ``payments-{suffix}`` (ResourceNames.payments_table).
+PAYMENTS_TABLE_PREFIX = "payments-"
+
+
+def is_payments_table(table_name: str) -> bool:
+    """Whether ``table_name`` is some environment's payments table (the local AWS applies its rules)."""
+    return table_name.startswith(PAYMENTS_TABLE_PREFIX)
+
+
 class ResourceNames(NamedTuple):
     """Physical names of one environment's resources (identical in both regions)."""
 
@@ -141,7 +150,7 @@ class ResourceNames(NamedTuple):
 
     @property
     def payments_table(self) -> str:
-        return f"payments-{self.environment_suffix}"
+        return f"{PAYMENTS_TABLE_PREFIX}{self.environment_suffix}"
 
     @property
     def payment_queue(self) -> str:

@@ -39,7 +39,7 @@ AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 # start parse a 1.2 MB endpoints file and every operation of each service, and list the
 # directories of some 400 services, for a few calls.
 # The payments table's operations (its alarm counts their SystemErrors, stacks/monitoring.py).
-PAYMENTS_TABLE_OPERATIONS = ("TransactWriteItems", "GetItem", "Query", "PutItem")
+PAYMENTS_TABLE_OPERATIONS = ("GetItem", "Query", "PutItem")
 SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
     "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "UpdateItem", "DeleteItem"),
     "sqs": ("SendMessage", "GetQueueAttributes"),

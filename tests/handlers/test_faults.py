@@ -69,12 +69,12 @@ class FaultyAws:
         return client
 
     def fail_table_writes(self, resources: RegionResources, fault: tuple[int, bytes]) -> None:
-        """The handlers' payments table, its transactional writes answering ``fault``."""
+        """The handlers' payments table, its writes answering ``fault``."""
         use_services(
             get_services()._replace(
                 repository=adapters.DynamoPaymentRepository(
                     table_name=resources.payments_table,
-                    client=partial(self.client, "dynamodb", "TransactWriteItems", fault),
+                    client=partial(self.client, "dynamodb", "PutItem", fault),
                 )
             )
         )
@@ -120,7 +120,7 @@ def test_a_throttled_table_write_is_retried_three_times_then_the_message_is_retr
     redelivered = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, message("txn-throttled")).payload
 
     assert throttled == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
-    assert faults.attempts == {"TransactWriteItems": 3}
+    assert faults.attempts == {"PutItem": 3}
     assert redelivered == {"batchItemFailures": []}
     assert [m["payment"]["transaction_id"] for m in transactions_topic.messages()] == ["txn-throttled"]
 
@@ -187,6 +187,11 @@ ACCESS_DENIED = (
     400,
     b'{"__type": "com.amazon.coral.service#AccessDeniedException", "message": "User is not authorized"}',
 )
+# Multi-Region strong consistency: the other region wrote the same item at the same moment.
+WRITE_CONFLICT = (
+    409,
+    b'{"__type": "com.amazonaws.dynamodb.v20120810#ReplicatedWriteConflictException", "message": "conflict"}',
+)
 
 
 def dependency_lines(logs: CapturedLogs) -> list[dict[str, Any]]:
@@ -197,6 +202,7 @@ def dependency_lines(logs: CapturedLogs) -> list[dict[str, Any]]:
     ("fault", "code", "kind", "level", "metric"),
     [
         (THROTTLED, "ThrottlingException", "load", "WARNING", "DependencyOverloaded"),
+        (WRITE_CONFLICT, "ReplicatedWriteConflictException", "load", "WARNING", "DependencyOverloaded"),
         (ACCESS_DENIED, "AccessDeniedException", "misconfiguration", "ERROR", "DependencyMisconfigured"),
     ],
 )
@@ -230,7 +236,7 @@ def test_every_503_logs_its_cause_once_and_counts_misconfiguration_apart_from_lo
         code,
         kind,
     )
-    assert line["operation"] == "TransactWriteItems"
+    assert line["operation"] == "PutItem"
     assert "t-cause" not in json.dumps(line)  # the cause, never the request
     emitted = capsys.readouterr().out
     assert f'"{metric}":[1.0]' in emitted

@@ -19,7 +19,7 @@ def client_error(code: str, status: int) -> ClientError:
     }
     return ClientError(
         response,
-        "TransactWriteItems",
+        "PutItem",
     )
 
 
@@ -40,6 +40,8 @@ def behind_503(error: Exception) -> DependencyUnavailable:
         (client_error("SomethingNew", 403), MISCONFIGURATION),
         (NoCredentialsError(), MISCONFIGURATION),
         (client_error("ThrottlingException", 400), LOAD),
+        # Multi-Region strong consistency: two regions wrote one item at once (HTTP 409).
+        (client_error("ReplicatedWriteConflictException", 409), LOAD),
         (client_error("ProvisionedThroughputExceededException", 400), LOAD),
         (client_error("InternalServerError", 500), LOAD),
         (client_error("SomethingNew", 503), LOAD),
@@ -56,7 +58,7 @@ def test_the_cause_names_dependency_operation_code_and_request_id_but_not_the_me
 
     assert logged == {
         "dependency": "payments table",
-        "operation": "TransactWriteItems",
+        "operation": "PutItem",
         "error_code": "AccessDeniedException",
         "aws_request_id": "req-1",
         "http_status": 400,

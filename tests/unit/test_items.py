@@ -12,6 +12,7 @@ from chalicelib.items import (
     matches_filter,
     record_attributes,
     record_from_attributes,
+    record_key,
     rejection_attributes,
     rejection_from_attributes,
 )
@@ -55,11 +56,16 @@ def test_the_claim_sits_at_sort_key_zero_and_stays_out_of_the_customer_index() -
 
     assert claim["timestamp"] == {"N": "0"}
     assert "customer_id" not in claim
-    assert not matches_filter(announced_items_filter("us-east-2"), inserted(claim))
+    assert record_key(claim) == {"transaction_id": {"S": "txn-1"}, "timestamp": {"N": "1700000000123"}}
 
 
-def test_only_the_records_and_rejections_a_region_stored_are_announced_by_it() -> None:
-    for item in (record_attributes(RECORD), rejection_attributes(CONFLICT, CONFLICT.sort_key)):
+def test_the_record_beside_a_claim_is_never_announced() -> None:
+    """The claim announces the payment; a record written later by a repair must not announce it again."""
+    assert not matches_filter(announced_items_filter("us-east-2"), inserted(record_attributes(RECORD)))
+
+
+def test_only_the_claims_and_rejections_a_region_stored_are_announced_by_it() -> None:
+    for item in (claim_attributes(RECORD), rejection_attributes(CONFLICT, CONFLICT.sort_key)):
         assert matches_filter(announced_items_filter("us-east-2"), inserted(item))
         assert not matches_filter(announced_items_filter("us-east-1"), inserted(item))
         assert not matches_filter(

@@ -21,15 +21,20 @@ RECORD_IMAGE = {
     "fraud_review": {"BOOL": False},
     "region": {"S": "us-east-1"},
 }
-CLAIM_IMAGE = {"transaction_id": {"S": "txn-1"}, "timestamp": {"N": "0"}, "record": {"M": {}}}
+CLAIM_IMAGE = {
+    "transaction_id": {"S": "txn-1"},
+    "timestamp": {"N": "0"},
+    "record": {"M": {name: value for name, value in RECORD_IMAGE.items() if name != "transaction_id"}},
+    "announced_by": {"S": "us-east-1"},
+}
 
 
 def change(image: dict[str, Any], name: str = "INSERT", sequence: str = "100") -> dict[str, Any]:
     return {"eventName": name, "dynamodb": {"SequenceNumber": sequence, "NewImage": image}}
 
 
-def test_a_new_payment_record_of_this_region_is_announced_with_its_stream_position() -> None:
-    [announcement] = announcements_in({"Records": [change(RECORD_IMAGE)]}, "us-east-1")
+def test_a_new_payment_claim_of_this_region_is_announced_with_its_stream_position() -> None:
+    [announcement] = announcements_in({"Records": [change(CLAIM_IMAGE)]}, "us-east-1")
 
     assert announcement.position == "100"
     assert announcement.item.transaction_id == "txn-1"
@@ -39,10 +44,13 @@ def test_a_new_payment_record_of_this_region_is_announced_with_its_stream_positi
 @pytest.mark.parametrize(
     ("description", "record"),
     [
-        ("the claim written beside the record", change(CLAIM_IMAGE)),
-        ("a payment replicated from the peer region", change({**RECORD_IMAGE, "region": {"S": "us-east-2"}})),
-        ("a modification", change(RECORD_IMAGE, name="MODIFY")),
-        ("a removal", {"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "1", "OldImage": RECORD_IMAGE}}),
+        ("the record written beside the claim", change(RECORD_IMAGE)),
+        (
+            "a payment replicated from the peer region",
+            change({**CLAIM_IMAGE, "announced_by": {"S": "us-east-2"}}),
+        ),
+        ("a modification", change(CLAIM_IMAGE, name="MODIFY")),
+        ("a removal", {"eventName": "REMOVE", "dynamodb": {"SequenceNumber": "1", "OldImage": CLAIM_IMAGE}}),
     ],
 )
 def test_nothing_else_is_announced(description: str, record: dict[str, Any]) -> None:
@@ -55,6 +63,7 @@ def test_a_rejection_of_this_region_is_announced_as_one() -> None:
         "timestamp": {"N": "-1700000000000123"},
         "status": {"S": "REJECTED"},
         "region": {"S": "us-east-1"},
+        "announced_by": {"S": "us-east-1"},
         "message_id": {"S": "m"},
         "sent_at": {"N": "1700000000000"},
         "rejected_at": {"N": "1700000000100"},

@@ -45,7 +45,7 @@ def test_every_operation_the_adapters_and_the_idempotency_store_call_is_listed()
     powertools = called_operations(inspect.getsource(powertools_store), r"self\.client")
 
     assert ours >= {
-        "transact_write_items",
+        "put_item",
         "send_message",
         "publish_batch",
         "get_parameter",
