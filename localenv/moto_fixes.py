@@ -138,6 +138,10 @@ STRONG_CONSISTENCY_VARIABLE = "PAYMENTS_LOCAL_STRONG_CONSISTENCY"
 MRSC_REFUSED = frozenset({"TransactWriteItems", "TransactGetItems", "UpdateTimeToLive"})
 SINGLE_ITEM_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 MRSC_CONFLICT_STATUS = 409
+# An MRSC write waits for another region to confirm it: one round trip between us-east-1 and
+# us-east-2 is about 10-15 ms. Locally the copy is instant; the wait keeps the window in which
+# another region's write of the same item conflicts as wide as it is on AWS.
+CROSS_REGION_ROUND_TRIP_SECONDS = 0.012
 
 
 class StrongConsistency:
@@ -152,6 +156,8 @@ class StrongConsistency:
 
     def __init__(self) -> None:
         self.regions: tuple[str, ...] = ()
+        # How many writes were answered ReplicatedWriteConflictException (reported by tests and the drill).
+        self.conflicts = 0
         self._in_flight: dict[tuple[str, str], tuple[str, int]] = {}
         self._lock = threading.Lock()
 
@@ -159,6 +165,7 @@ class StrongConsistency:
         """Register ``keys`` as being written from ``region``; False if another region is writing one."""
         with self._lock:
             if any(self._in_flight.get(key, (region, 0))[0] != region for key in keys):
+                self.conflicts += 1
                 return False
             for key in keys:
                 count = self._in_flight.get(key, (region, 0))[1]
@@ -263,6 +270,7 @@ def _with_strong_consistency(call_action: Any) -> Any:
         try:
             status, headers, response = call_action(handler)
             if int(status) == 200:
+                time.sleep(CROSS_REGION_ROUND_TRIP_SECONDS)
                 _copy_to_peers(handler.current_account, handler.region, written)
             return status, headers, response
         finally:

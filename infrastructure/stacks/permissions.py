@@ -34,7 +34,8 @@ QUEUE_CONSUME_ACTIONS = [
 # What SQS, SNS and DynamoDB need of a caller to use data under the customer-managed key.
 KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-PAYMENT_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:ConditionCheckItem"]
+# The claim and the record are conditional puts; the repair of a record reads whether it exists.
+PAYMENT_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem"]
 
 
 def allow(role: iam.Role, actions: list[str], resource: str) -> None:
@@ -82,7 +83,7 @@ def grant_each_function_its_calls(
     allow(validator, QUEUE_SEND_ACTIONS, payment_queue.queue_arn)
     allow(processor, QUEUE_CONSUME_ACTIONS, payment_queue.queue_arn)
     # /process and the read routes run in the API function: it writes, reads and queries; the
-    # processor also records rejections. Transactional writes are authorised per item as PutItem.
+    # processor also records rejections.
     for role in (validator, processor):
         allow(role, PAYMENT_WRITE_ACTIONS, table.table_arn)
         allow(role, KEY_ACTIONS, key.key_arn)

@@ -25,6 +25,19 @@ class DnsSettings:
     hosted_zone_name: str
 
 
+# DynamoDB's multi-Region strong consistency spans exactly three regions of one of these sets (two
+# replicas and a witness here); AWS refuses any other combination when the table is created.
+STRONG_CONSISTENCY_REGION_SETS = (
+    frozenset({"us-east-1", "us-east-2", "us-west-2"}),
+    frozenset({"eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1"}),
+    frozenset({"ap-northeast-1", "ap-northeast-2", "ap-northeast-3"}),
+)
+
+
+class InvalidSettings(ValueError):
+    """Settings AWS would refuse at deploy time, refused at synthesis instead."""
+
+
 @dataclass(frozen=True)
 class DeploymentSettings:
     """What the CDK app deploys: the suffix, the two regions and optional DNS."""
@@ -39,6 +52,17 @@ class DeploymentSettings:
     # Production data: tables and keys are retained when their stack is deleted, and tables
     # refuse deletion. Development stacks clean up after themselves.
     production: bool = False
+
+    def __post_init__(self) -> None:
+        if self.strong_consistency_witness:
+            regions = {self.primary_region, self.secondary_region, self.strong_consistency_witness}
+            if len(regions) != 3 or not any(regions <= region_set for region_set in STRONG_CONSISTENCY_REGION_SETS):
+                raise InvalidSettings(
+                    f"strong consistency needs three different regions of one region set "
+                    f"({'; '.join(', '.join(sorted(s)) for s in STRONG_CONSISTENCY_REGION_SETS)}); "
+                    f"got {self.primary_region}, {self.secondary_region} and witness "
+                    f"{self.strong_consistency_witness}"
+                )
 
     @property
     def names(self) -> ResourceNames:

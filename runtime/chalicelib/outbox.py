@@ -1,10 +1,10 @@
 """Which changes in the payments table's stream become ``payment.processed`` or ``payment.rejected`` events.
 
-The table is the outbox: a payment and the promise to announce it are written in the same
-transaction, and the notifier publishes from the table's stream. A crash between the write and
-the publish therefore loses nothing (the stream keeps the change for 24 hours and Lambda retries
-it), and a redelivered queue message that finds the payment already stored writes nothing, so
-nothing is announced twice. Pure Python: the images are read in DynamoDB's wire format
+The table is the outbox: a payment's claim is both the payment and the promise to announce it
+(one conditional put, :data:`~chalicelib.items.ANNOUNCED_BY`), and the notifier publishes from the
+table's stream. A crash between the write and the publish therefore loses nothing (the stream
+keeps the change for 24 hours and Lambda retries it), and a redelivered queue message that finds
+the payment already claimed writes no second claim, so nothing is announced twice. Pure Python: the images are read in DynamoDB's wire format
 (:mod:`chalicelib.items`).
 """
 

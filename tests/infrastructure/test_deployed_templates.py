@@ -206,8 +206,8 @@ PAYMENTS_TABLE_CALLS = [
         "GET /payments/{id}: the claim and rejections in one query",
     ),
     ("payment-validator-dev", "dynamodb:Query", "index/customer-index", "GET /customers/{id}/payments"),
-    ("payment-validator-dev", "dynamodb:PutItem", "table", "POST /process: the claim and record transaction"),
-    ("payment-processor-dev", "dynamodb:PutItem", "table", "a payment's transaction, and a rejection"),
+    ("payment-validator-dev", "dynamodb:PutItem", "table", "POST /process: the claim, then the record"),
+    ("payment-processor-dev", "dynamodb:PutItem", "table", "a payment's claim and record, and a rejection"),
     (
         "payment-processor-dev",
         "dynamodb:GetItem",

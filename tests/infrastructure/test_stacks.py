@@ -665,16 +665,80 @@ def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
         assert "never moves traffic" in alarms[name]["AlarmDescription"]
 
 
-def test_strong_consistency_is_one_context_switch_with_a_witness_region(tmp_path: Path) -> None:
-    strong = synthesize(tmp_path, strong_consistency_witness="us-west-2")
+US_REGION_SET = {"us-east-1", "us-east-2", "us-west-2"}
 
+
+def mrsc_violations(table: dict[str, Any]) -> list[str]:
+    """What in a global table's properties AWS refuses for multi-Region strong consistency."""
+    properties = table["Properties"]
+    regions = {replica["Region"] for replica in properties.get("Replicas", [])}
+    regions |= {witness["Region"] for witness in properties.get("GlobalTableWitnesses", [])}
+    found = []
+    if properties.get("MultiRegionConsistency") != "STRONG":
+        found.append("not strongly consistent")
+    if "TimeToLiveSpecification" in properties:
+        found.append("TTL")
+    if properties.get("LocalSecondaryIndexes"):
+        found.append("local secondary index")
+    if regions != US_REGION_SET:
+        found.append(f"regions {sorted(regions)}")
+    if not properties.get("StreamSpecification", {}).get("StreamViewType"):
+        found.append("no stream (the notifier's outbox)")
+    return found
+
+
+def payments_global_table(template: Template) -> dict[str, Any]:
     [payments] = [
         t
-        for t in resources(strong[PRIMARY], "AWS::DynamoDB::GlobalTable").values()
+        for t in resources(template, "AWS::DynamoDB::GlobalTable").values()
         if t["Properties"]["TableName"] == NAMES.payments_table
     ]
-    assert payments["Properties"]["MultiRegionConsistency"] == "STRONG"
+    return payments
+
+
+@pytest.fixture(scope="module")
+def strong(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
+    """Both templates with the payments table under multi-Region strong consistency."""
+    return synthesize(tmp_path_factory.mktemp("strong"), strong_consistency_witness="us-west-2")
+
+
+def test_strong_consistency_is_one_context_switch_with_a_witness_region(strong: dict[str, Template]) -> None:
+    payments = payments_global_table(strong[PRIMARY])
     assert payments["Properties"]["GlobalTableWitnesses"] == [{"Region": "us-west-2"}]
+    assert mrsc_violations(payments) == []
+    # The Idempotency-Key table stays eventually consistent: it relies on TTL.
+    [keys] = [
+        t
+        for t in resources(strong[PRIMARY], "AWS::DynamoDB::GlobalTable").values()
+        if t["Properties"]["TableName"] == NAMES.idempotency_table
+    ]
+    assert "MultiRegionConsistency" not in keys["Properties"] and "TimeToLiveSpecification" in keys["Properties"]
+
+
+@pytest.mark.parametrize(
+    ("planted", "violation"),
+    [
+        ({"TimeToLiveSpecification": {"AttributeName": "expires", "Enabled": True}}, "TTL"),
+        ({"LocalSecondaryIndexes": [{"IndexName": "by-time"}]}, "local secondary index"),
+        ({"GlobalTableWitnesses": [{"Region": "eu-west-1"}]}, "regions"),
+        ({"StreamSpecification": {}}, "no stream"),
+        ({"MultiRegionConsistency": "EVENTUAL"}, "not strongly consistent"),
+    ],
+)
+def test_a_payments_table_mrsc_would_refuse_is_caught(
+    strong: dict[str, Template], planted: dict[str, Any], violation: str
+) -> None:
+    """The planted-bad twins of the check above: each property AWS refuses is reported."""
+    payments = payments_global_table(strong[PRIMARY])
+    bad = {**payments, "Properties": {**payments["Properties"], **planted}}
+
+    assert any(found.startswith(violation) for found in mrsc_violations(bad)), mrsc_violations(bad)
+
+
+@pytest.mark.parametrize("witness", ["eu-west-1", "us-east-1"])
+def test_a_witness_outside_the_region_set_is_refused_at_synthesis(tmp_path: Path, witness: str) -> None:
+    with pytest.raises(Exception, match="three different regions of one region set"):
+        synthesize(tmp_path, strong_consistency_witness=witness)
 
 
 def test_by_default_the_global_table_is_eventually_consistent(templates: dict[str, Template]) -> None:
