@@ -301,6 +301,7 @@ def run(payments: int = PAYMENTS) -> dict[str, Any]:
         "ours_keyed": keyed.per_payment(payments),
         "ours_keyed_total": sum(keyed.requests.values()) / payments,
         "ours_usage": keyed.usage(payments),
+        "ours_plain_usage": ours.usage(payments),
         "seed_usage": seed.usage(payments),
     }
 

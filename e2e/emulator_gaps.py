@@ -21,6 +21,14 @@ class EmulatorGaps:
 
     def __init__(self) -> None:
         self.notes: list[str] = []
+        # The stacks are deployed in the default mode: the emulator has no multi-Region strong
+        # consistency. The payment path itself (two conditional puts, no transaction) is the same
+        # in both modes and runs here; MRSC's own rules run only locally.
+        self.note(
+            f"multi-Region strong consistency (-c strong_consistency_witness): {NOT_VERIFIED} (the emulator "
+            "has none; the write path runs here in the default mode, and under MRSC's rules in "
+            "`make run CONSISTENCY=strong` and the tests)"
+        )
 
     def note(self, text: str) -> None:
         """Say once, after the run, what the emulator could not show."""

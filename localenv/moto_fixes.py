@@ -47,6 +47,7 @@ from moto.dynamodb.responses import DynamoHandler
 from chalicelib.names import is_payments_table
 from localenv.provision import OPERATOR_ACCESS_KEY
 
+
 def dynamodb_number(text: str) -> str:
     """``text`` as DynamoDB stores and returns it: no leading or trailing zeros, no exponent."""
     value = Decimal(text)
@@ -208,7 +209,10 @@ def _written_keys(backend: Any, action: str, body: dict[str, Any]) -> list[tuple
         requests = [(body["TableName"], body.get("Item") or body.get("Key") or {})]
     elif action == "BatchWriteItem":
         requests = [
-            (table, entry.get("PutRequest", {}).get("Item") or entry.get("DeleteRequest", {}).get("Key") or {})
+            (
+                table,
+                entry.get("PutRequest", {}).get("Item") or entry.get("DeleteRequest", {}).get("Key") or {},
+            )
             for table, entries in body.get("RequestItems", {}).items()
             for entry in entries
         ]
@@ -250,9 +254,13 @@ def _with_strong_consistency(call_action: Any) -> Any:
         body = json.loads(handler.body or "{}")
         if action in MRSC_REFUSED:
             if any(is_payments_table(name) for name in _tables_named(action, body)):
-                return 400, JSON_HEADERS, _error(
-                    "ValidationException",
-                    f"{action} is not supported on a table with multi-Region strong consistency",
+                return (
+                    400,
+                    JSON_HEADERS,
+                    _error(
+                        "ValidationException",
+                        f"{action} is not supported on a table with multi-Region strong consistency",
+                    ),
                 )
             return call_action(handler)
         if handler.region not in STRONG.regions:
@@ -263,9 +271,13 @@ def _with_strong_consistency(call_action: Any) -> Any:
             return call_action(handler)
         flight = [(table, json.dumps(key, sort_keys=True)) for table, key in written]
         if not STRONG.claim(handler.region, flight):
-            return MRSC_CONFLICT_STATUS, JSON_HEADERS, _error(
-                "ReplicatedWriteConflictException",
-                "the item is being written in another region of the multi-Region strong consistency set",
+            return (
+                MRSC_CONFLICT_STATUS,
+                JSON_HEADERS,
+                _error(
+                    "ReplicatedWriteConflictException",
+                    "the item is being written in another region of the multi-Region strong consistency set",
+                ),
             )
         try:
             status, headers, response = call_action(handler)

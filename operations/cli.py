@@ -14,8 +14,8 @@ from chalicelib.names import (
     DEFAULT_PRIMARY_REGION,
     DEFAULT_SECONDARY_REGION,
 )
-from operations import regions
 from localenv.environment import add_consistency_argument
+from operations import regions
 from operations.drill import FAULTS
 from operations.redrive import redrive
 from operations.targets import LOCAL_STATE, Target, TargetNotRunning

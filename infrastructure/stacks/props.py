@@ -56,7 +56,9 @@ class DeploymentSettings:
     def __post_init__(self) -> None:
         if self.strong_consistency_witness:
             regions = {self.primary_region, self.secondary_region, self.strong_consistency_witness}
-            if len(regions) != 3 or not any(regions <= region_set for region_set in STRONG_CONSISTENCY_REGION_SETS):
+            if len(regions) != 3 or not any(
+                regions <= region_set for region_set in STRONG_CONSISTENCY_REGION_SETS
+            ):
                 raise InvalidSettings(
                     f"strong consistency needs three different regions of one region set "
                     f"({'; '.join(', '.join(sorted(s)) for s in STRONG_CONSISTENCY_REGION_SETS)}); "

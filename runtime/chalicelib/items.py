@@ -62,7 +62,9 @@ def claim_attributes(record: PaymentRecord) -> Attributes:
 
 def record_key(claim: Attributes) -> Attributes:
     """The primary key of the record a claim item stands for."""
-    return key_attributes(claim[Schema.PARTITION_KEY]["S"], int(claim[CLAIMED_RECORD]["M"][Schema.SORT_KEY]["N"]))
+    return key_attributes(
+        claim[Schema.PARTITION_KEY]["S"], int(claim[CLAIMED_RECORD]["M"][Schema.SORT_KEY]["N"])
+    )
 
 
 def record_from_attributes(item: Attributes) -> PaymentRecord:

@@ -712,7 +712,9 @@ def test_strong_consistency_is_one_context_switch_with_a_witness_region(strong: 
         for t in resources(strong[PRIMARY], "AWS::DynamoDB::GlobalTable").values()
         if t["Properties"]["TableName"] == NAMES.idempotency_table
     ]
-    assert "MultiRegionConsistency" not in keys["Properties"] and "TimeToLiveSpecification" in keys["Properties"]
+    assert (
+        "MultiRegionConsistency" not in keys["Properties"] and "TimeToLiveSpecification" in keys["Properties"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,12 @@ def stored(local_aws: str, table: str, region: str) -> dict[str, list[dict[str, 
             "transact_write_items",
             lambda table: {
                 "TransactItems": [
-                    {"Put": {"TableName": table, "Item": {"transaction_id": {"S": "t"}, "timestamp": {"N": "1"}}}}
+                    {
+                        "Put": {
+                            "TableName": table,
+                            "Item": {"transaction_id": {"S": "t"}, "timestamp": {"N": "1"}},
+                        }
+                    }
                 ]
             },
         ),
@@ -100,7 +105,12 @@ def stored(local_aws: str, table: str, region: str) -> dict[str, list[dict[str, 
             "transact_get_items",
             lambda table: {
                 "TransactItems": [
-                    {"Get": {"TableName": table, "Key": {"transaction_id": {"S": "t"}, "timestamp": {"N": "1"}}}}
+                    {
+                        "Get": {
+                            "TableName": table,
+                            "Key": {"transaction_id": {"S": "t"}, "timestamp": {"N": "1"}},
+                        }
+                    }
                 ]
             },
         ),
@@ -159,7 +169,9 @@ def race(resources: dict[str, RegionResources], transaction_id: str) -> dict[str
         start.wait()
         try:
             answers[region] = process_payment(
-                payment(transaction_id, "10.00"), repository=repository(resources[region], region), region=region
+                payment(transaction_id, "10.00"),
+                repository=repository(resources[region], region),
+                region=region,
             )
         except TransactionConflict as conflict:
             answers[region] = conflict

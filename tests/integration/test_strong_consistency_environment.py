@@ -77,7 +77,9 @@ def test_the_region_drill_under_strong_consistency_loses_nothing_even_for_good(
     strong_environment: LocalEnvironment,
 ) -> None:
     environment = strong_environment
-    plan = DrillPlan(rate_per_second=8, steady_seconds=3, outage_seconds=8, recovered_seconds=3, fault="region")
+    plan = DrillPlan(
+        rate_per_second=8, steady_seconds=3, outage_seconds=8, recovered_seconds=3, fault="region"
+    )
 
     report = run_drill(environment, target_of(environment), plan)
     print(report.table())
