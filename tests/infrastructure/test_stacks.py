@@ -477,7 +477,7 @@ def test_the_notifier_reads_only_this_regions_new_payments_from_the_table_stream
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq, "Arn"]}
     assert pattern == announced_items_filter(region)
-    assert pattern["dynamodb"]["NewImage"]["region"] == {"S": [region]}
+    assert pattern["dynamodb"]["NewImage"]["announced_by"] == {"S": [region]}
     assert "placeholder" not in json.dumps(properties["Stream"])
 
 
