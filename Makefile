@@ -39,7 +39,7 @@ test: lint $(NODE)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib localenv operations bench tests tools e2e
+	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib payments_client localenv operations bench tests tools e2e
 	$(VENV)/bin/mypy infrastructure/app.py infrastructure/stacks
 
 ## load: 10,000 payments from 20 concurrent clients on the local environment, then an audit

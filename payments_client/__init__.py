@@ -1,0 +1,48 @@
+"""The Python client merchants use to call the payment API: one key, both regions, safe retries.
+
+    from payments_client import PaymentsClient
+
+    client = PaymentsClient(
+        api_key=os.environ["PAYMENTS_API_KEY"],
+        endpoints=["https://abc.execute-api.us-east-1.amazonaws.com/prod",
+                   "https://def.execute-api.us-east-2.amazonaws.com/prod"],
+    )
+    answer = client.process({"transaction_id": "order-1", "customer_id": "c-1",
+                             "amount": "49.95", "currency": "USD"})
+    if answer.status in (200, 201):
+        ...
+
+What it does:
+- Every POST carries an ``Idempotency-Key`` (the caller's, or a UUID it generates), and every
+  retry of that call sends the same key and the same body.
+- It retries connection errors, timeouts, 429, 500, 502, 503, 504 and a 409 that says "in
+  progress" (it carries ``Retry-After``), with capped, jittered exponential backoff; a
+  ``Retry-After`` the API sends is honoured (never waited on beyond the cap).
+- With two regional endpoints (the first is the preferred one) it moves to the other region
+  when the current one says it is out of service (a 503 with ``X-Region-Draining``, or its
+  ``/health`` answering 503 when checked, at most every ``health_interval`` seconds) or stops
+  answering (``move_after_failures`` failed attempts in a row). It does not flap: it returns to
+  the preferred region only after ``return_after`` seconds and only while that region's
+  ``/health`` answers 200, and each time it has to leave again soon after returning, it waits
+  twice as long before the next return. One call's attempts are made one after another, so one
+  payment is never in flight in two regions at once. With a domain (Route 53's failover record),
+  DNS moves it and it only retries.
+- It raises :class:`PaymentsUnavailable` only when every attempt of a call failed; any other
+  answer (2xx, and 4xx such as 409, 422) is returned as an :class:`ApiResponse`.
+
+What it guarantees, by the payments table's mode:
+- **Default (eventually consistent global tables).** A payment you were told succeeded (200/201
+  from ``/process``, 202 from ``/validate``) is stored exactly once in the region that answered,
+  and a retry of the same call in the same region never makes a second payment. A retry that
+  moves to the peer region within the replication window (typically under a second) *after an
+  attempt whose outcome is unknown* (a timeout, a dropped connection after the request was sent)
+  can make a second payment of the same ``transaction_id`` in the peer; the regions keep both
+  and the audit reports it as a duplicate. A connection that was refused, or a 503, never did.
+- **Strong (multi-Region strong consistency).** The claim on a ``transaction_id`` holds across
+  regions: any retry, in either region, returns the one payment (200) or a 409; an acknowledged
+  payment is in both regions before the answer reaches you.
+"""
+
+from payments_client.client import ApiResponse, Move, PaymentsClient, PaymentsUnavailable, RetryPolicy
+
+__all__ = ["ApiResponse", "Move", "PaymentsClient", "PaymentsUnavailable", "RetryPolicy"]
