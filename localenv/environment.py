@@ -29,12 +29,20 @@ from typing import Any, Self
 import boto3
 
 from chalicelib.items import is_payment_record
-from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar
+from chalicelib.names import (
+    CANARY_CLIENT,
+    CANARY_THROTTLE,
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    EnvVar,
+    ResourceNames,
+)
 from chalicelib.names import PaymentsTableSchema as Schema
 from localenv import moto_fixes
 from localenv.events import CANARY_SECONDS_VARIABLE, ORCHESTRATOR_VARIABLE
 from localenv.provision import LOCAL_CREDENTIALS, OPERATOR_ACCESS_KEY, RegionResources, provision_region
 from localenv.replication import ReplicaWrites, StreamReplicator
+from operations.clients import ClientRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each region's canary probes the other this often under `make run` (Lambda's schedule: 60 s):
@@ -48,8 +56,10 @@ LOCAL_SUFFIX = "local"
 PRIMARY_PORT = 8000
 SECONDARY_PORT = 8001
 STARTUP_TIMEOUT_SECONDS = 60
-# The local stand-in for the API key a deployed stack's usage plan holds (send it as x-api-key).
-DEFAULT_LOCAL_API_KEY = "local-payments-key"
+# The key value of the merchant client `make run` creates (send it as x-api-key); API Gateway takes
+# values of 20 characters or more. More clients: `payments-dr --local clients create NAME`.
+DEFAULT_LOCAL_API_KEY = "local-payments-key-0001"
+LOCAL_MERCHANT = "local-merchant"
 PR_SET_PDEATHSIG = 1
 
 
@@ -119,7 +129,10 @@ class LocalEnvironment:
     ) -> None:
         """``log_dir``: write each process's output to a file there instead of the console.
 
-        ``api_key``: the key payment routes require in ``x-api-key`` (``/health`` needs none).
+        ``api_key``: the key value of the merchant client it creates (``local-merchant``), which
+        payment routes accept in ``x-api-key`` (``/health`` needs none); the canary is a client of
+        its own. Clients live as they do deployed: a secret replicated to the peer region, and
+        a key and usage plan in each region's API Gateway (:mod:`operations.clients`).
         ``state_file``: where to write the endpoints while running, for ``payments-dr --local``.
         ``canary_seconds``: run each region's canary against its peer at this interval (0: never).
         ``orchestrators_off``: regions whose failover orchestrator never gets ops alerts.
@@ -220,6 +233,7 @@ class LocalEnvironment:
             self.resources[plan.region] = provision_region(
                 self.endpoint, plan.region, self.environment_suffix, peer_region=peer
             )
+        self._create_clients()
         self._start_replication()
         for plan in self.regions:
             self._start_region(plan)
@@ -247,6 +261,26 @@ class LocalEnvironment:
             return
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(self.state(), indent=2))
+
+    def clients(self) -> ClientRegistry:
+        """The API clients of this environment, as ``payments-dr --local clients`` manages them."""
+        regions = tuple(plan.region for plan in self.regions)
+        return ClientRegistry(
+            names=ResourceNames(self.environment_suffix),
+            regions=(regions[0], regions[-1]),
+            client=lambda service, region: self.client(service, region),
+        )
+
+    def _create_clients(self) -> None:
+        if len(self.regions) < 2:
+            return
+        registry = self.clients()
+        for report in (
+            registry.create(CANARY_CLIENT, throttle=CANARY_THROTTLE),
+            registry.create(LOCAL_MERCHANT, value=self.api_key),
+        ):
+            if not report.ok:
+                raise RuntimeError(report.render())
 
     def _start_replication(self) -> None:
         if len(self.regions) < 2:
@@ -280,7 +314,7 @@ class LocalEnvironment:
         """What a region's functions are given: where its resources are, and the key to check."""
         return {
             **self.resources[region].function_environment(self.endpoint),
-            EnvVar.LOCAL_API_KEYS: self.api_key,
+            EnvVar.LOCAL_API_GATEWAY: "1",
         }
 
     def _region_env(self, plan: RegionPlan) -> dict[str, str]:
@@ -289,7 +323,6 @@ class LocalEnvironment:
             {
                 CANARY_SECONDS_VARIABLE: str(self.canary_seconds),
                 EnvVar.PEER_API_URL: self.api_url(peer),
-                EnvVar.PEER_API_KEY: self.api_key,
             }
             if self.canary_seconds and peer
             else {}

@@ -10,12 +10,15 @@ from typing import Any
 
 from chalicelib.names import (
     CANARY,
+    DEFAULT_CLIENT_THROTTLE,
     DEFAULT_ENVIRONMENT_SUFFIX,
     DEFAULT_PRIMARY_REGION,
     DEFAULT_SECONDARY_REGION,
+    ClientThrottle,
 )
 from localenv.environment import add_consistency_argument
 from operations import regions
+from operations.clients import ClientRegistry, InvalidClientCommand, render_list
 from operations.drill import FAULTS
 from operations.redrive import redrive
 from operations.targets import LOCAL_STATE, Target, TargetNotRunning
@@ -100,6 +103,32 @@ def command_drill(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _registry(args: argparse.Namespace) -> ClientRegistry:
+    target = _target(args)
+    return ClientRegistry(names=target.names, regions=target.regions, client=target.client)
+
+
+def command_clients(args: argparse.Namespace) -> int:
+    """Create, rotate, revoke or list API clients, in both regions; exit 1 if a region failed."""
+    registry = _registry(args)
+    if args.clients_command == "list":
+        listing = registry.listing()
+        print(render_list(listing, registry.regions))
+        return (
+            1 if any(isinstance(v, str) for by_region in listing.values() for v in by_region.values()) else 0
+        )
+    if args.clients_command == "create":
+        report = registry.create(args.name, throttle=ClientThrottle(args.rate, args.burst))
+    elif args.clients_command == "rotate":
+        report = registry.rotate(args.name)
+    else:
+        report = registry.revoke(args.name, previous_only=args.previous)
+    print(
+        report.render(show_key=getattr(args, "show_key", False), secret_name=registry.secret_name(args.name))
+    )
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``payments-dr`` command."""
     parser = argparse.ArgumentParser(
@@ -171,6 +200,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     back.set_defaults(run=command_failback)
 
+    clients = commands.add_parser(
+        "clients",
+        help="API clients: one key value per client, accepted by both regions",
+        description="Each client's key value lives in a secret in the primary region, replicated to the "
+        "secondary; each region's API Gateway holds a key with that value in the client's own usage plan. Every "
+        "command acts on both regions and reports each; a region it cannot reach is reported and the command "
+        "exits 1 (run it again to complete).",
+    )
+    client_commands = clients.add_subparsers(dest="clients_command", required=True, metavar="ACTION")
+    create = client_commands.add_parser("create", help="a new client with a fresh key value")
+    create.add_argument("name")
+    create.add_argument("--rate", type=float, default=DEFAULT_CLIENT_THROTTLE.rate_limit, help="requests/s")
+    create.add_argument("--burst", type=int, default=DEFAULT_CLIENT_THROTTLE.burst_limit, help="burst")
+    create.add_argument("--show-key", action="store_true", help="print the key value (to hand to the client)")
+    rotate = client_commands.add_parser(
+        "rotate", help="a new key value; the old one works until `revoke NAME --previous`"
+    )
+    rotate.add_argument("name")
+    rotate.add_argument("--show-key", action="store_true", help="print the new key value")
+    revoke = client_commands.add_parser("revoke", help="refuse the client's keys in both regions")
+    revoke.add_argument("name")
+    revoke.add_argument(
+        "--previous", action="store_true", help="only the values older than the current one (after a rotate)"
+    )
+    client_commands.add_parser("list", help="every client, region by region")
+    clients.set_defaults(run=command_clients)
+
     drill = commands.add_parser(
         "drill",
         help="DR drill on a local environment: RTO, lost and duplicate payments, a timeline",
@@ -216,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except regions.RefusedError as error:
         print(f"refused: {error}", file=sys.stderr)
         return 1
+    except InvalidClientCommand as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

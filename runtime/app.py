@@ -58,13 +58,13 @@ def flush_invocation_metrics(event: Any, get_response: Any) -> Any:
 @app.middleware("http")
 def check_api_key_without_gateway(request: Request, get_response: Callable[[Request], Response]) -> Response:
     """Refuse payment routes without an API key where no API Gateway does it (``make run``)."""
-    allowed = get_services().settings.local_api_keys
-    if allowed and not local_api_keys.admit(
+    settings = get_services().settings
+    if settings.local_api_gateway and not local_api_keys.admit(
         routes=app.routes,
         method=request.method,
         context=request.context,
         headers=request.headers,
-        allowed=allowed,
+        allowed=local_api_keys.key_ring(settings.region, settings.names.client_api_key_prefix)(),
     ):
         return json_response(local_api_keys.FORBIDDEN_BODY, 403)
     return get_response(request)

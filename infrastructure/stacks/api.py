@@ -26,7 +26,7 @@ from chalicelib.names import (
     Handler,
     ResourceNames,
 )
-from stacks.edge import THROTTLING_BURST_LIMIT, THROTTLING_RATE_LIMIT, guard_with_waf, require_api_keys
+from stacks.edge import THROTTLING_BURST_LIMIT, THROTTLING_RATE_LIMIT, guard_with_waf
 from stacks.nag import acknowledge
 from stacks.packaging import PrecompiledChalice
 from stacks.permissions import FunctionResources, grant_each_function_its_calls
@@ -50,8 +50,8 @@ class PaymentApi(Construct):
 
     Default settings: regional REST API, stage ``prod``, throttling 1000 rps / burst 2000,
     INFO execution logging without request bodies (they can hold card data), detailed metrics,
-    JSON access logs, X-Ray tracing; payment routes require an API key (a usage plan holds the
-    clients' keys), ``/health`` does not; a WAF web ACL with a per-IP rate rule guards the stage;
+    JSON access logs, X-Ray tracing; payment routes require an API key (each client's usage plan
+    holds its keys, :mod:`stacks.clients`), ``/health`` does not; a WAF web ACL with a per-IP rate rule guards the stage;
     functions sized per ``chalicelib.names.FUNCTIONS`` with 2 async retries; the SQS and stream
     event sources report batch item failures; the notifier reads only this region's new payments
     from the stream and parks what it cannot publish in the notification DLQ; every function has
@@ -110,7 +110,6 @@ class PaymentApi(Construct):
         # SAM's reference to the stage it generates: it makes the usage plan and the WAF
         # association wait for the stage, which a plain stage name would not.
         self.stage_ref = cdk.Fn.ref(f"{API_LOGICAL_ID}.Stage")
-        self.api_key_id = require_api_keys(self, names, self.rest_api, self.stage_ref)
         self.web_acl = guard_with_waf(self, names, self.rest_api, self.stage_ref)
         self.api_id = self.rest_api.ref
         self.endpoint_url = (

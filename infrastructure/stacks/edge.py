@@ -1,4 +1,4 @@
-"""What stands in front of the payment API: the usage plan and its client key, and a WAF web ACL.
+"""What stands in front of the payment API: a WAF web ACL (clients' keys: :mod:`stacks.clients`).
 
 Both are built inside the :class:`stacks.api.PaymentApi` construct (``scope``), so their logical
 ids are the ones the deployed stacks already have.
@@ -7,7 +7,6 @@ ids are the ones the deployed stacks already have.
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
@@ -27,28 +26,6 @@ SAM_STAGE_REFERENCE = (
     "RestAPI.Stage is SAM's documented reference to the stage it generates; it exists once the "
     "Serverless transform has run, which this offline check does not do."
 )
-
-
-def require_api_keys(
-    scope: Construct, names: ResourceNames, rest_api: cdk.CfnResource, stage_ref: str
-) -> str:
-    """A usage plan on the stage and one client key in it; returns the key's id."""
-    plan = apigateway.CfnUsagePlan(
-        scope,
-        "UsagePlan",
-        usage_plan_name=names.usage_plan,
-        description="Clients allowed to call the payment routes",
-        api_stages=[apigateway.CfnUsagePlan.ApiStageProperty(api_id=rest_api.ref, stage=stage_ref)],
-        throttle=apigateway.CfnUsagePlan.ThrottleSettingsProperty(
-            rate_limit=THROTTLING_RATE_LIMIT, burst_limit=THROTTLING_BURST_LIMIT
-        ),
-    )
-    key = apigateway.CfnApiKey(scope, "ClientApiKey", name=names.client_api_key, enabled=True)
-    apigateway.CfnUsagePlanKey(
-        scope, "ClientApiKeyInPlan", key_id=key.ref, key_type="API_KEY", usage_plan_id=plan.ref
-    )
-    acknowledge(plan, "CloudFormation-Validate::F1020", SAM_STAGE_REFERENCE)
-    return key.ref
 
 
 def guard_with_waf(

@@ -15,7 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
-from chalicelib.names import Handler, PaymentsTableSchema, ResourceNames
+from chalicelib.names import CANARY_CLIENT, Handler, PaymentsTableSchema, ResourceNames
 
 STREAM_READ_ACTIONS = [
     "dynamodb:DescribeStream",
@@ -62,6 +62,14 @@ class FunctionResources(NamedTuple):
     peer_region: str
 
 
+def client_secret_arn(stack: cdk.Stack, names: ResourceNames, client: str) -> str:
+    """The ARN of ``client``'s key secret in ``stack``'s region (Secrets Manager adds six characters)."""
+    return (
+        f"arn:{stack.partition}:secretsmanager:{stack.region}:{stack.account}:secret:"
+        f"{names.client_secret(client)}-??????"
+    )
+
+
 def grant_each_function_its_calls(
     roles: dict[str, iam.Role], *, names: ResourceNames, resources: FunctionResources
 ) -> None:
@@ -106,9 +114,11 @@ def grant_each_function_its_calls(
     allow(
         orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], flag_parameter_arn(stack, peer_region, names)
     )
-    # The canary finds the peer's REST API and client key by name (GetRestApis, GetApiKeys).
+    # The canary finds the peer's REST API by name, and calls it with its own client's key, read
+    # from this region's copy of the key's secret (the peer's key takes the same value).
     canary = roles[Handler.PAYMENT_CANARY]
-    for collection in ("restapis", "apikeys"):
-        allow(canary, ["apigateway:GET"], f"arn:{stack.partition}:apigateway:{peer_region}::/{collection}")
+    allow(canary, ["apigateway:GET"], f"arn:{stack.partition}:apigateway:{peer_region}::/restapis")
+    allow(canary, ["secretsmanager:GetSecretValue"], client_secret_arn(stack, names, CANARY_CLIENT))
+    allow(canary, ["kms:Decrypt"], key.key_arn)
     allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
     allow(orchestrator, KEY_ACTIONS, key.key_arn)

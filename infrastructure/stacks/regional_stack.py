@@ -7,9 +7,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from chalicelib.names import Handler
+from chalicelib.names import CANARY_CLIENT, CANARY_THROTTLE, Handler
 from chalicelib.regions import RegionFlag
 from stacks.api import PaymentApi
+from stacks.clients import ClientKey
 from stacks.data import PaymentsData
 from stacks.dns import PaymentDns
 from stacks.keys import key_alias_arn
@@ -60,6 +61,22 @@ class PaymentRegionStack(cdk.Stack):
                 ops_alert_topic=messaging.ops_alert_topic,
                 peer_region=props.peer_region,
             ),
+        )
+        # The observer's canary calls the peer's API as a client of its own, with one key value in
+        # both regions (merchants' clients are made the same way by payments-dr clients).
+        ClientKey(
+            self,
+            "CanaryClient",
+            names=names,
+            client=CANARY_CLIENT,
+            throttle=CANARY_THROTTLE,
+            owns_secret=props.is_primary,
+            key=key,
+            peer_region=props.peer_region,
+            peer_key_arn=key_alias_arn(names=names, region=props.peer_region),
+            rest_api=api.rest_api,
+            stage_ref=api.stage_ref,
+            production=props.settings.production,
         )
         # The region's in-service flag: /health fails while it is off, so Route 53 fails over.
         ssm.StringParameter(
@@ -133,9 +150,9 @@ class PaymentRegionStack(cdk.Stack):
             ),
             "TransactionTopicArn": (messaging.transaction_topic.topic_arn, "Processed-payment notifications"),
             "DashboardName": (monitoring.dashboard_name, "CloudWatch dashboard of this region"),
-            "ClientApiKeyId": (
-                api.api_key_id,
-                "API key of the payment client (aws apigateway get-api-key --include-value)",
+            "ClientSecretPrefix": (
+                names.client_secret_prefix,
+                "Secrets holding each API client's key value (payments-dr clients create/rotate/revoke/list)",
             ),
             "IdempotencyTableName": (
                 data.idempotency_table.table_name,

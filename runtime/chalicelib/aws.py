@@ -26,7 +26,7 @@ from chalicelib.items import (
     rejection_from_attributes,
     rejection_key,
 )
-from chalicelib.names import CORRELATION_ID_ATTRIBUTE
+from chalicelib.names import API_KEY_SECRET_FIELD, CORRELATION_ID_ATTRIBUTE
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.observability import report_dependency_failure
 from chalicelib.payments import PaymentRecord, PaymentRequest
@@ -417,34 +417,73 @@ def _publish_entry(entry_id: str, item: Announced) -> dict[str, Any]:
     }
 
 
-class ApiGatewayPeerApi:
-    """The peer region's payment API and client key, looked up by name once per container.
+class SecretsManagerClientKey:
+    """One API client's key value, read from its secret in this region (the replica in the peer).
 
-    Both are read from the peer's API Gateway: if that does not answer, the peer is not taking
-    payments either, and the canary counts the probe as failed.
+    Read once and kept ``ttl`` seconds: a rotated value reaches the caller within that time, and
+    the previous value keeps working until the client is revoked.
     """
 
     def __init__(
-        self, *, region: str, rest_api_name: str, api_key_name: str, stage: str, client: ClientFactory
+        self,
+        *,
+        secret_name: str,
+        client: ClientFactory,
+        clock: Callable[[], float] = time.monotonic,
+        ttl: float = 300.0,
+    ) -> None:
+        self._secret_name = secret_name
+        self._client = LazyClient(client)
+        self._clock = clock
+        self._ttl = ttl
+        self._value: tuple[float, str] | None = None
+
+    def __call__(self) -> str:
+        now = self._clock()
+        if self._value is None or now - self._value[0] >= self._ttl:
+            try:
+                text = self._client.get_secret_value(SecretId=self._secret_name)["SecretString"]
+                value = json.loads(text)[API_KEY_SECRET_FIELD]
+            except AWS_FAILURES as error:
+                raise DependencyUnavailable(f"API key secret {self._secret_name}") from error
+            except (ValueError, KeyError, TypeError) as error:
+                raise DependencyUnavailable(f"API key secret {self._secret_name}") from error
+            self._value = (now, str(value))
+        return self._value[1]
+
+
+class ApiGatewayPeerApi:
+    """The peer region's payment API, looked up by name once per container, and the caller's key.
+
+    The API is read from the peer's API Gateway: if that does not answer, the peer is not taking
+    payments either, and the canary counts the probe as failed. The key is the caller's own
+    client key (``api_key``), the value a merchant would send.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        rest_api_name: str,
+        stage: str,
+        client: ClientFactory,
+        api_key: Callable[[], str],
     ) -> None:
         self._region = region
         self._rest_api_name = rest_api_name
-        self._api_key_name = api_key_name
         self._stage = stage
         self._client = LazyClient(client)
-        self._found: tuple[str, str] | None = None
+        self._api_key = api_key
+        self._url: str | None = None
 
     def locate(self) -> tuple[str, str]:
-        if self._found is None:
+        if self._url is None:
             try:
                 apis = self._client.get_rest_apis(limit=500)["items"]
-                keys = self._client.get_api_keys(nameQuery=self._api_key_name, includeValues=True)["items"]
             except AWS_FAILURES as error:
                 raise DependencyUnavailable(f"API Gateway of {self._region}") from error
             api_ids = [a["id"] for a in apis if a.get("name") == self._rest_api_name]
-            values = [k["value"] for k in keys if k.get("name") == self._api_key_name and k.get("enabled")]
-            if not api_ids or not values:
+            if not api_ids:
                 raise DependencyUnavailable(f"payment API of {self._region}")
-            url = f"https://{api_ids[0]}.execute-api.{self._region}.amazonaws.com/{self._stage}"
-            self._found = (url, values[0])
-        return self._found
+            self._url = f"https://{api_ids[0]}.execute-api.{self._region}.amazonaws.com/{self._stage}"
+        return self._url, self._api_key()

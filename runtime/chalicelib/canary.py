@@ -49,13 +49,13 @@ class PeerApi(Protocol):
 
 
 class StaticPeerApi(NamedTuple):
-    """A peer API given outright (the local environment knows both regions' URLs and key)."""
+    """A peer API at a known URL (the local environment knows both regions'), and the caller's key."""
 
     url: str
-    key: str
+    api_key: Callable[[], str]
 
     def locate(self) -> tuple[str, str]:
-        return self.url, self.key
+        return self.url, self.api_key()
 
 
 class CanaryResult(NamedTuple):

@@ -1,23 +1,29 @@
 """API Gateway's API-key check, for where no API Gateway stands in front of the app.
 
 Deployed, API Gateway refuses a request to a route with ``api_key_required`` before Lambda runs
-(403, ``{"message": "Forbidden"}``) unless it carries an ``x-api-key`` of the stage's usage plan.
-``chalice local`` serves the same routes with no gateway and does not enforce it, so the local
-environment lists its keys in ``LOCAL_API_KEYS`` and the app applies the same rule itself. In
-AWS that variable is never set and this check never runs.
+(403, ``{"message": "Forbidden"}``) unless it carries the value of an enabled key in a usage plan
+of the stage. ``chalice local`` serves the same routes with no gateway and does not enforce it,
+so under ``make run`` (``LOCAL_API_GATEWAY`` set) the app applies the same rule itself, against
+the client keys that this region's API Gateway holds in the local AWS: the keys
+``payments-dr --local clients`` creates, rotates and revokes, exactly as it does deployed. In AWS
+that variable is never set and this check never runs.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Collection, Mapping
+import functools
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 API_KEY_HEADER = "x-api-key"
 FORBIDDEN_BODY = {"message": "Forbidden"}
+# A revoked key is refused within this long (API Gateway's own cache takes up to a few seconds).
+KEY_RING_SECONDS = 1.0
 
 
-def admits(*, key_required: bool, presented: str | None, allowed: Collection[str]) -> bool:
+def admits(*, key_required: bool, presented: str | None, allowed: Mapping[str, str]) -> bool:
     """Whether API Gateway would let this request through to the function."""
     return not key_required or (presented is not None and presented in allowed)
 
@@ -28,22 +34,79 @@ def admit(
     method: str,
     context: dict[str, Any],
     headers: Mapping[str, str],
-    allowed: Collection[str],
+    allowed: Mapping[str, str],
 ) -> bool:
     """Apply API Gateway's check to one request of the app's ``routes``.
 
-    An admitted request that carried a key gets the key's id in ``context["identity"]``, where
-    API Gateway puts it, so the handlers see the caller the same way locally and deployed.
+    ``allowed`` maps each accepted key value to its key's id. An admitted request that carried a
+    key gets the key's id in ``context["identity"]``, where API Gateway puts it, so the handlers
+    see the caller the same way locally and deployed.
     """
     route = routes.get(context.get("resourcePath", ""), {}).get(method)
     presented = headers.get(API_KEY_HEADER)
     if not admits(key_required=bool(route and route.api_key_required), presented=presented, allowed=allowed):
         return False
-    if presented:
-        context.setdefault("identity", {})["apiKeyId"] = key_id(presented)
+    if presented and presented in allowed:
+        context.setdefault("identity", {})["apiKeyId"] = allowed[presented]
     return True
 
 
-def key_id(api_key: str) -> str:
-    """A stable id for a local API key, like API Gateway's ``apiKeyId`` (never the key itself)."""
-    return "local-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
+class LocalKeyRing:
+    """The client keys API Gateway would accept in one region: enabled, named as clients' keys, in a plan.
+
+    Read from the local AWS's API Gateway (``AWS_ENDPOINT_URL``) at most every ``ttl`` seconds;
+    a local AWS that does not answer accepts no key, as a gateway that is down accepts nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        prefix: str,
+        ttl: float = KEY_RING_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._region = region
+        self._prefix = prefix
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._read_at = float("-inf")
+        self._keys: dict[str, str] = {}
+
+    def __call__(self) -> Mapping[str, str]:
+        with self._lock:
+            if self._clock() - self._read_at >= self._ttl:
+                self._keys = self._read()
+                self._read_at = self._clock()
+            return self._keys
+
+    def _read(self) -> dict[str, str]:
+        # Local only: boto3 with botocore's full API data, which the functions do not ship.
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        apigateway = boto3.client("apigateway", region_name=self._region)
+        try:
+            keys = apigateway.get_api_keys(nameQuery=self._prefix, includeValues=True, limit=500)["items"]
+            in_plans = {
+                key["id"]
+                for plan in apigateway.get_usage_plans(limit=500)["items"]
+                if str(plan.get("name", "")).startswith(self._prefix)
+                for key in apigateway.get_usage_plan_keys(usagePlanId=plan["id"], limit=500)["items"]
+            }
+        except (BotoCoreError, ClientError):
+            return {}
+        return {
+            key["value"]: key["id"]
+            for key in keys
+            if key.get("enabled")
+            and str(key.get("name", "")).startswith(self._prefix)
+            and key["id"] in in_plans
+        }
+
+
+@functools.cache
+def key_ring(region: str, prefix: str) -> LocalKeyRing:
+    """This process's key ring of ``region`` (one per process, like the gateway's own cache)."""
+    return LocalKeyRing(region=region, prefix=prefix)

@@ -66,12 +66,12 @@ class EnvVar:
     OPS_ALERT_TOPIC_ARN = "OPS_ALERT_TOPIC_ARN"
     IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
     PEER_REGION = "PEER_REGION"
-    # Set by the local environment only: API keys the app must check itself (no API Gateway).
-    LOCAL_API_KEYS = "LOCAL_API_KEYS"
+    # Set by the local environment only: the app checks API keys itself, against the client keys
+    # of its region's API Gateway in the local AWS (no API Gateway stands in front of it).
+    LOCAL_API_GATEWAY = "LOCAL_API_GATEWAY"
     # Set by the local environment only: where the canary finds the peer's API (deployed, it
-    # looks the peer's REST API and client key up in the peer region by name).
+    # looks the peer's REST API up in the peer region by name).
     PEER_API_URL = "PEER_API_URL"
-    PEER_API_KEY = "PEER_API_KEY"
     REGION = "AWS_REGION"
     DEFAULT_REGION = "AWS_DEFAULT_REGION"
 
@@ -143,6 +143,27 @@ def is_payments_table(table_name: str) -> bool:
     return table_name.startswith(PAYMENTS_TABLE_PREFIX)
 
 
+# The client the observer's canary calls the peer's API as: a client like any other, with its own
+# key (created with the stacks) and throttle.
+CANARY_CLIENT = "canary"
+# A client name: what its keys, usage plan and secret are named after.
+CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+# The field of a client's secret (JSON) that holds its current API key value.
+API_KEY_SECRET_FIELD = "api_key"
+
+
+class ClientThrottle(NamedTuple):
+    """A client's usage-plan throttle: steady requests per second and burst."""
+
+    rate_limit: float
+    burst_limit: int
+
+
+# The canary makes two requests a minute; merchants get what `payments-dr clients create` gives.
+CANARY_THROTTLE = ClientThrottle(rate_limit=5, burst_limit=10)
+DEFAULT_CLIENT_THROTTLE = ClientThrottle(rate_limit=100, burst_limit=200)
+
+
 class ResourceNames(NamedTuple):
     """Physical names of one environment's resources (identical in both regions)."""
 
@@ -199,13 +220,25 @@ class ResourceNames(NamedTuple):
     def rest_api(self) -> str:
         return f"payment-api-{self.environment_suffix}"
 
-    @property
-    def usage_plan(self) -> str:
-        return f"payment-clients-{self.environment_suffix}"
+    def client_secret(self, client: str) -> str:
+        """The secret holding ``client``'s API key value, replicated to the peer region."""
+        return f"{self.client_secret_prefix}{client}"
 
     @property
-    def client_api_key(self) -> str:
-        return f"payment-client-{self.environment_suffix}"
+    def client_secret_prefix(self) -> str:
+        return f"payments/{self.environment_suffix}/clients/"
+
+    def client_api_key(self, client: str) -> str:
+        """The name of ``client``'s API keys in each region (one per value it holds: a rotation adds one)."""
+        return f"{self.client_api_key_prefix}{client}"
+
+    @property
+    def client_api_key_prefix(self) -> str:
+        return f"payment-client-{self.environment_suffix}-"
+
+    def client_usage_plan(self, client: str) -> str:
+        """``client``'s usage plan in each region: its own throttle, its keys, the payment API's stage."""
+        return self.client_api_key(client)
 
     @property
     def web_acl(self) -> str:

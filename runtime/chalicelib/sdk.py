@@ -45,8 +45,9 @@ SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
     "sqs": ("SendMessage", "GetQueueAttributes"),
     "sns": ("Publish", "PublishBatch"),
     "ssm": ("GetParameter", "PutParameter"),
-    # The canary finds the peer's REST API and client key by name.
-    "apigateway": ("GetRestApis", "GetApiKeys"),
+    # The canary finds the peer's REST API by name, and reads its own client's key.
+    "apigateway": ("GetRestApis",),
+    "secretsmanager": ("GetSecretValue",),
 }
 SDK_DATA = Path(__file__).with_name("sdk_data")
 GENERATED_FROM = "generated-from"  # SDK_DATA/generated-from.json: {"botocore": version}

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, Protocol
 from chalicelib import heap
 from chalicelib.canary import PeerApi, StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
-from chalicelib.names import API_STAGE
+from chalicelib.names import API_STAGE, CANARY_CLIENT
 from chalicelib.ports import Notifications, PaymentQueue, PaymentRepository
 from chalicelib.regions import FLAG_CACHE_SECONDS, Cached, HealthReport, RegionControl, RegionFlag
 from chalicelib.settings import Settings
@@ -56,6 +56,10 @@ def build_aws_services(settings: Settings) -> Services:
     from chalicelib import aws, idempotency, sdk
 
     client = partial(sdk.make_client, region=settings.region)
+    # The canary is a client like any other: its key is read from its secret, in this region.
+    canary_key = aws.SecretsManagerClientKey(
+        secret_name=settings.names.client_secret(CANARY_CLIENT), client=partial(client, "secretsmanager")
+    )
     return Services(
         settings=settings,
         repository=aws.DynamoPaymentRepository(
@@ -88,14 +92,14 @@ def build_aws_services(settings: Settings) -> Services:
         ops_notices=aws.SnsOpsNotices(topic_arn=settings.ops_alert_topic_arn, client=partial(client, "sns")),
         health_cache=Cached(time.monotonic),
         flag_cache=Cached(time.monotonic, ttl=FLAG_CACHE_SECONDS),
-        peer_api=StaticPeerApi(settings.peer_api_url, settings.peer_api_key)
+        peer_api=StaticPeerApi(settings.peer_api_url, canary_key)
         if settings.peer_api_url
         else aws.ApiGatewayPeerApi(
             region=settings.peer_region,
             rest_api_name=settings.names.rest_api,
-            api_key_name=settings.names.client_api_key,
             stage=API_STAGE,
             client=partial(sdk.make_client, "apigateway", region=settings.peer_region),
+            api_key=canary_key,
         ),
     )
 

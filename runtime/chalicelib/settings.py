@@ -29,10 +29,10 @@ class Settings(NamedTuple):
     ops_alert_topic_arn: str
     idempotency_table: str
     peer_region: str = ""
-    local_api_keys: frozenset[str] = frozenset()
+    # make run only: check API keys against this region's API Gateway in the local AWS.
+    local_api_gateway: bool = False
     # Local only: the peer's API for the canary (deployed, it is looked up by name).
     peer_api_url: str = ""
-    peer_api_key: str = ""
 
     @property
     def names(self) -> ResourceNames:
@@ -56,7 +56,6 @@ class Settings(NamedTuple):
             ops_alert_topic_arn=env.get(EnvVar.OPS_ALERT_TOPIC_ARN, ""),
             idempotency_table=env.get(EnvVar.IDEMPOTENCY_TABLE, names.idempotency_table),
             peer_region=env.get(EnvVar.PEER_REGION, ""),
-            local_api_keys=frozenset(k for k in env.get(EnvVar.LOCAL_API_KEYS, "").split(",") if k),
+            local_api_gateway=bool(env.get(EnvVar.LOCAL_API_GATEWAY)),
             peer_api_url=env.get(EnvVar.PEER_API_URL, ""),
-            peer_api_key=env.get(EnvVar.PEER_API_KEY, ""),
         )

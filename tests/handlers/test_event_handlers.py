@@ -251,7 +251,7 @@ def test_the_canary_records_the_peers_result_as_metrics_and_never_raises(
     def unreachable(*_: Any) -> tuple[int, dict[str, str], Any]:
         raise OSError("no route to the peer")
 
-    services = get_services()._replace(peer_api=StaticPeerApi("http://peer.invalid", "k"))
+    services = get_services()._replace(peer_api=StaticPeerApi("http://peer.invalid", lambda: "k"))
     result = workflow.run_canary(services, unreachable)
     flush_metrics()
 

@@ -784,8 +784,11 @@ def test_the_canary_probes_the_peer_every_minute_and_may_only_look_up_its_api(
         if "apigateway:GET" in json.dumps(s["Action"])
         for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
     )
-    assert looked_up == [f"arn:aws:apigateway:{peer}::/apikeys", f"arn:aws:apigateway:{peer}::/restapis"]
+    # Its key is its own client's, read from its secret here (tests/infrastructure/test_client_keys.py).
+    assert looked_up == [f"arn:aws:apigateway:{peer}::/restapis"]
     assert actions_of(statements) - {"apigateway:GET"} <= {
+        "secretsmanager:GetSecretValue",
+        "kms:Decrypt",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTraceSegments",

@@ -60,7 +60,7 @@ class Ports:
             ops_notices=RecordingOpsNotices(),
             health_cache=Cached(time.monotonic),
             flag_cache=Cached(time.monotonic),
-            peer_api=StaticPeerApi("http://127.0.0.1:9", "unused"),
+            peer_api=StaticPeerApi("http://127.0.0.1:9", lambda: "unused"),
         )
 
 
