@@ -84,7 +84,7 @@ def exposed_values(templates: dict[str, dict[str, Any]]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def raw(templates: dict[str, Template]) -> dict[str, dict[str, Any]]:
-    return {name: template.to_json() for name, template in templates.items()}
+    return {name: dict(template.to_json()) for name, template in templates.items()}
 
 
 def test_each_regions_api_key_takes_its_value_from_the_clients_secret(raw: dict[str, dict[str, Any]]) -> None:
