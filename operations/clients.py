@@ -113,6 +113,10 @@ class ClientRegistry:
     def regions(self) -> tuple[str, str]:
         return (self._primary, self._secondary)
 
+    @property
+    def names(self) -> ResourceNames:
+        return self._names
+
     def secret_name(self, client: str) -> str:
         return self._names.client_secret(client)
 
