@@ -25,6 +25,10 @@ class EmulatorGaps:
         # consistency. The payment path itself (two conditional puts, no transaction) is the same
         # in both modes and runs here; MRSC's own rules run only locally.
         self.note(
+            "API keys: the emulator matched an x-api-key value against every region's keys; it runs with "
+            "the lookup made regional, as API Gateway's is (e2e/ministack_regional_keys.py)"
+        )
+        self.note(
             f"multi-Region strong consistency (-c strong_consistency_witness): {NOT_VERIFIED} (the emulator "
             "has none; the write path runs here in the default mode, and under MRSC's rules in "
             "`make run CONSISTENCY=strong` and the tests)"

@@ -1,7 +1,9 @@
 """A payment's whole journey through the deployed stacks, and a failover and failback.
 
-Everything goes through what the stacks deployed: the API Gateway URLs of both regions with the
-usage plan's key, the queues, tables, topics and functions CloudFormation created. The same
+Everything goes through what the stacks deployed: the API Gateway URLs of both regions with one
+merchant client's key (made by ``payments-dr clients``, as an operator would), the queues,
+tables, topics and functions CloudFormation created; the failover is ridden by the merchants'
+client (:mod:`payments_client`) with that one key. The same
 driver runs against AWS (``python -m e2e.journey --aws``, see the README's "Deploying to AWS").
 """
 
@@ -11,6 +13,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +30,8 @@ from chalicelib.names import (
     DEFAULT_SECONDARY_REGION,
     ResourceNames,
 )
+from operations.clients import ClientRegistry
+from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_SECONDS = 60
@@ -41,11 +46,11 @@ class Deployed:
     regions: tuple[str, str]
     outputs: dict[str, dict[str, str]]  # per region
     api_urls: dict[str, str]
-    # Each region's usage plan holds its own generated key: a client holds both (see the README).
-    api_keys: dict[str, str]
     client: Callable[[str, str], Any]
     work_dir: Path
     endpoint: str | None = None
+    # The one key of the merchant client the journey creates (both regions accept it).
+    api_key: str = ""
 
     @classmethod
     def from_outputs(
@@ -65,13 +70,7 @@ class Deployed:
         api_urls = {
             region: cls._reachable(o["APIEndpoint"], o["APIId"], endpoint) for region, o in outputs.items()
         }
-        api_keys = {
-            region: client("apigateway", region).get_api_key(apiKey=o["ClientApiKeyId"], includeValue=True)[
-                "value"
-            ]
-            for region, o in outputs.items()
-        }
-        return cls(suffix, regions, outputs, api_urls, api_keys, client, work_dir, endpoint)
+        return cls(suffix, regions, outputs, api_urls, client, work_dir, endpoint)
 
     @staticmethod
     def _reachable(api_endpoint: str, api_id: str, endpoint: str | None) -> str:
@@ -89,7 +88,7 @@ class Deployed:
             "endpoint_url": self.endpoint,
             "api_urls": self.api_urls,
             # payments-dr reads only /health, which needs no key.
-            "api_key": self.api_keys[self.regions[0]],
+            "api_key": self.api_key,
         }
         self.work_dir.mkdir(parents=True, exist_ok=True)
         path = self.work_dir / "state.json"
@@ -109,6 +108,64 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_SECONDS)
         time.sleep(0.25)
 
 
+class Rider:
+    """A merchant's code paying steadily through :class:`payments_client.PaymentsClient` (one key)."""
+
+    def __init__(self, api_key: str, endpoints: list[str]) -> None:
+        # Checks its region's /health every half second and may return a few seconds after
+        # leaving: the defaults (10 s, 5 min) scaled down to the journey's pace.
+        self.client = PaymentsClient(
+            api_key,
+            endpoints=endpoints,
+            policy=RetryPolicy(health_interval=0.5, return_after=3.0, timeout=HTTP_TIMEOUT_SECONDS),
+        )
+        self.prefix = f"ride-{uuid.uuid4().hex[:6]}-"
+        self.acknowledged: dict[str, str] = {}
+        self.errors: list[str] = []
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._ride, name="rider", daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        wait_for("the rider's first payment", lambda: self.acknowledged)
+        return f"paying {self.client.endpoint}"
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=HTTP_TIMEOUT_SECONDS * 3)
+
+    def _ride(self) -> None:
+        sequence = 0
+        while not self._stopped.is_set():
+            sequence += 1
+            txn = f"{self.prefix}{sequence:05d}"
+            body = {"transaction_id": txn, "customer_id": "cust-ride", "amount": "2.50", "currency": "USD"}
+            try:
+                answer = self.client.process(body)
+            except PaymentsUnavailable as error:
+                self.errors.append(str(error))
+                continue
+            if answer.status in (200, 201):
+                self.acknowledged[txn] = answer.endpoint
+            else:
+                self.errors.append(f"{txn}: {answer.status} {answer.body}")
+            self._stopped.wait(0.1)
+
+    def moved_to(self, endpoint: str) -> str:
+        wait_for(f"the client on {endpoint}", lambda: self.client.endpoint == endpoint)
+        wait_for(
+            f"a payment acknowledged by {endpoint}", lambda: list(self.acknowledged.values())[-1] == endpoint
+        )
+        move = self.client.moves[-1]
+        return f"{move.reason}"
+
+    def move_seconds(self, endpoint: str, since: float) -> float:
+        return next(m.at for m in self.client.moves if m.to_endpoint == endpoint) - since
+
+    def in_region(self, endpoint: str) -> int:
+        return sum(1 for e in self.acknowledged.values() if e == endpoint)
+
+
 class Journey:
     """The steps of ``make e2e`` after the deploy, each printed by ``steps``."""
 
@@ -116,13 +173,14 @@ class Journey:
         self.d, self.steps, self.gaps = deployed, steps, gaps
         self.http = requests.Session()
         self.primary, self.secondary = deployed.regions
+        self.failover_at = 0.0
 
     def call(
         self, method: str, region: str, path: str, body: Any = None, *, key: bool = True
     ) -> requests.Response:
         headers = {"Content-Type": "application/json"}
         if key:
-            headers["x-api-key"] = self.d.api_keys[region]
+            headers["x-api-key"] = self.d.api_key
         return self.http.request(
             method,
             self.d.api_urls[region] + path,
@@ -132,6 +190,18 @@ class Journey:
         )
 
     def run(self) -> None:
+        self.merchant = f"e2e-{uuid.uuid4().hex[:8]}"
+        self.registry = ClientRegistry(
+            names=ResourceNames(self.d.suffix), regions=self.d.regions, client=self.d.client
+        )
+        self.steps.run(
+            f"payments-dr clients create {self.merchant}: its secret replicated, a key in each region",
+            self.create_client,
+        )
+        self.steps.run(
+            f"the client's one key, as {self.primary} holds it, is accepted by {self.secondary}",
+            self.one_key_in_both_regions,
+        )
         subscribers = self.steps.run("subscribe a test queue to transactions in both regions", self.subscribe)
         self.steps.run("payment routes without the API key: 403 in both regions", self.refuse_without_key)
         self.steps.run("/health: 200 in both regions", lambda: self.health_is(200, *self.d.regions))
@@ -154,13 +224,102 @@ class Journey:
             "observer: each region's canary alarm exists in its peer, the canary function on a schedule",
             self.observed,
         )
+        rider = Rider(self.d.api_key, [self.d.api_urls[r] for r in self.d.regions])
+        self.steps.run("a merchant's client starts paying (one key, both endpoints, no domain)", rider.start)
         self.steps.run(
             f"failover: an alarm on ops-alerts -> orchestrator takes {self.primary} out", self.failover
         )
         self.steps.run(f"/health: 503 in {self.primary}, 200 in {self.secondary}", self.failed_over)
         self.steps.run(
+            f"the client moves to {self.secondary} with the same key",
+            lambda: rider.moved_to(self.d.api_urls[self.secondary]),
+        )
+        self.steps.run(
             f"failback with payments-dr against the deployment -> {self.primary} back", self.failback
         )
+        self.steps.run(
+            f"the client returns to {self.primary} once it is healthy again",
+            lambda: rider.moved_to(self.d.api_urls[self.primary]),
+        )
+        self.steps.run("the ride: 0 caller-visible errors, 0 missing, 0 doubled", lambda: self.ridden(rider))
+        self.steps.run(
+            f"payments-dr clients revoke {self.merchant}: its key refused in both regions", self.revoke_client
+        )
+
+    def create_client(self) -> str:
+        report = self.registry.create(self.merchant)
+        if not report.ok or report.value is None:
+            raise AssertionError(report.render())
+        self.d.api_key = report.value
+        return "; ".join(f"{o.region}: {o.detail}" for o in report.outcomes)
+
+    def one_key_in_both_regions(self) -> str:
+        held = {}
+        for region in self.d.regions:
+            keys = self.d.client("apigateway", region).get_api_keys(
+                nameQuery=ResourceNames(self.d.suffix).client_api_key(self.merchant), includeValues=True
+            )["items"]
+            held[region] = {k["value"] for k in keys}
+        if held[self.primary] != held[self.secondary] or self.d.api_key not in held[self.primary]:
+            raise AssertionError("the regions hold different values for the client")
+        body = {
+            "transaction_id": f"e2e-{uuid.uuid4().hex[:12]}",
+            "customer_id": "cust-e2e",
+            "amount": "1.00",
+            "currency": "USD",
+        }
+        response = self.call("POST", self.secondary, "/process", body)
+        if response.status_code != 201:
+            raise AssertionError(f"{self.secondary} answered {response.status_code} {response.text}")
+        return f"{self.secondary} answered 201"
+
+    def ridden(self, rider: Rider) -> str:
+        rider.stop()
+        if rider.errors:
+            raise AssertionError(f"the caller saw errors: {rider.errors[:5]}")
+        names = ResourceNames(self.d.suffix)
+
+        def counts(region: str) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for page in (
+                self.d.client("dynamodb", region)
+                .get_paginator("scan")
+                .paginate(TableName=names.payments_table, ConsistentRead=True)
+            ):
+                for item in page["Items"]:
+                    txn = item["transaction_id"]["S"]
+                    if txn.startswith(rider.prefix) and "customer_id" in item:
+                        found[txn] = found.get(txn, 0) + 1
+            return found
+
+        def settled() -> dict[str, dict[str, int]] | None:
+            both = {region: counts(region) for region in self.d.regions}
+            return both if all(set(rider.acknowledged) <= set(c) for c in both.values()) else None
+
+        both = wait_for("every acknowledged payment in both regions", settled)
+        doubled = sorted(t for c in both.values() for t, n in c.items() if n > 1)
+        missing = sorted(set(rider.acknowledged) - set(both[self.secondary]))
+        if doubled or missing:
+            raise AssertionError(f"missing {missing[:5]}, doubled {doubled[:5]}")
+        return (
+            f"{len(rider.acknowledged)} payments acknowledged, {len(rider.errors)} caller errors, 0 missing, "
+            f"0 doubled; moved {rider.move_seconds(self.d.api_urls[self.secondary], self.failover_at):.1f} s after "
+            f"the failover began; in {self.secondary}: {rider.in_region(self.d.api_urls[self.secondary])}"
+        )
+
+    def revoke_client(self) -> str:
+        report = self.registry.revoke(self.merchant)
+        if not report.ok:
+            raise AssertionError(report.render())
+
+        def refused() -> dict[str, int] | None:
+            codes = {
+                region: self.call("GET", region, "/payments/e2e-none").status_code
+                for region in self.d.regions
+            }
+            return codes if set(codes.values()) == {403} else None
+
+        return f"{wait_for('the revoked key refused', refused)}"
 
     def subscribe(self) -> dict[str, str]:
         queues = {}
@@ -272,6 +431,7 @@ class Journey:
         return f"{found['rejections'][0]['errors'][0]['field']} refused; {event}; DLQ empty"
 
     def failover(self) -> str:
+        self.failover_at = time.monotonic()
         alarm = f"payment-api-5xx-{self.d.suffix}"
         message = {
             "AlarmName": alarm,

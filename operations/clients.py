@@ -314,11 +314,18 @@ class ClientRegistry:
         )
 
     def _delete_secret(self, client: str) -> RegionOutcome:
+        """The secret and its replica: AWS deletes a primary only once its replicas are removed."""
         secrets_primary = self._client("secretsmanager", self._primary)
         try:
-            secrets_primary.remove_regions_from_replication(
-                SecretId=self.secret_name(client), RemoveReplicaRegions=[self._secondary]
-            )
+            try:
+                secrets_primary.remove_regions_from_replication(
+                    SecretId=self.secret_name(client), RemoveReplicaRegions=[self._secondary]
+                )
+            except ClientError as error:
+                if _code(error) == "ResourceNotFoundException":
+                    return RegionOutcome(self._primary, True, "no secret left to delete")
+                # Deleting may still work (a store that drops replicas with their primary); if it
+                # does not, its error is what the operator sees.
             secrets_primary.delete_secret(SecretId=self.secret_name(client), ForceDeleteWithoutRecovery=True)
         except ClientError as error:
             if _code(error) != "ResourceNotFoundException":

@@ -27,7 +27,12 @@ pytestmark = pytest.mark.integration
 
 def status_with(environment: LocalEnvironment, region: str, key: str) -> int:
     """What ``region``'s API answers a payment sent with ``key``."""
-    body = {"transaction_id": f"cl-{uuid.uuid4().hex[:10]}", "customer_id": "c", "amount": "1.00", "currency": "USD"}
+    body = {
+        "transaction_id": f"cl-{uuid.uuid4().hex[:10]}",
+        "customer_id": "c",
+        "amount": "1.00",
+        "currency": "USD",
+    }
     response = requests.post(
         environment.api_url(region) + "/process", json=body, headers={"x-api-key": key}, timeout=10
     )
@@ -65,7 +70,9 @@ def test_a_rotated_client_keeps_its_old_value_until_it_is_revoked_and_a_revoked_
     new = registry.rotate("merchant-two")
 
     assert new.ok and new.value not in (None, old)
-    assert eventually(lambda: accepted_everywhere(environment, old) and accepted_everywhere(environment, new.value or ""))
+    assert eventually(
+        lambda: accepted_everywhere(environment, old) and accepted_everywhere(environment, new.value or "")
+    )
     assert registry.revoke("merchant-two", previous_only=True).ok
     assert eventually(lambda: refused_everywhere(environment, old))
     assert accepted_everywhere(environment, new.value or "")
@@ -117,7 +124,9 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironm
         yield environment
 
 
-def test_the_canary_is_a_client_and_a_key_its_peer_refuses_raises_its_alarm(observed: LocalEnvironment) -> None:
+def test_the_canary_is_a_client_and_a_key_its_peer_refuses_raises_its_alarm(
+    observed: LocalEnvironment,
+) -> None:
     target = target_of(observed)
     assert eventually(lambda: regions.canary_state(target, SECONDARY)[0] == "OK")
     apigateway = observed.client("apigateway", SECONDARY)
