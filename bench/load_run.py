@@ -1,13 +1,16 @@
 """Load run on the local environment: many payments from concurrent clients, then an audit.
 
-Sends payments to ``POST /validate`` from concurrent clients: unique valid payments, resends of
-them (half with the same ``Idempotency-Key``, half a plain client retry) and invalid ones. Prints
+Sends payments to ``POST /validate`` from concurrent threads of a merchant's code, through the
+client we ship (:mod:`payments_client`: one key, both regional endpoints, its retries and its
+choice of region): unique valid payments, resends of them (half with the same
+``Idempotency-Key``, half a plain resend with a new one) and invalid ones. Prints
 a progress line every 10 s. Then waits for the queue to drain and for the peer region to catch
 up (as long as the measured replication lag justifies) and audits both regions' tables.
 
 Whatever happens (timeouts, resets, the local AWS dying mid-run, Ctrl-C), the run ends with the
 audit: acknowledged payments stored exactly once in each region, missing, doubled, still queued
-or dead-lettered, 5xx, timeouts, latency, replication lag. It exits non-zero when a promise
+or dead-lettered, errors the caller saw after the client's retries, the client's moves between
+regions, latency, replication lag. It exits non-zero when a promise
 failed, and names which.
 
     python -m bench.load_run [--payments 10000] [--clients 20] [--rate 15]      (make load)
@@ -16,7 +19,6 @@ failed, and names which.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -29,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localenv import replication
 from localenv.environment import LocalEnvironment, RegionPlan, free_port
 from localenv.progress import Heartbeat
+from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 
 # What a call to the local AWS raises when it is gone or failing.
 AWS_ERRORS = (BotoCoreError, ClientError)
@@ -42,7 +44,10 @@ AWS_ERRORS = (BotoCoreError, ClientError)
 DUPLICATE_SHARE = 0.10
 INVALID_SHARE = 0.10
 REQUEST_TIMEOUT_SECONDS = 30
-CONNECTION_ATTEMPTS = 5
+# What /validate answers a valid payment (or its resend) and an invalid one.
+EXPECTED_STATUSES = frozenset({202, 422})
+# The client's budget per call: a run whose AWS has died still ends within minutes.
+CLIENT_POLICY = RetryPolicy(max_attempts=5, timeout=REQUEST_TIMEOUT_SECONDS, base_delay=0.2, max_delay=1.0)
 POLL_SECONDS = 2
 # The drain ends when the queue is empty, or when nothing was processed for this long.
 STALL_SECONDS = 60
@@ -69,9 +74,10 @@ class Outcome:
     """What the clients observed, every request counted once."""
 
     statuses: Counter[int] = field(default_factory=Counter)
-    timeouts: int = 0
-    unreachable: int = 0  # connection refused or reset on every attempt
-    retried: int = 0  # connection attempts retried after a refusal or reset
+    # Calls that failed for the caller once the client's retries were spent.
+    caller_errors: int = 0
+    retried: int = 0  # attempts the client retried (connection errors, timeouts, 429, 5xx)
+    moves: list[str] = field(default_factory=list)  # the client's changes of region, with why
     latencies_ms: list[float] = field(default_factory=list)
     acknowledged: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,7 +88,7 @@ class Outcome:
 
     @property
     def finished(self) -> int:
-        return self.answered + self.timeouts + self.unreachable
+        return self.answered + self.caller_errors
 
     def record(self, status: int, latency_ms: float, transaction_id: str) -> None:
         with self.lock:
@@ -91,9 +97,9 @@ class Outcome:
             if status == 202:
                 self.acknowledged.add(transaction_id)
 
-    def count(self, what: str) -> None:
+    def count(self, what: str, n: int = 1) -> None:
         with self.lock:
-            setattr(self, what, getattr(self, what) + 1)
+            setattr(self, what, getattr(self, what) + n)
 
 
 def plan_requests(total: int, seed: int = 7) -> list[Request]:
@@ -150,57 +156,41 @@ class Pacer:
 
 
 def send_all(
-    api_url: str,
+    api_urls: list[str],
     api_key: str,
     planned: list[Request],
     clients: int,
     rate: float | None = None,
     outcome: Outcome | None = None,
+    policy: RetryPolicy = CLIENT_POLICY,
 ) -> tuple[Outcome, float]:
-    """Send every request from ``clients`` threads; returns what they saw and the seconds it took.
+    """Send every request from ``clients`` threads through one client; returns what they saw and the seconds.
 
-    Never raises for a request: a timeout, a connection that could not be made or any other
-    client error is counted, and the run goes on.
+    Never raises for a request: a call that fails once the client's retries are spent is counted
+    as an error the caller saw, and the run goes on.
     """
     outcome = outcome or Outcome()
-    local = threading.local()
     pacer = Pacer(rate)
+    client = PaymentsClient(api_key, endpoints=api_urls, policy=policy)
 
     def send(request: Request) -> None:
         pacer.wait()
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
-        headers = {"Content-Type": "application/json", "x-api-key": api_key}
-        if request.idempotency_key:
-            headers["Idempotency-Key"] = request.idempotency_key
-        for attempt in range(CONNECTION_ATTEMPTS):
-            started = time.perf_counter()
-            try:
-                response = session.post(
-                    api_url + "/validate",
-                    data=json.dumps(request.body),
-                    headers=headers,
-                    timeout=REQUEST_TIMEOUT_SECONDS,
-                )
-            except requests.Timeout:
-                # The API may have queued it: not acknowledged, so not owed, but a broken promise.
-                outcome.count("timeouts")
-                return
-            except requests.RequestException:
-                # Refused or reset before an answer: nothing was done, a client retries.
-                if attempt + 1 < CONNECTION_ATTEMPTS:
-                    outcome.count("retried")
-                    time.sleep(0.2 * (attempt + 1))
-                continue
-            outcome.record(
-                response.status_code, (time.perf_counter() - started) * 1000, request.body["transaction_id"]
-            )
+        started = time.perf_counter()
+        try:
+            answer = client.validate(request.body, idempotency_key=request.idempotency_key)
+        except PaymentsUnavailable as error:
+            outcome.count("retried", error.attempts - 1)
+            outcome.count("caller_errors")
             return
-        outcome.count("unreachable")
+        outcome.count("retried", answer.attempts - 1)
+        outcome.record(answer.status, (time.perf_counter() - started) * 1000, request.body["transaction_id"])
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(send, planned))
+    try:
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            list(pool.map(send, planned))
+    finally:
+        outcome.moves = [f"{m.from_endpoint} -> {m.to_endpoint} ({m.reason})" for m in client.moves]
     return outcome, time.perf_counter() - started
 
 
@@ -273,9 +263,9 @@ class Audit:
     clients: int
     seconds: float
     statuses: dict[int, int]
-    timeouts: int
-    unreachable: int
+    caller_errors: int
     retried: int
+    moves: list[str]
     p50_ms: float
     p99_ms: float
     acknowledged: int
@@ -314,12 +304,11 @@ class Audit:
             broken.append(f"the run did not finish: {self.interrupted}")
         if self.server_errors:
             broken.append(f"{self.server_errors} answers were 5xx")
-        if self.timeouts:
-            broken.append(f"{self.timeouts} requests got no answer in {REQUEST_TIMEOUT_SECONDS} s")
-        if self.unreachable:
-            broken.append(
-                f"{self.unreachable} requests could not reach the API in {CONNECTION_ATTEMPTS} attempts"
-            )
+        unexpected = sum(n for status, n in self.statuses.items() if status not in EXPECTED_STATUSES)
+        if unexpected:
+            broken.append(f"{unexpected} answers were neither 202 (accepted) nor 422 (invalid)")
+        if self.caller_errors:
+            broken.append(f"{self.caller_errors} calls failed for the caller after the client's retries")
         for region, audit in self.regions.items():
             if not audit.readable:
                 broken.append(
@@ -350,7 +339,7 @@ class Audit:
         return not self.broken_promises()
 
     def report(self) -> str:
-        finished = sum(self.statuses.values()) + self.timeouts + self.unreachable
+        finished = sum(self.statuses.values()) + self.caller_errors
         rows = [
             (
                 "requests sent",
@@ -364,8 +353,11 @@ class Audit:
                 ", ".join(f"{status}: {n}" for status, n in sorted(self.statuses.items())) or "none",
             ),
             ("5xx responses", str(self.server_errors)),
-            ("timeouts", str(self.timeouts)),
-            ("unreachable", f"{self.unreachable} (connection attempts retried: {self.retried})"),
+            (
+                "caller-visible errors",
+                f"{self.caller_errors} after the client's retries ({self.retried} attempts retried)",
+            ),
+            ("client moves between regions", "; ".join(self.moves) or "none"),
             ("latency /validate", f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms"),
             ("payments acknowledged", str(self.acknowledged)),
             ("queue drained", f"{self.drain_seconds:.1f} s after the last request"),
@@ -413,8 +405,10 @@ class LoadRun:
         clients: int,
         region: str,
         rate: float | None = None,
+        policy: RetryPolicy = CLIENT_POLICY,
     ) -> None:
         self.env = environment
+        self.policy = policy
         self.planned = plan_requests(payments)
         self.clients = clients
         self.region = region
@@ -447,12 +441,16 @@ class LoadRun:
         started = time.perf_counter()
         try:
             _, seconds = send_all(
-                self.env.api_url(self.region),
+                [
+                    self.env.api_url(self.region),
+                    *(self.env.api_url(r) for r in self.regions if r != self.region),
+                ],
                 self.env.api_key,
                 self.planned,
                 self.clients,
                 self.rate,
                 self.outcome,
+                self.policy,
             )
             self.phase = "draining"
             drain = self._drain()
@@ -529,9 +527,9 @@ class LoadRun:
             clients=self.clients,
             seconds=seconds,
             statuses=dict(self.outcome.statuses),
-            timeouts=self.outcome.timeouts,
-            unreachable=self.outcome.unreachable,
+            caller_errors=self.outcome.caller_errors,
             retried=self.outcome.retried,
+            moves=list(self.outcome.moves),
             p50_ms=statistics.median(latencies) if latencies else 0.0,
             p99_ms=percentile(latencies, 0.99),
             acknowledged=len(owed),
@@ -554,9 +552,10 @@ def run(
     rate: float | None = None,
     progress_seconds: float | None = None,
     on_started: Callable[[LoadRun], None] | None = None,
+    policy: RetryPolicy = CLIENT_POLICY,
 ) -> Audit:
     """Send the planned load to ``region`` and audit every region; prints progress when asked."""
-    load = LoadRun(environment, payments=payments, clients=clients, region=region, rate=rate)
+    load = LoadRun(environment, payments=payments, clients=clients, region=region, rate=rate, policy=policy)
     if on_started is not None:
         on_started(load)
     if progress_seconds is None:

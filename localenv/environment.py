@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +241,7 @@ class LocalEnvironment:
             self._start_region(plan)
         for plan in self.regions:
             wait_for_port(plan.api_port, STARTUP_TIMEOUT_SECONDS, self._apis[plan.region])
+            self._read_keys(plan.region)
             print(f"[{plan.region}] API on {self.api_url(plan.region)}", flush=True)
         self._write_state()
         return self
@@ -387,6 +390,21 @@ class LocalEnvironment:
         self._apis[region] = self._spawn(plan, "api", append=True)
         self._processes[self._processes.index(old)] = self._apis[region]
         wait_for_port(plan.api_port, STARTUP_TIMEOUT_SECONDS, self._apis[region])
+        self._read_keys(region)
+
+    def _read_keys(self, region: str) -> None:
+        """Have ``region``'s API read its clients' keys now, as API Gateway holds them before any request.
+
+        Its key ring reads on first use; without this, a local AWS that dies before a region's first
+        request would leave that API with no key to accept (API Gateway keeps its keys).
+        """
+        request = urllib.request.Request(
+            self.api_url(region) + "/payments/__key-ring", headers={"x-api-key": self.api_key}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=STARTUP_TIMEOUT_SECONDS).close()
+        except urllib.error.HTTPError:
+            pass  # 404 (no such payment) once the key was accepted
 
     def replication_lag_ms(self, table: str) -> list[float]:
         """Every replication lag measured so far for ``table``, both directions, in arrival order."""

@@ -1,12 +1,17 @@
 """The DR drill: steady payments, a primary-region fault, failover, a checked failback, a report.
 
-A client sends payments to ``POST /process`` at a steady rate and routes them the way Route 53's
-failover record does: to the primary while its calculated health check is healthy, else to the
-secondary. The calculated check needs both of its children healthy, as the stacks configure it:
-the endpoint check on the primary's ``/health`` (unhealthy after 3 consecutive failures, polled
-at a fixed interval) and the alarm on the canary that the *secondary* runs against the primary
-(a real payment and its read every ``canary_seconds``; Lambda's schedule runs it every minute).
-A request that fails is retried once, with the same transaction id, where the router then says.
+A merchant's code sends payments to ``POST /process`` at a steady rate through the client we ship
+(:mod:`payments_client`), with one key and both regional endpoints and no domain, as the stacks
+deploy by default: the client retries with the same Idempotency-Key and moves to the secondary
+when the primary stops answering, drains, or its ``/health`` says it is out of service. The drill
+measures what that caller gets: errors it saw after the client's retries (goal 0), payments it was
+told succeeded and are missing, duplicates, and when its payments succeed in the survivor.
+
+Beside it, a model of Route 53's failover record shows when DNS would have moved a client with a
+domain: its calculated check needs both children healthy, as the stacks configure it, the
+endpoint check on the primary's ``/health`` (unhealthy after 3 consecutive failures, polled at a
+fixed interval) and the alarm on the canary that the *secondary* runs against the primary (a
+real payment and its read every ``canary_seconds``; Lambda's schedule runs it every minute).
 
 Faults (``--fault``):
 
@@ -21,13 +26,13 @@ Faults (``--fault``):
 Then the primary recovers and the operator's failback (``payments-dr failback``, which also
 waits for the canary against the primary to pass) returns it to service. From what the client
 and the router observed the drill reports the RTO in three parts, detect (fault to the first
-failed probe or check), decide (to the router's decision) and execute (to the first payment the
-secondary accepts); RPO as payments acknowledged but missing in the survivor; and duplicates.
+failed probe or check), decide (to the client's move to the secondary) and execute (to the first
+payment the secondary accepts); RPO as payments acknowledged but missing in the survivor;
+duplicates; and the calls that failed for the caller.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -37,8 +42,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import requests
-
 from chalicelib.canary import canary_dimensions
 from chalicelib.names import METRICS_NAMESPACE, Metric
 from localenv.canary import alarm_notification
@@ -46,6 +49,7 @@ from localenv.environment import LocalEnvironment
 from localenv.progress import Heartbeat
 from operations import regions
 from operations.targets import Target
+from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 
 FAILURE_THRESHOLD = 3  # Route 53: an endpoint check changes state after 3 consecutive results
 FAULTS = {
@@ -56,6 +60,9 @@ FAULTS = {
 }
 # A drill's failback waits this long for the canary against the primary to pass (AWS: 10 min).
 DRILL_CANARY_PASSED_SECONDS = 3.0
+# The client leaves the preferred region for at least this long (its default: 5 min), scaled down
+# with the drill's other intervals.
+DRILL_RETURN_AFTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ class DrillPlan:
 
 @dataclass
 class Attempt:
-    """One request the client made."""
+    """One call the merchant's code made (with the client's retries inside), placed at its answer."""
 
     at: float
     region: str
@@ -100,6 +107,11 @@ class DrillReport:
     failover_at: float | None
     failback_at: float | None
     fault_at: float
+    # Calls that failed for the caller after the client's retries (their transaction ids).
+    caller_errors: list[str] = field(default_factory=list)
+    client_move_reason: str = ""
+    # When a Route 53 failover record would have sent clients with a domain to the secondary.
+    route53_decided_at: float | None = None
     detect_at: float | None = None
     decide_at: float | None = None
     detected_by: str = ""
@@ -118,7 +130,7 @@ class DrillReport:
 
     @property
     def passed(self) -> bool:
-        checks = [not self.lost, not self.duplicates, self.rto_seconds is not None]
+        checks = [not self.lost, not self.duplicates, not self.caller_errors, self.rto_seconds is not None]
         if self.consistency == "strong":
             checks.append(not self.at_risk)
         if self.fault == "gray":
@@ -139,7 +151,8 @@ class DrillReport:
             ("fault", f"{self.fault}: {FAULTS[self.fault]}"),
             ("payments table consistency", self.consistency),
             ("payments sent / acknowledged", f"{self.sent} / {self.acknowledged}"),
-            ("failed attempts (retried)", str(self.failed_attempts)),
+            ("caller-visible errors, after the client's retries", str(len(self.caller_errors))),
+            ("failed attempts (retried by the client)", str(self.failed_attempts)),
             (
                 "RTO: fault -> first payment accepted by the secondary",
                 f"{self.rto_seconds:.1f} s" if self.rto_seconds is not None else "never",
@@ -149,14 +162,16 @@ class DrillReport:
                 self._part(self.fault_at, self.detect_at),
             ),
             (
-                "  decide: -> caught up, the primary out of service"
-                if self.fault == "replication-paused"
-                else "  decide: -> the router sends clients to the secondary",
+                f"  decide: -> the client moves to the secondary ({self.client_move_reason or 'never'})",
                 self._part(self.detect_at, self.decide_at),
             ),
             (
                 "  execute: -> first payment accepted by the secondary",
                 self._part(self.decide_at, self.failover_at),
+            ),
+            (
+                "with a domain: fault -> Route 53's record would move clients",
+                self._part(self.fault_at, self.route53_decided_at),
             ),
             (
                 "RPO: acknowledged but missing in the surviving region",
@@ -275,10 +290,24 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
     router = Route53LikeRouter(
         target, plan.health_interval_seconds, lambda: regions.canary_state(target, primary)[0]
     )
-    session = requests.Session()
-    headers = {"Content-Type": "application/json", "x-api-key": target.api_key or ""}
+    endpoints = {target.api_url(region): region for region in target.regions}
+    client = PaymentsClient(
+        target.api_key or "",
+        endpoints=list(endpoints),
+        policy=RetryPolicy(
+            timeout=2.0,
+            base_delay=0.1,
+            max_delay=1.0,
+            health_interval=plan.health_interval_seconds,
+            return_after=DRILL_RETURN_AFTER_SECONDS,
+        ),
+    )
+    # The client's clock is monotonic: its moves are put on the wall clock with this offset.
+    wall = time.time() - time.monotonic()
     attempts: list[Attempt] = []
     acknowledged: dict[str, float] = {}
+    caller_errors: list[str] = []
+    retried = [0]
     tag = uuid.uuid4().hex[:6]
     sequence = 0
 
@@ -291,20 +320,22 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
             "amount": "10.00",
             "currency": "USD",
         }
-        for _ in range(2):  # one retry, same transaction id, wherever the router says now
-            region = router.region()
-            started = time.time()
-            try:
-                response = session.post(
-                    target.api_url(region) + "/process", data=json.dumps(body), headers=headers, timeout=2
-                )
-                ok = response.status_code in (200, 201)
-            except requests.RequestException:
-                ok = False
-            attempts.append(Attempt(started, region, body["transaction_id"], ok))
-            if ok:
-                acknowledged.setdefault(body["transaction_id"], started)
-                return
+        try:
+            answer = client.process(body)
+        except PaymentsUnavailable as error:
+            retried[0] += error.attempts
+            caller_errors.append(body["transaction_id"])
+            attempts.append(Attempt(time.time(), endpoints[client.endpoint], body["transaction_id"], False))
+            return
+        # Each call is placed at its answer: when the caller learned the payment's fate.
+        answered = time.time()
+        retried[0] += answer.attempts - 1
+        ok = answer.status in (200, 201)
+        attempts.append(Attempt(answered, endpoints[answer.endpoint], body["transaction_id"], ok))
+        if ok:
+            acknowledged.setdefault(body["transaction_id"], answered)
+        else:
+            caller_errors.append(body["transaction_id"])
 
     def send_for(seconds: float) -> None:
         deadline = time.time() + seconds
@@ -322,8 +353,9 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
 
     def progress() -> str:
         return (
-            f"{phase[0]}; {len(attempts)} attempts, {len(acknowledged)} acknowledged, "
-            f"traffic to {router.region()}, canary alarm on {primary}: {router.alarm_state}"
+            f"{phase[0]}; {len(attempts)} payments, {len(acknowledged)} acknowledged, "
+            f"{len(caller_errors)} caller errors, the client on {endpoints[client.endpoint]}, "
+            f"canary alarm on {primary}: {router.alarm_state}"
         )
 
     at_risk: list[str] = []
@@ -394,7 +426,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
                     switchover_summary = outcome["report"].summary()  # type: ignore[attr-defined]
                 else:
                     switchover_summary = f"refused: {outcome.get('error')}"
-            send_until(lambda: router.region() == secondary, 30)
+            send_until(lambda: endpoints[client.endpoint] == secondary, 30)
             send_for(plan.recovered_seconds)  # the primary stays out of service: failback is manual
             phase[0] = f"failback of {primary} (waits for its canary to pass)"
             failback_at = _fail_back(target, primary, send_for)
@@ -403,11 +435,16 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
     finally:
         router.stop()
     report = audit(environment, target, attempts, acknowledged, fault_at, failback_at, plan.fault)
+    report.caller_errors = caller_errors
+    report.failed_attempts = retried[0]
+    report.route53_decided_at = router.decided_at
+    moves = [m for m in client.moves if endpoints[m.to_endpoint] == secondary and m.at + wall >= fault_at]
+    if moves:
+        report.client_move_reason = moves[0].reason.replace(target.api_url(primary), primary)
     report.at_risk = at_risk
     report.at_risk_seconds = max(0.0, fault_at - min((acknowledged[t] for t in at_risk), default=fault_at))
     if plan.fault == "replication-paused":
         report.detect_at, report.detected_by = switchover_started, "the operator starts the switchover"
-        report.decide_at = caught_up_at
     else:
         canary = first_failed_canary(environment, target, fault_at)
         check = router.first_failed_check_at
@@ -418,7 +455,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
         ]
         if signals:
             report.detect_at, report.detected_by = min(signals)
-        report.decide_at = router.decided_at
+    report.decide_at = moves[0].at + wall if moves else None
     report.primary_orchestrator_idle = primary_flag
     report.resumed_at, report.caught_up_at, report.switchover = resumed_at, caught_up_at, switchover_summary
     report.consistency = "strong" if environment.strong_consistency else "eventual"

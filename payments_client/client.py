@@ -118,6 +118,8 @@ class _Regions:
     failures: int = 0
     left_preferred_at: float | None = None
     returned_at: float | None = None
+    # When each region was last left because it failed: going back to it soon needs its /health.
+    left_failing_at: dict[int, float] = field(default_factory=dict)
     return_after: float = 0.0
     checked_at: dict[int, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -218,7 +220,7 @@ class PaymentsClient:
                 last_error = f"HTTP {status} from {endpoint}"
                 if response.headers.get(REGION_DRAINING_HEADER):
                     # A planned drain: the other region takes payments now; no reason to wait.
-                    self._move_away(index, f"{endpoint} is draining")
+                    self._move_away(index, f"{endpoint} is draining", failing=True)
                     continue
                 if status != IN_PROGRESS_STATUS:
                     self._failed(index, last_error)
@@ -285,7 +287,9 @@ class PaymentsClient:
         elif checking and not self._healthy(current):
             other = 1 - current
             if self._healthy(other):
-                self._move_away(current, f"{regions.endpoints[current]}{HEALTH_PATH} is not 200")
+                self._move_away(
+                    current, f"{regions.endpoints[current]}{HEALTH_PATH} is not 200", failing=True
+                )
         return regions.current
 
     def _failed(self, index: int, reason: str) -> None:
@@ -295,20 +299,31 @@ class PaymentsClient:
                 return
             regions.failures += 1
             failures = regions.failures
-        if failures >= self._policy.move_after_failures:
-            self._move_away(index, f"{failures} failed attempts in a row ({reason})")
+            other = 1 - index
+            recently_left = (
+                self._clock() - regions.left_failing_at.get(other, float("-inf")) < regions.return_after
+            )
+        if failures < self._policy.move_after_failures or len(regions.endpoints) < 2:
+            return
+        # Both failing: going back to the region it just left would only flap between them, so it
+        # goes back only if that region's /health says it has recovered.
+        if recently_left and not self._healthy(other):
+            return
+        self._move_away(index, f"{failures} failed attempts in a row ({reason})", failing=True)
 
     def _succeeded(self, index: int) -> None:
         with self._regions.lock:
             if self._regions.current == index:
                 self._regions.failures = 0
 
-    def _move_away(self, index: int, reason: str) -> None:
+    def _move_away(self, index: int, reason: str, *, failing: bool = False) -> None:
         regions = self._regions
         if len(regions.endpoints) < 2:
             return
         with regions.lock:
             if regions.current == index:
+                if failing:
+                    regions.left_failing_at[index] = self._clock()
                 self._switch(1 - index, reason)
 
     def _switch(self, to: int, reason: str) -> None:

@@ -54,8 +54,9 @@ def admit(
 class LocalKeyRing:
     """The client keys API Gateway would accept in one region: enabled, named as clients' keys, in a plan.
 
-    Read from the local AWS's API Gateway (``AWS_ENDPOINT_URL``) at most every ``ttl`` seconds;
-    a local AWS that does not answer accepts no key, as a gateway that is down accepts nothing.
+    Read from the local AWS's API Gateway (``AWS_ENDPOINT_URL``) at most every ``ttl`` seconds.
+    When the local AWS does not answer, the keys last read stand: API Gateway is a service of its
+    own, and a fault of the data plane (DynamoDB, SQS) must show as the app's 503, not as a 403.
     """
 
     def __init__(
@@ -77,11 +78,11 @@ class LocalKeyRing:
     def __call__(self) -> Mapping[str, str]:
         with self._lock:
             if self._clock() - self._read_at >= self._ttl:
-                self._keys = self._read()
+                self._keys = self._read() or self._keys
                 self._read_at = self._clock()
             return self._keys
 
-    def _read(self) -> dict[str, str]:
+    def _read(self) -> dict[str, str] | None:
         # Local only: boto3 with botocore's full API data, which the functions do not ship.
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
@@ -96,7 +97,7 @@ class LocalKeyRing:
                 for key in apigateway.get_usage_plan_keys(usagePlanId=plan["id"], limit=500)["items"]
             }
         except (BotoCoreError, ClientError):
-            return {}
+            return None
         return {
             key["value"]: key["id"]
             for key in keys

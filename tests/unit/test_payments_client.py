@@ -275,3 +275,28 @@ def test_amounts_given_as_decimals_are_sent_as_exact_strings(api: FakeApi, clock
     client_of(api, clock).process({**PAYMENT, "amount": Decimal("0.10")})
 
     assert json.loads(api.sent[0].data or "")["amount"] == "0.10"
+
+
+def test_with_both_regions_failing_it_does_not_flap_between_them(api: FakeApi, clock: Clock) -> None:
+    api.scripts[PRIMARY] = [requests.ConnectionError()] * 20
+    api.scripts[SECONDARY] = [requests.ConnectionError()] * 20
+    api.health[PRIMARY] = 503
+    client = client_of(api, clock, max_attempts=10, return_after=300.0)
+
+    with pytest.raises(PaymentsUnavailable):
+        client.process(PAYMENT)
+
+    assert [m.to_endpoint for m in client.moves] == [SECONDARY]  # one move, then it stays
+
+
+def test_it_goes_back_at_once_to_a_region_it_left_when_that_one_has_recovered(
+    api: FakeApi, clock: Clock
+) -> None:
+    api.scripts[PRIMARY] = [requests.ConnectionError()] * 2
+    client = client_of(api, clock, return_after=300.0)
+    client.process(PAYMENT)  # on the secondary now; the primary has recovered
+    api.scripts[SECONDARY] = [requests.ConnectionError()] * 2
+
+    answer = client.process(PAYMENT)
+
+    assert answer.endpoint == PRIMARY and [m.to_endpoint for m in client.moves] == [SECONDARY, PRIMARY]
