@@ -217,6 +217,8 @@ def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> d
             recorded(health_requests[region], health_rule) if api_traced else 0.0
         )
     lines["X-Ray"] = traces / 1e6 * prices["xray_per_million_traces_recorded_usd"]
+    # The stacks' own client (the canary); each merchant client adds the same, $0.80 a month.
+    lines["Secrets Manager"] = deployment.secrets * prices["secretsmanager_secret_per_month_usd"]
     lines["Route 53 health checks"] = sum(
         prices["route53_health_check_aws_endpoint_per_month_usd"]
         + c.optional_features * prices["route53_health_check_optional_feature_per_month_usd"]

@@ -98,6 +98,8 @@ class Deployment:
     web_acl_rules: int = 0
     web_acl_regions: set[str] = field(default_factory=set)
     kms_keys: int = 0
+    # Secrets Manager bills each secret and each of its replicas per month (API clients' keys).
+    secrets: int = 0
     # Queues, topics and log groups under a customer-managed key: each asks KMS for data keys.
     kms_encrypted_resources: int = 0
     alarm_metrics: int = 0
@@ -144,6 +146,8 @@ class Deployment:
                 self.web_acl_regions.add(region)
             elif kind in ("AWS::KMS::Key", "AWS::KMS::ReplicaKey"):
                 self.kms_keys += 1
+            elif kind == "AWS::SecretsManager::Secret":
+                self.secrets += 1 + len(props.get("ReplicaRegions", []))
             elif kind in ("AWS::SQS::Queue", "AWS::SNS::Topic") and props.get("KmsMasterKeyId"):
                 self.kms_encrypted_resources += 1
             elif kind == "AWS::CloudWatch::Alarm":
