@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.names import (
     API_KEY_SECRET_FIELD,
     API_STAGE,
+    CANARY_CLIENT,
     CLIENT_NAME_PATTERN,
     DEFAULT_CLIENT_THROTTLE,
     ClientThrottle,
@@ -153,6 +154,7 @@ class ClientRegistry:
     def rotate(self, client: str) -> ClientReport:
         """A new value for ``client``: in its secret, and as a second key in each region."""
         _check_name(client)
+        _not_the_stacks_own(client)
         report = ClientReport(client, "rotate")
         value = new_key_value()
         try:
@@ -172,6 +174,7 @@ class ClientRegistry:
     def revoke(self, client: str, *, previous_only: bool = False) -> ClientReport:
         """Refuse ``client`` in both regions; ``previous_only``: only its values older than the current."""
         _check_name(client)
+        _not_the_stacks_own(client)
         report = ClientReport(client, "revoke previous keys of" if previous_only else "revoke")
         current = None
         if previous_only:
@@ -385,6 +388,14 @@ def _check_name(client: str) -> None:
     if not re.fullmatch(CLIENT_NAME_PATTERN, client):
         raise InvalidClientCommand(
             f"client name {client!r}: 1 to 40 lowercase letters, digits and hyphens, starting with a letter or digit"
+        )
+
+
+def _not_the_stacks_own(client: str) -> None:
+    if client == CANARY_CLIENT:
+        raise InvalidClientCommand(
+            f"the {CANARY_CLIENT} client's key belongs to the stacks (each region's key resolves its secret at "
+            "deploy time): change it with a deploy, not with payments-dr"
         )
 
 

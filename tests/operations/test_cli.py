@@ -66,3 +66,16 @@ def test_local_without_a_running_environment_says_how_to_start_one(
 
     assert code == 2
     assert "make run" in capsys.readouterr().err
+
+
+def test_the_canarys_key_belongs_to_the_stacks_and_payments_dr_will_not_rotate_or_revoke_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for action in (["rotate", "canary"], ["revoke", "canary"]):
+        assert main(["clients", *action]) == 2
+        assert "belongs to the stacks" in capsys.readouterr().err
+
+
+def test_a_client_name_that_cannot_name_its_keys_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["clients", "create", "Acme Corp"]) == 2
+    assert "lowercase" in capsys.readouterr().err
