@@ -40,6 +40,10 @@ STREAM_EVENT_ID = "AnnounceProcessedPaymentsDynamodbEventSource"
 XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
 
 
+# API Gateway's name for a stage's execution log group: this prefix, the REST API's id, "/", the stage.
+EXECUTION_LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
+
+
 def function_logical_id(handler: str) -> str:
     """The logical id Chalice gives a handler's function in its SAM template."""
     return "APIHandler" if handler == Handler.API else "".join(p.capitalize() for p in handler.split("_"))
@@ -102,10 +106,17 @@ class PaymentApi(Construct):
         self.chalice = PrecompiledChalice(
             self, "Chalice", source_dir=str(RUNTIME_DIR), stage_config=self._stage_config(environment)
         )
-        self._configure_functions(resources.payment_queue, resources.ops_alert_topic)
+        self._configure_functions(
+            resources.payment_queue, resources.ops_alert_topic, resources.control_failures
+        )
         self._configure_notifier(resources.stream_arn, resources.notification_dlq, stack.region)
         self.rest_api = self.chalice.get_resource(API_LOGICAL_ID)
         self.access_logs = self._log_group("AccessLogs", f"/aws/apigateway/{names.rest_api}")
+        # INFO execution logs go to a group API Gateway would otherwise create on first use, with no
+        # key, kept forever and left behind with the stack: the stack makes it first.
+        self.execution_logs = self._log_group(
+            "ExecutionLogs", cdk.Fn.join("", [EXECUTION_LOG_GROUP_PREFIX, self.rest_api.ref, f"/{API_STAGE}"])
+        )
         self._configure_api(names)
         # SAM's reference to the stage it generates: it makes the usage plan and the WAF
         # association wait for the stage, which a plain stage name would not.
@@ -168,15 +179,23 @@ class PaymentApi(Construct):
             "lambda_functions": {handler: function_config(s) for handler, s in FUNCTIONS.items()},
         }
 
-    def _configure_functions(self, payment_queue: sqs.IQueue, ops_alert_topic: sns.ITopic) -> None:
+    def _configure_functions(
+        self, payment_queue: sqs.IQueue, ops_alert_topic: sns.ITopic, control_failures: sqs.IQueue
+    ) -> None:
         for handler, name in self.function_names.items():
             function = self.chalice.get_resource(function_logical_id(handler))
             function.add_property_override("FunctionName", name)
             # Chalice gives every function the stage's role; each gets its own here.
             function.add_property_override("Role", self.roles[handler].role_arn)
-            function.add_property_override(
-                "EventInvokeConfig", {"MaximumRetryAttempts": FUNCTIONS[handler].async_retries}
-            )
+            settings = FUNCTIONS[handler]
+            invoke_config: dict[str, Any] = {"MaximumRetryAttempts": settings.async_retries}
+            if settings.on_failure_destination:
+                invoke_config["DestinationConfig"] = {
+                    "OnFailure": {"Type": "SQS", "Destination": control_failures.queue_arn}
+                }
+            function.add_property_override("EventInvokeConfig", invoke_config)
+            if settings.reserved_concurrency is not None:
+                function.add_property_override("ReservedConcurrentExecutions", settings.reserved_concurrency)
             function.add_property_override(
                 "LoggingConfig", {"LogGroup": self.log_groups[handler].log_group_name}
             )

@@ -48,8 +48,16 @@ class PaymentKeyStack(cdk.Stack):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
         )
-        self.key.grant(
-            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        # Alarms publish to the encrypted ops-alert topic: CloudWatch needs the key, but only on
+        # behalf of this account's alarms (no other account's alarm can make it use our key).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
         )
         # CloudWatch Logs encrypts a log group only with a key whose policy lets the regional
         # logs principal use it, scoped by the log group's ARN in the encryption context.

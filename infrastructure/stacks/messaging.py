@@ -21,7 +21,8 @@ class PaymentMessaging(Construct):
     Default settings: every queue and topic is encrypted with the region's customer-managed key
     and refuses requests without TLS. Payment queue visibility 300 s (five times the processor's
     60 s timeout), dead-letter queue after 3 receives kept 14 days; notification dead-letter
-    queue (stream positions the notifier gave up on) kept 14 days. This account's alarms in this
+    queue (stream positions the notifier gave up on) and control-failures queue (invocations of
+    the orchestrator and the canary that failed every attempt) kept 14 days. This account's alarms in this
     region may publish to the ``ops-alerts`` topic (topic policy) and use its key (key policy).
     """
 
@@ -52,6 +53,17 @@ class PaymentMessaging(Construct):
             "AwsSolutions-SQS3",
             "It is the notifier's on-failure destination: Lambda writes the failed stream positions "
             "here and an operator replays them from the stream; nothing consumes it automatically.",
+        )
+        self.control_failures = self._queue(
+            "ControlFailures",
+            names.control_failures_queue,
+            retention_period=cdk.Duration.days(PAYMENT_QUEUE.dlq_retention_days),
+        )
+        acknowledge(
+            self.control_failures,
+            "AwsSolutions-SQS3",
+            "It is the orchestrator's and the canary's on-failure destination: Lambda writes each failed "
+            "invocation here with its event, and its alarm pages; an operator reads it, nothing consumes it.",
         )
         self.ops_alert_topic = self._topic(
             "OpsAlertTopic", names.ops_alert_topic, "Payment operations alerts"

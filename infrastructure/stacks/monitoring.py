@@ -47,6 +47,7 @@ class PaymentMonitoring(Construct):
         function_names: list[str],
         payment_queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
+        control_failures: sqs.IQueue,
         ops_alert_topic: sns.ITopic,
         peer_region: str,
     ) -> None:
@@ -151,6 +152,19 @@ class PaymentMonitoring(Construct):
             f"Payments waiting in the dead-letter queue >= {DLQ_MESSAGES_THRESHOLD}: they failed for reasons of "
             f"infrastructure; redrive them once fixed (payments-dr redrive). {PAGES_ONLY}",
         )
+        # Pages, never moves traffic: the orchestrator or the canary failed every attempt of an
+        # invocation (an alarm notification it could not act on, a probe that crashed). An alarm
+        # notifies once, so this is the only trace of a failover that did not happen.
+        self.control_failures_alarm = self._alarm(
+            "ControlFailuresAlarm",
+            names.control_failures_alarm,
+            control_failures.metric_approximate_number_of_messages_visible(
+                period=ALARM_PERIOD, statistic="Maximum"
+            ),
+            1,
+            "The failover orchestrator or the canary failed every attempt of an invocation; the event is in the "
+            f"control-failures queue. Act on the alarm it carried by hand (payments-dr failover). {PAGES_ONLY}",
+        )
         # Pages, never moves traffic: a call AWS refused for good (access denied, a resource that
         # is not there) is a broken deployment, not load; the functions count it apart from
         # throttling and timeouts, so it pages at the first occurrence instead of hiding in 503s.
@@ -186,7 +200,13 @@ class PaymentMonitoring(Construct):
             "a failover now could leave recent payments behind.",
             periods=3,
         )
-        for alarm in [*self.alarms, self.dlq_alarm, self.misconfiguration_alarm, self.replication_alarm]:
+        for alarm in [
+            *self.alarms,
+            self.dlq_alarm,
+            self.misconfiguration_alarm,
+            self.control_failures_alarm,
+            self.replication_alarm,
+        ]:
             alarm.add_alarm_action(actions.SnsAction(ops_alert_topic))
             alarm.add_ok_action(actions.SnsAction(ops_alert_topic))
 

@@ -15,7 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
-from chalicelib.names import CANARY_CLIENT, Handler, PaymentsTableSchema, ResourceNames
+from chalicelib.names import CANARY_CLIENT, FUNCTIONS, Handler, PaymentsTableSchema, ResourceNames
 
 STREAM_READ_ACTIONS = [
     "dynamodb:DescribeStream",
@@ -57,6 +57,7 @@ class FunctionResources(NamedTuple):
     key: kms.IKey
     payment_queue: sqs.IQueue
     notification_dlq: sqs.IQueue
+    control_failures: sqs.IQueue
     transaction_topic: sns.ITopic
     ops_alert_topic: sns.ITopic
     peer_region: str
@@ -121,4 +122,10 @@ def grant_each_function_its_calls(
     allow(canary, ["secretsmanager:GetSecretValue"], client_secret_arn(stack, names, CANARY_CLIENT))
     allow(canary, ["kms:Decrypt"], key.key_arn)
     allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
+    # Lambda sends a failed asynchronous invocation to its on-failure destination with the
+    # function's own role.
+    for handler, settings in FUNCTIONS.items():
+        if settings.on_failure_destination:
+            allow(roles[handler], ["sqs:SendMessage"], resources.control_failures.queue_arn)
+            allow(roles[handler], KEY_ACTIONS, key.key_arn)
     allow(orchestrator, KEY_ACTIONS, key.key_arn)

@@ -282,6 +282,15 @@ class ResourceNames(NamedTuple):
         return f"payment-dlq-messages-{self.environment_suffix}"
 
     @property
+    def control_failures_queue(self) -> str:
+        """Asynchronous invocations of the orchestrator and the canary that failed every attempt."""
+        return f"payment-control-failures-{self.environment_suffix}"
+
+    @property
+    def control_failures_alarm(self) -> str:
+        return f"payment-control-failures-{self.environment_suffix}"
+
+    @property
     def misconfiguration_alarm(self) -> str:
         return f"payment-dependency-misconfigured-{self.environment_suffix}"
 
@@ -322,7 +331,12 @@ class ResourceNames(NamedTuple):
     def paging_alarms(self) -> frozenset[str]:
         """Alarms that page operators without moving traffic."""
         return frozenset(
-            {self.dlq_messages_alarm, self.replication_latency_alarm, self.misconfiguration_alarm}
+            {
+                self.dlq_messages_alarm,
+                self.replication_latency_alarm,
+                self.misconfiguration_alarm,
+                self.control_failures_alarm,
+            }
         )
 
 
@@ -342,11 +356,19 @@ LAMBDA_ARCHITECTURE = "arm64"
 
 
 class FunctionSettings(NamedTuple):
-    """Size and retry settings of one Lambda function."""
+    """Size, retry and concurrency settings of one Lambda function.
+
+    ``reserved_concurrency``: executions kept for this function alone, so a surge that takes the
+    account's concurrency cannot throttle it (None: it shares the account's pool).
+    ``on_failure_destination``: an asynchronous invocation that fails every attempt is sent to the
+    control-failures queue, whose alarm pages, instead of being dropped.
+    """
 
     memory_mb: int
     timeout_seconds: int
     async_retries: int = 2
+    reserved_concurrency: int | None = None
+    on_failure_destination: bool = False
 
 
 FUNCTIONS: dict[str, FunctionSettings] = {
@@ -354,9 +376,21 @@ FUNCTIONS: dict[str, FunctionSettings] = {
     Handler.API: FunctionSettings(memory_mb=512, timeout_seconds=30),
     Handler.PAYMENT_PROCESSOR: FunctionSettings(memory_mb=1024, timeout_seconds=60),
     Handler.PAYMENT_NOTIFIER: FunctionSettings(memory_mb=256, timeout_seconds=60),
-    Handler.FAILOVER_ORCHESTRATOR: FunctionSettings(memory_mb=256, timeout_seconds=60),
-    # Two HTTP steps of at most 5 s each; a missed run is just a missing data point.
-    Handler.PAYMENT_CANARY: FunctionSettings(memory_mb=256, timeout_seconds=30, async_retries=0),
+    # The control plane: a CloudWatch alarm notifies once, on its change of state, so a dropped
+    # notification is a failover that never happens; and it must run when the payment path has
+    # taken every execution the account has. A few alarms at once at most: 5 executions.
+    Handler.FAILOVER_ORCHESTRATOR: FunctionSettings(
+        memory_mb=256, timeout_seconds=60, reserved_concurrency=5, on_failure_destination=True
+    ),
+    # Two HTTP steps of at most 5 s each, once a minute; a missed run is a missing data point, and
+    # one that fails (not a failed probe: the function itself) pages.
+    Handler.PAYMENT_CANARY: FunctionSettings(
+        memory_mb=256,
+        timeout_seconds=30,
+        async_retries=0,
+        reserved_concurrency=2,
+        on_failure_destination=True,
+    ),
 }
 
 

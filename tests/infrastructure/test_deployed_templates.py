@@ -351,7 +351,7 @@ def test_route_53_health_requests_are_never_traced(deployment: Deployment, stack
 def test_payment_logs_are_encrypted_with_the_regions_key(deployment: Deployment, stack: str) -> None:
     groups = [g for g in deployment.resources("AWS::Logs::LogGroup") if g.stack == stack]
 
-    assert len(groups) == 6
+    assert len(groups) == 7  # five functions, the access log and the execution log
     for group in groups:
         key = deployment.find_key(stack, group.properties["KmsKeyId"])
         assert key is not None and deployment.region(key.stack) == deployment.region(stack)

@@ -169,7 +169,11 @@ def test_functions_are_sized_as_the_spec_says(
     properties = function(templates[stack], handler)["Properties"]
 
     assert (properties["MemorySize"], properties["Timeout"]) == (memory, timeout)
-    assert properties["EventInvokeConfig"] == {"MaximumRetryAttempts": 2}
+    assert properties["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+    # Only the control plane's failures go to a destination (tests/infrastructure/test_control_plane.py).
+    assert ("DestinationConfig" in properties["EventInvokeConfig"]) == FUNCTIONS[
+        handler
+    ].on_failure_destination
     assert properties["Tracing"] == "Active"
     assert FUNCTIONS[handler].memory_mb == memory
 
@@ -243,7 +247,10 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     assert not any(a.startswith("sqs:Receive") or a == "sqs:DeleteMessage" for a in actions[Handler.API])
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions[Handler.PAYMENT_PROCESSOR]
     assert "sqs:SendMessage" not in actions[Handler.PAYMENT_PROCESSOR]
-    assert not any(a.startswith(("sqs:", "dynamodb:")) for a in actions[Handler.FAILOVER_ORCHESTRATOR])
+    # The orchestrator touches no payment data; it may only put a failed invocation on its
+    # on-failure destination.
+    assert not any(a.startswith("dynamodb:") for a in actions[Handler.FAILOVER_ORCHESTRATOR])
+    assert {a for a in actions[Handler.FAILOVER_ORCHESTRATOR] if a.startswith("sqs:")} == {"sqs:SendMessage"}
     # Only the notifier publishes payments (from the stream), so a retried write cannot publish
     # again; the orchestrator publishes only what it did, on ops-alerts.
     [transactions] = [
@@ -290,11 +297,13 @@ def test_function_and_api_logs_are_kept_one_week_and_destroyed_with_the_stack(
     templates: dict[str, Template], stack: str
 ) -> None:
     groups = resources(templates[stack], "AWS::Logs::LogGroup")
-    names = {g["Properties"]["LogGroupName"] for g in groups.values()}
+    names = [g["Properties"]["LogGroupName"] for g in groups.values()]
 
-    assert {f"/aws/lambda/{n}" for n in FUNCTION_NAMES.values()} | {
-        "/aws/apigateway/payment-api-dev"
-    } == names
+    execution_logs = {"Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": "RestAPI"}, "/prod"]]}
+    assert {f"/aws/lambda/{n}" for n in FUNCTION_NAMES.values()} | {"/aws/apigateway/payment-api-dev"} == {
+        n for n in names if isinstance(n, str)
+    }
+    assert [n for n in names if not isinstance(n, str)] == [execution_logs]
     assert all(
         g["Properties"]["RetentionInDays"] == 7 and g["DeletionPolicy"] == "Delete" for g in groups.values()
     )
@@ -789,6 +798,10 @@ def test_the_canary_probes_the_peer_every_minute_and_may_only_look_up_its_api(
     assert actions_of(statements) - {"apigateway:GET"} <= {
         "secretsmanager:GetSecretValue",
         "kms:Decrypt",
+        # A failed run goes to the control-failures queue (tests/infrastructure/test_control_plane.py).
+        "sqs:SendMessage",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
