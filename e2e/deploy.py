@@ -132,9 +132,20 @@ def _zip_directory(directory: Path) -> bytes:
 
 def create_stack(client: Callable[[str, str], Any], stack: StackArtifact, account: str) -> dict[str, str]:
     """Create ``stack`` from its uploaded template and wait for it; returns its outputs."""
+    return _deploy(client, stack, account, "create_stack", "CREATE_COMPLETE")
+
+
+def update_stack(client: Callable[[str, str], Any], stack: StackArtifact, account: str) -> dict[str, str]:
+    """Update ``stack`` to its uploaded template (a later ``cdk deploy``) and wait; returns its outputs."""
+    return _deploy(client, stack, account, "update_stack", "UPDATE_COMPLETE")
+
+
+def _deploy(
+    client: Callable[[str, str], Any], stack: StackArtifact, account: str, operation: str, done: str
+) -> dict[str, str]:
     cloudformation = client("cloudformation", stack.region)
     bucket, key = _substitute(stack.template_url, account, stack.region).removeprefix("s3://").split("/", 1)
-    cloudformation.create_stack(
+    getattr(cloudformation, operation)(
         StackName=stack.name,
         # Path style, as the CDK CLI writes it.
         TemplateURL=f"https://s3.{stack.region}.amazonaws.com/{bucket}/{key}",
@@ -144,7 +155,7 @@ def create_stack(client: Callable[[str, str], Any], stack: StackArtifact, accoun
     while True:
         [described] = cloudformation.describe_stacks(StackName=stack.name)["Stacks"]
         status = described["StackStatus"]
-        if status == "CREATE_COMPLETE":
+        if status == done:
             return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
         if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
             events = cloudformation.describe_stack_events(StackName=stack.name)["StackEvents"]

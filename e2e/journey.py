@@ -169,8 +169,16 @@ class Rider:
 class Journey:
     """The steps of ``make e2e`` after the deploy, each printed by ``steps``."""
 
-    def __init__(self, deployed: Deployed, steps: Any, gaps: Any | None = None) -> None:
+    def __init__(
+        self,
+        deployed: Deployed,
+        steps: Any,
+        gaps: Any | None = None,
+        *,
+        redeploy_primary: Callable[[], str] | None = None,
+    ) -> None:
         self.d, self.steps, self.gaps = deployed, steps, gaps
+        self.redeploy_primary = redeploy_primary
         self.http = requests.Session()
         self.primary, self.secondary = deployed.regions
         self.failover_at = 0.0
@@ -234,6 +242,11 @@ class Journey:
             f"the client moves to {self.secondary} with the same key",
             lambda: rider.moved_to(self.d.api_urls[self.secondary]),
         )
+        if self.redeploy_primary is not None:
+            self.steps.run(
+                f"cdk deploy again, the flag's text changed: {self.primary} stays out of service",
+                self.redeployed,
+            )
         self.steps.run(
             f"failback with payments-dr against the deployment -> {self.primary} back", self.failback
         )
@@ -245,6 +258,18 @@ class Journey:
         self.steps.run(
             f"payments-dr clients revoke {self.merchant}: its key refused in both regions", self.revoke_client
         )
+
+    def redeployed(self) -> str:
+        assert self.redeploy_primary is not None
+        outcome = self.redeploy_primary()
+        parameter = ResourceNames(self.d.suffix).in_service_parameter
+        flag = json.loads(
+            self.d.client("ssm", self.primary).get_parameter(Name=parameter)["Parameter"]["Value"]
+        )
+        if flag.get("in_service") is not False:
+            raise AssertionError(f"the deploy put {self.primary} back in service: {flag}")
+        self.health_is(503, self.primary)
+        return f"{outcome}; the flag still says out of service, by {flag.get('changed_by')}"
 
     def create_client(self) -> str:
         report = self.registry.create(self.merchant)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from chalicelib.names import CANARY_CLIENT, CANARY_THROTTLE, Handler
-from chalicelib.regions import RegionFlag
 from stacks.api import PaymentApi
 from stacks.clients import ClientKey
 from stacks.data import PaymentsData
 from stacks.dns import PaymentDns
+from stacks.flag import in_service_flag
 from stacks.keys import key_alias_arn
 from stacks.messaging import PaymentMessaging
 from stacks.monitoring import PaymentMonitoring, canary_alarm_in_peer
@@ -80,13 +79,7 @@ class PaymentRegionStack(cdk.Stack):
             production=props.settings.production,
         )
         # The region's in-service flag: /health fails while it is off, so Route 53 fails over.
-        ssm.StringParameter(
-            self,
-            "InServiceFlag",
-            parameter_name=names.in_service_parameter,
-            string_value=RegionFlag(in_service=True).to_text(),
-            description="Whether this region takes payments; set by the orchestrator and payments-dr",
-        )
+        in_service_flag(self, "InServiceFlag", names=names)
         monitoring = PaymentMonitoring(
             self,
             "Monitoring",

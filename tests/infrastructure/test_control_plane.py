@@ -8,6 +8,7 @@ on a planted-bad copy (the finding it exists for).
 from __future__ import annotations
 
 import copy
+import json
 
 from chalicelib.names import FUNCTIONS, Handler, ResourceNames
 from tests.infrastructure.cloudformation import Deployment
@@ -181,3 +182,44 @@ def test_a_key_that_cloudwatch_may_use_for_any_account_is_caught(deployment: Dep
                     ) == "cloudwatch.amazonaws.com" else None
 
     assert len(cloudwatch_key_problems(bad)) == 2
+
+
+def flag_ownership_problems(deployment: Deployment) -> list[str]:
+    """Ways a deploy could write a region's in-service flag (and so undo an operator or the orchestrator)."""
+    found = []
+    for stack in REGIONAL:
+        resources = deployment.stacks[stack].template["Resources"]
+        for logical_id, body in resources.items():
+            if (
+                body["Type"] == "AWS::SSM::Parameter"
+                and body["Properties"].get("Name") == NAMES.in_service_parameter
+            ):
+                found.append(f"{stack}/{logical_id}: CloudFormation owns the flag's value")
+        flags = [
+            body["Properties"]
+            for body in resources.values()
+            if body["Type"] == "Custom::AWS" and NAMES.in_service_parameter in json.dumps(body["Properties"])
+        ]
+        if len(flags) != 1:
+            found.append(f"{stack}: {len(flags)} resources create the flag")
+            continue
+        if "Update" in flags[0]:
+            found.append(f"{stack}: an update of the stack writes the flag")
+        create = json.loads(deployment.render(stack, flags[0]["Create"]))
+        if create.get("action") != "putParameter" or create["parameters"].get("Overwrite") is not False:
+            found.append(f"{stack}: creating the stack may overwrite an existing flag")
+    return found
+
+
+def test_a_deploy_never_writes_a_regions_in_service_flag(deployment: Deployment) -> None:
+    assert flag_ownership_problems(deployment) == []
+
+
+def test_a_flag_a_deploy_would_rewrite_is_caught(deployment: Deployment) -> None:
+    bad = copy.deepcopy(deployment)
+    for stack in REGIONAL:
+        for body in bad.stacks[stack].template["Resources"].values():
+            if body["Type"] == "Custom::AWS" and NAMES.in_service_parameter in json.dumps(body["Properties"]):
+                body["Properties"]["Update"] = body["Properties"]["Create"]
+
+    assert len(flag_ownership_problems(bad)) == 2

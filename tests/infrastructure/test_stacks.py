@@ -597,12 +597,17 @@ def test_each_region_has_an_in_service_flag_only_health_and_the_orchestrator_use
     templates: dict[str, Template], stack: str
 ) -> None:
     template = templates[stack]
-    [parameter] = resources(template, "AWS::SSM::Parameter").values()
+    [flag] = [
+        r
+        for r in resources(template, "Custom::AWS").values()
+        if "putParameter" in json.dumps(r["Properties"])
+    ]
+    created = json.loads(rendered(flag["Properties"]["Create"]))
     policies = json.dumps(resources(template, "AWS::IAM::Policy"))
     peer = "us-east-2" if stack == PRIMARY else "us-east-1"
 
-    assert parameter["Properties"]["Name"] == NAMES.in_service_parameter
-    assert json.loads(parameter["Properties"]["Value"])["in_service"] is True
+    assert created["parameters"]["Name"] == NAMES.in_service_parameter
+    assert json.loads(created["parameters"]["Value"])["in_service"] is True
     assert f"ssm:{peer}:" in policies  # the orchestrator reads the peer's flag before acting
     for function_ in resources(template, "AWS::Serverless::Function").values():
         assert function_["Properties"]["Environment"]["Variables"]["PEER_REGION"] == peer
