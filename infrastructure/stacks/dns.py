@@ -11,7 +11,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from chalicelib.names import API_STAGE, HEALTH_PATH, ResourceNames
+from chalicelib.names import API_STAGE, CANARY, HEALTH_PATH, ResourceNames
 from stacks.api import API_LOGICAL_ID
 
 HEALTH_CHECK_INTERVAL_SECONDS = 30
@@ -86,9 +86,11 @@ class PaymentDns(Construct):
                 route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}")
             ],
         )
+        # A new health check whenever the alarm's definition changes: Route 53 copies the alarm's
+        # settings when the check is created and would keep the old ones (names.CanarySettings).
         self.canary_check = route53.CfnHealthCheck(
             self,
-            "CanaryCheck",
+            f"CanaryCheck{CANARY.alarm_digest}",
             health_check_config=route53.CfnHealthCheck.HealthCheckConfigProperty(
                 type="CLOUDWATCH_METRIC",
                 alarm_identifier=route53.CfnHealthCheck.AlarmIdentifierProperty(

@@ -132,14 +132,14 @@ def canary_alarm_definition(names: ResourceNames, target_region: str, actions: l
         "Namespace": METRICS_NAMESPACE,
         "MetricName": Metric.CANARY_SUCCESS,
         "Dimensions": canary_dimensions(target_region),
-        "Statistic": "Minimum",
+        "Statistic": CANARY.statistic,
         "Period": CANARY.period_seconds,
         "EvaluationPeriods": CANARY.evaluation_periods,
         "DatapointsToAlarm": CANARY.datapoints_to_alarm,
-        "Threshold": 1,
-        "ComparisonOperator": "LessThanThreshold",
+        "Threshold": CANARY.threshold,
+        "ComparisonOperator": CANARY.comparison,
         # No data means the observer is not running, not that the target fails: keep the state.
-        "TreatMissingData": "missing",
+        "TreatMissingData": CANARY.treat_missing_data,
         "AlarmActions": actions,
         "OKActions": actions,
     }

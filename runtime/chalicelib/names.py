@@ -7,6 +7,7 @@ exactly one place and cannot drift between the deployed system and a laptop.
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 SERVICE_NAME = "payments"
@@ -308,8 +309,11 @@ class ResourceNames(NamedTuple):
         return f"payment-canary-{self.environment_suffix}"
 
     def canary_alarm(self, target_region: str) -> str:
-        """The alarm on the canary against ``target_region``; it lives in the peer (observer) region."""
-        return f"payment-canary-{target_region}-{self.environment_suffix}"
+        """The alarm on the canary against ``target_region``; it lives in the peer (observer) region.
+
+        Its name ends with the digest of its definition (:attr:`CanarySettings.alarm_digest`).
+        """
+        return f"payment-canary-{target_region}-{self.environment_suffix}-{CANARY.alarm_digest}"
 
     @property
     def health_check_alarm(self) -> str:
@@ -405,6 +409,34 @@ class CanarySettings(NamedTuple):
     datapoints_to_alarm: int = 2
     # Failback waits until the canary against the returning region has passed this long.
     failback_passing_seconds: int = 600
+    # The alarm's rule: a period whose lowest CanarySuccess is under 1 had a failed probe; no
+    # data means the observer is not running, not that its target fails.
+    statistic: str = "Minimum"
+    threshold: float = 1
+    comparison: str = "LessThanThreshold"
+    treat_missing_data: str = "missing"
+
+    @property
+    def alarm_digest(self) -> str:
+        """Eight hex digits that change whenever the alarm's definition does.
+
+        Route 53 copies an alarm's settings when a health check on it is created and never
+        follows later changes: the digest in the alarm's name (and the health check's id) makes a
+        changed definition a new alarm and a new health check, never a stale copy.
+        """
+        rule = (
+            METRICS_NAMESPACE,
+            Metric.CANARY_SUCCESS,
+            CANARY_TARGET_DIMENSION,
+            self.statistic,
+            self.period_seconds,
+            self.evaluation_periods,
+            self.datapoints_to_alarm,
+            self.threshold,
+            self.comparison,
+            self.treat_missing_data,
+        )
+        return hashlib.sha256(repr(rule).encode()).hexdigest()[:8]
 
 
 CANARY = CanarySettings()

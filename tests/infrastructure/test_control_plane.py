@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
+from typing import Any
 
-from chalicelib.names import FUNCTIONS, Handler, ResourceNames
+import pytest
+
+import chalicelib.canary as canary_module
+import chalicelib.names as names_module
+import stacks.dns as dns_module
+from chalicelib.names import CANARY, FUNCTIONS, Handler, ResourceNames
 from tests.infrastructure.cloudformation import Deployment
+from tests.infrastructure.conftest import synthesize
 from tests.infrastructure.wiring import Wiring
 
 NAMES = ResourceNames("dev")
@@ -223,3 +231,86 @@ def test_a_flag_a_deploy_would_rewrite_is_caught(deployment: Deployment) -> None
                 body["Properties"]["Update"] = body["Properties"]["Create"]
 
     assert len(flag_ownership_problems(bad)) == 2
+
+
+def _joined(value: Any) -> str:
+    """A custom resource's JSON property with every reference replaced by a placeholder."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return "".join(part if isinstance(part, str) else "REF" for part in value["Fn::Join"][1])
+    return str(value)
+
+
+def health_check_alarm_problems(templates: dict[str, dict[str, Any]], digest: str) -> list[str]:
+    """Canary health checks that do not read the alarm as this synthesis defines it (``digest``)."""
+    found = []
+    for stack, template in templates.items():
+        resources = template.get("Resources", {})
+        checks = {
+            logical_id: body["Properties"]["HealthCheckConfig"]["AlarmIdentifier"]["Name"]
+            for logical_id, body in resources.items()
+            if body["Type"] == "AWS::Route53::HealthCheck"
+            and body["Properties"]["HealthCheckConfig"]["Type"] == "CLOUDWATCH_METRIC"
+        }
+        alarms = {
+            json.loads(_joined(body["Properties"]["Create"]))["parameters"]["AlarmName"]
+            for body in resources.values()
+            if body["Type"] == "Custom::AWS" and "putMetricAlarm" in json.dumps(body["Properties"])
+        }
+        if not checks:
+            found.append(f"{stack}: no health check reads the canary alarm")
+        for logical_id, alarm_name in checks.items():
+            if alarm_name not in alarms or not alarm_name.endswith(digest) or digest not in logical_id:
+                found.append(f"{stack}/{logical_id}: reads {alarm_name}, the stack defines {sorted(alarms)}")
+    return found
+
+
+def synthesized_with_a_domain(outdir: Path) -> dict[str, dict[str, Any]]:
+    templates = synthesize(
+        outdir, domain_name="pay.example.com", hosted_zone_id="Z123EXAMPLE", hosted_zone_name="example.com"
+    )
+    return {name: dict(t.to_json()) for name, t in templates.items() if name in REGIONAL}
+
+
+def canary_checks(templates: dict[str, dict[str, Any]]) -> set[str]:
+    return {
+        f"{stack}/{logical_id}"
+        for stack, template in templates.items()
+        for logical_id, body in template["Resources"].items()
+        if body["Type"] == "AWS::Route53::HealthCheck"
+        and "AlarmIdentifier" in body["Properties"]["HealthCheckConfig"]
+    }
+
+
+def test_the_health_check_reads_the_canary_alarm_as_deployed_and_a_changed_alarm_makes_a_new_check(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = synthesized_with_a_domain(tmp_path_factory.mktemp("alarm-before"))
+    changed = CANARY._replace(datapoints_to_alarm=3)  # 3 failed probes of 3, not 2
+    for module in (names_module, canary_module, dns_module):
+        monkeypatch.setattr(module, "CANARY", changed)
+
+    after = synthesized_with_a_domain(tmp_path_factory.mktemp("alarm-after"))
+
+    assert changed.alarm_digest != CANARY.alarm_digest
+    assert health_check_alarm_problems(before, CANARY.alarm_digest) == []
+    assert health_check_alarm_problems(after, changed.alarm_digest) == []
+    # Every check that reads the alarm is a new one, so Route 53 copies the new definition.
+    assert canary_checks(before).isdisjoint(canary_checks(after))
+
+
+def test_a_health_check_left_on_an_old_alarm_definition_is_caught(tmp_path: Path) -> None:
+    bad = synthesized_with_a_domain(tmp_path)
+    for template in bad.values():
+        for body in template["Resources"].values():
+            config = (
+                body["Properties"].get("HealthCheckConfig", {})
+                if body["Type"] == "AWS::Route53::HealthCheck"
+                else {}
+            )
+            if "AlarmIdentifier" in config:
+                identifier = config["AlarmIdentifier"]
+                identifier["Name"] = (
+                    identifier["Name"].rsplit("-", 1)[0] + "-0ld0ld00"
+                )  # an earlier definition
+
+    assert len(health_check_alarm_problems(bad, CANARY.alarm_digest)) == 2
