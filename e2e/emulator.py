@@ -39,8 +39,8 @@ class Emulator:
             env["NODE_PATH"] = str(self.node_path)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
-            # MiniStack, with API keys looked up regionally (see the script and make e2e's gaps).
-            [str(self.python), str(Path(__file__).with_name("ministack_regional_keys.py"))],
+            # MiniStack with two differences from AWS corrected (see the script and make e2e's gaps).
+            [str(self.python), str(Path(__file__).with_name("ministack_fixes.py"))],
             env=env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,

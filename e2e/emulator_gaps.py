@@ -26,7 +26,15 @@ class EmulatorGaps:
         # in both modes and runs here; MRSC's own rules run only locally.
         self.note(
             "API keys: the emulator matched an x-api-key value against every region's keys; it runs with "
-            "the lookup made regional, as API Gateway's is (e2e/ministack_regional_keys.py)"
+            "the lookup made regional, as API Gateway's is (e2e/ministack_fixes.py)"
+        )
+        self.note(
+            "alarm notifications: the emulator's carry no AlarmArn, CloudWatch's do; it runs with it added "
+            "(e2e/ministack_fixes.py)"
+        )
+        self.note(
+            "SNS -> Lambda events: the emulator leaves out MessageAttributes and Subject when a message has "
+            "none, where SNS sends {} and null; it runs with them added (e2e/ministack_fixes.py)"
         )
         self.note(
             f"multi-Region strong consistency (-c strong_consistency_witness): {NOT_VERIFIED} (the emulator "
@@ -84,11 +92,3 @@ class EmulatorGaps:
             self.note(
                 f"replicas created by CloudFormation's GlobalTable: {NOT_VERIFIED} (added with UpdateTable)"
             )
-
-    def sns_message_attributes(self) -> dict[str, Any]:
-        """Attributes to publish with: the emulator omits ``MessageAttributes`` from SNS -> Lambda
-        events when there are none, where SNS sends ``{}``, and Chalice's SNS event needs the key."""
-        self.note(
-            "SNS -> Lambda events without message attributes: published with one (the emulator drops the empty map)"
-        )
-        return {"sent_by": {"DataType": "String", "StringValue": "e2e"}}

@@ -258,6 +258,35 @@ class Journey:
         self.steps.run(
             f"payments-dr clients revoke {self.merchant}: its key refused in both regions", self.revoke_client
         )
+        self.steps.run(
+            f"first deploy order: the alarm on the canary against {self.primary}, made in {self.secondary} "
+            f"before that region's ops-alerts existed, reaches {self.secondary}'s orchestrator",
+            self.observer_takes_primary_out,
+        )
+        self.steps.run(
+            f"failback of {self.primary} once its canary alarm is OK again", self.observer_failback
+        )
+
+    def observer_takes_primary_out(self) -> str:
+        """The alarm the primary's stack made in the secondary, on the secondary's topic, moves traffic."""
+        name = ResourceNames(self.d.suffix).canary_alarm(self.primary)
+        self.d.client("cloudwatch", self.secondary).set_alarm_state(
+            AlarmName=name, StateValue="ALARM", StateReason="e2e: the canary's probes of the primary fail"
+        )
+        self.health_is(503, self.primary)
+        flag = json.loads(
+            self.d.client("ssm", self.primary).get_parameter(
+                Name=ResourceNames(self.d.suffix).in_service_parameter
+            )["Parameter"]["Value"]
+        )
+        return f"{self.primary} out of service by {flag.get('changed_by')}: {flag.get('reason')}"
+
+    def observer_failback(self) -> str:
+        name = ResourceNames(self.d.suffix).canary_alarm(self.primary)
+        self.d.client("cloudwatch", self.secondary).set_alarm_state(
+            AlarmName=name, StateValue="OK", StateReason="e2e: the canary passes again"
+        )
+        return self.failback()
 
     def redeployed(self) -> str:
         assert self.redeploy_primary is not None
@@ -469,14 +498,11 @@ class Journey:
             "AlarmArn": f"arn:aws:cloudwatch:{self.primary}:000000000000:alarm:{alarm}",
             "OldStateValue": "OK",
         }
-        extra = (
-            {"MessageAttributes": self.gaps.sns_message_attributes()} if self.gaps and self.d.endpoint else {}
-        )
+        # As CloudWatch sends it: no message attributes.
         self.d.client("sns", self.primary).publish(
             TopicArn=self.d.outputs[self.primary]["OpsAlertTopicArn"],
             Subject=f'ALARM: "{alarm}" in US East (N. Virginia)',
             Message=json.dumps(message),
-            **extra,
         )
         return ""
 
