@@ -16,6 +16,7 @@ from botocore.parsers import ResponseParserError
 
 from chalicelib.cursor import decode_cursor, encode_cursor
 from chalicelib.errors import DependencyUnavailable
+from chalicelib.failures import LOAD, cause_of
 from chalicelib.items import (
     claim_attributes,
     key_attributes,
@@ -333,16 +334,32 @@ class SsmRegionControl:
         self._parameter = parameter
         self._client_factory = client
         self._clients: dict[str, LazyClient] = {}
+        # The last flag read per region: what a throttled read answers instead of failing.
+        self._last: dict[str, RegionFlag] = {}
 
     def _client(self, region: str) -> LazyClient:
         return self._clients.setdefault(region, LazyClient(self._client_factory, region))
 
     def flag(self, region: str) -> RegionFlag:
+        """``region``'s flag; the last one read when Parameter Store throttles or times out.
+
+        Parameter Store's throughput is shared by every caller in the account and region: a busy
+        account must not make a healthy region look out of service (``/health`` 503) on its own.
+        A flag that cannot be read for any other reason (access denied, no such parameter), or
+        that was never read, still fails.
+        """
         try:
             value = self._client(region).get_parameter(Name=self._parameter)["Parameter"]["Value"]
         except AWS_FAILURES as error:
-            raise DependencyUnavailable(f"in-service flag of {region}") from error
-        return RegionFlag.from_text(value)
+            unavailable = DependencyUnavailable(f"in-service flag of {region}")
+            unavailable.__cause__ = error
+            if region in self._last and cause_of(unavailable).kind == LOAD:
+                report_dependency_failure(unavailable)
+                return self._last[region]
+            raise unavailable from error
+        flag = RegionFlag.from_text(value)
+        self._last[region] = flag
+        return flag
 
     def set_flag(self, region: str, flag: RegionFlag) -> None:
         try:
@@ -351,6 +368,7 @@ class SsmRegionControl:
             )
         except AWS_FAILURES as error:
             raise DependencyUnavailable(f"in-service flag of {region}") from error
+        self._last[region] = flag
 
 
 class SnsOpsNotices:

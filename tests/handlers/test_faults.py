@@ -240,3 +240,55 @@ def test_every_503_logs_its_cause_once_and_counts_misconfiguration_apart_from_lo
     assert "t-cause" not in json.dumps(line)  # the cause, never the request
     emitted = capsys.readouterr().out
     assert f'"{metric}":[1.0]' in emitted
+
+
+SSM_THROTTLED = (
+    400,
+    b'{"__type": "com.amazonaws.ssm#ThrottlingException", "message": "Rate exceeded"}',
+)
+SSM_DENIED = (
+    400,
+    b'{"__type": "com.amazon.coral.service#AccessDeniedException", "message": "not authorized"}',
+)
+
+
+def health_with_flag_reads_answering(
+    client: Client, faults: FaultyAws, resources: RegionResources, fault: tuple[int, bytes]
+) -> tuple[int, int]:
+    """/health before and after Parameter Store starts answering ``fault`` to the flag read."""
+    services = get_services()
+    flag = adapters.SsmRegionControl(
+        parameter=services.settings.names.in_service_parameter,
+        client=lambda region: faults.client("ssm", "GetParameter", fault),
+    )
+    use_services(
+        services._replace(
+            probes=adapters.DependencyProbes(
+                table_name=resources.payments_table,
+                queue_url=resources.payment_queue_url,
+                client=partial(sdk.make_client, region=REGION),
+                flag=flag,
+                region=REGION,
+            )
+        )
+    )
+    faults.failing = False
+    before = client.http.get("/health").status_code
+    faults.failing = True
+    get_services().health_cache.clear()
+    after = client.http.get("/health").status_code
+    return before, after
+
+
+def test_a_throttled_flag_read_never_turns_health_to_503_on_its_own(
+    client: Client, faults: FaultyAws, resources: RegionResources
+) -> None:
+    """Parameter Store's throughput is the account's: a busy account is not a failing region."""
+    assert health_with_flag_reads_answering(client, faults, resources, SSM_THROTTLED) == (200, 200)
+    assert faults.attempts["GetParameter"] >= 1  # it was asked, throttled, and the last flag stood
+
+
+def test_a_flag_that_cannot_be_read_for_good_still_fails_health(
+    client: Client, faults: FaultyAws, resources: RegionResources
+) -> None:
+    assert health_with_flag_reads_answering(client, faults, resources, SSM_DENIED) == (200, 503)
