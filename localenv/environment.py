@@ -271,7 +271,7 @@ class LocalEnvironment:
         return ClientRegistry(
             names=ResourceNames(self.environment_suffix),
             regions=(regions[0], regions[-1]),
-            client=lambda service, region: self.client(service, region),
+            client=self.client,
         )
 
     def _create_clients(self) -> None:

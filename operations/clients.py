@@ -167,8 +167,7 @@ class ClientRegistry:
             return report
         report.value = value
         for region in self.regions:
-            throttle = self._throttle(region, client) or DEFAULT_CLIENT_THROTTLE
-            report.outcomes.append(self._ensure_key(region, client, value, throttle))
+            report.outcomes.append(self._ensure_key(region, client, value, DEFAULT_CLIENT_THROTTLE))
         return report
 
     def revoke(self, client: str, *, previous_only: bool = False) -> ClientReport:
@@ -215,40 +214,19 @@ class ClientRegistry:
         return [k for k in self._all_keys(region, name) if k.get("name") == name]
 
     def _all_keys(self, region: str, name_query: str) -> Iterator[dict[str, Any]]:
-        apigateway = self._client("apigateway", region)
-        position = None
-        while True:
-            page = apigateway.get_api_keys(
-                nameQuery=name_query,
-                includeValues=True,
-                limit=500,
-                **({"position": position} if position else {}),
-            )
+        pages = self._client("apigateway", region).get_paginator("get_api_keys")
+        for page in pages.paginate(nameQuery=name_query, includeValues=True):
             yield from page.get("items", [])
-            position = page.get("position")
-            if not position:
-                return
+
+    def _plans(self, region: str) -> dict[str, dict[str, Any]]:
+        """Every usage plan in ``region``, by name (one listing for all the clients asked about)."""
+        pages = self._client("apigateway", region).get_paginator("get_usage_plans")
+        return {
+            str(plan.get("name")): dict(plan) for page in pages.paginate() for plan in page.get("items", [])
+        }
 
     def _plan(self, region: str, client: str) -> dict[str, Any] | None:
-        apigateway = self._client("apigateway", region)
-        name = self._names.client_usage_plan(client)
-        position = None
-        while True:
-            page = apigateway.get_usage_plans(limit=500, **({"position": position} if position else {}))
-            for plan in page.get("items", []):
-                if plan.get("name") == name:
-                    return dict(plan)
-            position = page.get("position")
-            if not position:
-                return None
-
-    def _throttle(self, region: str, client: str) -> ClientThrottle | None:
-        try:
-            plan = self._plan(region, client)
-        except (ClientError, BotoCoreError):
-            return None
-        throttle = (plan or {}).get("throttle")
-        return ClientThrottle(float(throttle["rateLimit"]), int(throttle["burstLimit"])) if throttle else None
+        return self._plans(region).get(self._names.client_usage_plan(client))
 
     def _api_stages(self, region: str) -> list[dict[str, str]]:
         """The payment API's stage in ``region`` (none where no API Gateway serves it: ``make run``)."""
@@ -256,7 +234,7 @@ class ClientRegistry:
         return [{"apiId": a["id"], "stage": API_STAGE} for a in apis if a.get("name") == self._names.rest_api]
 
     def _ensure_key(self, region: str, client: str, value: str, throttle: ClientThrottle) -> RegionOutcome:
-        """``client``'s plan in ``region``, and a key in it holding ``value`` (made if missing)."""
+        """``client``'s plan in ``region`` (made with ``throttle`` if missing), and a key in it holding ``value``."""
         apigateway = self._client("apigateway", region)
         try:
             plan = self._plan(region, client)
@@ -279,10 +257,11 @@ class ClientRegistry:
             apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
         except (ClientError, BotoCoreError) as error:
             return RegionOutcome(region, False, _reason(error))
+        held = _throttle_of(plan) or throttle
         return RegionOutcome(
             region,
             True,
-            f"key {key['id']} in plan {plan['id']} ({throttle.rate_limit:g}/s, burst {throttle.burst_limit}); "
+            f"key {key['id']} in plan {plan['id']} ({held.rate_limit:g}/s, burst {held.burst_limit}); "
             f"{len(keys) + 1} key(s)",
         )
 
@@ -339,6 +318,7 @@ class ClientRegistry:
 
     def _views_in(self, region: str) -> list[ClientView]:
         prefix = self._names.client_api_key_prefix
+        plans = self._plans(region)
         by_client: dict[str, list[dict[str, Any]]] = {}
         for key in self._all_keys(region, prefix):
             name = str(key.get("name", ""))
@@ -356,7 +336,7 @@ class ClientRegistry:
                     keys=len(keys),
                     enabled=sum(1 for k in keys if k.get("enabled")),
                     holds_current_value=any(k.get("value") == current for k in keys),
-                    throttle=self._throttle(region, client),
+                    throttle=_throttle_of(plans.get(self._names.client_usage_plan(client))),
                 )
             )
         return views
@@ -382,6 +362,11 @@ def render_list(listing: dict[str, dict[str, ClientView | str]], regions: tuple[
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
     )
+
+
+def _throttle_of(plan: dict[str, Any] | None) -> ClientThrottle | None:
+    throttle = (plan or {}).get("throttle")
+    return ClientThrottle(float(throttle["rateLimit"]), int(throttle["burstLimit"])) if throttle else None
 
 
 def _check_name(client: str) -> None:

@@ -307,12 +307,12 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
     attempts: list[Attempt] = []
     acknowledged: dict[str, float] = {}
     caller_errors: list[str] = []
-    retried = [0]
+    retried = 0
     tag = uuid.uuid4().hex[:6]
     sequence = 0
 
     def send_one() -> None:
-        nonlocal sequence
+        nonlocal sequence, retried
         sequence += 1
         body = {
             "transaction_id": f"drill-{tag}-{sequence:05d}",
@@ -323,13 +323,13 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
         try:
             answer = client.process(body)
         except PaymentsUnavailable as error:
-            retried[0] += error.attempts
+            retried += error.attempts
             caller_errors.append(body["transaction_id"])
             attempts.append(Attempt(time.time(), endpoints[client.endpoint], body["transaction_id"], False))
             return
         # Each call is placed at its answer: when the caller learned the payment's fate.
         answered = time.time()
-        retried[0] += answer.attempts - 1
+        retried += answer.attempts - 1
         ok = answer.status in (200, 201)
         attempts.append(Attempt(answered, endpoints[answer.endpoint], body["transaction_id"], ok))
         if ok:
@@ -436,7 +436,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
         router.stop()
     report = audit(environment, target, attempts, acknowledged, fault_at, failback_at, plan.fault)
     report.caller_errors = caller_errors
-    report.failed_attempts = retried[0]
+    report.failed_attempts = retried
     report.route53_decided_at = router.decided_at
     moves = [m for m in client.moves if endpoints[m.to_endpoint] == secondary and m.at + wall >= fault_at]
     if moves:

@@ -116,10 +116,10 @@ class _Regions:
     endpoints: tuple[str, ...]
     current: int = 0
     failures: int = 0
-    left_preferred_at: float | None = None
     returned_at: float | None = None
-    # When each region was last left because it failed: going back to it soon needs its /health.
-    left_failing_at: dict[int, float] = field(default_factory=dict)
+    # When each region was last left (it failed, drained or said it was out of service): going
+    # back to it soon needs its /health; the preferred region's entry also times the return.
+    left_at: dict[int, float] = field(default_factory=dict)
     return_after: float = 0.0
     checked_at: dict[int, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -220,7 +220,7 @@ class PaymentsClient:
                 last_error = f"HTTP {status} from {endpoint}"
                 if response.headers.get(REGION_DRAINING_HEADER):
                     # A planned drain: the other region takes payments now; no reason to wait.
-                    self._move_away(index, f"{endpoint} is draining", failing=True)
+                    self._move_away(index, f"{endpoint} is draining")
                     continue
                 if status != IN_PROGRESS_STATUS:
                     self._failed(index, last_error)
@@ -267,8 +267,8 @@ class PaymentsClient:
             current = regions.current
             returning = (
                 current != 0
-                and regions.left_preferred_at is not None
-                and now - regions.left_preferred_at >= regions.return_after
+                and 0 in regions.left_at
+                and now - regions.left_at[0] >= regions.return_after
                 and now - regions.checked_at.get(0, float("-inf")) >= self._policy.health_interval
             )
             checking = (
@@ -287,9 +287,7 @@ class PaymentsClient:
         elif checking and not self._healthy(current):
             other = 1 - current
             if self._healthy(other):
-                self._move_away(
-                    current, f"{regions.endpoints[current]}{HEALTH_PATH} is not 200", failing=True
-                )
+                self._move_away(current, f"{regions.endpoints[current]}{HEALTH_PATH} is not 200")
         return regions.current
 
     def _failed(self, index: int, reason: str) -> None:
@@ -300,41 +298,40 @@ class PaymentsClient:
             regions.failures += 1
             failures = regions.failures
             other = 1 - index
-            recently_left = (
-                self._clock() - regions.left_failing_at.get(other, float("-inf")) < regions.return_after
-            )
+            recently_left = self._clock() - regions.left_at.get(other, float("-inf")) < regions.return_after
         if failures < self._policy.move_after_failures or len(regions.endpoints) < 2:
             return
         # Both failing: going back to the region it just left would only flap between them, so it
         # goes back only if that region's /health says it has recovered.
         if recently_left and not self._healthy(other):
             return
-        self._move_away(index, f"{failures} failed attempts in a row ({reason})", failing=True)
+        self._move_away(index, f"{failures} failed attempts in a row ({reason})")
 
     def _succeeded(self, index: int) -> None:
         with self._regions.lock:
             if self._regions.current == index:
                 self._regions.failures = 0
 
-    def _move_away(self, index: int, reason: str, *, failing: bool = False) -> None:
+    def _move_away(self, index: int, reason: str) -> None:
         regions = self._regions
         if len(regions.endpoints) < 2:
             return
         with regions.lock:
             if regions.current == index:
-                if failing:
-                    regions.left_failing_at[index] = self._clock()
+                regions.left_at[index] = self._clock()
                 self._switch(1 - index, reason)
 
     def _switch(self, to: int, reason: str) -> None:
         """Change region (the caller holds the lock)."""
         regions = self._regions
         now = self._clock()
-        if regions.current == 0:
-            # Leaving the preferred region soon after coming back: wait twice as long next time.
-            if regions.returned_at is not None and now - regions.returned_at < regions.return_after:
-                regions.return_after = min(regions.return_after * 2, MAX_RETURN_AFTER_SECONDS)
-            regions.left_preferred_at = now
+        # Leaving the preferred region soon after coming back: wait twice as long next time.
+        if (
+            regions.current == 0
+            and regions.returned_at is not None
+            and now - regions.returned_at < regions.return_after
+        ):
+            regions.return_after = min(regions.return_after * 2, MAX_RETURN_AFTER_SECONDS)
         self.moves.append(Move(now, regions.endpoints[regions.current], regions.endpoints[to], reason))
         regions.current, regions.failures = to, 0
         regions.checked_at[to] = now

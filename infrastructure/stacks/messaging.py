@@ -43,25 +43,15 @@ class PaymentMessaging(Construct):
             ),
         )
 
-        self.notification_dlq = self._queue(
+        self.notification_dlq = self._destination_queue(
             "NotificationDLQ",
             names.notification_dlq,
-            retention_period=cdk.Duration.days(PAYMENT_QUEUE.dlq_retention_days),
-        )
-        acknowledge(
-            self.notification_dlq,
-            "AwsSolutions-SQS3",
             "It is the notifier's on-failure destination: Lambda writes the failed stream positions "
             "here and an operator replays them from the stream; nothing consumes it automatically.",
         )
-        self.control_failures = self._queue(
+        self.control_failures = self._destination_queue(
             "ControlFailures",
             names.control_failures_queue,
-            retention_period=cdk.Duration.days(PAYMENT_QUEUE.dlq_retention_days),
-        )
-        acknowledge(
-            self.control_failures,
-            "AwsSolutions-SQS3",
             "It is the orchestrator's and the canary's on-failure destination: Lambda writes each failed "
             "invocation here with its event, and its alarm pages; an operator reads it, nothing consumes it.",
         )
@@ -105,6 +95,14 @@ class PaymentMessaging(Construct):
             master_key=self._key,
             enforce_ssl=True,
         )
+
+    def _destination_queue(self, construct_id: str, queue_name: str, why_no_dlq: str) -> sqs.Queue:
+        """A Lambda on-failure destination, kept as long as the DLQ: read by operators, consumed by nothing."""
+        queue = self._queue(
+            construct_id, queue_name, retention_period=cdk.Duration.days(PAYMENT_QUEUE.dlq_retention_days)
+        )
+        acknowledge(queue, "AwsSolutions-SQS3", why_no_dlq)
+        return queue
 
     def _queue(self, construct_id: str, queue_name: str, **settings: Any) -> sqs.Queue:
         """A queue under the region's key that refuses requests without TLS."""

@@ -16,7 +16,6 @@ from botocore.parsers import ResponseParserError
 
 from chalicelib.cursor import decode_cursor, encode_cursor
 from chalicelib.errors import DependencyUnavailable
-from chalicelib.failures import LOAD, cause_of
 from chalicelib.items import (
     claim_attributes,
     key_attributes,
@@ -33,7 +32,7 @@ from chalicelib.observability import report_dependency_failure
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.ports import CustomerPage, PaymentLookup
 from chalicelib.processing import Announced, Rejection
-from chalicelib.regions import RegionFlag
+from chalicelib.regions import Cached, RegionFlag
 from chalicelib.sdk import AWS_FAILURES, ClientFactory, LazyClient
 
 HEALTH_PROBE_KEY = "__health__"
@@ -117,19 +116,17 @@ class DynamoPaymentRepository:
                 )
                 return None
             except ClientError as error:
-                code = error.response.get("Error", {}).get("Code")
-                if code == CONDITION_FAILED:
-                    # ReturnValuesOnConditionCheckFailure's old item, when the store returns it.
-                    old_item = cast("dict[str, Any] | None", error.response.get("Item"))
-                    stored = old_item or self._item(self._claim_key(record.transaction_id))
-                    if stored:
-                        return stored
-                elif code != REPLICATED_WRITE_CONFLICT:
+                if error.response.get("Error", {}).get("Code") not in (
+                    CONDITION_FAILED,
+                    REPLICATED_WRITE_CONFLICT,
+                ):
                     raise DependencyUnavailable("payments table") from error
-                else:
-                    stored = self._item(self._claim_key(record.transaction_id))
-                    if stored:
-                        return stored
+                # The claim is taken, or being taken by the other region: the stored one decides.
+                # ReturnValuesOnConditionCheckFailure's old item when the store returns it, else a read.
+                old_item = cast("dict[str, Any] | None", error.response.get("Item"))
+                stored = old_item or self._item(self._claim_key(record.transaction_id))
+                if stored:
+                    return stored
                 if attempt + 1 == WRITE_CONFLICT_ATTEMPTS:
                     raise DependencyUnavailable("payments table") from error
                 self._sleep(WRITE_CONFLICT_BACKOFF_SECONDS * 2**attempt)
@@ -351,12 +348,14 @@ class SsmRegionControl:
         try:
             value = self._client(region).get_parameter(Name=self._parameter)["Parameter"]["Value"]
         except AWS_FAILURES as error:
-            unavailable = DependencyUnavailable(f"in-service flag of {region}")
-            unavailable.__cause__ = error
-            if region in self._last and cause_of(unavailable).kind == LOAD:
-                report_dependency_failure(unavailable)
+            # Only on a failure: the flag is read on every warm container's health check.
+            from chalicelib.failures import LOAD, cause_of
+
+            dependency = f"in-service flag of {region}"
+            if region in self._last and cause_of(error, dependency).kind == LOAD:
+                report_dependency_failure(error, dependency)
                 return self._last[region]
-            raise unavailable from error
+            raise DependencyUnavailable(dependency) from error
         flag = RegionFlag.from_text(value)
         self._last[region] = flag
         return flag
@@ -452,22 +451,17 @@ class SecretsManagerClientKey:
     ) -> None:
         self._secret_name = secret_name
         self._client = LazyClient(client)
-        self._clock = clock
-        self._ttl = ttl
-        self._value: tuple[float, str] | None = None
+        self._value: Cached[str] = Cached(clock, ttl)
 
     def __call__(self) -> str:
-        now = self._clock()
-        if self._value is None or now - self._value[0] >= self._ttl:
-            try:
-                text = self._client.get_secret_value(SecretId=self._secret_name)["SecretString"]
-                value = json.loads(text)[API_KEY_SECRET_FIELD]
-            except AWS_FAILURES as error:
-                raise DependencyUnavailable(f"API key secret {self._secret_name}") from error
-            except (ValueError, KeyError, TypeError) as error:
-                raise DependencyUnavailable(f"API key secret {self._secret_name}") from error
-            self._value = (now, str(value))
-        return self._value[1]
+        return self._value.get(self._read)
+
+    def _read(self) -> str:
+        try:
+            text = self._client.get_secret_value(SecretId=self._secret_name)["SecretString"]
+            return str(json.loads(text)[API_KEY_SECRET_FIELD])
+        except (*AWS_FAILURES, ValueError, KeyError, TypeError) as error:
+            raise DependencyUnavailable(f"API key secret {self._secret_name}") from error
 
 
 class ApiGatewayPeerApi:

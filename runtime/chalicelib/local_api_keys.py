@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from chalicelib.regions import Cached
+
 API_KEY_HEADER = "x-api-key"
 FORBIDDEN_BODY = {"message": "Forbidden"}
 # A revoked key is refused within this long (API Gateway's own cache takes up to a few seconds).
@@ -69,25 +71,23 @@ class LocalKeyRing:
     ) -> None:
         self._region = region
         self._prefix = prefix
-        self._ttl = ttl
-        self._clock = clock
         self._lock = threading.Lock()
-        self._read_at = float("-inf")
-        self._keys: dict[str, str] = {}
+        self._keys: Cached[dict[str, str]] = Cached(clock, ttl)
+        self._last: dict[str, str] = {}
+        self._apigateway: Any = None
 
     def __call__(self) -> Mapping[str, str]:
         with self._lock:
-            if self._clock() - self._read_at >= self._ttl:
-                self._keys = self._read() or self._keys
-                self._read_at = self._clock()
-            return self._keys
+            return self._keys.get(self._read)
 
-    def _read(self) -> dict[str, str] | None:
+    def _read(self) -> dict[str, str]:
         # Local only: boto3 with botocore's full API data, which the functions do not ship.
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        apigateway = boto3.client("apigateway", region_name=self._region)
+        if self._apigateway is None:
+            self._apigateway = boto3.client("apigateway", region_name=self._region)
+        apigateway = self._apigateway
         try:
             keys = apigateway.get_api_keys(nameQuery=self._prefix, includeValues=True, limit=500)["items"]
             in_plans = {
@@ -97,14 +97,15 @@ class LocalKeyRing:
                 for key in apigateway.get_usage_plan_keys(usagePlanId=plan["id"], limit=500)["items"]
             }
         except (BotoCoreError, ClientError):
-            return None
-        return {
+            return self._last
+        self._last = {
             key["value"]: key["id"]
             for key in keys
             if key.get("enabled")
             and str(key.get("name", "")).startswith(self._prefix)
             and key["id"] in in_plans
         }
+        return self._last
 
 
 @functools.cache

@@ -18,16 +18,22 @@ CANARY_SECONDS = 1.0
 SETTLE_SECONDS = 30
 
 
+def both_regions(log_dir: Path, **options: Any) -> LocalEnvironment:
+    """The whole system on loopback (not started), both regions on free ports, output in ``log_dir``.
+
+    Each region's canary probes the other every :data:`CANARY_SECONDS` unless ``options`` say otherwise.
+    """
+    return LocalEnvironment(
+        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())],
+        log_dir=log_dir,
+        **{"canary_seconds": CANARY_SECONDS, **options},
+    )
+
+
 @pytest.fixture(scope="session")
 def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
     """The whole system on loopback, on free ports, with each process's output in a file."""
-    log_dir: Path = tmp_path_factory.mktemp("localenv")
-    local = LocalEnvironment(
-        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())],
-        log_dir=log_dir,
-        canary_seconds=CANARY_SECONDS,
-    )
-    with local:
+    with both_regions(tmp_path_factory.mktemp("localenv")) as local:
         yield local
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
@@ -17,10 +16,10 @@ import requests
 from botocore.config import Config
 
 from chalicelib.names import CANARY_CLIENT
-from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from localenv.environment import LocalEnvironment, free_port
 from operations import regions
 from operations.clients import ClientRegistry
-from tests.integration.conftest import CANARY_SECONDS, PRIMARY, SECONDARY, eventually, target_of
+from tests.integration.conftest import PRIMARY, SECONDARY, both_regions, eventually, target_of
 
 pytestmark = pytest.mark.integration
 
@@ -114,12 +113,8 @@ def test_a_region_that_cannot_be_reached_is_reported_never_skipped(environment: 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
     """An environment of its own, whose orchestrators never act: the canary alarm is only watched."""
-    log_dir: Path = tmp_path_factory.mktemp("localenv-clients")
-    with LocalEnvironment(
-        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())],
-        log_dir=log_dir,
-        canary_seconds=CANARY_SECONDS,
-        orchestrators_off=frozenset({PRIMARY, SECONDARY}),
+    with both_regions(
+        tmp_path_factory.mktemp("localenv-clients"), orchestrators_off=frozenset({PRIMARY, SECONDARY})
     ) as environment:
         yield environment
 

@@ -8,13 +8,12 @@ table is replicated from the streams.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from localenv.environment import LocalEnvironment
 from operations.drill import DrillPlan, run_drill
-from tests.integration.conftest import CANARY_SECONDS, PRIMARY, SECONDARY, eventually, target_of
+from tests.integration.conftest import PRIMARY, SECONDARY, both_regions, eventually, target_of
 from tests.integration.test_local_environment import get, post, records
 
 pytestmark = pytest.mark.integration
@@ -22,14 +21,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def strong_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
-    log_dir: Path = tmp_path_factory.mktemp("localenv-strong")
-    local = LocalEnvironment(
-        [RegionPlan(PRIMARY, free_port()), RegionPlan(SECONDARY, free_port())],
-        log_dir=log_dir,
-        canary_seconds=CANARY_SECONDS,
-        strong_consistency=True,
-    )
-    with local:
+    with both_regions(tmp_path_factory.mktemp("localenv-strong"), strong_consistency=True) as local:
         yield local
 
 
