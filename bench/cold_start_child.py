@@ -100,6 +100,7 @@ def stream_event(body: dict[str, str]) -> dict[str, object]:
         status="PROCESSED",
         fraud_review=False,
         region=region,
+        client="bench",
     )
     return {
         "Records": [

@@ -45,7 +45,9 @@ def drain(aws: LocalAws, handler: Any, batch_size: int) -> tuple[int, float]:
     url = aws.resources.payment_queue_url
     done, busy = 0, 0.0
     while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=batch_size).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=batch_size, MessageAttributeNames=["All"]
+        ).get("Messages", [])
         if not messages:
             return done, busy
         event = {

@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 import requests
 
+from chalicelib.items import unscoped
 from chalicelib.names import (
     DEFAULT_ENVIRONMENT_SUFFIX,
     DEFAULT_PRIMARY_REGION,
@@ -111,7 +112,8 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_SECONDS)
 class Rider:
     """A merchant's code paying steadily through :class:`payments_client.PaymentsClient` (one key)."""
 
-    def __init__(self, api_key: str, endpoints: list[str]) -> None:
+    def __init__(self, name: str, api_key: str, endpoints: list[str]) -> None:
+        self.name = name
         # Checks its region's /health every half second and may return a few seconds after
         # leaving: the defaults (10 s, 5 min) scaled down to the journey's pace.
         self.client = PaymentsClient(
@@ -184,11 +186,18 @@ class Journey:
         self.failover_at = 0.0
 
     def call(
-        self, method: str, region: str, path: str, body: Any = None, *, key: bool = True
+        self,
+        method: str,
+        region: str,
+        path: str,
+        body: Any = None,
+        *,
+        key: bool = True,
+        api_key: str | None = None,
     ) -> requests.Response:
         headers = {"Content-Type": "application/json"}
         if key:
-            headers["x-api-key"] = self.d.api_key
+            headers["x-api-key"] = api_key or self.d.api_key
         return self.http.request(
             method,
             self.d.api_urls[region] + path,
@@ -232,7 +241,12 @@ class Journey:
             "observer: each region's canary alarm exists in its peer, the canary function on a schedule",
             self.observed,
         )
-        rider = Rider(self.d.api_key, [self.d.api_urls[r] for r in self.d.regions])
+        self.steps.run(
+            "a second client with its own key: the same transaction id is its own payment, and "
+            "neither client can read the other's (404, as for an id never used)",
+            self.two_clients_apart,
+        )
+        rider = Rider(self.merchant, self.d.api_key, [self.d.api_urls[r] for r in self.d.regions])
         self.steps.run("a merchant's client starts paying (one key, both endpoints, no domain)", rider.start)
         self.steps.run(
             f"failover: an alarm on ops-alerts -> orchestrator takes {self.primary} out", self.failover
@@ -307,6 +321,52 @@ class Journey:
         self.d.api_key = report.value
         return "; ".join(f"{o.region}: {o.detail}" for o in report.outcomes)
 
+    def two_clients_apart(self) -> str:
+        other = f"{self.merchant}-b"
+        report = self.registry.create(other)
+        if not report.ok or report.value is None:
+            raise AssertionError(report.render())
+        other_key = report.value
+        try:
+            txn, unused = f"order-{uuid.uuid4().hex[:8]}", f"order-{uuid.uuid4().hex[:8]}"
+            mine = {"transaction_id": txn, "customer_id": "cust-shared", "amount": "10.00", "currency": "USD"}
+            theirs = {**mine, "amount": "77.00"}
+            only_theirs = {**theirs, "transaction_id": f"order-{uuid.uuid4().hex[:8]}"}
+            made = (
+                self.call("POST", self.primary, "/process", mine).status_code,
+                self.call("POST", self.primary, "/process", theirs, api_key=other_key).status_code,
+                self.call("POST", self.primary, "/process", only_theirs, api_key=other_key).status_code,
+            )
+            if made != (201, 201, 201):
+                raise AssertionError(f"the same id from two clients answered {made}, not 201s")
+            for region in self.d.regions:
+
+                def read(path: str, api_key: str | None = None, region: str = region) -> requests.Response:
+                    return self.call("GET", region, path, api_key=api_key)
+
+                def own_amounts(region: str = region) -> tuple[str, str] | None:
+                    own = (read(f"/payments/{txn}"), read(f"/payments/{txn}", other_key))
+                    if any(r.status_code != 200 for r in own):
+                        return None
+                    return (own[0].json()["amount"], own[1].json()["amount"])
+
+                amounts = wait_for(f"both clients' {txn} readable in {region}", own_amounts)
+                if amounts != ("10.00", "77.00"):
+                    raise AssertionError(f"{region}: each client read {amounts}")
+                history = read("/customers/cust-shared/payments", other_key).json()["payments"]
+                if [p["amount"] for p in history if p["transaction_id"] == txn] != ["77.00"]:
+                    raise AssertionError(f"{region}: the second client's history shows {history}")
+                theirs_read = read(f"/payments/{only_theirs['transaction_id']}")
+                never_used = read(f"/payments/{unused}")
+                if (theirs_read.status_code, theirs_read.json()) != (404, never_used.json()):
+                    raise AssertionError(
+                        f"{region}: the other client's payment answered {theirs_read.status_code} "
+                        f"{theirs_read.text}, an unused id {never_used.status_code} {never_used.text}"
+                    )
+        finally:
+            self.registry.revoke(other)
+        return f"{txn}: 10.00 for {self.merchant}, 77.00 for {other}, in both regions; histories apart"
+
     def one_key_in_both_regions(self) -> str:
         held = {}
         for region in self.d.regions:
@@ -341,8 +401,8 @@ class Journey:
                 .paginate(TableName=names.payments_table, ConsistentRead=True)
             ):
                 for item in page["Items"]:
-                    txn = item["transaction_id"]["S"]
-                    if txn.startswith(rider.prefix) and "customer_id" in item:
+                    owner, txn = unscoped(item["transaction_id"]["S"])
+                    if owner == rider.name and txn.startswith(rider.prefix) and "customer_id" in item:
                         found[txn] = found.get(txn, 0) + 1
             return found
 

@@ -30,7 +30,7 @@ from typing import Any, Self
 
 import boto3
 
-from chalicelib.items import is_payment_record
+from chalicelib.items import is_payment_record, unscoped
 from chalicelib.names import (
     CANARY_CLIENT,
     CANARY_THROTTLE,
@@ -170,8 +170,8 @@ class LocalEnvironment:
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
-    def payment_records(self, region: str, prefix: str = "") -> Counter[str]:
-        """How many payment records each transaction id (starting ``prefix``) has in ``region``'s table."""
+    def payment_records(self, region: str, prefix: str = "", client: str = LOCAL_MERCHANT) -> Counter[str]:
+        """How many payment records each of ``client``'s transaction ids (starting ``prefix``) has in ``region``."""
         counts: Counter[str] = Counter()
         for page in (
             self.client("dynamodb", region)
@@ -179,8 +179,8 @@ class LocalEnvironment:
             .paginate(TableName=self.resources[region].payments_table, ConsistentRead=True)
         ):
             for item in page["Items"]:
-                transaction_id = item[Schema.PARTITION_KEY]["S"]
-                if transaction_id.startswith(prefix) and is_payment_record(item):
+                owner, transaction_id = unscoped(item[Schema.PARTITION_KEY]["S"])
+                if owner == client and transaction_id.startswith(prefix) and is_payment_record(item):
                     counts[transaction_id] += 1
         return counts
 

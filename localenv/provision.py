@@ -13,7 +13,14 @@ from typing import Any
 import boto3
 
 from chalicelib.canary import canary_alarm_definition
-from chalicelib.names import PAYMENT_QUEUE, EnvVar, IdempotencyKeys, QueueSettings, ResourceNames
+from chalicelib.names import (
+    PAYMENT_QUEUE,
+    ClientsTableSchema,
+    EnvVar,
+    IdempotencyKeys,
+    QueueSettings,
+    ResourceNames,
+)
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.regions import RegionFlag
 
@@ -40,6 +47,7 @@ class RegionResources:
     payment_dlq_url: str
     transaction_topic_arn: str
     ops_alert_topic_arn: str
+    clients_table: str
     peer_region: str = ""
 
     def function_environment(self, endpoint_url: str) -> dict[str, str]:
@@ -52,6 +60,7 @@ class RegionResources:
             EnvVar.ENVIRONMENT_SUFFIX: self.environment_suffix,
             EnvVar.PAYMENTS_TABLE: self.payments_table,
             EnvVar.IDEMPOTENCY_TABLE: self.idempotency_table,
+            EnvVar.CLIENTS_TABLE: self.clients_table,
             EnvVar.PAYMENT_QUEUE_URL: self.payment_queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: self.transaction_topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: self.ops_alert_topic_arn,
@@ -110,6 +119,16 @@ def idempotency_table_definition(table_name: str) -> dict[str, Any]:
     }
 
 
+def clients_table_definition(table_name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of a region's client directory (API key id -> client)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": ClientsTableSchema.PARTITION_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": ClientsTableSchema.PARTITION_KEY, "AttributeType": "S"}],
+    }
+
+
 def provision_region(
     endpoint_url: str,
     region: str,
@@ -124,6 +143,7 @@ def provision_region(
     for definition in (
         table_definition(names.payments_table),
         idempotency_table_definition(names.idempotency_table),
+        clients_table_definition(names.clients_table),
     ):
         try:
             dynamodb.create_table(**definition)
@@ -172,6 +192,7 @@ def provision_region(
         environment_suffix=environment_suffix,
         payments_table=names.payments_table,
         idempotency_table=names.idempotency_table,
+        clients_table=names.clients_table,
         payment_queue_url=queue_url,
         payment_dlq_url=dlq_url,
         transaction_topic_arn=sns.create_topic(Name=names.transaction_topic)["TopicArn"],

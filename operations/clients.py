@@ -34,6 +34,7 @@ from chalicelib.names import (
     CANARY_CLIENT,
     CLIENT_NAME_PATTERN,
     DEFAULT_CLIENT_THROTTLE,
+    ClientsTableSchema,
     ClientThrottle,
     ResourceNames,
 )
@@ -46,6 +47,14 @@ KEY_ALPHABET = string.ascii_letters + string.digits
 def new_key_value() -> str:
     """A fresh API key value: 40 letters and digits (API Gateway takes 20 to 128 characters)."""
     return "".join(secrets.choice(KEY_ALPHABET) for _ in range(API_KEY_LENGTH))
+
+
+def directory_entry(api_key_id: str, client: str) -> dict[str, dict[str, str]]:
+    """The client directory's item saying that the key ``api_key_id`` belongs to ``client``."""
+    return {
+        ClientsTableSchema.PARTITION_KEY: {"S": api_key_id},
+        ClientsTableSchema.CLIENT_ATTRIBUTE: {"S": client},
+    }
 
 
 class InvalidClientCommand(ValueError):
@@ -247,6 +256,8 @@ class ClientRegistry:
                 )
             keys = self._keys(region, client)
             if any(k.get("value") == value for k in keys):
+                # A run that failed before registering them: the directory is completed.
+                self._register(region, client, keys)
                 return RegionOutcome(region, True, f"key already holds the current value ({len(keys)} keys)")
             key = apigateway.create_api_key(
                 name=self._names.client_api_key(client),
@@ -254,6 +265,8 @@ class ClientRegistry:
                 enabled=True,
                 value=value,
             )
+            # In the directory before the key is in a plan: its first admitted request finds its client.
+            self._register(region, client, [key])
             apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
         except (ClientError, BotoCoreError) as error:
             return RegionOutcome(region, False, _reason(error))
@@ -265,6 +278,19 @@ class ClientRegistry:
             f"{len(keys) + 1} key(s)",
         )
 
+    def _register(self, region: str, client: str, keys: list[dict[str, Any]]) -> None:
+        """Name ``client`` as the owner of ``keys`` in ``region``'s client directory.
+
+        The function reads the owner of each request's key there: the client owns the payments,
+        whichever of its keys (one per region, and one more per rotation) sent them.
+        """
+        dynamodb = self._client("dynamodb", region)
+        for key in keys:
+            dynamodb.put_item(
+                TableName=self._names.clients_table,
+                Item=directory_entry(str(key["id"]), client),
+            )
+
     def _revoke_in(self, region: str, client: str, *, keep_value: str | None) -> RegionOutcome:
         apigateway = self._client("apigateway", region)
         try:
@@ -273,6 +299,11 @@ class ClientRegistry:
             ]
             for key in doomed:
                 apigateway.delete_api_key(apiKey=key["id"])
+                # Once API Gateway refuses the key; an id is never given to another key.
+                self._client("dynamodb", region).delete_item(
+                    TableName=self._names.clients_table,
+                    Key={ClientsTableSchema.PARTITION_KEY: {"S": key["id"]}},
+                )
             plan = None if keep_value is not None else self._plan(region, client)
             if plan is not None:
                 for stage in plan.get("apiStages", []):

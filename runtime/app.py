@@ -29,7 +29,7 @@ from chalicelib.names import (
     IdempotencyKeys,
     ResourceNames,
 )
-from chalicelib.observability import flush_metrics, logger
+from chalicelib.observability import CLIENT_LOG_KEY, flush_metrics, logger
 from chalicelib.services import get_services
 
 if os.environ.get("AWS_CHALICE_CLI_MODE"):  # the chalice command line (`chalice local`), never Lambda
@@ -77,7 +77,11 @@ def correlate_request(request: Request, get_response: Callable[[Request], Respon
         request.headers.get("x-correlation-id"), (request.context or {}).get("requestId")
     )
     logger.set_correlation_id(correlation_id)
-    response = get_response(request)
+    try:
+        response = get_response(request)
+    finally:
+        # The client a request was identified as (workflow.identify_client) is its own alone.
+        logger.remove_keys([CLIENT_LOG_KEY])
     response.headers["X-Correlation-Id"] = correlation_id
     return response
 
@@ -95,11 +99,16 @@ def _json_document() -> Any:
     return read_json_body(request.headers, cast(bytes, request.raw_body))
 
 
+def _client() -> str:
+    """The client the request comes from (API Gateway names the key it admitted the request with)."""
+    identity = (_request().context or {}).get("identity") or {}
+    return workflow.identify_client(identity.get("apiKeyId"), get_services())
+
+
 def _client_request() -> workflow.ClientRequest:
     request = _request()
-    identity = (request.context or {}).get("identity") or {}
     return workflow.ClientRequest(
-        caller=identity.get("apiKeyId") or "anonymous",
+        client=_client(),
         idempotency_key=checked_key(request.headers.get(IdempotencyKeys.HEADER)),
         correlation_id=logger.get_correlation_id(),
         lambda_context=app.lambda_context,
@@ -125,8 +134,8 @@ def post_process() -> Response:
 )
 @answers_errors_as_json
 def get_payment_by_id(transaction_id: str) -> Response:
-    """One processed payment."""
-    return json_response(workflow.find_payment(transaction_id, get_services()))
+    """One of the caller's processed payments."""
+    return json_response(workflow.find_payment(_client(), transaction_id, get_services()))
 
 
 @app.route(
@@ -137,9 +146,9 @@ def get_payment_by_id(transaction_id: str) -> Response:
 )
 @answers_errors_as_json
 def get_customer_payments(customer_id: str) -> Response:
-    """A customer's payments, newest first, one page at a time."""
+    """The caller's payments of one customer, newest first, one page at a time."""
     query = dict(_request().query_params or {})
-    return json_response(workflow.customer_history(customer_id, query, get_services()))
+    return json_response(workflow.customer_history(_client(), customer_id, query, get_services()))
 
 
 @app.schedule(Rate(CANARY.rate_minutes, unit=Rate.MINUTES), name=Handler.PAYMENT_CANARY)

@@ -11,19 +11,24 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from chalice.test import Client
+from chalice.test import Client, HTTPResponse, TestHTTPClient
 from moto.server import ThreadedMotoServer
 
-from chalicelib.names import Handler
+from chalicelib import local_api_keys
+from chalicelib.names import EnvVar, Handler, ResourceNames
 from chalicelib.observability import logger as payment_logger
 from chalicelib.services import use_services
 from localenv import moto_fixes
-from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
+from localenv.provision import LOCAL_CREDENTIALS, RegionResources, clients_table_definition, provision_region
 from localenv.streams import TableStream, lambda_stream_event
+from operations.clients import ClientRegistry
 
 REGION = "us-east-1"
 PEER_REGION = "us-east-2"
 SUFFIX = "test"
+# The clients every handler test has: requests carry the first's key unless a test says otherwise.
+MERCHANT, MERCHANT_KEY = "merchant-a", "merchant-a-key-0000000000000000000001"
+OTHER_MERCHANT, OTHER_MERCHANT_KEY = "merchant-b", "merchant-b-key-0000000000000000000002"
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +49,35 @@ def resources(local_aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Regio
     provisioned = provision_region(local_aws, REGION, SUFFIX, peer_region=PEER_REGION)
     for name, value in provisioned.function_environment(local_aws).items():
         monkeypatch.setenv(name, value)
+    # Requests reach the app as API Gateway would pass them: with the id of an admitted client key.
+    monkeypatch.setenv(EnvVar.LOCAL_API_GATEWAY, "1")
+    # The peer holds the clients' keys too (and so their directory), and nothing else here.
+    _local_client(local_aws, "dynamodb", PEER_REGION).create_table(
+        **clients_table_definition(ResourceNames(SUFFIX).clients_table)
+    )
+    registry = ClientRegistry(
+        names=ResourceNames(SUFFIX),
+        regions=(REGION, PEER_REGION),
+        client=lambda service, region: _local_client(local_aws, service, region),
+    )
+    for name, value in ((MERCHANT, MERCHANT_KEY), (OTHER_MERCHANT, OTHER_MERCHANT_KEY)):
+        report = registry.create(name, value=value)
+        assert report.ok, report.render()
+    local_api_keys.key_ring.cache_clear()
     use_services(None)
     yield provisioned
     use_services(None)
+    local_api_keys.key_ring.cache_clear()
+
+
+def _local_client(endpoint: str, service: str, region: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 @pytest.fixture
@@ -54,23 +85,56 @@ def aws(local_aws: str, resources: RegionResources) -> Any:
     """A factory of boto3 clients on the local AWS, for tests that inspect what was written."""
 
     def client(service: str, region: str = REGION) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=local_aws,
-            region_name=region,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        return _local_client(local_aws, service, region)
 
     return client
 
 
+class KeyedHTTPClient(TestHTTPClient):
+    """Chalice's HTTP test client sending one client's API key unless a request names its own."""
+
+    def __init__(self, app: Any, config: Any, api_key: str) -> None:
+        super().__init__(app, config)
+        self.api_key = api_key
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> HTTPResponse:
+        headers = dict(headers or {})
+        if not any(name.lower() == local_api_keys.API_KEY_HEADER for name in headers):
+            headers[local_api_keys.API_KEY_HEADER] = self.api_key
+        return super().request(method, path, headers=headers, body=body)
+
+
+class MerchantClient(Client):
+    """The Chalice test client of one merchant: its requests carry that merchant's key."""
+
+    def __init__(self, app: Any, api_key: str = MERCHANT_KEY) -> None:
+        super().__init__(app)
+        self._api_key = api_key
+
+    @property
+    def http(self) -> TestHTTPClient:
+        if self._http_client is None:
+            self._http_client = KeyedHTTPClient(self._app, self._chalice_config, self._api_key)
+        return self._http_client
+
+
 @pytest.fixture
 def client(resources: RegionResources) -> Iterator[Client]:
-    """Chalice's test client for the payment app, against the local AWS."""
+    """Chalice's test client for the payment app, against the local AWS, as the merchant."""
     from app import app
 
-    with Client(app) as chalice_client:
+    with MerchantClient(app) as chalice_client:
+        yield chalice_client
+
+
+@pytest.fixture
+def other_client(resources: RegionResources) -> Iterator[Client]:
+    """The same app, called with another merchant's key."""
+    from app import app
+
+    with MerchantClient(app, OTHER_MERCHANT_KEY) as chalice_client:
         yield chalice_client
 
 

@@ -11,26 +11,29 @@ from chalicelib.regions import RegionFlag
 
 
 class InMemoryPaymentRepository:
-    """Keeps payments in a dict; ``insert_new`` is atomic because the test is single-threaded."""
+    """Keeps payments in a dict by (client, transaction id); ``insert_new`` is atomic because the test is single-threaded."""
 
     def __init__(self) -> None:
-        self.records: dict[str, PaymentRecord] = {}
+        self.records: dict[tuple[str, str], PaymentRecord] = {}
         self.rejections: dict[str, Rejection] = {}
         self.writes = 0
 
     def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
-        if record.transaction_id in self.records:
-            return self.records[record.transaction_id]
-        self.records[record.transaction_id] = record
+        key = (record.client, record.transaction_id)
+        if key in self.records:
+            return self.records[key]
+        self.records[key] = record
         self.writes += 1
         return None
 
-    def get(self, transaction_id: str) -> PaymentRecord | None:
-        return self.records.get(transaction_id)
+    def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
+        return self.records.get((client, transaction_id))
 
-    def lookup(self, transaction_id: str) -> PaymentLookup:
-        rejected = [r for r in self.rejections.values() if r.transaction_id == transaction_id]
-        return PaymentLookup(record=self.records.get(transaction_id), rejections=rejected)
+    def lookup(self, client: str, transaction_id: str) -> PaymentLookup:
+        rejected = [
+            r for r in self.rejections.values() if (r.client, r.transaction_id) == (client, transaction_id)
+        ]
+        return PaymentLookup(record=self.records.get((client, transaction_id)), rejections=rejected)
 
     def record_rejection(self, rejection: Rejection) -> bool:
         if rejection.message_id in self.rejections:
@@ -39,13 +42,25 @@ class InMemoryPaymentRepository:
         self.writes += 1
         return True
 
-    def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
+    def list_for_customer(
+        self, client: str, customer_id: str, *, limit: int, cursor: str | None
+    ) -> CustomerPage:
         mine = sorted(
-            (r for r in self.records.values() if r.customer_id == customer_id),
+            (r for r in self.records.values() if (r.client, r.customer_id) == (client, customer_id)),
             key=lambda r: r.timestamp,
             reverse=True,
         )
         return CustomerPage(payments=mine[:limit], next_cursor=None)
+
+
+class StaticClientDirectory:
+    """A client directory with fixed entries (API key id -> client)."""
+
+    def __init__(self, entries: dict[str, str]) -> None:
+        self.entries = entries
+
+    def client_of(self, api_key_id: str) -> str | None:
+        return self.entries.get(api_key_id)
 
 
 class RecordingNotifications:
@@ -67,7 +82,7 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.sent: list[PaymentRequest] = []
 
-    def enqueue(self, payment: PaymentRequest, *, correlation_id: str | None) -> None:
+    def enqueue(self, payment: PaymentRequest, *, client: str, correlation_id: str | None) -> None:
         self.sent.append(payment)
 
 

@@ -17,13 +17,17 @@ import json
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from chalicelib.names import API_KEY_SECRET_FIELD, ClientThrottle, ResourceNames
+from chalicelib.names import API_KEY_SECRET_FIELD, ClientsTableSchema, ClientThrottle, ResourceNames
 from stacks.edge import SAM_STAGE_REFERENCE
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, acknowledge_custom_resource_provider
+from stacks.permissions import KEY_ACTIONS
 
 # API Gateway takes values of 20 to 128 characters; letters and digits only, so no shell,
 # URL or header quoting ever changes one.
@@ -59,6 +63,7 @@ class ClientKey(Construct):
         peer_key_arn: str,
         rest_api: cdk.CfnResource,
         stage_ref: str,
+        directory: dynamodb.ITableV2,
         production: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -120,3 +125,46 @@ class ClientKey(Construct):
             key_type="API_KEY",
             usage_plan_id=self.usage_plan.ref,
         )
+        self.directory_entry = self._register(client, directory, key)
+
+    def _register(self, client: str, directory: dynamodb.ITableV2, key: kms.IKey) -> cr.AwsCustomResource:
+        """The region's client directory entry of the key: the function finds the key's client there.
+
+        Written again if the key is replaced (a new id), removed with the stack; the same entry
+        ``payments-dr clients`` writes for the keys it makes.
+        """
+        item = {
+            ClientsTableSchema.PARTITION_KEY: {"S": self.api_key.ref},
+            ClientsTableSchema.CLIENT_ATTRIBUTE: {"S": client},
+        }
+        put = cr.AwsSdkCall(
+            service="DynamoDB",
+            action="putItem",
+            parameters={"TableName": directory.table_name, "Item": item},
+            physical_resource_id=cr.PhysicalResourceId.of(f"{directory.table_name}/{client}"),
+        )
+        entry = cr.AwsCustomResource(
+            self,
+            "DirectoryEntry",
+            on_create=put,
+            on_update=put,
+            on_delete=cr.AwsSdkCall(
+                service="DynamoDB",
+                action="deleteItem",
+                parameters={
+                    "TableName": directory.table_name,
+                    "Key": {ClientsTableSchema.PARTITION_KEY: {"S": self.api_key.ref}},
+                },
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["dynamodb:PutItem", "dynamodb:DeleteItem"], resources=[directory.table_arn]
+                    ),
+                    iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        acknowledge_custom_resource_provider(cdk.Stack.of(self))
+        return entry

@@ -11,7 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from chalicelib.names import IdempotencyKeys, ResourceNames
+from chalicelib.names import ClientsTableSchema, IdempotencyKeys, ResourceNames
 from chalicelib.names import PaymentsTableSchema as Schema
 from stacks.nag import acknowledge_custom_resource_provider
 
@@ -47,6 +47,22 @@ class PaymentsData(Construct):
         super().__init__(scope, construct_id)
         self.table: dynamodb.ITableV2
         self.idempotency_table: dynamodb.ITableV2
+        # Each region's client directory is its own: it holds that region's API key ids.
+        self.clients_table = dynamodb.TableV2(
+            self,
+            "ClientsTable",
+            table_name=names.clients_table,
+            partition_key=dynamodb.Attribute(
+                name=ClientsTableSchema.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
+            removal_policy=cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
+            deletion_protection=production or None,
+        )
         if not owns_tables:
             self.table = dynamodb.TableV2.from_table_attributes(
                 self,

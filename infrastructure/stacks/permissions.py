@@ -53,6 +53,7 @@ class FunctionResources(NamedTuple):
 
     table: dynamodb.ITableV2
     idempotency_table: dynamodb.ITableV2
+    clients_table: dynamodb.ITableV2
     stream_arn: str
     key: kms.IKey
     payment_queue: sqs.IQueue
@@ -100,6 +101,8 @@ def grant_each_function_its_calls(
     allow(validator, ["dynamodb:Query"], table.table_arn)
     allow(validator, ["dynamodb:Query"], f"{table.table_arn}/index/{PaymentsTableSchema.CUSTOMER_INDEX}")
     allow(validator, IDEMPOTENCY_ACTIONS, idempotency_table.table_arn)
+    # Which client a request's API key belongs to: the owner of every payment it makes or reads.
+    allow(validator, ["dynamodb:GetItem"], resources.clients_table.table_arn)
     # Only the notifier publishes, from the table's stream (the outbox).
     allow(notifier, STREAM_READ_ACTIONS, stream_arn)
     allow(notifier, ["sns:Publish"], transaction_topic.topic_arn)

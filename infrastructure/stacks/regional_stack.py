@@ -52,6 +52,7 @@ class PaymentRegionStack(cdk.Stack):
             resources=FunctionResources(
                 table=data.table,
                 idempotency_table=data.idempotency_table,
+                clients_table=data.clients_table,
                 stream_arn=data.stream_arn,
                 key=key,
                 payment_queue=messaging.payment_queue,
@@ -76,6 +77,7 @@ class PaymentRegionStack(cdk.Stack):
             peer_key_arn=key_alias_arn(names=names, region=props.peer_region),
             rest_api=api.rest_api,
             stage_ref=api.stage_ref,
+            directory=data.clients_table,
             production=props.settings.production,
         )
         # The region's in-service flag: /health fails while it is off, so Route 53 fails over.

@@ -19,14 +19,21 @@ from chalicelib.errors import DependencyUnavailable
 from chalicelib.items import (
     claim_attributes,
     key_attributes,
+    payment_key,
     record_attributes,
     record_from_attributes,
     record_key,
     rejection_attributes,
     rejection_from_attributes,
     rejection_key,
+    scoped,
 )
-from chalicelib.names import API_KEY_SECRET_FIELD, CORRELATION_ID_ATTRIBUTE
+from chalicelib.names import (
+    API_KEY_SECRET_FIELD,
+    CLIENT_MESSAGE_ATTRIBUTE,
+    CORRELATION_ID_ATTRIBUTE,
+    ClientsTableSchema,
+)
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.observability import report_dependency_failure
 from chalicelib.payments import PaymentRecord, PaymentRequest
@@ -76,8 +83,8 @@ class DynamoPaymentRepository:
         self._client = LazyClient(client)
         self._sleep = sleep
 
-    def _claim_key(self, transaction_id: str) -> dict[str, Any]:
-        return key_attributes(transaction_id, Schema.CLAIM_SORT_KEY)
+    def _claim_key(self, client: str, transaction_id: str) -> dict[str, Any]:
+        return payment_key(client, transaction_id, Schema.CLAIM_SORT_KEY)
 
     def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
         """Store ``record`` unless its transaction id is taken; else return the stored record.
@@ -124,7 +131,7 @@ class DynamoPaymentRepository:
                 # The claim is taken, or being taken by the other region: the stored one decides.
                 # ReturnValuesOnConditionCheckFailure's old item when the store returns it, else a read.
                 old_item = cast("dict[str, Any] | None", error.response.get("Item"))
-                stored = old_item or self._item(self._claim_key(record.transaction_id))
+                stored = old_item or self._item(self._claim_key(record.client, record.transaction_id))
                 if stored:
                     return stored
                 if attempt + 1 == WRITE_CONFLICT_ATTEMPTS:
@@ -165,26 +172,26 @@ class DynamoPaymentRepository:
         except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table") from error
 
-    def get(self, transaction_id: str) -> PaymentRecord | None:
-        """The payment stored under ``transaction_id`` (strongly consistent read of its claim)."""
+    def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
+        """``client``'s payment under ``transaction_id`` (strongly consistent read of its claim)."""
         try:
             response = self._client.get_item(
-                TableName=self._table, Key=self._claim_key(transaction_id), ConsistentRead=True
+                TableName=self._table, Key=self._claim_key(client, transaction_id), ConsistentRead=True
             )
         except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table") from error
         item = response.get("Item")
         return record_from_attributes(item) if item else None
 
-    def lookup(self, transaction_id: str) -> PaymentLookup:
-        """The claim and the rejections under ``transaction_id``: one strongly consistent query."""
+    def lookup(self, client: str, transaction_id: str) -> PaymentLookup:
+        """``client``'s claim and rejections under ``transaction_id``: one strongly consistent query."""
         try:
             response = self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="#pk = :id AND #sk <= :claim",
                 ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY, "#sk": Schema.SORT_KEY},
                 ExpressionAttributeValues={
-                    ":id": {"S": transaction_id},
+                    ":id": {"S": scoped(client, transaction_id)},
                     ":claim": {"N": str(Schema.CLAIM_SORT_KEY)},
                 },
                 ScanIndexForward=False,
@@ -231,19 +238,21 @@ class DynamoPaymentRepository:
                 raise DependencyUnavailable("payments table") from error
         raise DependencyUnavailable("payments table")
 
-    def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
-        """A page of ``customer_id``'s payments from the customer index, newest first."""
+    def list_for_customer(
+        self, client: str, customer_id: str, *, limit: int, cursor: str | None
+    ) -> CustomerPage:
+        """A page of ``client``'s payments of ``customer_id`` from the customer index, newest first."""
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": Schema.CUSTOMER_INDEX,
             "KeyConditionExpression": "#customer = :customer",
             "ExpressionAttributeNames": {"#customer": Schema.CUSTOMER_INDEX_PARTITION_KEY},
-            "ExpressionAttributeValues": {":customer": {"S": customer_id}},
+            "ExpressionAttributeValues": {":customer": {"S": scoped(client, customer_id)}},
             "ScanIndexForward": False,
             "Limit": limit,
         }
         if cursor is not None:
-            query["ExclusiveStartKey"] = decode_cursor(cursor, customer_id)
+            query["ExclusiveStartKey"] = decode_cursor(cursor, client, customer_id)
         try:
             response = self._client.query(**query)
         except AWS_FAILURES as error:
@@ -255,16 +264,52 @@ class DynamoPaymentRepository:
         )
 
 
+class DynamoClientDirectory:
+    """The region's client directory: API key id -> client, kept for the container's life.
+
+    A key's id is never given to another key and its client never changes, so a found entry is
+    kept (at most :data:`MAX_KNOWN_KEYS`, the newest); a key of no client is asked again each
+    time, so a key registered a moment ago is known at its first request. A revoked key never
+    reaches the function: API Gateway refuses it first.
+    """
+
+    MAX_KNOWN_KEYS = 10_000
+
+    def __init__(self, *, table_name: str, client: ClientFactory) -> None:
+        self._table = table_name
+        self._client = LazyClient(client)
+        self._known: dict[str, str] = {}
+
+    def client_of(self, api_key_id: str) -> str | None:
+        """The client owning ``api_key_id``, or None (one consistent read the first time)."""
+        if api_key_id in self._known:
+            return self._known[api_key_id]
+        try:
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={ClientsTableSchema.PARTITION_KEY: {"S": api_key_id}},
+                ConsistentRead=True,
+            ).get("Item")
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("client directory") from error
+        client = (item or {}).get(ClientsTableSchema.CLIENT_ATTRIBUTE, {}).get("S")
+        if client:
+            if len(self._known) >= self.MAX_KNOWN_KEYS:
+                self._known.pop(next(iter(self._known)))
+            self._known[api_key_id] = client
+        return client
+
+
 class SqsPaymentQueue:
-    """The payment queue; the correlation id travels as a message attribute."""
+    """The payment queue; the client and the correlation id travel as message attributes."""
 
     def __init__(self, *, queue_url: str, client: ClientFactory) -> None:
         self._queue_url = queue_url
         self._client = LazyClient(client)
 
-    def enqueue(self, payment: PaymentRequest, *, correlation_id: str | None) -> None:
-        """Send ``payment`` to the processor."""
-        attributes = {}
+    def enqueue(self, payment: PaymentRequest, *, client: str, correlation_id: str | None) -> None:
+        """Send ``client``'s ``payment`` to the processor."""
+        attributes = {CLIENT_MESSAGE_ATTRIBUTE: {"DataType": "String", "StringValue": client}}
         if correlation_id:
             attributes[CORRELATION_ID_ATTRIBUTE] = {"DataType": "String", "StringValue": correlation_id}
         try:
@@ -423,6 +468,8 @@ def _publish_entry(entry_id: str, item: Announced) -> dict[str, Any]:
     from chalicelib.outbox import event_name, notification_body
 
     attributes = {"event": {"DataType": "String", "StringValue": event_name(item)}}
+    if item.client:
+        attributes[CLIENT_MESSAGE_ATTRIBUTE] = {"DataType": "String", "StringValue": item.client}
     if item.currency is not None:
         attributes["currency"] = {"DataType": "String", "StringValue": item.currency}
     if isinstance(item, PaymentRecord):

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from chalicelib.errors import FieldError, InvalidQuery
+from chalicelib.items import scoped, unscoped
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.payments import is_identifier
 
@@ -28,8 +29,12 @@ def encode_cursor(last_evaluated_key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
-    """The ``ExclusiveStartKey`` in ``cursor``; refuses cursors not made for ``customer_id``."""
+def decode_cursor(cursor: str, client: str, customer_id: str) -> dict[str, Any]:
+    """The ``ExclusiveStartKey`` in ``cursor``; refuses cursors not made for ``client``'s ``customer_id``.
+
+    A cursor names the client it was made for: another client's cursor is refused like a forged
+    one (400), so no client pages through the index from a key of someone else's.
+    """
     invalid = InvalidQuery([FieldError("cursor", "is not a cursor returned for this customer")])
     if len(cursor) > MAX_CURSOR_LENGTH:
         raise invalid
@@ -45,10 +50,13 @@ def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
             raise invalid
     # Only values DynamoDB takes as a start key: anything else would fail the query itself,
     # and a client's cursor must never produce a 503.
-    if key[Schema.CUSTOMER_INDEX_PARTITION_KEY]["S"] != customer_id:
+    if key[Schema.CUSTOMER_INDEX_PARTITION_KEY]["S"] != scoped(client, customer_id):
         raise invalid
-    if not _CURSOR_TIMESTAMP.fullmatch(key[Schema.SORT_KEY]["N"]) or not is_identifier(
-        key[Schema.PARTITION_KEY]["S"]
+    owner, transaction_id = unscoped(key[Schema.PARTITION_KEY]["S"])
+    if (
+        not _CURSOR_TIMESTAMP.fullmatch(key[Schema.SORT_KEY]["N"])
+        or owner != client
+        or not is_identifier(transaction_id)
     ):
         raise invalid
     return key

@@ -64,6 +64,13 @@ class TransactionConflict(PaymentError):
         )
 
 
+class UnknownClient(PaymentError):
+    """The request's API key belongs to no client of the service (a key made outside ``payments-dr``)."""
+
+    def __init__(self) -> None:
+        super().__init__([FieldError("x-api-key", "belongs to no client of this service")])
+
+
 class IdempotencyKeyReused(PaymentError):
     """The Idempotency-Key was already used for a request with a different body."""
 

@@ -25,6 +25,7 @@ MAX_SHOWN_KEY_LENGTH = 64
 STATUS_BY_ERROR: dict[type[PaymentError], int] = {
     errors.MalformedRequest: 400,
     errors.InvalidQuery: 400,
+    errors.UnknownClient: 403,
     errors.PaymentNotFound: 404,
     errors.TransactionConflict: 409,
     errors.RequestInProgress: 409,

@@ -12,11 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.errors import FieldError
+from chalicelib.names import CLIENT_SCOPE_SEPARATOR
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.payments import STATUS_REJECTED, PaymentRecord, in_minor_units
 from chalicelib.processing import Announced, Rejection
 
 Attributes = dict[str, dict[str, Any]]
+# Every item a client's request or message made names the client; its transaction and customer
+# ids are stored scoped to it (:func:`scoped`), so two clients' ids never meet.
+CLIENT = "client"
 # The claim keeps a copy of the record under this attribute (see DynamoPaymentRepository).
 CLAIMED_RECORD = "record"
 # The region whose notifier announces an item. Only what is announced carries it (a payment's
@@ -32,21 +36,42 @@ REJECTED_PAYMENT = "payment"
 UNIDENTIFIED_PREFIX = "__rejected-message__:"
 
 
+def scoped(client: str, identifier: str) -> str:
+    """``client``'s own ``identifier`` (a transaction or customer id) as the table stores it.
+
+    The table keeps the seed's key names (``transaction_id``, ``customer_id``); their values are
+    ``{client}#{id}``. A client name and an id never contain ``#``, so the mapping is one to one.
+    """
+    return f"{client}{CLIENT_SCOPE_SEPARATOR}{identifier}"
+
+
+def unscoped(value: str) -> tuple[str, str]:
+    """The client and the client's own id in a stored key value (``("", value)`` if unscoped)."""
+    client, separator, identifier = value.partition(CLIENT_SCOPE_SEPARATOR)
+    return (client, identifier) if separator else ("", value)
+
+
 def key_attributes(transaction_id: str, timestamp: int) -> Attributes:
-    """The primary key of one item."""
+    """The primary key of one item; ``transaction_id`` as stored (scoped, or a marker's)."""
     return {Schema.PARTITION_KEY: {"S": transaction_id}, Schema.SORT_KEY: {"N": str(timestamp)}}
+
+
+def payment_key(client: str, transaction_id: str, timestamp: int) -> Attributes:
+    """The primary key of ``client``'s item under its ``transaction_id`` at ``timestamp``."""
+    return key_attributes(scoped(client, transaction_id), timestamp)
 
 
 def record_attributes(record: PaymentRecord) -> Attributes:
     """The payment record item of ``record``."""
     return {
-        **key_attributes(record.transaction_id, record.timestamp),
-        Schema.CUSTOMER_INDEX_PARTITION_KEY: {"S": record.customer_id},
+        **payment_key(record.client, record.transaction_id, record.timestamp),
+        Schema.CUSTOMER_INDEX_PARTITION_KEY: {"S": scoped(record.client, record.customer_id)},
         "amount": {"N": str(record.amount)},
         "currency": {"S": record.currency},
         "status": {"S": record.status},
         "fraud_review": {"BOOL": record.fraud_review},
         "region": {"S": record.region},
+        CLIENT: {"S": record.client},
     }
 
 
@@ -54,8 +79,9 @@ def claim_attributes(record: PaymentRecord) -> Attributes:
     """The claim item of ``record``: its transaction id, sort key 0, and a copy of the record."""
     copy = {name: value for name, value in record_attributes(record).items() if name != Schema.PARTITION_KEY}
     return {
-        **key_attributes(record.transaction_id, Schema.CLAIM_SORT_KEY),
+        **payment_key(record.client, record.transaction_id, Schema.CLAIM_SORT_KEY),
         CLAIMED_RECORD: {"M": copy},
+        CLIENT: {"S": record.client},
         ANNOUNCED_BY: {"S": record.region},
     }
 
@@ -72,16 +98,18 @@ def record_from_attributes(item: Attributes) -> PaymentRecord:
     if CLAIMED_RECORD in item:
         item = {**item[CLAIMED_RECORD]["M"], Schema.PARTITION_KEY: item[Schema.PARTITION_KEY]}
     currency = item["currency"]["S"]
+    client, transaction_id = unscoped(item[Schema.PARTITION_KEY]["S"])
     return PaymentRecord(
-        transaction_id=item[Schema.PARTITION_KEY]["S"],
+        transaction_id=transaction_id,
         timestamp=int(item[Schema.SORT_KEY]["N"]),
-        customer_id=item[Schema.CUSTOMER_INDEX_PARTITION_KEY]["S"],
+        customer_id=unscoped(item[Schema.CUSTOMER_INDEX_PARTITION_KEY]["S"])[1],
         # DynamoDB stores "12.50" as 12.5: the currency says how many digits the amount shows.
         amount=in_minor_units(Decimal(item["amount"]["N"]), currency),
         currency=currency,
         status=item["status"]["S"],
         fraud_review=bool(item["fraud_review"]["BOOL"]),
         region=item["region"]["S"],
+        client=client,
     )
 
 
@@ -94,8 +122,14 @@ def is_payment_record(item: Attributes) -> bool:
 
 
 def rejection_key(rejection: Rejection, sort_key: int) -> Attributes:
-    """The primary key of ``rejection``'s item at ``sort_key`` (normally ``rejection.sort_key``)."""
-    return key_attributes(rejection.transaction_id or UNIDENTIFIED_PREFIX + rejection.message_id, sort_key)
+    """The primary key of ``rejection``'s item at ``sort_key`` (normally ``rejection.sort_key``).
+
+    Under the client's transaction id when the message named both, so the client's lookup of the
+    id shows it; otherwise under the message's own id, where no client's lookup ever reaches.
+    """
+    if rejection.client and rejection.transaction_id:
+        return payment_key(rejection.client, rejection.transaction_id, sort_key)
+    return key_attributes(UNIDENTIFIED_PREFIX + rejection.message_id, sort_key)
 
 
 def rejection_attributes(rejection: Rejection, sort_key: int) -> Attributes:
@@ -121,6 +155,8 @@ def rejection_attributes(rejection: Rejection, sort_key: int) -> Attributes:
         payment["amount"] = {"N": str(rejection.amount)}
     if payment:
         item[REJECTED_PAYMENT] = {"M": payment}
+    if rejection.client:
+        item[CLIENT] = {"S": rejection.client}
     return item
 
 
@@ -131,7 +167,7 @@ def rejection_from_attributes(item: Attributes) -> Rejection:
     currency = payment.get("currency", {}).get("S")
     amount = Decimal(payment["amount"]["N"]) if "amount" in payment else None
     return Rejection(
-        transaction_id=None if partition.startswith(UNIDENTIFIED_PREFIX) else partition,
+        transaction_id=None if partition.startswith(UNIDENTIFIED_PREFIX) else unscoped(partition)[1],
         message_id=item["message_id"]["S"],
         sent_at=int(item["sent_at"]["N"]),
         rejected_at=int(item["rejected_at"]["N"]),
@@ -140,6 +176,7 @@ def rejection_from_attributes(item: Attributes) -> Rejection:
         customer_id=payment.get("customer_id", {}).get("S"),
         amount=in_minor_units(amount, currency) if amount is not None and currency else amount,
         currency=currency,
+        client=item.get(CLIENT, {}).get("S"),
     )
 
 

@@ -45,6 +45,8 @@ class Metric:
     DEPENDENCY_OVERLOADED = "DependencyOverloaded"
     # Payments refused by a region draining for a planned switchover (clients retry).
     REFUSED_WHILE_DRAINING = "PaymentRefusedWhileDraining"
+    # Requests whose API key belongs to no client (a key made outside `payments-dr clients`).
+    UNKNOWN_CLIENT = "RequestOfUnknownClient"
     # The observer's canary against the peer region (dimension TargetRegion): 1 passed, 0 failed.
     CANARY_SUCCESS = "CanarySuccess"
     CANARY_LATENCY = "CanaryLatency"
@@ -67,6 +69,7 @@ class EnvVar:
     OPS_ALERT_TOPIC_ARN = "OPS_ALERT_TOPIC_ARN"
     IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
     PEER_REGION = "PEER_REGION"
+    CLIENTS_TABLE = "CLIENTS_TABLE_NAME"
     # Set by the local environment only: the app checks API keys itself, against the client keys
     # of its region's API Gateway in the local AWS (no API Gateway stands in front of it).
     LOCAL_API_GATEWAY = "LOCAL_API_GATEWAY"
@@ -89,6 +92,24 @@ class PaymentsTableSchema:
     # The claim item that makes processing idempotent sits beside the payment record under the
     # same partition key; no real payment is ever stamped at epoch 0.
     CLAIM_SORT_KEY = 0
+
+
+class ClientsTableSchema:
+    """The client directory of one region: which client each of the region's API key ids belongs to.
+
+    API Gateway hands the function the id of the key a request carried; ids differ between the
+    regions and between a client's rotated keys, and the client (its name) is what owns payments.
+    """
+
+    PARTITION_KEY = "api_key_id"
+    CLIENT_ATTRIBUTE = "client"
+
+
+# What owns every payment, rejection and Idempotency-Key record: the client, by name. Stored keys
+# join the client and the client's own id with this character, which neither may contain.
+CLIENT_SCOPE_SEPARATOR = "#"
+# The message attribute (payment queue, transactions topic) naming the client a payment belongs to.
+CLIENT_MESSAGE_ATTRIBUTE = "client"
 
 
 class QueueSettings(NamedTuple):
@@ -208,6 +229,11 @@ class ResourceNames(NamedTuple):
     @property
     def idempotency_table(self) -> str:
         return f"payment-idempotency-{self.environment_suffix}"
+
+    @property
+    def clients_table(self) -> str:
+        """The region's client directory (a regional table: each region's key ids are its own)."""
+        return f"payment-clients-{self.environment_suffix}"
 
     @property
     def ops_alert_topic(self) -> str:

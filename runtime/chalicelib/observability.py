@@ -19,6 +19,7 @@ from chalicelib.cards import redact_pans
 from chalicelib.names import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 __all__ = [
+    "CLIENT_LOG_KEY",
     "Metric",
     "add_dimension",
     "count",
@@ -38,6 +39,8 @@ class PanRedactingFormatter(LambdaPowertoolsFormatter):
 
 
 logger = Logger(service=SERVICE_NAME, logger_formatter=PanRedactingFormatter())
+# Every log line of a request names the client it came from (by name, never by key).
+CLIENT_LOG_KEY = "client"
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 

@@ -29,7 +29,7 @@ def failed_positions(announcements: Sequence[Announcement], failed: Collection[i
 
     Lambda resumes a stream batch from the lowest reported position, so announcements after a
     failed one may be published again: subscribers de-duplicate on ``transaction_id``, as they
-    must for any SNS delivery.
+    must for any SNS delivery (on ``client`` and ``transaction_id`` together).
     """
     return [announcements[index].position for index in sorted(failed)]
 
@@ -61,7 +61,11 @@ def event_name(item: Announced) -> str:
 
 
 def notification_body(item: Announced) -> dict[str, Any]:
-    """The message published for a processed payment or a rejected one."""
+    """The message published for a processed payment or a rejected one, naming its client.
+
+    Subscribers serve many clients: the client is in the body and in the ``client`` message
+    attribute (for subscription filter policies); a transaction id is unique only per client.
+    """
     if isinstance(item, Rejection):
-        return {"event": REJECTED_EVENT, "rejection": item.to_json()}
-    return {"event": PROCESSED_EVENT, "payment": item.to_json()}
+        return {"event": REJECTED_EVENT, "client": item.client, "rejection": item.to_json()}
+    return {"event": PROCESSED_EVENT, "client": item.client, "payment": item.to_json()}

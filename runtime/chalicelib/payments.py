@@ -91,7 +91,11 @@ class PaymentRequest(NamedTuple):
 
 
 class PaymentRecord(NamedTuple):
-    """A processed payment as stored in the payments table and returned by the API."""
+    """A processed payment as stored in the payments table and returned by the API.
+
+    ``client`` owns it: the API client whose key sent it. Its transaction and customer ids are
+    that client's own; another client's ``order-1`` is another payment.
+    """
 
     transaction_id: str
     timestamp: int
@@ -101,10 +105,13 @@ class PaymentRecord(NamedTuple):
     status: str
     fraud_review: bool
     region: str
+    client: str
 
     @classmethod
-    def from_request(cls, payment: PaymentRequest, *, timestamp: int, region: str) -> PaymentRecord:
-        """The record of ``payment`` processed at ``timestamp`` (epoch ms) in ``region``."""
+    def from_request(
+        cls, payment: PaymentRequest, *, client: str, timestamp: int, region: str
+    ) -> PaymentRecord:
+        """The record of ``client``'s ``payment`` processed at ``timestamp`` (epoch ms) in ``region``."""
         return cls(
             transaction_id=payment.transaction_id,
             timestamp=timestamp,
@@ -114,6 +121,7 @@ class PaymentRecord(NamedTuple):
             status=STATUS_PROCESSED,
             fraud_review=payment.fraud_review,
             region=region,
+            client=client,
         )
 
     def is_same_payment(self, payment: PaymentRequest) -> bool:
@@ -125,7 +133,7 @@ class PaymentRecord(NamedTuple):
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The record as the API returns it; the amount is a string so no client reads a float."""
+        """The record as the API returns it to its client; the amount is a string so no client reads a float."""
         return {
             "transaction_id": self.transaction_id,
             "timestamp": self.timestamp,

@@ -42,29 +42,31 @@ class PaymentRepository(Protocol):
     """Where processed payments and rejected ones are kept."""
 
     def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
-        """Store ``record`` unless its transaction id is taken; return the stored one if it is.
+        """Store ``record`` unless its client's transaction id is taken; return the stored one if it is.
 
         Implementations must make the check and the write one atomic, conditional operation.
         """
 
-    def get(self, transaction_id: str) -> PaymentRecord | None:
-        """The payment stored under ``transaction_id``, if any."""
+    def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
+        """``client``'s payment stored under ``transaction_id``, if any."""
 
-    def lookup(self, transaction_id: str) -> PaymentLookup:
-        """The payment and the rejections stored under ``transaction_id`` (one consistent read)."""
+    def lookup(self, client: str, transaction_id: str) -> PaymentLookup:
+        """``client``'s payment and rejections under ``transaction_id`` (one consistent read)."""
 
     def record_rejection(self, rejection: Rejection) -> bool:
         """Store ``rejection`` once per message; False when this message's was already stored."""
 
-    def list_for_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> CustomerPage:
-        """A page of ``customer_id``'s payments, newest first."""
+    def list_for_customer(
+        self, client: str, customer_id: str, *, limit: int, cursor: str | None
+    ) -> CustomerPage:
+        """A page of ``client``'s payments of ``customer_id``, newest first."""
 
 
 class PaymentQueue(Protocol):
     """The queue that carries accepted payments to the processor."""
 
-    def enqueue(self, payment: PaymentRequest, *, correlation_id: str | None) -> None:
-        """Send ``payment`` for asynchronous processing."""
+    def enqueue(self, payment: PaymentRequest, *, client: str, correlation_id: str | None) -> None:
+        """Send ``client``'s ``payment`` for asynchronous processing."""
 
 
 class Notifications(Protocol):
@@ -72,3 +74,10 @@ class Notifications(Protocol):
 
     def announce(self, items: Sequence[Announced]) -> set[int]:
         """Announce processed and rejected payments; returns the indices of those not published."""
+
+
+class ClientDirectory(Protocol):
+    """Which client each API key of this region belongs to."""
+
+    def client_of(self, api_key_id: str) -> str | None:
+        """The client whose key has id ``api_key_id``; None for a key of no client."""

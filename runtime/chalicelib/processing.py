@@ -42,6 +42,8 @@ class Rejection(NamedTuple):
     customer_id: str | None = None
     amount: Decimal | None = None
     currency: str | None = None
+    # The client whose message it was; None for a message that names none (no client sent it).
+    client: str | None = None
 
     @property
     def sort_key(self) -> int:
@@ -91,18 +93,19 @@ class ProcessingOutcome(NamedTuple):
 def process_payment(
     payment: PaymentRequest,
     *,
+    client: str,
     repository: PaymentRepository,
     region: str,
     clock: Clock = epoch_millis,
 ) -> ProcessingOutcome:
-    """Record ``payment`` once, however often it is submitted.
+    """Record ``client``'s ``payment`` once, however often it is submitted.
 
     A repeat of a stored payment returns the stored record without writing anything; a
-    different payment under a used transaction id raises :class:`TransactionConflict`. The
+    different payment under a transaction id the client used raises :class:`TransactionConflict`. The
     notification is not sent from here: the notifier publishes it from the table's stream
     (:mod:`chalicelib.outbox`), so it can neither be lost nor doubled by a retry.
     """
-    record = PaymentRecord.from_request(payment, timestamp=clock(), region=region)
+    record = PaymentRecord.from_request(payment, client=client, timestamp=clock(), region=region)
     existing = repository.insert_new(record)
     if existing is None:
         return ProcessingOutcome(record=record, created=True)

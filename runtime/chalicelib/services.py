@@ -11,7 +11,7 @@ from chalicelib import heap
 from chalicelib.canary import PeerApi, StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.names import API_STAGE, CANARY_CLIENT
-from chalicelib.ports import Notifications, PaymentQueue, PaymentRepository
+from chalicelib.ports import ClientDirectory, Notifications, PaymentQueue, PaymentRepository
 from chalicelib.regions import FLAG_CACHE_SECONDS, Cached, HealthReport, RegionControl, RegionFlag
 from chalicelib.settings import Settings
 
@@ -48,6 +48,7 @@ class Services(NamedTuple):
     health_cache: Cached[HealthReport]
     flag_cache: Cached[RegionFlag]
     peer_api: PeerApi
+    clients: ClientDirectory
 
 
 def build_aws_services(settings: Settings) -> Services:
@@ -100,6 +101,9 @@ def build_aws_services(settings: Settings) -> Services:
             stage=API_STAGE,
             client=partial(sdk.make_client, "apigateway", region=settings.peer_region),
             api_key=canary_key,
+        ),
+        clients=aws.DynamoClientDirectory(
+            table_name=settings.clients_table, client=partial(client, "dynamodb")
         ),
     )
 

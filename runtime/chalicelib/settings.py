@@ -28,6 +28,7 @@ class Settings(NamedTuple):
     transaction_topic_arn: str
     ops_alert_topic_arn: str
     idempotency_table: str
+    clients_table: str = ""
     peer_region: str = ""
     # make run only: check API keys against this region's API Gateway in the local AWS.
     local_api_gateway: bool = False
@@ -55,6 +56,7 @@ class Settings(NamedTuple):
             transaction_topic_arn=env.get(EnvVar.TRANSACTION_TOPIC_ARN, ""),
             ops_alert_topic_arn=env.get(EnvVar.OPS_ALERT_TOPIC_ARN, ""),
             idempotency_table=env.get(EnvVar.IDEMPOTENCY_TABLE, names.idempotency_table),
+            clients_table=env.get(EnvVar.CLIENTS_TABLE, names.clients_table),
             peer_region=env.get(EnvVar.PEER_REGION, ""),
             local_api_gateway=bool(env.get(EnvVar.LOCAL_API_GATEWAY)),
             peer_api_url=env.get(EnvVar.PEER_API_URL, ""),

@@ -22,12 +22,14 @@ from chalicelib.errors import (
     PaymentNotFound,
     RegionNotAccepting,
     TransactionConflict,
+    UnknownClient,
     ValidationFailed,
 )
 from chalicelib.http import parse_document
 from chalicelib.idempotency import StoredResponse
-from chalicelib.names import CANARY_TARGET_DIMENSION, CORRELATION_ID_ATTRIBUTE
+from chalicelib.names import CANARY_TARGET_DIMENSION, CLIENT_MESSAGE_ATTRIBUTE, CORRELATION_ID_ATTRIBUTE
 from chalicelib.observability import (
+    CLIENT_LOG_KEY,
     Metric,
     add_dimension,
     count,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 # (notifier) are imported by the one function that uses each, not on every cold start.
 
 DEFAULT_PAGE_SIZE = 20
+NO_CLIENT = FieldError("(message)", "names no client; only the payment API queues payments")
 MAX_PAGE_SIZE = 100
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PAGE_SIZE = re.compile(r"[0-9]{1,3}")
@@ -77,10 +80,12 @@ def _validated(document: Any) -> PaymentRequest:
     return payment
 
 
-def validate_and_enqueue(document: Any, services: Services, *, correlation_id: str | None) -> PaymentRequest:
-    """``POST /validate``: check a payment and queue it for processing if it is acceptable."""
+def validate_and_enqueue(
+    document: Any, services: Services, *, client: str, correlation_id: str | None
+) -> PaymentRequest:
+    """``POST /validate``: check ``client``'s payment and queue it for processing if it is acceptable."""
     payment = _validated(document)
-    services.queue.enqueue(payment, correlation_id=correlation_id)
+    services.queue.enqueue(payment, client=client, correlation_id=correlation_id)
     logger.info(
         "payment accepted",
         extra={"transaction_id": payment.transaction_id, "fraud_review": payment.fraud_review},
@@ -88,10 +93,26 @@ def validate_and_enqueue(document: Any, services: Services, *, correlation_id: s
     return payment
 
 
-class ClientRequest(NamedTuple):
-    """Who sent a payment request and the idempotency key it carries, if any."""
+def identify_client(api_key_id: str | None, services: Services) -> str:
+    """The client a request comes from: the owner of the API key API Gateway admitted it with.
 
-    caller: str
+    Every payment, rejection and Idempotency-Key record belongs to that client, so the same
+    client is found in both regions and across its rotated keys (each has its own key id).
+    A key of no client (or none at all, which API Gateway never lets through) is refused.
+    """
+    client = services.clients.client_of(api_key_id) if api_key_id else None
+    if client is None:
+        count(Metric.UNKNOWN_CLIENT)
+        logger.warning("request with a key of no client", extra={"api_key_id": api_key_id})
+        raise UnknownClient()
+    logger.append_keys(**{CLIENT_LOG_KEY: client})
+    return client
+
+
+class ClientRequest(NamedTuple):
+    """Which client sent a payment request and the idempotency key it carries, if any."""
+
+    client: str
     idempotency_key: str | None = None
     correlation_id: str | None = None
     lambda_context: Any = None
@@ -120,7 +141,9 @@ def accept_payment(document: Any, services: Services, request: ClientRequest) ->
     refuse_unless_accepting(services)
 
     def respond() -> StoredResponse:
-        payment = validate_and_enqueue(document, services, correlation_id=request.correlation_id)
+        payment = validate_and_enqueue(
+            document, services, client=request.client, correlation_id=request.correlation_id
+        )
         return StoredResponse(status=202, body=payment.verdict())
 
     return _once_per_key("validate", document, services, request, respond)
@@ -131,7 +154,7 @@ def process_payment_now(document: Any, services: Services, request: ClientReques
     refuse_unless_accepting(services)
 
     def respond() -> StoredResponse:
-        outcome = validate_and_process(document, services)
+        outcome = validate_and_process(document, services, request.client)
         return StoredResponse(status=201 if outcome.created else 200, body=outcome.record.to_json())
 
     return _once_per_key("process", document, services, request, respond)
@@ -146,7 +169,7 @@ def _once_per_key(
 ) -> StoredResponse:
     return services.idempotency.run(
         operation=operation,
-        caller=request.caller,
+        caller=request.client,
         key=request.idempotency_key,
         body=document,
         respond=respond,
@@ -154,8 +177,10 @@ def _once_per_key(
     )
 
 
-def _processed(payment: PaymentRequest, services: Services) -> ProcessingOutcome:
-    outcome = process_payment(payment, repository=services.repository, region=services.settings.region)
+def _processed(payment: PaymentRequest, client: str, services: Services) -> ProcessingOutcome:
+    outcome = process_payment(
+        payment, client=client, repository=services.repository, region=services.settings.region
+    )
     count(Metric.PROCESSED if outcome.created else Metric.DUPLICATE)
     logger.info(
         "payment processed" if outcome.created else "payment already processed",
@@ -164,9 +189,9 @@ def _processed(payment: PaymentRequest, services: Services) -> ProcessingOutcome
     return outcome
 
 
-def validate_and_process(document: Any, services: Services) -> ProcessingOutcome:
-    """``POST /process``: validate and process one payment synchronously, idempotently."""
-    return _processed(_validated(document), services)
+def validate_and_process(document: Any, services: Services, client: str) -> ProcessingOutcome:
+    """``POST /process``: validate and process one of ``client``'s payments synchronously, idempotently."""
+    return _processed(_validated(document), client, services)
 
 
 class QueuedMessage(NamedTuple):
@@ -176,6 +201,8 @@ class QueuedMessage(NamedTuple):
     body: str
     # When SQS accepted the message (epoch ms); the same on every redelivery.
     sent_at: int
+    # The client whose payment it is (a message attribute); None if the message names none.
+    client: str | None = None
 
 
 def process_message(
@@ -184,7 +211,8 @@ def process_message(
     """Process one payment-queue message: the payment stored, or the rejection recorded.
 
     A message that can never succeed (not JSON, not a valid payment, a transaction id reused
-    for another payment) is a business outcome: it is recorded as rejected, announced as
+    for another payment, no client named: only the API queues payments, always with its client)
+    is a business outcome: it is recorded as rejected, announced as
     ``payment.rejected`` and deleted from the queue, never retried or dead-lettered, so no
     client can fill a dead-letter queue. Only what fails for reasons of infrastructure raises
     (:class:`DependencyUnavailable`, or a bug): the queue retries it and then dead-letters it.
@@ -193,12 +221,14 @@ def process_message(
         document = parse_document(message.body)
     except MalformedRequest as error:
         return _rejected(message, None, list(error.errors), services, clock)
+    if message.client is None:
+        return _rejected(message, None, [NO_CLIENT], services, clock)
     try:
         payment = _validated(document)
     except ValidationFailed as error:
         return _rejected(message, _usable_transaction_id(document), list(error.errors), services, clock)
     try:
-        return _processed(payment, services)
+        return _processed(payment, message.client, services)
     except TransactionConflict as error:
         return _rejected(message, payment.transaction_id, list(error.errors), services, clock, payment)
 
@@ -230,6 +260,7 @@ def _rejected(
         customer_id=payment.customer_id if payment else None,
         amount=payment.amount if payment else None,
         currency=payment.currency if payment else None,
+        client=message.client,
     )
     recorded = services.repository.record_rejection(rejection)
     if recorded:
@@ -256,13 +287,16 @@ def process_message_batch(event: dict[str, Any], services: Services) -> dict[str
     failures = []
     for record in event.get("Records", []):
         message_id = record["messageId"]
-        attribute = (record.get("messageAttributes") or {}).get(CORRELATION_ID_ATTRIBUTE) or {}
-        logger.set_correlation_id(attribute.get("stringValue") or message_id)
+        attributes = record.get("messageAttributes") or {}
+        correlation = attributes.get(CORRELATION_ID_ATTRIBUTE) or {}
+        logger.set_correlation_id(correlation.get("stringValue") or message_id)
+        client = (attributes.get(CLIENT_MESSAGE_ATTRIBUTE) or {}).get("stringValue")
         sent_at = str((record.get("attributes") or {}).get("SentTimestamp"))
         message = QueuedMessage(
             message_id=message_id,
             body=record["body"],
             sent_at=int(sent_at) if sent_at.isdecimal() else epoch_millis(),
+            client=client or None,
         )
         try:
             process_message(message, services)
@@ -298,22 +332,25 @@ def announce_processed_payments(stream_event: dict[str, Any], services: Services
     return {"batchItemFailures": [{"itemIdentifier": p} for p in failed_positions(announcements, failed)]}
 
 
-def find_payment(transaction_id: str, services: Services) -> dict[str, Any]:
-    """``GET /payments/{transaction_id}``: the stored payment, or why it was rejected.
+def find_payment(client: str, transaction_id: str, services: Services) -> dict[str, Any]:
+    """``GET /payments/{transaction_id}``: ``client``'s stored payment, or why it was rejected.
 
     A processed payment lists any rejected reuses of its transaction id beside it; a transaction
-    id that was only ever rejected answers with its latest rejection.
+    id that was only ever rejected answers with its latest rejection. Another client's payment
+    under the same id is not this client's: the answer is the same 404 as for an unused id.
     """
     if not is_identifier(transaction_id):
         raise PaymentNotFound(transaction_id)
-    found = services.repository.lookup(transaction_id).to_json()
+    found = services.repository.lookup(client, transaction_id).to_json()
     if found is None:
         raise PaymentNotFound(transaction_id)
     return found
 
 
-def customer_history(customer_id: str, query: dict[str, str], services: Services) -> dict[str, Any]:
-    """``GET /customers/{customer_id}/payments``: one page of payments, newest first."""
+def customer_history(
+    client: str, customer_id: str, query: dict[str, str], services: Services
+) -> dict[str, Any]:
+    """``GET /customers/{customer_id}/payments``: one page of ``client``'s payments, newest first."""
     if not is_identifier(customer_id):
         raise InvalidQuery([FieldError("customer_id", "is not a valid customer id")])
     unknown = set(query) - {"limit", "cursor"}
@@ -329,7 +366,7 @@ def customer_history(customer_id: str, query: dict[str, str], services: Services
     if not _PAGE_SIZE.fullmatch(limit_text) or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
         raise InvalidQuery([FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")])
     page = services.repository.list_for_customer(
-        customer_id, limit=int(limit_text), cursor=query.get("cursor")
+        client, customer_id, limit=int(limit_text), cursor=query.get("cursor")
     )
     return {
         "payments": [record.to_json() for record in page.payments],

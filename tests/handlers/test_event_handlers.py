@@ -9,11 +9,11 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.canary import StaticPeerApi
-from chalicelib.items import is_payment_record
+from chalicelib.items import is_payment_record, unscoped
 from chalicelib.names import Handler, ResourceNames
 from chalicelib.regions import RegionFlag
 from localenv.provision import RegionResources
-from tests.conftest import PEER_REGION, REGION, SUFFIX, CapturedLogs, TopicSpy
+from tests.conftest import MERCHANT, PEER_REGION, REGION, SUFFIX, CapturedLogs, TopicSpy
 
 
 def message(transaction_id: str, amount: str = "10.00") -> str:
@@ -27,12 +27,14 @@ def sqs_event(client: Client, bodies: list[str]) -> dict[str, Any]:
     # Chalice gives every generated record the same id; real SQS ids are unique per message.
     for index, record in enumerate(event["Records"]):
         record["messageId"] = f"message-{index}"
+        # The API names the client of every payment it queues.
+        record["messageAttributes"] = {"client": {"stringValue": MERCHANT, "dataType": "String"}}
     return event
 
 
 def processed_ids(aws: Any, resources: RegionResources) -> list[str]:
     items = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
-    return sorted(item["transaction_id"]["S"] for item in items if is_payment_record(item))
+    return sorted(unscoped(item["transaction_id"]["S"])[1] for item in items if is_payment_record(item))
 
 
 def rejections(aws: Any, resources: RegionResources) -> list[dict[str, Any]]:
@@ -99,8 +101,9 @@ def test_the_correlation_id_travels_from_the_message_attribute_to_the_logs(
     client: Client, payment_logs: CapturedLogs
 ) -> None:
     event = sqs_event(client, [message("txn-corr")])
-    event["Records"][0]["messageAttributes"] = {
-        "correlation_id": {"stringValue": "corr-42", "dataType": "String"}
+    event["Records"][0]["messageAttributes"]["correlation_id"] = {
+        "stringValue": "corr-42",
+        "dataType": "String",
     }
 
     response = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, event)

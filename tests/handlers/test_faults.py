@@ -22,7 +22,7 @@ from chalicelib import sdk
 from chalicelib.names import Handler
 from chalicelib.services import get_services, use_services
 from localenv.provision import RegionResources
-from tests.conftest import REGION, CapturedLogs, NotifierRun, TopicSpy
+from tests.conftest import MERCHANT, REGION, CapturedLogs, NotifierRun, TopicSpy
 
 THROTTLED = (
     400,
@@ -100,7 +100,7 @@ def message(transaction_id: str) -> dict[str, Any]:
                     }
                 ),
                 "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
+                "messageAttributes": {"client": {"stringValue": MERCHANT, "dataType": "String"}},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:payment-queue-test",

@@ -10,10 +10,11 @@ from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.items import scoped
 from chalicelib.names import ResourceNames
 from chalicelib.regions import RegionFlag
 from localenv.provision import RegionResources
-from tests.conftest import SUFFIX, CapturedLogs, TopicSpy
+from tests.conftest import MERCHANT, SUFFIX, CapturedLogs, TopicSpy
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -134,10 +135,10 @@ def test_process_writes_the_record_and_publishes_once(
         TableName=resources.payments_table,
         KeyConditionExpression="transaction_id = :t AND #ts > :zero",
         ExpressionAttributeNames={"#ts": "timestamp"},
-        ExpressionAttributeValues={":t": {"S": "txn-100"}, ":zero": {"N": "0"}},
+        ExpressionAttributeValues={":t": {"S": scoped(MERCHANT, "txn-100")}, ":zero": {"N": "0"}},
     )["Items"]
     assert [item["amount"] for item in stored] == [{"N": "19.99"}]
-    assert [m["payment"] for m in transactions_topic.messages()] == [record]
+    assert [(m["client"], m["payment"]) for m in transactions_topic.messages()] == [(MERCHANT, record)]
 
 
 def test_process_repeat_returns_the_stored_record_without_writing_or_publishing(

@@ -18,11 +18,11 @@ from chalice.test import Client
 
 from chalicelib import aws as adapters
 from chalicelib import sdk
-from chalicelib.items import is_payment_record
+from chalicelib.items import is_payment_record, scoped
 from chalicelib.names import Handler
 from chalicelib.services import get_services, use_services
 from localenv.provision import RegionResources
-from tests.conftest import REGION, NotifierRun, TopicSpy
+from tests.conftest import MERCHANT, REGION, NotifierRun, TopicSpy
 from tests.handlers.test_faults import ACCESS_DENIED, WRITE_CONFLICT, _Body, message
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -70,7 +70,7 @@ def items_of(aws: Any, resources: RegionResources, transaction_id: str) -> list[
     response = aws("dynamodb").query(
         TableName=resources.payments_table,
         KeyConditionExpression="transaction_id = :t",
-        ExpressionAttributeValues={":t": {"S": transaction_id}},
+        ExpressionAttributeValues={":t": {"S": scoped(MERCHANT, transaction_id)}},
         ConsistentRead=True,
     )
     return list(response["Items"])

@@ -232,6 +232,24 @@ def test_each_function_may_make_the_table_calls_its_code_makes(
     assert wiring.role_allows(wiring.role_of(function), action, resource), why
 
 
+@pytest.mark.parametrize("stack", REGIONAL)
+def test_the_api_function_may_read_its_regions_client_directory_and_nothing_may_write_it(
+    deployment: Deployment, stack: str
+) -> None:
+    wiring = Wiring(deployment)
+    region = deployment.region(stack)
+    directory = f"arn:aws:dynamodb:{region}:{deployment.account}:table/payment-clients-dev"
+    validator = wiring.function(stack, "payment-validator-dev")
+    assert validator is not None
+
+    # Every request's client is read there: without it every payment route answers 503.
+    assert wiring.role_allows(wiring.role_of(validator), "dynamodb:GetItem", directory)
+    for name in ("payment-validator-dev", "payment-processor-dev", "payment-notifier-dev"):
+        function = wiring.function(stack, name)
+        assert function is not None
+        assert not wiring.role_allows(wiring.role_of(function), "dynamodb:PutItem", directory), name
+
+
 # ---------------------------------------------------------------------------- account-global names
 @pytest.fixture(scope="module")
 def second_environment(tmp_path_factory: pytest.TempPathFactory) -> cx_api.CloudAssembly:

@@ -85,7 +85,10 @@ def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(
             },
         },
     )
+    replicated = [NAMES.payments_table, NAMES.idempotency_table]
     for table in resources(template, "AWS::DynamoDB::GlobalTable").values():
+        if table["Properties"]["TableName"] not in replicated:
+            continue
         replicas = {r["Region"]: r for r in table["Properties"]["Replicas"]}
         assert set(replicas) == {"us-east-1", "us-east-2"}
         assert all(
@@ -107,10 +110,37 @@ def test_idempotency_keys_live_in_their_own_global_table_with_ttl(templates: dic
 def test_the_secondary_uses_the_replica_and_creates_no_table(templates: dict[str, Template]) -> None:
     template = templates[SECONDARY]
 
-    assert resources(template, "AWS::DynamoDB::GlobalTable") == {}
+    # Only its own client directory (see the test below).
+    tables = resources(template, "AWS::DynamoDB::GlobalTable").values()
+    assert [table["Properties"]["TableName"] for table in tables] == [NAMES.clients_table]
     assert resources(template, "AWS::DynamoDB::Table") == {}
     functions = json.dumps(resources(template, "AWS::Serverless::Function"))
     assert "payments-dev" in functions
+
+
+@pytest.mark.parametrize("stack", BOTH)
+def test_each_region_has_its_own_client_directory_holding_the_canarys_key(
+    templates: dict[str, Template], stack: str
+) -> None:
+    template = templates[stack]
+    [(directory_id, directory)] = [
+        (logical_id, table)
+        for logical_id, table in resources(template, "AWS::DynamoDB::GlobalTable").items()
+        if table["Properties"]["TableName"] == NAMES.clients_table
+    ]
+    [replica] = directory["Properties"]["Replicas"]
+
+    assert directory["Properties"]["KeySchema"] == [{"AttributeName": "api_key_id", "KeyType": "HASH"}]
+    assert replica["Region"] == {PRIMARY: "us-east-1", SECONDARY: "us-east-2"}[stack]
+    assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert "KMSMasterKeyId" in replica["SSESpecification"]
+    [key_id] = resources(template, "AWS::ApiGateway::ApiKey")
+    entries = [
+        json.dumps(entry["Properties"]["Create"])
+        for entry in resources(template, "Custom::AWS").values()
+        if "putItem" in json.dumps(entry["Properties"].get("Create", ""))
+    ]
+    assert len(entries) == 1 and key_id in entries[0] and json.dumps({"Ref": directory_id}) in entries[0]
 
 
 @pytest.mark.parametrize("stack", BOTH)
@@ -521,7 +551,12 @@ def test_payment_data_is_encrypted_with_the_regions_customer_managed_key(
                 r["Region"]: r["SSESpecification"]["KMSMasterKeyId"] for r in table["Properties"]["Replicas"]
             }
             assert "Fn::ImportValue" in json.dumps(replicas["us-east-1"])
-            assert NAMES.data_key_alias in json.dumps(replicas["us-east-2"])
+            if table["Properties"]["TableName"] != NAMES.clients_table:
+                assert NAMES.data_key_alias in json.dumps(replicas["us-east-2"])
+    for table in resources(template, "AWS::DynamoDB::GlobalTable").values():
+        if table["Properties"]["TableName"] == NAMES.clients_table:
+            [replica] = table["Properties"]["Replicas"]
+            assert "Fn::ImportValue" in json.dumps(replica["SSESpecification"]["KMSMasterKeyId"])
 
 
 @pytest.mark.parametrize("stack", BOTH)

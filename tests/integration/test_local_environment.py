@@ -25,8 +25,9 @@ import pytest
 import requests
 
 from chalicelib.canary import CANARY_CUSTOMER
+from chalicelib.items import scoped
 from chalicelib.names import ResourceNames
-from localenv.environment import RUNTIME, LocalEnvironment, free_port, wait_for_port
+from localenv.environment import LOCAL_MERCHANT, RUNTIME, LocalEnvironment, free_port, wait_for_port
 from tests.conftest import TopicSpy
 from tests.integration.conftest import PRIMARY, SECONDARY, eventually
 
@@ -56,7 +57,7 @@ def records(environment: LocalEnvironment, region: str, transaction_id: str) -> 
         TableName=table,
         KeyConditionExpression="transaction_id = :t AND #ts > :zero",
         ExpressionAttributeNames={"#ts": "timestamp"},
-        ExpressionAttributeValues={":t": {"S": transaction_id}, ":zero": {"N": "0"}},
+        ExpressionAttributeValues={":t": {"S": scoped(LOCAL_MERCHANT, transaction_id)}, ":zero": {"N": "0"}},
         ConsistentRead=True,
     )["Items"]
 

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from chalicelib import sdk
 from chalicelib.aws import DynamoPaymentRepository
 from chalicelib.errors import TransactionConflict
-from chalicelib.items import is_payment_record
+from chalicelib.items import is_payment_record, unscoped
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.processing import process_payment
 from localenv import moto_fixes
@@ -81,7 +81,7 @@ def stored(local_aws: str, table: str, region: str) -> dict[str, list[dict[str, 
     """Every item of ``table`` in ``region``, by transaction id."""
     found: dict[str, list[dict[str, Any]]] = {}
     for item in dynamodb(local_aws, region).scan(TableName=table, ConsistentRead=True)["Items"]:
-        found.setdefault(item["transaction_id"]["S"], []).append(item)
+        found.setdefault(unscoped(item["transaction_id"]["S"])[1], []).append(item)
     return found
 
 
@@ -152,7 +152,10 @@ def test_an_acknowledged_payment_is_already_in_the_peer_region(
     local_aws: str, strong: dict[str, RegionResources]
 ) -> None:
     outcome = process_payment(
-        payment("txn-rpo0", "5.00"), repository=repository(strong[REGION], REGION), region=REGION
+        payment("txn-rpo0", "5.00"),
+        client="merchant-a",
+        repository=repository(strong[REGION], REGION),
+        region=REGION,
     )
 
     in_peer = stored(local_aws, strong[PEER_REGION].payments_table, PEER_REGION)["txn-rpo0"]
@@ -170,6 +173,7 @@ def race(resources: dict[str, RegionResources], transaction_id: str) -> dict[str
         try:
             answers[region] = process_payment(
                 payment(transaction_id, "10.00"),
+                client="merchant-a",
                 repository=repository(resources[region], region),
                 region=region,
             )

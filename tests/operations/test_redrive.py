@@ -7,11 +7,12 @@ from typing import Any
 
 from chalice.test import Client
 
-from chalicelib.items import is_payment_record
+from chalicelib.items import is_payment_record, unscoped
 from chalicelib.names import Handler
 from localenv.events import sqs_lambda_record
 from localenv.provision import RegionResources
 from operations.redrive import redrive, waiting_messages
+from tests.conftest import MERCHANT
 
 
 def dead_letter(aws: Any, resources: RegionResources, transaction_id: str) -> None:
@@ -19,7 +20,10 @@ def dead_letter(aws: Any, resources: RegionResources, transaction_id: str) -> No
     aws("sqs").send_message(
         QueueUrl=resources.payment_dlq_url,
         MessageBody=json.dumps(body),
-        MessageAttributes={"correlation_id": {"DataType": "String", "StringValue": f"corr-{transaction_id}"}},
+        MessageAttributes={
+            "correlation_id": {"DataType": "String", "StringValue": f"corr-{transaction_id}"},
+            "client": {"DataType": "String", "StringValue": MERCHANT},
+        },
     )
 
 
@@ -39,7 +43,7 @@ def process_queue(client: Client, aws: Any, resources: RegionResources) -> list[
 
 def stored_payments(aws: Any, resources: RegionResources) -> list[str]:
     items = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
-    return sorted(i["transaction_id"]["S"] for i in items if is_payment_record(i))
+    return sorted(unscoped(i["transaction_id"]["S"])[1] for i in items if is_payment_record(i))
 
 
 def test_a_dry_run_counts_and_moves_nothing(aws: Any, resources: RegionResources) -> None:
@@ -73,6 +77,7 @@ def test_redriven_messages_keep_their_attributes_and_are_processed_exactly_once(
 
     assert (report.waiting, report.moved, report.failed) == (3, 3, 0)
     assert all(m["MessageAttributes"]["correlation_id"]["StringValue"].startswith("corr-") for m in queued)
+    assert all(m["MessageAttributes"]["client"]["StringValue"] == MERCHANT for m in queued)
     assert sorted(processed) == ["txn-r1", "txn-r1", "txn-r2"]
     assert stored_payments(aws, resources) == ["txn-r1", "txn-r2"]
     assert (again.waiting, again.moved) == (0, 0)

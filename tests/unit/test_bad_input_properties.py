@@ -20,6 +20,7 @@ from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib import local_api_keys
 from chalicelib.canary import StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.regions import Cached
@@ -31,13 +32,16 @@ from tests.fakes import (
     RecordingNotifications,
     RecordingOpsNotices,
     RecordingQueue,
+    StaticClientDirectory,
     StaticProbes,
 )
 
 PROPERTY_SETTINGS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-JSON_HEADERS = {"Content-Type": "application/json"}
+# One client, admitted as API Gateway would admit it (key value -> key id -> client).
+API_KEY, API_KEY_ID, CLIENT = "unit-test-key-00000000001", "unit-key-id", "unit-merchant"
+JSON_HEADERS = {"Content-Type": "application/json", "x-api-key": API_KEY}
 
 
 class Ports:
@@ -48,7 +52,7 @@ class Ports:
         self.queue = RecordingQueue()
 
     def services(self) -> Services:
-        settings_ = Settings.from_environment({"AWS_REGION": "us-east-1"})
+        settings_ = Settings.from_environment({"AWS_REGION": "us-east-1", "LOCAL_API_GATEWAY": "1"})
         return Services(
             settings=settings_,
             repository=self.repository,
@@ -61,12 +65,16 @@ class Ports:
             health_cache=Cached(time.monotonic),
             flag_cache=Cached(time.monotonic),
             peer_api=StaticPeerApi("http://127.0.0.1:9", lambda: "unused"),
+            clients=StaticClientDirectory({API_KEY_ID: CLIENT}),
         )
 
 
 @pytest.fixture
-def app_client() -> Iterator[Client]:
+def app_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     from app import app
+
+    # The API Gateway of these tests: it admits one key, and names its id to the function.
+    monkeypatch.setattr(local_api_keys, "key_ring", lambda *_: lambda: {API_KEY: API_KEY_ID})
 
     with Client(app) as client:
         yield client
@@ -206,7 +214,7 @@ def test_an_oversized_body_is_a_413(app_client: Client) -> None:
 def get(client: Client, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any, Ports]:
     ports = Ports()
     use_services(ports.services())
-    response = client.http.get(path, headers=headers or {})
+    response = client.http.get(path, headers={"x-api-key": API_KEY, **(headers or {})})
     return response.status_code, json.loads(response.body), ports
 
 

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from chalicelib.cursor import decode_cursor, encode_cursor
 from chalicelib.errors import InvalidQuery
 
+CLIENT = "merchant-a"
 CUSTOMER = "cust-1"
 GOOD_KEY = {
-    "transaction_id": {"S": "txn-9"},
+    "transaction_id": {"S": f"{CLIENT}#txn-9"},
     "timestamp": {"N": "1700000000000"},
-    "customer_id": {"S": CUSTOMER},
+    "customer_id": {"S": f"{CLIENT}#{CUSTOMER}"},
 }
 
 
@@ -29,7 +30,7 @@ def cursor_of(document: object) -> str:
 
 
 def test_a_cursor_the_api_made_decodes_to_its_key() -> None:
-    assert decode_cursor(encode_cursor(GOOD_KEY), CUSTOMER) == GOOD_KEY
+    assert decode_cursor(encode_cursor(GOOD_KEY), CLIENT, CUSTOMER) == GOOD_KEY
 
 
 @pytest.mark.parametrize(
@@ -39,19 +40,24 @@ def test_a_cursor_the_api_made_decodes_to_its_key() -> None:
         {**GOOD_KEY, "timestamp": {"N": "1e999999"}},
         {**GOOD_KEY, "timestamp": {"N": "-5"}},
         {**GOOD_KEY, "transaction_id": {"S": ""}},
-        {**GOOD_KEY, "customer_id": {"S": "someone-else"}},
+        {**GOOD_KEY, "transaction_id": {"S": f"{CLIENT}#"}},
+        {**GOOD_KEY, "customer_id": {"S": f"{CLIENT}#someone-else"}},
+        {**GOOD_KEY, "customer_id": {"S": CUSTOMER}},
+        # Another client's cursor for a customer id both clients use.
+        {**GOOD_KEY, "customer_id": {"S": f"merchant-b#{CUSTOMER}"}},
+        {**GOOD_KEY, "transaction_id": {"S": "merchant-b#txn-9"}},
     ],
 )
-def test_a_key_dynamodb_would_refuse_or_another_customers_key_is_a_400(key: dict) -> None:
+def test_a_key_dynamodb_would_refuse_or_another_customers_or_clients_key_is_a_400(key: dict) -> None:
     with pytest.raises(InvalidQuery):
-        decode_cursor(cursor_of(key), CUSTOMER)
+        decode_cursor(cursor_of(key), CLIENT, CUSTOMER)
 
 
 def test_a_deeply_nested_cursor_is_a_400() -> None:
     with pytest.raises(InvalidQuery):
-        decode_cursor(cursor_of(json.loads("[" * 50 + "]" * 50))[:512], CUSTOMER)
+        decode_cursor(cursor_of(json.loads("[" * 50 + "]" * 50))[:512], CLIENT, CUSTOMER)
     with pytest.raises(InvalidQuery):
-        decode_cursor(base64.urlsafe_b64encode(b"[" * 100_000).decode(), CUSTOMER)
+        decode_cursor(base64.urlsafe_b64encode(b"[" * 100_000).decode(), CLIENT, CUSTOMER)
 
 
 @given(
@@ -62,8 +68,8 @@ def test_a_deeply_nested_cursor_is_a_400() -> None:
 )
 def test_any_cursor_text_is_refused_as_a_400_or_gives_a_well_formed_key(text: str) -> None:
     try:
-        key = decode_cursor(text, CUSTOMER)
+        key = decode_cursor(text, CLIENT, CUSTOMER)
     except InvalidQuery:
         return
-    assert key["customer_id"] == {"S": CUSTOMER}
-    assert key["timestamp"]["N"].isdigit() and key["transaction_id"]["S"]
+    assert key["customer_id"] == {"S": f"{CLIENT}#{CUSTOMER}"}
+    assert key["timestamp"]["N"].isdigit() and key["transaction_id"]["S"].startswith(f"{CLIENT}#")

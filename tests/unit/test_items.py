@@ -20,7 +20,15 @@ from chalicelib.payments import PaymentRecord
 from chalicelib.processing import Rejection
 
 RECORD = PaymentRecord(
-    "txn-1", 1700000000123, "cust-1", Decimal("1000000.005"), "BHD", "PROCESSED", True, "us-east-2"
+    "txn-1",
+    1700000000123,
+    "cust-1",
+    Decimal("1000000.005"),
+    "BHD",
+    "PROCESSED",
+    True,
+    "us-east-2",
+    "merchant-a",
 )
 CONFLICT = Rejection(
     transaction_id="txn-1",
@@ -32,6 +40,7 @@ CONFLICT = Rejection(
     customer_id="cust-2",
     amount=Decimal("5.00"),
     currency="USD",
+    client="merchant-a",
 )
 UNREADABLE = Rejection(
     None, "m-2", 1700000000000, 1700000000457, "us-east-2", (FieldError("(body)", "is not valid JSON"),)
@@ -56,7 +65,10 @@ def test_the_claim_sits_at_sort_key_zero_and_stays_out_of_the_customer_index() -
 
     assert claim["timestamp"] == {"N": "0"}
     assert "customer_id" not in claim
-    assert record_key(claim) == {"transaction_id": {"S": "txn-1"}, "timestamp": {"N": "1700000000123"}}
+    assert record_key(claim) == {
+        "transaction_id": {"S": "merchant-a#txn-1"},
+        "timestamp": {"N": "1700000000123"},
+    }
 
 
 def test_the_record_beside_a_claim_is_never_announced() -> None:
@@ -107,3 +119,26 @@ def test_a_later_rejection_sorts_nearer_the_claim_so_a_lookup_meets_the_newest_f
     later = CONFLICT._replace(message_id="m-9", sent_at=CONFLICT.sent_at + 1)
 
     assert CONFLICT.sort_key < later.sort_key < 0
+
+
+def test_two_clients_ids_are_two_keys_in_the_table_and_in_the_customer_index() -> None:
+    theirs = RECORD._replace(client="merchant-b")
+
+    mine_item, their_item = record_attributes(RECORD), record_attributes(theirs)
+
+    assert mine_item["transaction_id"] != their_item["transaction_id"]
+    assert mine_item["customer_id"] != their_item["customer_id"]
+    assert claim_attributes(RECORD)["transaction_id"] != claim_attributes(theirs)["transaction_id"]
+    assert record_from_attributes(their_item) == theirs
+    assert record_from_attributes(their_item).to_json() == RECORD.to_json()
+
+
+def test_a_rejection_sits_under_its_clients_transaction_id_and_names_the_client() -> None:
+    item = rejection_attributes(CONFLICT, -1)
+
+    assert item["transaction_id"] == claim_attributes(RECORD)["transaction_id"]
+    assert rejection_from_attributes(item) == CONFLICT
+    assert (
+        rejection_attributes(CONFLICT._replace(client="merchant-b"), -1)["transaction_id"]
+        != item["transaction_id"]
+    )

@@ -77,7 +77,7 @@ def test_a_rejection_of_this_region_is_announced_as_one() -> None:
 
 
 def test_failed_announcements_are_reported_by_position_in_stream_order() -> None:
-    record = PaymentRecord("t", 1, "c", Decimal(1), "USD", "PROCESSED", False, "r")
+    record = PaymentRecord("t", 1, "c", Decimal(1), "USD", "PROCESSED", False, "r", "m")
     announcements = [Announcement(position=str(p), item=record) for p in (10, 20, 30)]
 
     assert failed_positions(announcements, {2, 1}) == ["20", "30"]

@@ -21,7 +21,9 @@ def payment(amount: str = "42.00", customer: str = "cust-1") -> PaymentRequest:
 def test_first_submission_writes_one_record() -> None:
     repository = InMemoryPaymentRepository()
 
-    outcome = process_payment(payment(), repository=repository, region="us-east-1", clock=lambda: 1700)
+    outcome = process_payment(
+        payment(), client="merchant-a", repository=repository, region="us-east-1", clock=lambda: 1700
+    )
 
     assert outcome.created is True
     assert outcome.record.timestamp == 1700
@@ -32,9 +34,13 @@ def test_first_submission_writes_one_record() -> None:
 
 def test_repeat_returns_the_stored_record_and_writes_nothing() -> None:
     repository = InMemoryPaymentRepository()
-    first = process_payment(payment(), repository=repository, region="r", clock=lambda: 1)
+    first = process_payment(
+        payment(), client="merchant-a", repository=repository, region="r", clock=lambda: 1
+    )
 
-    again = process_payment(payment(), repository=repository, region="r", clock=lambda: 2)
+    again = process_payment(
+        payment(), client="merchant-a", repository=repository, region="r", clock=lambda: 2
+    )
 
     assert again.created is False
     assert again.record == first.record
@@ -44,9 +50,9 @@ def test_repeat_returns_the_stored_record_and_writes_nothing() -> None:
 @pytest.mark.parametrize("changed", [payment(amount="43.00"), payment(customer="cust-2")])
 def test_reusing_a_transaction_id_for_a_different_payment_is_a_conflict(changed: PaymentRequest) -> None:
     repository = InMemoryPaymentRepository()
-    process_payment(payment(), repository=repository, region="r", clock=lambda: 1)
+    process_payment(payment(), client="merchant-a", repository=repository, region="r", clock=lambda: 1)
 
     with pytest.raises(TransactionConflict):
-        process_payment(changed, repository=repository, region="r", clock=lambda: 2)
+        process_payment(changed, client="merchant-a", repository=repository, region="r", clock=lambda: 2)
 
     assert repository.writes == 1
