@@ -293,10 +293,11 @@ class DynamoClientDirectory:
         except AWS_FAILURES as error:
             raise DependencyUnavailable("client directory") from error
         client = (item or {}).get(ClientsTableSchema.CLIENT_ATTRIBUTE, {}).get("S")
-        if client:
-            if len(self._known) >= self.MAX_KNOWN_KEYS:
-                self._known.pop(next(iter(self._known)))
-            self._known[api_key_id] = client
+        if not isinstance(client, str) or not client:
+            return None
+        if len(self._known) >= self.MAX_KNOWN_KEYS:
+            self._known.pop(next(iter(self._known)))
+        self._known[api_key_id] = client
         return client
 
 
