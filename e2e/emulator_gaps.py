@@ -29,6 +29,11 @@ class EmulatorGaps:
             "the lookup made regional, as API Gateway's is (e2e/ministack_fixes.py)"
         )
         self.note(
+            "API key identity: the emulator's proxy events leave out requestContext.identity.apiKeyId, which "
+            "API Gateway sets and the function finds the client by; it runs with it added "
+            "(e2e/ministack_fixes.py)"
+        )
+        self.note(
             "alarm notifications: the emulator's carry no AlarmArn, CloudWatch's do; it runs with it added "
             "(e2e/ministack_fixes.py)"
         )

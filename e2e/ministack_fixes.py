@@ -1,4 +1,4 @@
-"""MiniStack with three of its differences from AWS corrected, all in what it sends or accepts.
+"""MiniStack with four of its differences from AWS corrected, all in what it sends or accepts.
 
 Run by :class:`e2e.emulator.Emulator` with the emulator's own interpreter, as a script (it
 imports nothing of this repository). ``make e2e`` lists both among the emulator's gaps.
@@ -8,6 +8,11 @@ imports nothing of this repository). ``make e2e`` lists both among the emulator'
   the service's design) a request to the second region meets the first region's key, which is in
   no usage plan of that API, and is refused. The value is looked up among the keys of the region
   that owns the API, as API Gateway does.
+- **A proxy event names the API key that admitted the request.** API Gateway puts the key's id
+  in ``requestContext.identity.apiKeyId`` (and its value in ``apiKey``); the function finds the
+  request's client from that id. MiniStack 1.5.33 leaves both out, so every keyed request was a
+  request of no client (403). They are added from the key the request carried, looked up in the
+  API's region as above.
 - **SNS -> Lambda events carry ``MessageAttributes`` and ``Subject``.** SNS sends ``{}`` and
   ``null`` when a message has none; MiniStack leaves the keys out, and Chalice's SNS event needs
   them, so every alarm notification CloudWatch fans out (with no attributes) failed in the
@@ -75,7 +80,21 @@ def _fanout_with_alarm_arn(
     return _fanout(topic_arn, msg_id, message, subject, *args, **kwargs)
 
 
+_build_lambda_event_v1 = apigateway_v1._build_lambda_event_v1
+
+
+def _lambda_event_naming_the_api_key(*args: Any, **kwargs: Any) -> Any:
+    event = _build_lambda_event_v1(*args, **kwargs)
+    headers = event.get("headers") or {}
+    value = next((v for name, v in headers.items() if name.lower() == "x-api-key"), None)
+    key = _resolve_api_key_in_request_region(value)
+    if key is not None:
+        event["requestContext"]["identity"].update({"apiKey": key.get("value"), "apiKeyId": key["id"]})
+    return event
+
+
 apigateway_v1._resolve_api_key = _resolve_api_key_in_request_region
+apigateway_v1._build_lambda_event_v1 = _lambda_event_naming_the_api_key
 sns._build_envelope = _envelope_as_sns_sends_it
 sns._fanout = _fanout_with_alarm_arn
 

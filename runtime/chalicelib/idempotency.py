@@ -9,7 +9,7 @@ A client that sends ``Idempotency-Key`` with a request may resend it as often as
 - a request that failed (4xx/5xx) stores nothing, so the key can be used again;
 - keys expire :data:`~chalicelib.names.IdempotencyKeys.TTL_SECONDS` after first use.
 
-Keys are scoped to the route and to the caller (the API key that made the request), so two
+Keys are scoped to the route and to the client (whichever of its keys sent the request), so two
 clients cannot collide on a key or read each other's responses. Record states, kept by
 Powertools with one conditional write each: (none) -> INPROGRESS -> COMPLETED; an exception
 deletes the INPROGRESS record; expiry is computed from stored timestamps, not from DynamoDB TTL.
