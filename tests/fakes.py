@@ -52,6 +52,16 @@ class InMemoryPaymentRepository:
         )
         return CustomerPage(payments=mine[:limit], next_cursor=None)
 
+    def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
+        doomed = [
+            key
+            for key, r in self.records.items()
+            if (r.client, r.customer_id) == (client, customer_id) and r.timestamp < older_than
+        ][:limit]
+        for key in doomed:
+            del self.records[key]
+        return len(doomed)
+
 
 class StaticClientDirectory:
     """A client directory with fixed entries (API key id -> client)."""

@@ -15,7 +15,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
-from chalicelib.names import CANARY_CLIENT, FUNCTIONS, Handler, PaymentsTableSchema, ResourceNames
+from chalicelib.names import (
+    CANARY_CLIENT,
+    CLIENT_SCOPE_SEPARATOR,
+    FUNCTIONS,
+    Handler,
+    PaymentsTableSchema,
+    ResourceNames,
+)
 
 STREAM_READ_ACTIONS = [
     "dynamodb:DescribeStream",
@@ -123,7 +130,25 @@ def grant_each_function_its_calls(
     canary = roles[Handler.PAYMENT_CANARY]
     allow(canary, ["apigateway:GET"], f"arn:{stack.partition}:apigateway:{peer_region}::/restapis")
     allow(canary, ["secretsmanager:GetSecretValue"], client_secret_arn(stack, names, CANARY_CLIENT))
-    allow(canary, ["kms:Decrypt"], key.key_arn)
+    allow(canary, KEY_ACTIONS, key.key_arn)
+    # It removes the canary's own old payments (a synthetic client's): the index query that
+    # finds them, and deletes of items whose partition key is the canary's, none other.
+    allow(
+        canary,
+        ["dynamodb:Query"],
+        f"{table.table_arn}/index/{PaymentsTableSchema.CUSTOMER_INDEX}",
+    )
+    canary.add_to_policy(
+        iam.PolicyStatement(
+            actions=["dynamodb:DeleteItem"],
+            resources=[table.table_arn],
+            conditions={
+                "ForAllValues:StringLike": {
+                    "dynamodb:LeadingKeys": [f"{CANARY_CLIENT}{CLIENT_SCOPE_SEPARATOR}*"]
+                }
+            },
+        )
+    )
     allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
     # Lambda sends a failed asynchronous invocation to its on-failure destination with the
     # function's own role.

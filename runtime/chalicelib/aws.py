@@ -263,6 +263,41 @@ class DynamoPaymentRepository:
             next_cursor=encode_cursor(last_key) if last_key else None,
         )
 
+    def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
+        """Delete ``client``'s oldest payments of ``customer_id`` from before ``older_than``: record, then claim.
+
+        One query of the customer index and two deletes a payment. The record goes first: a run
+        stopped between the two leaves a claim, which no listing shows and a lookup still answers.
+        Deletes are never announced (the notifier takes inserts only).
+        """
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=Schema.CUSTOMER_INDEX,
+                KeyConditionExpression="#customer = :customer AND #ts < :cutoff",
+                ExpressionAttributeNames={
+                    "#customer": Schema.CUSTOMER_INDEX_PARTITION_KEY,
+                    "#ts": Schema.CUSTOMER_INDEX_SORT_KEY,
+                },
+                ExpressionAttributeValues={
+                    ":customer": {"S": scoped(client, customer_id)},
+                    ":cutoff": {"N": str(older_than)},
+                },
+                Limit=limit,
+            )
+            removed = 0
+            for item in response.get("Items", []):
+                transaction = item[Schema.PARTITION_KEY]["S"]
+                for sort_key in (item[Schema.SORT_KEY]["N"], str(Schema.CLAIM_SORT_KEY)):
+                    self._client.delete_item(
+                        TableName=self._table,
+                        Key={Schema.PARTITION_KEY: {"S": transaction}, Schema.SORT_KEY: {"N": sort_key}},
+                    )
+                removed += 1
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+        return removed
+
 
 class DynamoClientDirectory:
     """The region's client directory: API key id -> client, kept for the container's life.

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.errors import FieldError
-from chalicelib.names import CLIENT_SCOPE_SEPARATOR
+from chalicelib.names import CLIENT_SCOPE_SEPARATOR, SYNTHETIC_CLIENTS
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.payments import STATUS_REJECTED, PaymentRecord, in_minor_units
 from chalicelib.processing import Announced, Rejection
@@ -76,14 +76,20 @@ def record_attributes(record: PaymentRecord) -> Attributes:
 
 
 def claim_attributes(record: PaymentRecord) -> Attributes:
-    """The claim item of ``record``: its transaction id, sort key 0, and a copy of the record."""
+    """The claim item of ``record``: its transaction id, sort key 0, and a copy of the record.
+
+    A synthetic client's claim (the canary's) names no announcing region: its payments are
+    probes, never business events, so no subscriber ever has to know to drop them.
+    """
     copy = {name: value for name, value in record_attributes(record).items() if name != Schema.PARTITION_KEY}
-    return {
+    claim = {
         **payment_key(record.client, record.transaction_id, Schema.CLAIM_SORT_KEY),
         CLAIMED_RECORD: {"M": copy},
         CLIENT: {"S": record.client},
-        ANNOUNCED_BY: {"S": record.region},
     }
+    if record.client not in SYNTHETIC_CLIENTS:
+        claim[ANNOUNCED_BY] = {"S": record.region}
+    return claim
 
 
 def record_key(claim: Attributes) -> Attributes:

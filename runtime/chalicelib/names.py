@@ -168,6 +168,8 @@ def is_payments_table(table_name: str) -> bool:
 # The client the observer's canary calls the peer's API as: a client like any other, with its own
 # key (created with the stacks) and throttle.
 CANARY_CLIENT = "canary"
+# Clients whose payments are synthetic: never announced on transactions, and removed by the canary.
+SYNTHETIC_CLIENTS = frozenset({CANARY_CLIENT})
 # A client name: what its keys, usage plan and secret are named after.
 CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 # The field of a client's secret (JSON) that holds its current API key value.
@@ -435,6 +437,11 @@ class CanarySettings(NamedTuple):
     datapoints_to_alarm: int = 2
     # Failback waits until the canary against the returning region has passed this long.
     failback_passing_seconds: int = 600
+    # The canary's payments are synthetic: each run removes those older than this (time enough to
+    # read one back and for its replica to arrive), so the table holds minutes of them, not years.
+    payments_kept_seconds: int = 600
+    # At most this many of them removed per run (one index query): far more than a run makes.
+    payments_removed_per_run: int = 25
     # The alarm's rule: a period whose lowest CanarySuccess is under 1 had a failed probe; no
     # data means the observer is not running, not that its target fails.
     statistic: str = "Minimum"

@@ -61,6 +61,10 @@ class PaymentRepository(Protocol):
     ) -> CustomerPage:
         """A page of ``client``'s payments of ``customer_id``, newest first."""
 
+    def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
+        """Delete up to ``limit`` of ``client``'s payments of ``customer_id`` stored before ``older_than``
+        (epoch ms), claims and records; returns how many payments. For synthetic clients only."""
+
 
 class PaymentQueue(Protocol):
     """The queue that carries accepted payments to the processor."""

@@ -27,7 +27,13 @@ from chalicelib.errors import (
 )
 from chalicelib.http import parse_document
 from chalicelib.idempotency import StoredResponse
-from chalicelib.names import CANARY_TARGET_DIMENSION, CLIENT_MESSAGE_ATTRIBUTE, CORRELATION_ID_ATTRIBUTE
+from chalicelib.names import (
+    CANARY,
+    CANARY_CLIENT,
+    CANARY_TARGET_DIMENSION,
+    CLIENT_MESSAGE_ATTRIBUTE,
+    CORRELATION_ID_ATTRIBUTE,
+)
 from chalicelib.observability import (
     CLIENT_LOG_KEY,
     Metric,
@@ -494,13 +500,15 @@ def _in_service(services: Services, region: str) -> bool:
         return False
 
 
-def run_canary(services: Services, http: Http | None = None) -> CanaryResult:
+def run_canary(services: Services, http: Http | None = None, *, clock: Clock = epoch_millis) -> CanaryResult:
     """The observer: probe the peer region's payment path once and record the result as metrics.
 
+    Then removes the canary's payments older than a few minutes (both directions' probes: they
+    are one client's, in one global table), so its payments stay probes and never become data.
     Never raises: a canary that errors would count as this region's function errors, a failover
     trigger, when it is the peer that fails.
     """
-    from chalicelib.canary import CanaryResult, probe, urllib_http
+    from chalicelib.canary import CANARY_CUSTOMER, CanaryResult, probe, urllib_http
 
     peer = services.settings.peer_region
     try:
@@ -516,4 +524,15 @@ def run_canary(services: Services, http: Http | None = None) -> CanaryResult:
     count(Metric.CANARY_SUCCESS, 1 if result.success else 0)
     milliseconds(Metric.CANARY_LATENCY, result.latency_ms)
     (logger.info if result.success else logger.warning)("canary", extra=result.to_json())
+    try:
+        removed = services.repository.remove_payments(
+            CANARY_CLIENT,
+            CANARY_CUSTOMER,
+            older_than=clock() - CANARY.payments_kept_seconds * 1000,
+            limit=CANARY.payments_removed_per_run,
+        )
+        logger.info("canary payments removed", extra={"removed": removed})
+    except DependencyUnavailable as error:
+        # Removed by the next run: never a reason for the canary to fail.
+        logger.warning("canary payments not removed", extra={"error": str(error)})
     return result

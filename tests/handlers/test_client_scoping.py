@@ -253,3 +253,51 @@ def test_no_interleaving_of_two_clients_shows_one_the_others_payments(
             assert {p["transaction_id"] for p in listed} == {
                 t for t, p in model.payments.items() if p["customer_id"] == customer
             }
+
+
+# ------------------------------------------------------------------- the canary's synthetic payments
+def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minutes(
+    client: Client, aws: Any, resources: RegionResources, notifier: Any
+) -> None:
+    from chalicelib import local_api_keys, workflow
+    from chalicelib.canary import CANARY_CUSTOMER
+    from chalicelib.names import CANARY, CANARY_CLIENT
+    from chalicelib.processing import epoch_millis
+    from chalicelib.services import get_services
+    from operations.clients import ClientRegistry
+    from tests.conftest import PEER_REGION, REGION
+
+    canary_key = "canary-key-000000000000000000000001"
+    registry = ClientRegistry(names=ResourceNames(SUFFIX), regions=(REGION, PEER_REGION), client=aws)
+    assert registry.create(CANARY_CLIENT, value=canary_key).ok
+    local_api_keys.key_ring.cache_clear()
+    probe = post(client, "/process", payment("canary-1", "1.00", CANARY_CUSTOMER), {"x-api-key": canary_key})
+    merchants = post(client, "/process", payment("canary-1", "1.00", CANARY_CUSTOMER))
+    assert (probe.status_code, merchants.status_code) == (201, 201)
+
+    announced = [json.loads(m["Message"]) for m in _published(aws, resources, notifier)]
+
+    def unreachable(*_: Any) -> tuple[int, dict[str, str], Any]:
+        raise OSError("the peer is not part of this test")
+
+    later = epoch_millis() + CANARY.payments_kept_seconds * 1000 + 1
+    workflow.run_canary(get_services(), unreachable, clock=lambda: later)
+
+    assert [(m["client"], m["payment"]["transaction_id"]) for m in announced] == [(MERCHANT, "canary-1")]
+    remaining = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
+    assert {item["client"]["S"] for item in remaining} == {MERCHANT}
+    assert len(remaining) == 2  # the merchant's claim and record
+    assert post(client, "/process", payment("canary-1", "1.00", CANARY_CUSTOMER)).status_code == 200
+
+
+def _published(aws: Any, resources: RegionResources, notifier: Any) -> list[dict[str, Any]]:
+    """What the notifier publishes on the transactions topic for the stream so far."""
+    sqs = aws("sqs")
+    url = sqs.create_queue(QueueName="every-event")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws("sns").subscribe(TopicArn=resources.transaction_topic_arn, Protocol="sqs", Endpoint=arn)
+    notifier.deliver()
+    return [
+        json.loads(m["Body"])
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    ]

@@ -250,6 +250,25 @@ def test_the_api_function_may_read_its_regions_client_directory_and_nothing_may_
         assert not wiring.role_allows(wiring.role_of(function), "dynamodb:PutItem", directory), name
 
 
+@pytest.mark.parametrize("stack", REGIONAL)
+def test_the_canary_may_delete_only_the_canarys_own_payments(deployment: Deployment, stack: str) -> None:
+    wiring = Wiring(deployment)
+    region = deployment.region(stack)
+    table = f"arn:aws:dynamodb:{region}:{deployment.account}:table/payments-dev"
+    canary = wiring.function(stack, "payment-canary-dev")
+    assert canary is not None
+    statements = [
+        statement
+        for _, found in wiring.role_policies(wiring.role_of(canary))
+        for statement in found
+        if "dynamodb:DeleteItem" in json.dumps(statement.get("Action"))
+    ]
+
+    assert wiring.role_allows(wiring.role_of(canary), "dynamodb:Query", f"{table}/index/customer-index")
+    assert len(statements) == 1 and statements[0]["Resource"] in (table, [table])
+    assert statements[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["canary#*"]}}
+
+
 # ---------------------------------------------------------------------------- account-global names
 @pytest.fixture(scope="module")
 def second_environment(tmp_path_factory: pytest.TempPathFactory) -> cx_api.CloudAssembly:

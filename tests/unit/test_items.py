@@ -142,3 +142,12 @@ def test_a_rejection_sits_under_its_clients_transaction_id_and_names_the_client(
         rejection_attributes(CONFLICT._replace(client="merchant-b"), -1)["transaction_id"]
         != item["transaction_id"]
     )
+
+
+def test_a_synthetic_clients_claim_is_not_announced_and_a_merchants_is() -> None:
+    canary = RECORD._replace(client="canary")
+    pattern = announced_items_filter(RECORD.region)
+
+    assert matches_filter(pattern, inserted(claim_attributes(RECORD)))
+    assert not matches_filter(pattern, inserted(claim_attributes(canary)))
+    assert record_from_attributes(claim_attributes(canary)) == canary
