@@ -817,7 +817,7 @@ def rendered(value: Any) -> Any:
 
 
 @pytest.mark.parametrize("stack", BOTH)
-def test_the_canary_probes_the_peer_every_minute_and_may_only_look_up_its_api(
+def test_the_canary_probes_the_peer_every_minute_and_may_only_look_up_its_api_and_remove_its_payments(
     templates: dict[str, Template], stack: str
 ) -> None:
     template = templates[stack]
@@ -846,6 +846,9 @@ def test_the_canary_probes_the_peer_every_minute_and_may_only_look_up_its_api(
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        # It removes its own old payments, and only those (test_deployed_templates.py).
+        "dynamodb:Query",
+        "dynamodb:DeleteItem",
     }
 
 
