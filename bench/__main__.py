@@ -31,6 +31,7 @@ def main() -> int:
         card_detection,
         cold_start,
         cost,
+        flag_reads,
         package_size,
         requests_per_payment,
         throughput,
@@ -48,22 +49,26 @@ def main() -> int:
 
     with Heartbeat("bench", lambda: phase[0]):
         with redirect_stdout(io.StringIO()):  # embedded-metric lines
-            running("cold start (1 of 7)")
+            running("cold start (1 of 8)")
             cold = cold_start.run()
-            running("AWS requests per payment (2 of 7)")
+            running("AWS requests per payment (2 of 8)")
             counted = requests_per_payment.run()
-            running("processor throughput (3 of 7)")
+            running("processor throughput (3 of 8)")
             rates = throughput.run()
-            running("warm latency (4 of 7)")
+            running("warm latency (4 of 8)")
             warm = warm_latency.run()
-        running("cost (5 of 7)")
+        running("cost (5 of 8)")
         priced = cost.run(counted)
-        running("package size (6 of 7)")
+        running("package size (6 of 8)")
         size = package_size.run()
-        running("card detection on 4 million ids (7 of 7)")
+        running("card detection on 4 million ids (7 of 8)")
         cards = card_detection.run()
+        running("in-service flag reads of 1, 100 and 1000 containers (8 of 8)")
+        with redirect_stdout(io.StringIO()):
+            flags = flag_reads.run()
     report = render(cold, counted, rates, warm, priced, size, time.perf_counter() - started)
     report += "\n" + "\n".join(card_detection.render(cards))
+    report += "\n" + "\n".join(flag_reads.render(flags))
     RESULTS.write_text(report)
     print(report)
     return 0

@@ -72,22 +72,21 @@ class _Services:
         self.settings: Any = None
 
 
-def simulate(containers: int, cache_seconds: float, *, seed: int = 7) -> dict[str, float]:
+def simulate(
+    containers: int, cache_seconds: float, *, seconds: int = SIMULATED_SECONDS, seed: int = 7
+) -> dict[str, float]:
     """Reads a second (mean over the steady minutes, busiest second) and the share throttled."""
     clock = _Clock()
     store = _ParameterStore(clock)
     starts = random.Random(seed).sample(range(int(COLD_START_SPREAD_SECONDS * 100)), containers)
-    fleet = [
-        (start / 100, _Services(store, Cached(clock, ttl=cache_seconds)))
-        for start in sorted(starts)
-    ]
-    steps = int(SIMULATED_SECONDS / REQUEST_INTERVAL_SECONDS)
+    fleet = [(start / 100, _Services(store, Cached(clock, ttl=cache_seconds))) for start in sorted(starts)]
+    steps = int(seconds / REQUEST_INTERVAL_SECONDS)
     for step in range(steps):
         clock.now = step * REQUEST_INTERVAL_SECONDS
         for started_at, services in fleet:
             if started_at <= clock.now:
                 workflow.refuse_unless_accepting(services)  # type: ignore[arg-type]
-    steady = [store.reads[s] for s in range(int(COLD_START_SPREAD_SECONDS), SIMULATED_SECONDS)]
+    steady = [store.reads[s] for s in range(int(COLD_START_SPREAD_SECONDS), seconds)]
     total = sum(store.reads.values())
     return {
         "mean": sum(steady) / len(steady),

@@ -22,7 +22,7 @@ from chalicelib.names import (
     ResourceNames,
 )
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.regions import RegionFlag
+from chalicelib.regions import LOCAL_FLAG_CACHE_SECONDS, RegionFlag
 
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -61,6 +61,7 @@ class RegionResources:
             EnvVar.PAYMENTS_TABLE: self.payments_table,
             EnvVar.IDEMPOTENCY_TABLE: self.idempotency_table,
             EnvVar.CLIENTS_TABLE: self.clients_table,
+            EnvVar.FLAG_CACHE_SECONDS: str(LOCAL_FLAG_CACHE_SECONDS),
             EnvVar.PAYMENT_QUEUE_URL: self.payment_queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: self.transaction_topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: self.ops_alert_topic_arn,

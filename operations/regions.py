@@ -22,7 +22,7 @@ import requests
 from chalicelib.aws import SsmRegionControl
 from chalicelib.names import CANARY
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.regions import FLAG_CACHE_SECONDS, RegionFlag
+from chalicelib.regions import RegionFlag
 from operations.targets import Target
 
 HEALTH_TIMEOUT_SECONDS = 5
@@ -251,13 +251,13 @@ def switchover(
     region: str,
     *,
     reason: str,
-    flag_cache_seconds: float = FLAG_CACHE_SECONDS,
+    flag_cache_seconds: float | None = None,
     bound_seconds: float | None = None,
 ) -> SwitchoverReport:
     """Move payments from ``region`` to its peer without losing or doubling one.
 
     1. Drain: ``region`` stays healthy (clients keep coming) but refuses new payments with a
-       retryable 503; every function sees it within ``flag_cache_seconds``.
+       retryable 503; every function sees it within ``flag_cache_seconds`` (the target's).
     2. Wait until ``region``'s payment queue is empty and replication to the peer has caught up
        (a marker written after the drain arrives), within ``bound_seconds``: by default ten
        times the recent maximum replication latency, at least 30 s.
@@ -287,7 +287,7 @@ def switchover(
             in_service=True, accepting=False, changed_by=who, reason=f"draining: {reason}", changed_at=_now()
         ),
     )
-    time.sleep(flag_cache_seconds)
+    time.sleep(target.flag_cache_seconds if flag_cache_seconds is None else flag_cache_seconds)
     drained = time.monotonic() - started
     deadline = started + drained + bound_seconds
     try:

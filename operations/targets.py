@@ -15,6 +15,7 @@ from chalicelib.names import (
     DEFAULT_SECONDARY_REGION,
     ResourceNames,
 )
+from chalicelib.regions import FLAG_CACHE_SECONDS, LOCAL_FLAG_CACHE_SECONDS
 from localenv import provision
 from localenv.environment import LOCAL_STATE
 
@@ -40,6 +41,8 @@ class Target:
     endpoint_url: str | None = None
     api_urls: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
+    # How long its functions keep the in-service flag: what a switchover's drain waits out.
+    flag_cache_seconds: float = FLAG_CACHE_SECONDS
     # One client per service and region: the drill's router asks every second, status many times.
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -88,6 +91,7 @@ class Target:
             endpoint_url=state["endpoint_url"],
             api_urls=state["api_urls"],
             api_key=state["api_key"],
+            flag_cache_seconds=LOCAL_FLAG_CACHE_SECONDS,
         )
 
     @classmethod
@@ -101,6 +105,7 @@ class Target:
             endpoint_url=environment.endpoint,
             api_urls={plan.region: environment.api_url(plan.region) for plan in environment.regions},
             api_key=environment.api_key,
+            flag_cache_seconds=LOCAL_FLAG_CACHE_SECONDS,
         )
 
     @classmethod

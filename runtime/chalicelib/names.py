@@ -70,6 +70,8 @@ class EnvVar:
     IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
     PEER_REGION = "PEER_REGION"
     CLIENTS_TABLE = "CLIENTS_TABLE_NAME"
+    # Set by the local environment only: how long a function keeps the in-service flag it read.
+    FLAG_CACHE_SECONDS = "FLAG_CACHE_SECONDS"
     # Set by the local environment only: the app checks API keys itself, against the client keys
     # of its region's API Gateway in the local AWS (no API Gateway stands in front of it).
     LOCAL_API_GATEWAY = "LOCAL_API_GATEWAY"

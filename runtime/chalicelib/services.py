@@ -12,7 +12,7 @@ from chalicelib.canary import PeerApi, StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.names import API_STAGE, CANARY_CLIENT
 from chalicelib.ports import ClientDirectory, Notifications, PaymentQueue, PaymentRepository
-from chalicelib.regions import FLAG_CACHE_SECONDS, Cached, HealthReport, RegionControl, RegionFlag
+from chalicelib.regions import Cached, HealthReport, RegionControl, RegionFlag
 from chalicelib.settings import Settings
 
 
@@ -92,7 +92,7 @@ def build_aws_services(settings: Settings) -> Services:
         ),
         ops_notices=aws.SnsOpsNotices(topic_arn=settings.ops_alert_topic_arn, client=partial(client, "sns")),
         health_cache=Cached(time.monotonic),
-        flag_cache=Cached(time.monotonic, ttl=FLAG_CACHE_SECONDS),
+        flag_cache=Cached(time.monotonic, ttl=settings.flag_cache_seconds),
         peer_api=StaticPeerApi(settings.peer_api_url, canary_key)
         if settings.peer_api_url
         else aws.ApiGatewayPeerApi(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, EnvVar, ResourceNames
+from chalicelib.regions import FLAG_CACHE_SECONDS
 
 
 class SettingsError(RuntimeError):
@@ -34,6 +35,8 @@ class Settings(NamedTuple):
     local_api_gateway: bool = False
     # Local only: the peer's API for the canary (deployed, it is looked up by name).
     peer_api_url: str = ""
+    # How long a function keeps the flag before taking a payment (chalicelib.regions).
+    flag_cache_seconds: float = FLAG_CACHE_SECONDS
 
     @property
     def names(self) -> ResourceNames:
@@ -60,4 +63,5 @@ class Settings(NamedTuple):
             peer_region=env.get(EnvVar.PEER_REGION, ""),
             local_api_gateway=bool(env.get(EnvVar.LOCAL_API_GATEWAY)),
             peer_api_url=env.get(EnvVar.PEER_API_URL, ""),
+            flag_cache_seconds=float(env.get(EnvVar.FLAG_CACHE_SECONDS) or FLAG_CACHE_SECONDS),
         )

@@ -125,7 +125,7 @@ class ClientRequest(NamedTuple):
 
 
 def refuse_unless_accepting(services: Services) -> None:
-    """Refuse a new payment while this region drains for a switchover (its flag, cached 5 s).
+    """Refuse a new payment while this region drains for a switchover (its flag, cached 60 s deployed).
 
     A flag that cannot be read never stops payments: ``/health`` reports it and Route 53 acts.
     """
