@@ -8,6 +8,9 @@ INSTALLED := $(VENV)/.installed
 # (the machine's own Node may be end-of-life): the CDK CLI and jsii, which runs under every
 # synthesis, the tests' included, find it first on PATH.
 NODE := infrastructure/node_modules/.installed
+# checkov pins its own dependencies (boto3, networkx, ...): a virtual environment of its own,
+# which tests/infrastructure/test_checks.py runs over the synthesized templates.
+CHECKOV_VENV := .venv-checkov
 WITH_NODE := PATH="$(abspath infrastructure/node_modules/.bin):$$PATH"
 
 .PHONY: run test lint e2e load bench drill synth deploy sdk-data clean
@@ -30,8 +33,13 @@ run: $(INSTALLED)
 	$(PY) -m localenv --consistency $(CONSISTENCY)
 
 ## test: lint and types, then every test (unit, handlers, integration over HTTP)
-test: lint $(NODE)
+test: lint $(NODE) $(CHECKOV_VENV)/.installed
 	$(WITH_NODE) $(PY) -m pytest
+
+$(CHECKOV_VENV)/.installed: .python-version tools/checkov/requirements.txt tools/checkov/constraints.txt
+	$(PYTHON) -m venv --clear $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/checkov/requirements.txt -c tools/checkov/constraints.txt
+	touch $@
 
 ## lint: ruff (lint and format check) over the project; mypy, strict over runtime/ and infrastructure/
 # Two mypy runs: runtime/app.py and infrastructure/app.py are both the module `app`. Settings are
@@ -98,4 +106,4 @@ deploy: $(INSTALLED) $(NODE)
 	$(CDK) deploy --all --require-approval broadening
 
 clean:
-	rm -rf $(VENV) $(E2E_VENV) .e2e e2e/node_modules cdk.out .pytest_cache infrastructure/node_modules infrastructure/chalice.out
+	rm -rf $(VENV) $(E2E_VENV) $(CHECKOV_VENV) .e2e e2e/node_modules cdk.out .pytest_cache infrastructure/node_modules infrastructure/chalice.out

@@ -27,7 +27,7 @@ from chalicelib.names import (
     ResourceNames,
 )
 from stacks.edge import THROTTLING_BURST_LIMIT, THROTTLING_RATE_LIMIT, guard_with_waf
-from stacks.nag import acknowledge
+from stacks.nag import CHECKOV_FUNCTION_SKIPS, acknowledge, skip_checkov
 from stacks.packaging import PrecompiledChalice
 from stacks.permissions import FunctionResources, grant_each_function_its_calls
 
@@ -42,6 +42,38 @@ XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
 
 # API Gateway's name for a stage's execution log group: this prefix, the REST API's id, "/", the stage.
 EXECUTION_LOG_GROUP_PREFIX = "API-Gateway-Execution-Logs_"
+# Why checkov's reserved-concurrency (CKV_AWS_115) and dead-letter-queue (CKV_AWS_116) checks do
+# not apply to a function, beside stacks.nag.CHECKOV_FUNCTION_SKIPS which apply to all of them.
+ASYNC_ON_FAILURE = (
+    "Invoked asynchronously (SNS, the schedule): an invocation that fails every attempt goes to its "
+    "on-failure destination, the control-failures queue that pages; a destination also carries the error."
+)
+FUNCTION_CHECKOV_SKIPS: dict[str, dict[str, str]] = {
+    Handler.API: {
+        "CKV_AWS_115": "The payment path is not capped: reserved concurrency is a ceiling, and after a "
+        "failover this region takes every client's payments. The control plane's own reservations "
+        "keep it from being starved.",
+        "CKV_AWS_116": "Invoked synchronously by API Gateway; a dead-letter queue applies only to "
+        "asynchronous invocations.",
+    },
+    Handler.PAYMENT_PROCESSOR: {
+        "CKV_AWS_115": "Bounded by its SQS event source's maximum concurrency, without taking reserved "
+        "capacity from the account.",
+        "CKV_AWS_116": "Invoked by an SQS event source mapping: the payment queue's own dead-letter "
+        "queue (with its redrive) catches what fails.",
+    },
+    Handler.PAYMENT_NOTIFIER: {
+        "CKV_AWS_115": "One invocation per stream shard at a time: bounded by the table's shards.",
+        "CKV_AWS_116": "Invoked by the table stream's event source mapping, whose on-failure destination "
+        "is the notification dead-letter queue.",
+    },
+    Handler.FAILOVER_ORCHESTRATOR: {"CKV_AWS_116": ASYNC_ON_FAILURE},
+    Handler.PAYMENT_CANARY: {"CKV_AWS_116": ASYNC_ON_FAILURE},
+}
+API_CACHING = (
+    "Payment answers belong to one client and change with every write: a cached answer would be "
+    "stale, or another client's."
+)
 
 
 def function_logical_id(handler: str) -> str:
@@ -112,6 +144,7 @@ class PaymentApi(Construct):
         )
         self._configure_notifier(resources.stream_arn, resources.notification_dlq, stack.region)
         self.rest_api = self.chalice.get_resource(API_LOGICAL_ID)
+        skip_checkov(self.rest_api, "CKV_AWS_120", API_CACHING)
         self.access_logs = self._log_group("AccessLogs", f"/aws/apigateway/{names.rest_api}")
         # INFO execution logs go to a group API Gateway would otherwise create on first use, with no
         # key, kept forever and left behind with the stack: the stack makes it first.
@@ -203,6 +236,8 @@ class PaymentApi(Construct):
             # Lambda checks the role when it creates an event source mapping, and SAM creates
             # the mapping right after the function: the role's policy must exist by then.
             function.add_dependency(self._role_policy(handler))
+            for check, reason in {**CHECKOV_FUNCTION_SKIPS, **FUNCTION_CHECKOV_SKIPS[handler]}.items():
+                skip_checkov(function, check, reason)
         processor = self.chalice.get_resource(function_logical_id(Handler.PAYMENT_PROCESSOR))
         # The app module names the queue for `chalice deploy`; here the stack's queue is the source.
         processor.add_property_override(f"Events.{SQS_EVENT_ID}.Properties.Queue", payment_queue.queue_arn)

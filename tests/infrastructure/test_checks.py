@@ -1,9 +1,10 @@
-"""cdk-nag and cfn-lint over the synthesized stacks: clean, and proven able to fail."""
+"""cdk-nag, cfn-lint and checkov over the synthesized stacks: clean, and proven able to fail."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import cx_api
 from aws_cdk.assertions import Template
 from cfnlint.api import lint_all
 
@@ -97,3 +99,60 @@ def test_cfn_lint_catches_a_broken_serverless_function(
     target[path[-1]] = value
 
     assert lint_errors(template)
+
+
+# ---------------------------------------------------------------------------------------- checkov
+CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
+
+
+def checkov(directory: Path) -> dict[str, Any]:
+    """checkov's CloudFormation report on every template in ``directory`` (its pinned venv: make test)."""
+    assert CHECKOV.exists(), "checkov is installed by `make test` (.venv-checkov); run the suite through it"
+    completed = subprocess.run(
+        [
+            str(CHECKOV),
+            "-d",
+            str(directory),
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+    )
+    report = json.loads(completed.stdout)
+    return report if isinstance(report, dict) else report[0]
+
+
+def test_checkov_finds_nothing_unexplained_in_the_synthesized_stacks(assembly: cx_api.CloudAssembly) -> None:
+    report = checkov(Path(assembly.directory))
+    skipped = report["results"]["skipped_checks"]
+
+    assert report["summary"]["failed"] == 0, [
+        (f["check_id"], f["resource"]) for f in report["results"]["failed_checks"]
+    ]
+    assert report["summary"]["passed"] > 300
+    # Every skip says why, on the resource it is about (stacks/nag.py, stacks/api.py).
+    assert skipped and all(len(s["check_result"]["suppress_comment"]) > 40 for s in skipped)
+
+
+def test_checkov_fails_a_function_whose_reason_is_removed(
+    assembly: cx_api.CloudAssembly, tmp_path: Path
+) -> None:
+    template = json.loads((Path(assembly.directory) / "PaymentsDevPrimary.template.json").read_text())
+    api_function = template["Resources"]["APIHandler"]
+    api_function["Metadata"]["checkov"]["skip"] = [
+        s for s in api_function["Metadata"]["checkov"]["skip"] if s["id"] != "CKV_AWS_115"
+    ]
+    (tmp_path / "PaymentsDevPrimary.template.json").write_text(json.dumps(template))
+
+    report = checkov(tmp_path)
+
+    assert [(f["check_id"], f["resource"]) for f in report["results"]["failed_checks"]] == [
+        ("CKV_AWS_115", "AWS::Serverless::Function.APIHandler")
+    ]
