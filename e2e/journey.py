@@ -24,8 +24,11 @@ from typing import Any
 import boto3
 import requests
 
+from chalicelib.canary import CANARY_CUSTOMER
 from chalicelib.items import unscoped
 from chalicelib.names import (
+    API_KEY_SECRET_FIELD,
+    CANARY_CLIENT,
     DEFAULT_ENVIRONMENT_SUFFIX,
     DEFAULT_PRIMARY_REGION,
     DEFAULT_SECONDARY_REGION,
@@ -232,6 +235,10 @@ class Journey:
             "stream -> notifier -> transactions -> test subscriber",
             lambda: self.announced(subscribers[self.primary], txn),
         )
+        self.steps.run(
+            "a payment of the canary's client (its key from its secret) reaches no business subscriber",
+            lambda: self.canary_payment_not_delivered(subscribers[self.primary]),
+        )
         self.steps.run("POST /process twice: 201 then 200, one amount everywhere", self.process_twice)
         self.steps.run(
             "the id reused via /validate -> recorded as rejected, announced, not dead-lettered",
@@ -240,6 +247,11 @@ class Journey:
         self.steps.run(
             "observer: each region's canary alarm exists in its peer, the canary function on a schedule",
             self.observed,
+        )
+        self.steps.run(
+            "an alarm notification the orchestrator fails on (invoked as SNS does): after its retries, "
+            "in the control-failures queue that pages",
+            self.orchestrator_failure_reaches_its_destination,
         )
         self.steps.run(
             "a second client with its own key: the same transaction id is its own payment, and "
@@ -366,6 +378,88 @@ class Journey:
         finally:
             self.registry.revoke(other)
         return f"{txn}: 10.00 for {self.merchant}, 77.00 for {other}, in both regions; histories apart"
+
+    def canary_payment_not_delivered(self, queue_url: str) -> str:
+        """A payment of the canary's client reaches no subscriber; a merchant's right after it does."""
+        names = ResourceNames(self.d.suffix)
+        secret = self.d.client("secretsmanager", self.primary).get_secret_value(
+            SecretId=names.client_secret(CANARY_CLIENT)
+        )
+        canary_key = json.loads(secret["SecretString"])[API_KEY_SECRET_FIELD]
+        probe = f"canary-{uuid.uuid4().hex[:12]}"
+        merchant = f"e2e-{uuid.uuid4().hex[:12]}"
+        body = {"customer_id": CANARY_CUSTOMER, "amount": "1.00", "currency": "USD"}
+        made = (
+            self.call(
+                "POST", self.primary, "/process", {**body, "transaction_id": probe}, api_key=canary_key
+            ),
+            self.call("POST", self.primary, "/process", {**body, "transaction_id": merchant}),
+        )
+        if [r.status_code for r in made] != [201, 201]:
+            raise AssertionError(f"answers {[r.status_code for r in made]}")
+        seen = self.drain_subscriber(queue_url, until=merchant)
+        if any(probe in message for message in seen):
+            raise AssertionError(f"the canary's payment {probe} reached a business subscriber")
+        return f"{merchant} delivered, {probe} (the canary's) not, among {len(seen)} messages"
+
+    def drain_subscriber(self, queue_url: str, *, until: str) -> list[str]:
+        """Every message the subscriber queue holds until one names ``until`` (bodies)."""
+        sqs = self.d.client("sqs", self.primary)
+        seen: list[str] = []
+
+        def probe() -> bool:
+            for message in sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", []):
+                seen.append(message["Body"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            return any(until in body for body in seen)
+
+        wait_for(f"{until} announced", probe)
+        return seen
+
+    def orchestrator_failure_reaches_its_destination(self) -> str:
+        """An alarm notification the orchestrator fails on, invoked as SNS invokes it (asynchronously):
+        after its retries the event is in the control-failures queue, whose alarm pages."""
+        names = ResourceNames(self.d.suffix)
+        alarm = {
+            "AlarmName": f"e2e-{uuid.uuid4().hex[:8]}",
+            "NewStateValue": "ALARM",
+            "Region": "US East (N. Virginia)",
+        }
+        # An envelope without Subject and MessageAttributes, which Chalice's SNS event needs: the
+        # function fails on every attempt, as it would on a changed envelope or a bad deploy.
+        event = {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "Sns": {"Type": "Notification", "Message": json.dumps(alarm), "TopicArn": "e2e"},
+                }
+            ]
+        }
+        self.d.client("lambda", self.primary).invoke(
+            FunctionName=names.orchestrator_function,
+            InvocationType="Event",
+            Payload=json.dumps(event).encode(),
+        )
+        sqs = self.d.client("sqs", self.primary)
+        url = sqs.get_queue_url(QueueName=names.control_failures_queue)["QueueUrl"]
+
+        def failed() -> dict[str, Any] | None:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            ):
+                if alarm["AlarmName"] in message["Body"]:
+                    return json.loads(message["Body"])
+            return None
+
+        record = wait_for("the failed notification in the control-failures queue", failed, timeout=60)
+        context = record.get("requestContext", {})
+        return (
+            f"{names.control_failures_queue}: {context.get('condition', 'failed')} after "
+            f"{context.get('approximateInvokeCount', '?')} attempts; its alarm {names.control_failures_alarm} pages"
+        )
 
     def one_key_in_both_regions(self) -> str:
         held = {}
