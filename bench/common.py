@@ -13,8 +13,10 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
+from bench.cold_start_child import BENCH_API_KEY_ID, BENCH_CLIENT
 from localenv import moto_fixes
-from localenv.provision import RegionResources, provision_region
+from localenv.provision import RegionResources, local_client, provision_region
+from operations.clients import directory_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -47,6 +49,9 @@ def local_aws() -> Iterator[LocalAws]:
         urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
     ).close()
     aws = LocalAws(endpoint, provision_region(endpoint, REGION, SUFFIX))
+    local_client("dynamodb", endpoint, REGION).put_item(
+        TableName=aws.resources.clients_table, Item=directory_entry(BENCH_API_KEY_ID, BENCH_CLIENT)
+    )
     saved = dict(os.environ)
     os.environ.update(aws.environment())
     try:

@@ -30,7 +30,7 @@ DOMAIN_CONTEXT = {
     "hosted_zone_id": "Z0EXAMPLE",
     "hosted_zone_name": "example.com",
 }
-# Lines paid for security rather than for moving payments (see the README's cost section).
+# Lines paid for security rather than for moving payments (see docs/benchmarks.md, "Cost").
 SECURITY_LINES = ("WAF", "KMS")
 # Typical widths of API Gateway access-log variables; any other variable counts the assumed default.
 CONTEXT_VARIABLE = re.compile(r"\$context\.[A-Za-z.]+")

@@ -3,7 +3,7 @@
 None of this changes what the stacks deploy to AWS: ``cdk.out`` stays as synthesized, and each
 gap is reported in ``make e2e``'s output. A gap that hides a path of the real system is reported
 as "not verified here", so the output never claims more than the run proved. Measured on this
-machine; see ``../shared/NOTES.md`` and the README's "Deploying to AWS".
+machine; see ``../shared/NOTES.md`` and docs/deploying.md.
 """
 
 from __future__ import annotations

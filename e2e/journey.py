@@ -4,7 +4,7 @@ Everything goes through what the stacks deployed: the API Gateway URLs of both r
 merchant client's key (made by ``payments-dr clients``, as an operator would), the queues,
 tables, topics and functions CloudFormation created; the failover is ridden by the merchants'
 client (:mod:`payments_client`) with that one key. The same
-driver runs against AWS (``python -m e2e.journey --aws``, see the README's "Deploying to AWS").
+driver runs against AWS (``python -m e2e.journey --aws``, see docs/deploying.md).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from chalicelib.names import (
 from chalicelib.names import PaymentsTableSchema as Schema
 from localenv import moto_fixes
 from localenv.events import CANARY_SECONDS_VARIABLE, ORCHESTRATOR_VARIABLE
+from localenv.interface import LOCAL_STATE, add_consistency_argument
 from localenv.provision import LOCAL_CREDENTIALS, OPERATOR_ACCESS_KEY, RegionResources, provision_region
 from localenv.replication import ReplicaWrites, StreamReplicator
 from operations.clients import ClientRegistry
@@ -50,9 +51,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # Each region's canary probes the other this often under `make run` (Lambda's schedule: 60 s):
 # often enough to watch the observer work, rarely enough to keep canary payments few.
 MAKE_RUN_CANARY_SECONDS = 15.0
-# Where `make run` says where its local AWS and APIs listen: `payments-dr --local` and
-# `chalice local --stage local` read it.
-LOCAL_STATE = ROOT / ".localenv" / "state.json"
 RUNTIME = ROOT / "runtime"
 LOCAL_SUFFIX = "local"
 PRIMARY_PORT = 8000
@@ -484,21 +482,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=PRIMARY_PORT, help="primary API port (secondary: +1)")
     add_consistency_argument(parser)
     return parser.parse_args(argv)
-
-
-CONSISTENCY_MODES = ("eventual", "strong")
-
-
-def add_consistency_argument(parser: argparse.ArgumentParser) -> None:
-    """``--consistency``: the payments table's mode, shared by ``make run`` and the drill."""
-    parser.add_argument(
-        "--consistency",
-        choices=CONSISTENCY_MODES,
-        default="eventual",
-        help="the payments table as a default global table (eventual, replicated within about a second) "
-        "or under multi-Region strong consistency's rules (strong: transactions and TTL refused, each "
-        "write in both regions before it is acknowledged); default %(default)s",
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,7 +69,8 @@ class RegionResources:
         }
 
 
-def _client(service: str, endpoint_url: str, region: str) -> Any:
+def local_client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client of ``service`` on the local AWS at ``endpoint_url``, with the local credentials."""
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
@@ -140,7 +141,7 @@ def provision_region(
 ) -> RegionResources:
     """Create (or find) the table, queues and topics of ``region`` and say where they are."""
     names = ResourceNames(environment_suffix)
-    dynamodb = _client("dynamodb", endpoint_url, region)
+    dynamodb = local_client("dynamodb", endpoint_url, region)
     for definition in (
         table_definition(names.payments_table),
         idempotency_table_definition(names.idempotency_table),
@@ -151,7 +152,7 @@ def provision_region(
         except dynamodb.exceptions.ResourceInUseException:
             pass
 
-    sqs = _client("sqs", endpoint_url, region)
+    sqs = local_client("sqs", endpoint_url, region)
     dlq_url = sqs.create_queue(
         QueueName=names.payment_dlq,
         Attributes={
@@ -173,7 +174,7 @@ def provision_region(
         },
     )["QueueUrl"]
 
-    ssm = _client("ssm", endpoint_url, region)
+    ssm = local_client("ssm", endpoint_url, region)
     try:
         ssm.put_parameter(
             Name=names.in_service_parameter, Value=RegionFlag(in_service=True).to_text(), Type="String"
@@ -181,11 +182,11 @@ def provision_region(
     except ssm.exceptions.ParameterAlreadyExists:
         pass
 
-    sns = _client("sns", endpoint_url, region)
+    sns = local_client("sns", endpoint_url, region)
     ops_alert_topic_arn = sns.create_topic(Name=names.ops_alert_topic)["TopicArn"]
     if peer_region:
         # This region observes its peer: the alarm on the canary against the peer lives here.
-        _client("cloudwatch", endpoint_url, region).put_metric_alarm(
+        local_client("cloudwatch", endpoint_url, region).put_metric_alarm(
             **canary_alarm_definition(names, peer_region, [ops_alert_topic_arn])
         )
     return RegionResources(

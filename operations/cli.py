@@ -16,12 +16,11 @@ from chalicelib.names import (
     DEFAULT_SECONDARY_REGION,
     ClientThrottle,
 )
-from localenv.environment import add_consistency_argument
+from localenv.interface import FAULTS, LOCAL_STATE, add_consistency_argument
 from operations import regions
 from operations.clients import ClientRegistry, InvalidClientCommand, render_list
-from operations.drill import FAULTS
 from operations.redrive import redrive
-from operations.targets import LOCAL_STATE, Target, TargetNotRunning
+from operations.targets import Target, TargetNotRunning
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -80,8 +79,8 @@ def command_switchover(args: argparse.Namespace) -> int:
 def command_drill(args: argparse.Namespace) -> int:
     """Run the DR drill on a local environment of its own and report RTO, RPO and duplicates."""
     from localenv import replication
+    from localenv.drill import DrillPlan, draw_timeline, run_drill
     from localenv.environment import LocalEnvironment, RegionPlan, free_port
-    from operations.drill import DrillPlan, draw_timeline, run_drill
 
     replication.VERBOSE = False
     plan = DrillPlan(rate_per_second=args.rate, outage_seconds=args.outage, fault=args.fault)

@@ -17,7 +17,7 @@ from chalicelib.names import (
 )
 from chalicelib.regions import FLAG_CACHE_SECONDS, LOCAL_FLAG_CACHE_SECONDS
 from localenv import provision
-from localenv.environment import LOCAL_STATE
+from localenv.interface import LOCAL_STATE
 
 # The local environment's credentials, as boto3.client keyword arguments: an operator's, not the
 # functions' (a fault injected into the functions' data plane leaves operators alone).

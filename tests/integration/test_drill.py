@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from localenv.drill import DrillPlan, draw_timeline, run_drill
 from localenv.environment import LocalEnvironment, RegionPlan, free_port
 from operations import regions
-from operations.drill import DrillPlan, draw_timeline, run_drill
 from tests.integration.conftest import CANARY_SECONDS, PRIMARY, SECONDARY, target_of
 
 pytestmark = pytest.mark.integration

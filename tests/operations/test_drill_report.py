@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from operations.drill import DrillReport
+from localenv.drill import DrillReport
 
 
 def report(**overrides: object) -> DrillReport:

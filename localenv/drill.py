@@ -46,18 +46,13 @@ from chalicelib.canary import canary_dimensions
 from chalicelib.names import METRICS_NAMESPACE, Metric
 from localenv.canary import alarm_notification
 from localenv.environment import LocalEnvironment
+from localenv.interface import FAULTS
 from localenv.progress import Heartbeat
 from operations import regions
 from operations.targets import Target
 from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 
 FAILURE_THRESHOLD = 3  # Route 53: an endpoint check changes state after 3 consecutive results
-FAULTS = {
-    "api": "the primary's API stops; its 5XX alarm reaches its own orchestrator",
-    "region": "the primary's API stops and replication out of it stops (the region is lost)",
-    "gray": "the primary's data plane is denied while its /health answers 200; its orchestrator is off",
-    "replication-paused": "replication out of the primary pauses during a planned switchover",
-}
 # A drill's failback waits this long for the canary against the primary to pass (AWS: 10 min).
 DRILL_CANARY_PASSED_SECONDS = 3.0
 # The client leaves the preferred region for at least this long (its default: 5 min), scaled down
