@@ -80,7 +80,8 @@ def sqs_event(body: dict[str, str]) -> dict[str, object]:
                 "receiptHandle": "bench",
                 "body": json.dumps(body),
                 "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
+                # The API names the client of every payment it queues.
+                "messageAttributes": {"client": {"stringValue": BENCH_CLIENT, "dataType": "String"}},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:payment-queue-bench",

@@ -23,7 +23,8 @@ from typing import Any
 
 from chalicelib import workflow
 from chalicelib.errors import DependencyUnavailable
-from chalicelib.regions import FLAG_CACHE_SECONDS, Cached, RegionFlag
+from chalicelib.failover_numbers import FLAG_CACHE_SECONDS
+from chalicelib.regions import Cached, RegionFlag
 
 PARAMETER_STORE_TPS = 40
 BASELINE_CACHE_SECONDS = 5.0

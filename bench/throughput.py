@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 
-from bench.cold_start_child import Context
+from bench.cold_start_child import BENCH_CLIENT, Context
 from bench.common import REGION, LocalAws, local_aws, unique_id
 from localenv.events import sqs_lambda_record
 
@@ -35,7 +35,14 @@ def fill(aws: LocalAws, count: int, seed_format: bool) -> None:
             }
             if seed_format:
                 body["fraud_flag"] = False
-            entries.append({"Id": str(n - start), "MessageBody": json.dumps(body)})
+            entries.append(
+                {
+                    "Id": str(n - start),
+                    "MessageBody": json.dumps(body),
+                    # As the API queues a payment: naming its client (the seed's processor ignores it).
+                    "MessageAttributes": {"client": {"DataType": "String", "StringValue": BENCH_CLIENT}},
+                }
+            )
         sqs.send_message_batch(QueueUrl=aws.resources.payment_queue_url, Entries=entries)
 
 

@@ -21,7 +21,7 @@ import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from bench.cold_start_child import Context, api_event, sqs_event
+from bench.cold_start_child import BENCH_API_KEY_ID, BENCH_CLIENT, Context, api_event, sqs_event
 from bench.common import percentile, unique_id
 from chalicelib.regions import RegionFlag
 
@@ -30,7 +30,11 @@ SAMPLES = 1000
 CANNED = {
     "SendMessage": b'{"MessageId": "m-1", "MD5OfMessageBody": "x"}',
     "PutItem": b"{}",
-    # /validate reads its region's in-service flag (cached 5 s) before taking a payment.
+    # The request's client, read once per container from the client directory.
+    "GetItem": json.dumps(
+        {"Item": {"api_key_id": {"S": BENCH_API_KEY_ID}, "client": {"S": BENCH_CLIENT}}}
+    ).encode(),
+    # /validate reads its region's in-service flag (cached 60 s) before taking a payment.
     "GetParameter": json.dumps({"Parameter": {"Value": RegionFlag(in_service=True).to_text()}}).encode(),
 }
 

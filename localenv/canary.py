@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.canary import canary_dimensions
-from chalicelib.names import CANARY, METRICS_NAMESPACE, Metric
+from chalicelib.failover_numbers import CANARY
+from chalicelib.names import METRICS_NAMESPACE, Metric
 
 
 class CanaryAlarm:

@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chalicelib.canary import canary_dimensions
+from chalicelib.failover_numbers import HEALTH_CHECK_FAILURE_THRESHOLD
 from chalicelib.names import METRICS_NAMESPACE, Metric
 from localenv.canary import alarm_notification
 from localenv.environment import LocalEnvironment
@@ -52,7 +53,6 @@ from operations import regions
 from operations.targets import Target
 from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 
-FAILURE_THRESHOLD = 3  # Route 53: an endpoint check changes state after 3 consecutive results
 # A drill's failback waits this long for the canary against the primary to pass (AWS: 10 min).
 DRILL_CANARY_PASSED_SECONDS = 3.0
 # The client leaves the preferred region for at least this long (its default: 5 min), scaled down
@@ -236,7 +236,7 @@ class Route53LikeRouter:
                 self._streak = 0
             else:
                 self._streak += 1
-                if self._streak >= FAILURE_THRESHOLD:
+                if self._streak >= HEALTH_CHECK_FAILURE_THRESHOLD:
                     self.endpoint_healthy, self._streak = passing, 0
             self.alarm_state = self._canary_alarm()
             healthy = self.endpoint_healthy and self.alarm_state != "ALARM"
@@ -426,7 +426,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
             phase[0] = f"failback of {primary} (waits for its canary to pass)"
             failback_at = _fail_back(target, primary, send_for)
             phase[0] = "failed back"
-            send_for(plan.recovered_seconds + FAILURE_THRESHOLD * plan.health_interval_seconds)
+            send_for(plan.recovered_seconds + HEALTH_CHECK_FAILURE_THRESHOLD * plan.health_interval_seconds)
     finally:
         router.stop()
     report = audit(environment, target, attempts, acknowledged, fault_at, failback_at, plan.fault)

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 
 from chalicelib.canary import canary_alarm_definition
+from chalicelib.failover_numbers import LOCAL_FLAG_CACHE_SECONDS
 from chalicelib.names import (
     PAYMENT_QUEUE,
     ClientsTableSchema,
@@ -22,7 +23,7 @@ from chalicelib.names import (
     ResourceNames,
 )
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.regions import LOCAL_FLAG_CACHE_SECONDS, RegionFlag
+from chalicelib.regions import RegionFlag
 
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",

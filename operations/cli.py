@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib.failover_numbers import CANARY
 from chalicelib.names import (
-    CANARY,
     DEFAULT_CLIENT_THROTTLE,
     DEFAULT_ENVIRONMENT_SUFFIX,
     DEFAULT_PRIMARY_REGION,

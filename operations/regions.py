@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from chalicelib.aws import SsmRegionControl
-from chalicelib.names import CANARY
+from chalicelib.failover_numbers import CANARY, MIN_SWITCHOVER_WAIT_SECONDS, REPLICATION_SAFETY_FACTOR
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.regions import RegionFlag
 from operations.targets import Target
@@ -28,10 +28,6 @@ from operations.targets import Target
 HEALTH_TIMEOUT_SECONDS = 5
 MARKER_TIMEOUT_SECONDS = 60
 REPLICATION_WINDOW_SECONDS = 300
-# AWS's evacuation guidance: after writes stop, wait ten times the recent maximum replication
-# latency; never less than this, so a quiet metric cannot shorten the wait to nothing.
-REPLICATION_SAFETY_FACTOR = 10
-MIN_SWITCHOVER_WAIT_SECONDS = 30.0
 QUEUE_POLL_SECONDS = 0.5
 
 

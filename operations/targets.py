@@ -9,13 +9,13 @@ from typing import Any
 
 import boto3
 
+from chalicelib.failover_numbers import FLAG_CACHE_SECONDS, LOCAL_FLAG_CACHE_SECONDS
 from chalicelib.names import (
     DEFAULT_ENVIRONMENT_SUFFIX,
     DEFAULT_PRIMARY_REGION,
     DEFAULT_SECONDARY_REGION,
     ResourceNames,
 )
-from chalicelib.regions import FLAG_CACHE_SECONDS, LOCAL_FLAG_CACHE_SECONDS
 from localenv import provision
 from localenv.interface import LOCAL_STATE
 

@@ -15,11 +15,11 @@ from typing import Any, cast
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Request, Response, SNSEvent, SQSEvent
 
 from chalicelib import heap, local_api_keys, workflow
+from chalicelib.failover_numbers import CANARY
 from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
 from chalicelib.idempotency import checked_key
 from chalicelib.names import (
     APP_NAME,
-    CANARY,
     DEFAULT_ENVIRONMENT_SUFFIX,
     HEALTH_PATH,
     PAYMENT_NOTIFIER,

@@ -11,11 +11,15 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from chalicelib.names import API_STAGE, CANARY, HEALTH_PATH, ResourceNames
+from chalicelib.failover_numbers import (
+    DECISION_HEALTHY_CHILDREN,
+    HEALTH_CHECK_ALARM_PERIODS,
+    HEALTH_CHECK_FAILURE_THRESHOLD,
+    HEALTH_CHECK_INTERVAL_SECONDS,
+)
+from chalicelib.names import API_STAGE, HEALTH_PATH, ResourceNames, canary_alarm_digest
 from stacks.api import API_LOGICAL_ID
 
-HEALTH_CHECK_INTERVAL_SECONDS = 30
-HEALTH_CHECK_FAILURE_THRESHOLD = 3
 # Route 53 publishes health-check metrics in us-east-1 only: only a stack there can alarm on them.
 ROUTE53_METRICS_REGION = "us-east-1"
 # SAM names the stage resource it generates for the Chalice API "<api logical id><stage>Stage".
@@ -90,7 +94,7 @@ class PaymentDns(Construct):
         # settings when the check is created and would keep the old ones (names.CanarySettings).
         self.canary_check = route53.CfnHealthCheck(
             self,
-            f"CanaryCheck{CANARY.alarm_digest}",
+            f"CanaryCheck{canary_alarm_digest()}",
             health_check_config=route53.CfnHealthCheck.HealthCheckConfigProperty(
                 type="CLOUDWATCH_METRIC",
                 alarm_identifier=route53.CfnHealthCheck.AlarmIdentifierProperty(
@@ -114,7 +118,7 @@ class PaymentDns(Construct):
                     self.health_check.attr_health_check_id,
                     self.canary_check.attr_health_check_id,
                 ],
-                health_threshold=2,
+                health_threshold=DECISION_HEALTHY_CHILDREN,
             ),
             health_check_tags=[
                 route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}-decision")
@@ -149,8 +153,8 @@ class PaymentDns(Construct):
                     statistic="Minimum",
                     period=Duration.minutes(1),
                 ),
-                threshold=1,
-                evaluation_periods=1,
+                threshold=1,  # HealthCheckStatus is 1 while healthy
+                evaluation_periods=HEALTH_CHECK_ALARM_PERIODS,
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             )

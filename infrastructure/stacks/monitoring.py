@@ -13,18 +13,24 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from chalicelib.canary import canary_alarm_definition
+from chalicelib.failover_numbers import (
+    ALARM_PERIOD_SECONDS,
+    API_5XX_THRESHOLD,
+    CONTROL_FAILURES_THRESHOLD,
+    DLQ_MESSAGES_THRESHOLD,
+    DYNAMODB_THROTTLES_THRESHOLD,
+    LAMBDA_ERRORS_THRESHOLD,
+    MISCONFIGURED_CALLS_THRESHOLD,
+    REPLICATION_LATENCY_PERIODS,
+    REPLICATION_LATENCY_THRESHOLD_MS,
+    SUSTAINED_DATAPOINTS,
+    SUSTAINED_PERIODS,
+)
 from chalicelib.names import API_STAGE, HEALTH_PATH, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
 from chalicelib.sdk import PAYMENTS_TABLE_OPERATIONS
 from stacks.nag import acknowledge_custom_resource_provider
 
-ALARM_PERIOD = cdk.Duration.minutes(1)
-API_5XX_THRESHOLD = 10
-LAMBDA_ERRORS_THRESHOLD = 5
-DYNAMODB_THROTTLES_THRESHOLD = 10
-DLQ_MESSAGES_THRESHOLD = 1
-REPLICATION_LATENCY_THRESHOLD_MS = 60_000
-SUSTAINED_PERIODS = 3
-SUSTAINED_DATAPOINTS = 2
+ALARM_PERIOD = cdk.Duration.seconds(ALARM_PERIOD_SECONDS)
 PAGES_ONLY = "Pages operators; never moves traffic."
 
 
@@ -161,7 +167,7 @@ class PaymentMonitoring(Construct):
             control_failures.metric_approximate_number_of_messages_visible(
                 period=ALARM_PERIOD, statistic="Maximum"
             ),
-            1,
+            CONTROL_FAILURES_THRESHOLD,
             "The failover orchestrator or the canary failed every attempt of an invocation; the event is in the "
             f"control-failures queue. Act on the alarm it carried by hand (payments-dr failover). {PAGES_ONLY}",
         )
@@ -179,7 +185,7 @@ class PaymentMonitoring(Construct):
             "DependencyMisconfiguredAlarm",
             names.misconfiguration_alarm,
             misconfigured,
-            1,
+            MISCONFIGURED_CALLS_THRESHOLD,
             "A payment function's call to AWS was refused for good (access denied, resource not found, request "
             f"invalid): the deployment is broken. {PAGES_ONLY}",
         )
@@ -196,9 +202,9 @@ class PaymentMonitoring(Construct):
             names.replication_latency_alarm,
             replication_latency,
             REPLICATION_LATENCY_THRESHOLD_MS,
-            f"Replication to {peer_region} lags >= {REPLICATION_LATENCY_THRESHOLD_MS} ms on average for 3 minutes: "
-            "a failover now could leave recent payments behind.",
-            periods=3,
+            f"Replication to {peer_region} lags >= {REPLICATION_LATENCY_THRESHOLD_MS} ms on average for "
+            f"{REPLICATION_LATENCY_PERIODS} minutes: a failover now could leave recent payments behind.",
+            periods=REPLICATION_LATENCY_PERIODS,
         )
         for alarm in [
             *self.alarms,

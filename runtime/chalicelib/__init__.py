@@ -2,6 +2,9 @@
 
 Every function (``runtime/app.py`` routes and event handlers call one ``workflow`` function each):
     names         the one source of truth for names and settings (also read by the stacks)
+    failover_numbers
+                  every number that decides failover and failback (also read by the stacks,
+                  the local environment, the drill and payments-dr)
     settings      the environment a function runs with
     workflow      the use cases, one per handler, with their logs and metrics
     services      the adapters a handler uses, built once per container
@@ -17,7 +20,8 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
     payments, currencies, cards
                   the payment model and its validation; card numbers refused, never logged
     processing    a payment recorded exactly once (``/process``); rejections
-    ports         what the use cases need from outside: repository, queue, notifications
+    ports         what the use cases need from outside: repository, queue, notifications,
+                  the client directory
     items         the table's items in DynamoDB's wire format
     cursor        page cursors of a customer's history
     regions       the in-service flag and the health report
@@ -27,6 +31,8 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
 Processor function (the payment queue): workflow.process_message_batch -> processing, items.
 Notifier function (the table's stream): workflow.announce_processed_payments -> outbox, items.
 Failover orchestrator (the ops-alert topic): workflow.handle_ops_alert -> failover, regions.
+Canary, the observer (a schedule): workflow.run_canary -> canary, and the repository's removal
+of the canary's own old payments.
 
 Value records here are ``typing.NamedTuple`` classes, not frozen dataclasses: as immutable, and
 defined in about a tenth of the time (CPython compiles six methods for each frozen dataclass),

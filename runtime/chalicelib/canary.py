@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+from chalicelib.failover_numbers import CANARY
 from chalicelib.names import (
-    CANARY,
     CANARY_TARGET_DIMENSION,
     METRICS_NAMESPACE,
     REGION_DRAINING_HEADER,

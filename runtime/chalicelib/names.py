@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
+from chalicelib.failover_numbers import CANARY, CanarySettings
+
 SERVICE_NAME = "payments"
 APP_NAME = "payment-api"
 METRICS_NAMESPACE = "PaymentProcessing"
@@ -341,9 +343,9 @@ class ResourceNames(NamedTuple):
     def canary_alarm(self, target_region: str) -> str:
         """The alarm on the canary against ``target_region``; it lives in the peer (observer) region.
 
-        Its name ends with the digest of its definition (:attr:`CanarySettings.alarm_digest`).
+        Its name ends with the digest of its definition (:func:`canary_alarm_digest`).
         """
-        return f"payment-canary-{target_region}-{self.environment_suffix}-{CANARY.alarm_digest}"
+        return f"payment-canary-{target_region}-{self.environment_suffix}-{canary_alarm_digest()}"
 
     @property
     def health_check_alarm(self) -> str:
@@ -428,50 +430,24 @@ FUNCTIONS: dict[str, FunctionSettings] = {
 }
 
 
-class CanarySettings(NamedTuple):
-    """How often the observer probes its peer, and when that counts as the peer failing."""
+def canary_alarm_digest(canary: CanarySettings | None = None) -> str:
+    """Eight hex digits that change whenever the canary alarm's definition does.
 
-    rate_minutes: int = 1
-    # The peer is failing when 2 of the last 3 one-minute probes failed: one lost request is
-    # not an outage, two in three minutes is.
-    period_seconds: int = 60
-    evaluation_periods: int = 3
-    datapoints_to_alarm: int = 2
-    # Failback waits until the canary against the returning region has passed this long.
-    failback_passing_seconds: int = 600
-    # The canary's payments are synthetic: each run removes those older than this (time enough to
-    # read one back and for its replica to arrive), so the table holds minutes of them, not years.
-    payments_kept_seconds: int = 600
-    # At most this many of them removed per run (one index query): far more than a run makes.
-    payments_removed_per_run: int = 25
-    # The alarm's rule: a period whose lowest CanarySuccess is under 1 had a failed probe; no
-    # data means the observer is not running, not that its target fails.
-    statistic: str = "Minimum"
-    threshold: float = 1
-    comparison: str = "LessThanThreshold"
-    treat_missing_data: str = "missing"
-
-    @property
-    def alarm_digest(self) -> str:
-        """Eight hex digits that change whenever the alarm's definition does.
-
-        Route 53 copies an alarm's settings when a health check on it is created and never
-        follows later changes: the digest in the alarm's name (and the health check's id) makes a
-        changed definition a new alarm and a new health check, never a stale copy.
-        """
-        rule = (
-            METRICS_NAMESPACE,
-            Metric.CANARY_SUCCESS,
-            CANARY_TARGET_DIMENSION,
-            self.statistic,
-            self.period_seconds,
-            self.evaluation_periods,
-            self.datapoints_to_alarm,
-            self.threshold,
-            self.comparison,
-            self.treat_missing_data,
-        )
-        return hashlib.sha256(repr(rule).encode()).hexdigest()[:8]
-
-
-CANARY = CanarySettings()
+    Route 53 copies an alarm's settings when a health check on it is created and never follows
+    later changes: the digest in the alarm's name (and the health check's id) makes a changed
+    definition a new alarm and a new health check, never a stale copy.
+    """
+    rule = canary or CANARY
+    definition = (
+        METRICS_NAMESPACE,
+        Metric.CANARY_SUCCESS,
+        CANARY_TARGET_DIMENSION,
+        rule.statistic,
+        rule.period_seconds,
+        rule.evaluation_periods,
+        rule.datapoints_to_alarm,
+        rule.threshold,
+        rule.comparison,
+        rule.treat_missing_data,
+    )
+    return hashlib.sha256(repr(definition).encode()).hexdigest()[:8]

@@ -15,18 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-# Route 53 checkers call /health every 30 s from many locations; a few seconds of cache keeps
-# that to a handful of dependency reads per container while still reacting within one interval.
-HEALTH_CACHE_SECONDS = 5.0
-# How long a function keeps the flag it read before taking a payment: a drain reaches every
-# container within this time (a switchover waits it out). Each busy container reads the flag once
-# per this time, and Parameter Store serves 40 reads a second per account and region: at 60 s a
-# thousand containers read about 17 a second (at 5 s, 200: throttled; `make bench`). What it
-# costs is a switchover that waits a minute; failover is unaffected (/health reads the flag on
-# its own 5 s cache, for Route 53's checkers alone).
-FLAG_CACHE_SECONDS = 60.0
-# The local environment runs two containers, not a fleet: its switchovers need not wait a minute.
-LOCAL_FLAG_CACHE_SECONDS = 5.0
+from chalicelib.failover_numbers import HEALTH_CACHE_SECONDS
 
 
 class RegionFlag(NamedTuple):

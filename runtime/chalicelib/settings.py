@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from chalicelib.failover_numbers import FLAG_CACHE_SECONDS
 from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, EnvVar, ResourceNames
-from chalicelib.regions import FLAG_CACHE_SECONDS
 
 
 class SettingsError(RuntimeError):

@@ -25,10 +25,10 @@ from chalicelib.errors import (
     UnknownClient,
     ValidationFailed,
 )
+from chalicelib.failover_numbers import CANARY
 from chalicelib.http import parse_document
 from chalicelib.idempotency import StoredResponse
 from chalicelib.names import (
-    CANARY,
     CANARY_CLIENT,
     CANARY_TARGET_DIMENSION,
     CLIENT_MESSAGE_ATTRIBUTE,

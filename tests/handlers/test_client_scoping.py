@@ -261,7 +261,8 @@ def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minute
 ) -> None:
     from chalicelib import local_api_keys, workflow
     from chalicelib.canary import CANARY_CUSTOMER
-    from chalicelib.names import CANARY, CANARY_CLIENT
+    from chalicelib.failover_numbers import CANARY
+    from chalicelib.names import CANARY_CLIENT
     from chalicelib.processing import epoch_millis
     from chalicelib.services import get_services
     from operations.clients import ClientRegistry

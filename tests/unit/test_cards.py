@@ -96,8 +96,17 @@ def test_ids_that_only_look_like_card_numbers_are_not_card_numbers(text: str) ->
 
 @given(st.uuids().map(str), st.sampled_from(["", "ord-", "txn_", "x"]))
 def test_no_uuid_is_ever_a_card_number(value: str, prefix: str) -> None:
+    # Written as UUIDs are, its longest digit run is 12: never a card number.
     assert not contains_pan(prefix + value)
-    assert not contains_pan(prefix + value.replace("-", ""))
+
+
+def test_a_uuid_without_its_dashes_can_hold_a_real_card_number_and_is_refused() -> None:
+    # 32 hex characters can hold a 15-digit run: this one has Diners Club's prefix and a valid Luhn
+    # digit, so a DLP rule must refuse it (the dashed form of the same UUID is spared).
+    value = "5d89b303-0490-2648-1623-bbb2a5298292"
+
+    assert not contains_pan(value)
+    assert contains_pan(value.replace("-", ""))
 
 
 # 13-digit epoch milliseconds from 2001 to 2096; only Visa (4) and Maestro (5, 6) issue 13 digits.

@@ -7,7 +7,7 @@ a count of calls, not a timing.
 from __future__ import annotations
 
 from bench.flag_reads import BASELINE_CACHE_SECONDS, PARAMETER_STORE_TPS, simulate
-from chalicelib.regions import FLAG_CACHE_SECONDS, LOCAL_FLAG_CACHE_SECONDS
+from chalicelib.failover_numbers import FLAG_CACHE_SECONDS, LOCAL_FLAG_CACHE_SECONDS
 from chalicelib.settings import Settings
 
 
