@@ -21,7 +21,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from chalicelib import workflow
+from chalicelib import payments_api
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.failover_numbers import FLAG_CACHE_SECONDS
 from chalicelib.regions import Cached, RegionFlag
@@ -86,7 +86,7 @@ def simulate(
         clock.now = step * REQUEST_INTERVAL_SECONDS
         for started_at, services in fleet:
             if started_at <= clock.now:
-                workflow.refuse_unless_accepting(services)  # type: ignore[arg-type]
+                payments_api.refuse_unless_accepting(services)  # type: ignore[arg-type]
     steady = [store.reads[s] for s in range(int(COLD_START_SPREAD_SECONDS), seconds)]
     total = sum(store.reads.values())
     return {

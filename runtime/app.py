@@ -1,4 +1,4 @@
-"""The payment API: thin Chalice handlers over ``chalicelib.workflow``."""
+"""The payment service's five functions: thin Chalice handlers, each over one use-case module of ``chalicelib``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Request, Response, SNSEvent, SQSEvent
 
-from chalicelib import heap, local_api_keys, workflow
+from chalicelib import heap, local_api_keys, notifier, observer, orchestrator, payments_api, processor
 from chalicelib.failover_numbers import CANARY
 from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
 from chalicelib.idempotency import checked_key
@@ -73,14 +73,14 @@ def check_api_key_without_gateway(request: Request, get_response: Callable[[Requ
 @app.middleware("http")
 def correlate_request(request: Request, get_response: Callable[[Request], Response]) -> Response:
     """Tag every log line of a request with its correlation id and return the id to the client."""
-    correlation_id = workflow.correlation_id_for(
+    correlation_id = payments_api.correlation_id_for(
         request.headers.get("x-correlation-id"), (request.context or {}).get("requestId")
     )
     logger.set_correlation_id(correlation_id)
     try:
         response = get_response(request)
     finally:
-        # The client a request was identified as (workflow.identify_client) is its own alone.
+        # The client a request was identified as (payments_api.identify_client) is its own alone.
         logger.remove_keys([CLIENT_LOG_KEY])
     response.headers["X-Correlation-Id"] = correlation_id
     return response
@@ -102,12 +102,12 @@ def _json_document() -> Any:
 def _client() -> str:
     """The client the request comes from (API Gateway names the key it admitted the request with)."""
     identity = (_request().context or {}).get("identity") or {}
-    return workflow.identify_client(identity.get("apiKeyId"), get_services())
+    return payments_api.identify_client(identity.get("apiKeyId"), get_services())
 
 
-def _client_request() -> workflow.ClientRequest:
+def _client_request() -> payments_api.ClientRequest:
     request = _request()
-    return workflow.ClientRequest(
+    return payments_api.ClientRequest(
         client=_client(),
         idempotency_key=checked_key(request.headers.get(IdempotencyKeys.HEADER)),
         correlation_id=logger.get_correlation_id(),
@@ -119,14 +119,16 @@ def _client_request() -> workflow.ClientRequest:
 @answers_errors_as_json
 def post_validate() -> Response:
     """Validate a payment and queue it for processing."""
-    return stored_response(workflow.accept_payment(_json_document(), get_services(), _client_request()))
+    return stored_response(payments_api.accept_payment(_json_document(), get_services(), _client_request()))
 
 
 @app.route("/process", methods=["POST"], content_types=ANY_CONTENT_TYPE, api_key_required=True)
 @answers_errors_as_json
 def post_process() -> Response:
     """Process a payment now; a repeat answers 200 with the stored record."""
-    return stored_response(workflow.process_payment_now(_json_document(), get_services(), _client_request()))
+    return stored_response(
+        payments_api.process_payment_now(_json_document(), get_services(), _client_request())
+    )
 
 
 @app.route(
@@ -135,7 +137,7 @@ def post_process() -> Response:
 @answers_errors_as_json
 def get_payment_by_id(transaction_id: str) -> Response:
     """One of the caller's processed payments."""
-    return json_response(workflow.find_payment(_client(), transaction_id, get_services()))
+    return json_response(payments_api.find_payment(_client(), transaction_id, get_services()))
 
 
 @app.route(
@@ -148,19 +150,19 @@ def get_payment_by_id(transaction_id: str) -> Response:
 def get_customer_payments(customer_id: str) -> Response:
     """The caller's payments of one customer, newest first, one page at a time."""
     query = dict(_request().query_params or {})
-    return json_response(workflow.customer_history(_client(), customer_id, query, get_services()))
+    return json_response(payments_api.customer_history(_client(), customer_id, query, get_services()))
 
 
 @app.schedule(Rate(CANARY.rate_minutes, unit=Rate.MINUTES), name=Handler.PAYMENT_CANARY)
 def probe_peer_region(event: CloudWatchEvent) -> dict[str, Any]:
     """The observer: a synthetic payment through the peer region's API, as metrics here."""
-    return workflow.run_canary(get_services()).to_json()
+    return observer.run_canary(get_services()).to_json()
 
 
 @app.route(HEALTH_PATH, methods=["GET"], content_types=ANY_CONTENT_TYPE)
 def get_health() -> Response:
     """Health of this region for Route 53 health checks (no authentication)."""
-    report = workflow.check_health(get_services())
+    report = payments_api.check_health(get_services())
     return json_response(report.to_json(), 200 if report.healthy else 503)
 
 
@@ -169,7 +171,7 @@ def get_health() -> Response:
 )
 def process_payment_messages(event: SQSEvent) -> dict[str, Any]:
     """Payment processor: process a batch from the payment queue, reporting failures per message."""
-    return workflow.process_message_batch(event.to_dict(), get_services())
+    return processor.process_message_batch(event.to_dict(), get_services())
 
 
 @app.on_dynamodb_record(
@@ -181,13 +183,13 @@ def process_payment_messages(event: SQSEvent) -> dict[str, Any]:
 )
 def announce_processed_payments(event: DynamoDBEvent) -> dict[str, Any]:
     """Payment notifier: publish each payment this region stored, from the table's stream."""
-    return workflow.announce_processed_payments(event.to_dict(), get_services())
+    return notifier.announce_processed_payments(event.to_dict(), get_services())
 
 
 @app.on_sns_message(topic=_names.ops_alert_topic, name=Handler.FAILOVER_ORCHESTRATOR)
 def orchestrate_failover(event: SNSEvent) -> None:
     """Failover orchestrator: act on CloudWatch alarms published to the ops-alert topic."""
-    workflow.handle_ops_alert(event.message, get_services())
+    orchestrator.handle_ops_alert(event.message, get_services())
 
 
 # Last: what this module built is frozen, and the collector runs again.

@@ -1,12 +1,12 @@
 """Payment domain and AWS adapters, shipped with the Chalice app. Which function uses what:
 
-Every function (``runtime/app.py`` routes and event handlers call one ``workflow`` function each):
+Every function (``runtime/app.py`` routes and event handlers each call one function of the use-case
+module of their function: payments_api, processor, notifier, orchestrator, observer):
     names         the one source of truth for names and settings (also read by the stacks)
     failover_numbers
                   every number that decides failover and failback (also read by the stacks,
                   the local environment, the drill and payments-dr)
     settings      the environment a function runs with
-    workflow      the use cases, one per handler, with their logs and metrics
     services      the adapters a handler uses, built once per container
     sdk           the botocore session; clients made on first use
     aws           adapters: the payments table, the queue, the topics, the in-service flag
@@ -15,6 +15,8 @@ Every function (``runtime/app.py`` routes and event handlers call one ``workflow
                   collector during a cold start
 
 API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``):
+    payments_api  its use cases: who the client is, a payment queued or processed now, the
+                  reads, /health
     http          request parsing and the one mapping from errors to HTTP answers
     idempotency   the ``Idempotency-Key`` header, on Powertools' idempotency store
     payments, currencies, cards
@@ -28,10 +30,10 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
     local_api_keys, local_stage
                   only where no API Gateway stands: ``make run`` and ``chalice local``
 
-Processor function (the payment queue): workflow.process_message_batch -> processing, items.
-Notifier function (the table's stream): workflow.announce_processed_payments -> outbox, items.
-Failover orchestrator (the ops-alert topic): workflow.handle_ops_alert -> failover, regions.
-Canary, the observer (a schedule): workflow.run_canary -> canary, and the repository's removal
+Processor function (the payment queue): processor.process_message_batch -> processing, items.
+Notifier function (the table's stream): notifier.announce_processed_payments -> outbox, items.
+Failover orchestrator (the ops-alert topic): orchestrator.handle_ops_alert -> failover, regions.
+Canary, the observer (a schedule): observer.run_canary -> canary, and the repository's removal
 of the canary's own old payments.
 
 Value records here are ``typing.NamedTuple`` classes, not frozen dataclasses: as immutable, and

@@ -259,7 +259,7 @@ def test_no_interleaving_of_two_clients_shows_one_the_others_payments(
 def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minutes(
     client: Client, aws: Any, resources: RegionResources, notifier: Any
 ) -> None:
-    from chalicelib import local_api_keys, workflow
+    from chalicelib import local_api_keys, observer
     from chalicelib.canary import CANARY_CUSTOMER
     from chalicelib.failover_numbers import CANARY
     from chalicelib.names import CANARY_CLIENT
@@ -282,7 +282,7 @@ def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minute
         raise OSError("the peer is not part of this test")
 
     later = epoch_millis() + CANARY.payments_kept_seconds * 1000 + 1
-    workflow.run_canary(get_services(), unreachable, clock=lambda: later)
+    observer.run_canary(get_services(), unreachable, clock=lambda: later)
 
     assert [(m["client"], m["payment"]["transaction_id"]) for m in announced] == [(MERCHANT, "canary-1")]
     remaining = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]

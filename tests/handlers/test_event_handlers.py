@@ -247,7 +247,7 @@ def test_recovery_of_an_alarm_does_not_fail_back(
 def test_the_canary_records_the_peers_result_as_metrics_and_never_raises(
     client: Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chalicelib import workflow
+    from chalicelib import observer
     from chalicelib.observability import flush_metrics
     from chalicelib.services import get_services
 
@@ -255,7 +255,7 @@ def test_the_canary_records_the_peers_result_as_metrics_and_never_raises(
         raise OSError("no route to the peer")
 
     services = get_services()._replace(peer_api=StaticPeerApi("http://peer.invalid", lambda: "k"))
-    result = workflow.run_canary(services, unreachable)
+    result = observer.run_canary(services, unreachable)
     flush_metrics()
 
     assert not result.success and result.target_region == PEER_REGION
@@ -309,7 +309,7 @@ def test_an_observer_out_of_service_never_takes_its_peer_out(
 def test_a_peer_whose_flag_cannot_be_written_is_logged_not_an_error_of_the_observer(
     client: Client, aws: Any, payment_logs: CapturedLogs
 ) -> None:
-    from chalicelib import workflow
+    from chalicelib import orchestrator
     from chalicelib.errors import DependencyUnavailable
     from chalicelib.services import get_services
 
@@ -325,7 +325,7 @@ def test_a_peer_whose_flag_cannot_be_written_is_logged_not_an_error_of_the_obser
             raise DependencyUnavailable(f"in-service flag of {region}")
 
     name = ResourceNames(SUFFIX).canary_alarm(PEER_REGION)
-    decision = workflow.handle_ops_alert(alarm(name), services._replace(region_control=PeerFlagDown()))
+    decision = orchestrator.handle_ops_alert(alarm(name), services._replace(region_control=PeerFlagDown()))
 
     assert decision is not None and decision.region == PEER_REGION
     assert any("could not take the failing peer out of service" in line for line in payment_logs.lines())

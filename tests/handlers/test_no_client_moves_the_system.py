@@ -25,7 +25,7 @@ from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import workflow
+from chalicelib import processor
 from chalicelib.items import is_payment_record, unscoped
 from chalicelib.names import ResourceNames
 from chalicelib.services import Services, build_aws_services, use_services
@@ -150,7 +150,7 @@ def drain_queue(region: Region, client: Client, *, twice: bool, concurrently: bo
             # Two pollers delivering the same messages at once (a visibility timeout that ran out).
             with ThreadPoolExecutor(2) as pool:
                 responses.extend(
-                    pool.map(lambda e: workflow.process_message_batch(e, region.services), deliveries * 2)
+                    pool.map(lambda e: processor.process_message_batch(e, region.services), deliveries * 2)
                 )
         else:
             use_services(region.services)
