@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chalicelib.payments import PaymentRecord, PaymentRequest
+from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.ports import CustomerPage, PaymentLookup
-from chalicelib.processing import Announced, Rejection
 from chalicelib.regions import RegionFlag
 
 

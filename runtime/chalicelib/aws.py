@@ -36,9 +36,8 @@ from chalicelib.names import (
 )
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.observability import report_dependency_failure
-from chalicelib.payments import PaymentRecord, PaymentRequest
+from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.ports import CustomerPage, PaymentLookup
-from chalicelib.processing import Announced, Rejection
 from chalicelib.regions import Cached, RegionFlag
 from chalicelib.sdk import AWS_FAILURES, ClientFactory, LazyClient
 

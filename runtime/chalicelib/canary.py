@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from chalicelib.failover_numbers import CANARY
 from chalicelib.names import (
@@ -39,13 +39,6 @@ STEP_TIMEOUT_SECONDS = 5.0
 Http = Callable[[str, str, dict[str, str], bytes | None, float], tuple[int, dict[str, str], Any]]
 # Headers reach the probe lower-cased.
 DRAINING_HEADER = REGION_DRAINING_HEADER.lower()
-
-
-class PeerApi(Protocol):
-    """Where the peer region's payment API answers, and the key the canary sends it."""
-
-    def locate(self) -> tuple[str, str]:
-        """``(base URL, API key)``; raises DependencyUnavailable when they cannot be found."""
 
 
 class StaticPeerApi(NamedTuple):

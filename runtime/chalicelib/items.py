@@ -14,8 +14,7 @@ from typing import Any
 from chalicelib.errors import FieldError
 from chalicelib.names import CLIENT_SCOPE_SEPARATOR, SYNTHETIC_CLIENTS
 from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.payments import STATUS_REJECTED, PaymentRecord, in_minor_units
-from chalicelib.processing import Announced, Rejection
+from chalicelib.payments import STATUS_REJECTED, Announced, PaymentRecord, Rejection, in_minor_units
 
 Attributes = dict[str, dict[str, Any]]
 # Every item a client's request or message made names the client; its transaction and customer

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 from chalicelib.items import announced_from_attributes, announced_items_filter, matches_filter
-from chalicelib.processing import Announced, Rejection
+from chalicelib.payments import Announced, Rejection
 
 
 class Announcement(NamedTuple):

@@ -1,4 +1,4 @@
-"""The payment model and its validation: pure Python, no AWS.
+"""The payment model (requests, records, rejections) and its validation: pure Python, no AWS.
 
 Money is ``Decimal`` from the request text to the table and back: JSON numbers are parsed as
 ``Decimal`` by :func:`chalicelib.http.parse_json` and amount strings are converted directly, so
@@ -8,6 +8,7 @@ no amount ever passes through ``float``.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -335,3 +336,62 @@ def _metadata(value: Any, errors: list[FieldError]) -> dict[str, str]:
         elif _unsendable(item):
             errors.append(FieldError(f"metadata.{redact_pans(key)}", UNSENDABLE_MESSAGE))
     return dict(value)
+
+
+class Rejection(NamedTuple):
+    """A queued payment that can never be processed: recorded, announced, and not retried.
+
+    A business outcome, not a failure: a transaction id reused for another payment, or a message
+    that is not a valid payment. ``transaction_id`` is ``None`` when the message names no usable
+    one; the rejected payment's details are kept only when it was valid (a conflicting reuse).
+    Nothing here ever holds the message body, which may carry card data.
+    """
+
+    transaction_id: str | None
+    message_id: str
+    sent_at: int
+    rejected_at: int
+    region: str
+    errors: tuple[FieldError, ...]
+    customer_id: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    # The client whose message it was; None for a message that names none (no client sent it).
+    client: str | None = None
+
+    @property
+    def sort_key(self) -> int:
+        """Where the rejection sits under its transaction id: below the claim (0), one per message.
+
+        Negative, so it never meets a payment record (positive timestamps), and rising with the
+        time the message was sent, so a query downwards from the claim meets the newest first;
+        derived from the message alone, so a redelivered message finds the rejection it already
+        recorded.
+        """
+        slot = zlib.crc32(self.message_id.encode()) % REJECTION_SLOTS_PER_MS
+        return self.sent_at * REJECTION_SLOTS_PER_MS + slot - REJECTION_KEY_FLOOR
+
+    def to_json(self) -> dict[str, Any]:
+        """The rejection as the API returns and the ``payment.rejected`` event carries it."""
+        body: dict[str, Any] = {
+            "transaction_id": self.transaction_id,
+            "status": STATUS_REJECTED,
+            "rejected_at": self.rejected_at,
+            "region": self.region,
+            "errors": [error.to_json() for error in self.errors],
+        }
+        for name in ("customer_id", "currency"):
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
+        if self.amount is not None:
+            body["amount"] = str(self.amount)
+        return body
+
+
+# Rejections of one transaction id sent in the same millisecond get distinct keys from their
+# message ids; a clash left over is resolved by the repository (see record_rejection).
+REJECTION_SLOTS_PER_MS = 1000
+# Far below any sent time in slots (epoch ms x 1000 is about 1.8e15 today); DynamoDB numbers
+# hold 38 digits.
+REJECTION_KEY_FLOOR = 10**20
+Announced = PaymentRecord | Rejection

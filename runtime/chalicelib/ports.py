@@ -1,17 +1,17 @@
-"""The ports the payment use cases need from outside the domain, and what they return.
+"""Every port the use cases need from outside the domain, and what they return.
 
-:mod:`chalicelib.aws` implements them on DynamoDB, SQS and SNS; ``tests/fakes.py`` in memory.
+:mod:`chalicelib.aws` implements them on DynamoDB, SQS, SNS, SSM, Secrets Manager and API
+Gateway; ``tests/fakes.py`` in memory; :mod:`chalicelib.canary` holds the peer API the local
+environment names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from chalicelib.payments import PaymentRecord, PaymentRequest
-
-if TYPE_CHECKING:
-    from chalicelib.processing import Announced, Rejection
+from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
+from chalicelib.regions import RegionFlag
 
 
 class CustomerPage(NamedTuple):
@@ -85,3 +85,38 @@ class ClientDirectory(Protocol):
 
     def client_of(self, api_key_id: str) -> str | None:
         """The client whose key has id ``api_key_id``; None for a key of no client."""
+
+
+class RegionControl(Protocol):
+    """Where each region's in-service flag lives."""
+
+    def flag(self, region: str) -> RegionFlag:
+        """The flag of ``region``; raises DependencyUnavailable if it cannot be read."""
+
+    def set_flag(self, region: str, flag: RegionFlag) -> None:
+        """Store ``flag`` as ``region``'s flag."""
+
+
+class Probes(Protocol):
+    """Cheap reads of this region's dependencies, for /health."""
+
+    def table_answers(self) -> bool: ...
+
+    def queue_answers(self) -> bool: ...
+
+    def in_service(self) -> bool: ...
+
+    def flag(self) -> RegionFlag: ...
+
+
+class OpsNotices(Protocol):
+    """Where the orchestrator says what it did."""
+
+    def announce(self, subject: str, details: dict[str, Any]) -> None: ...
+
+
+class PeerApi(Protocol):
+    """Where the peer region's payment API answers, and the key the canary sends it."""
+
+    def locate(self) -> tuple[str, str]:
+        """``(base URL, API key)``; raises DependencyUnavailable when they cannot be found."""

@@ -23,9 +23,9 @@ from chalicelib.observability import (
     logger,
     report_dependency_failure,
 )
-from chalicelib.payments import PaymentRequest, is_identifier
+from chalicelib.payments import PaymentRequest, Rejection, is_identifier
 from chalicelib.payments_api import processed, validated
-from chalicelib.processing import Clock, ProcessingOutcome, Rejection, epoch_millis
+from chalicelib.processing import Clock, ProcessingOutcome, epoch_millis
 from chalicelib.services import Services
 
 NO_CLIENT = FieldError("(message)", "names no client; only the payment API queues payments")

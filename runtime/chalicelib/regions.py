@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from chalicelib.failover_numbers import HEALTH_CACHE_SECONDS
 
@@ -62,16 +62,6 @@ class RegionFlag(NamedTuple):
     def draining(self) -> bool:
         """In service but refusing payments: a switchover is waiting for replication."""
         return self.in_service and not self.accepting
-
-
-class RegionControl(Protocol):
-    """Where each region's in-service flag lives."""
-
-    def flag(self, region: str) -> RegionFlag:
-        """The flag of ``region``; raises DependencyUnavailable if it cannot be read."""
-
-    def set_flag(self, region: str, flag: RegionFlag) -> None:
-        """Store ``flag`` as ``region``'s flag."""
 
 
 class HealthReport(NamedTuple):

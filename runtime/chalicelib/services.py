@@ -5,33 +5,24 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from functools import partial
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple
 
 from chalicelib import heap
-from chalicelib.canary import PeerApi, StaticPeerApi
+from chalicelib.canary import StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.names import API_STAGE, CANARY_CLIENT
-from chalicelib.ports import ClientDirectory, Notifications, PaymentQueue, PaymentRepository
-from chalicelib.regions import Cached, HealthReport, RegionControl, RegionFlag
+from chalicelib.ports import (
+    ClientDirectory,
+    Notifications,
+    OpsNotices,
+    PaymentQueue,
+    PaymentRepository,
+    PeerApi,
+    Probes,
+    RegionControl,
+)
+from chalicelib.regions import Cached, HealthReport, RegionFlag
 from chalicelib.settings import Settings
-
-
-class Probes(Protocol):
-    """Cheap reads of this region's dependencies, for /health."""
-
-    def table_answers(self) -> bool: ...
-
-    def queue_answers(self) -> bool: ...
-
-    def in_service(self) -> bool: ...
-
-    def flag(self) -> RegionFlag: ...
-
-
-class OpsNotices(Protocol):
-    """Where the orchestrator says what it did."""
-
-    def announce(self, subject: str, details: dict[str, Any]) -> None: ...
 
 
 class Services(NamedTuple):

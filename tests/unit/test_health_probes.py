@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib import sdk
-from chalicelib.services import Probes, build_aws_services
+from chalicelib.ports import Probes
+from chalicelib.services import build_aws_services
 from chalicelib.settings import Settings
 
 REGION = "us-east-1"

@@ -16,8 +16,7 @@ from chalicelib.items import (
     rejection_attributes,
     rejection_from_attributes,
 )
-from chalicelib.payments import PaymentRecord
-from chalicelib.processing import Rejection
+from chalicelib.payments import PaymentRecord, Rejection
 
 RECORD = PaymentRecord(
     "txn-1",

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.outbox import Announcement, announcements_in, failed_positions
-from chalicelib.payments import PaymentRecord
-from chalicelib.processing import Rejection
+from chalicelib.payments import PaymentRecord, Rejection
 
 RECORD_IMAGE = {
     "transaction_id": {"S": "txn-1"},
