@@ -63,9 +63,11 @@ def local_aws() -> Iterator[LocalAws]:
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
-    """The ``fraction`` quantile of ``values`` (nearest rank)."""
+    """The ``fraction`` quantile of ``values`` (nearest rank, halves up; 0 when there are none)."""
+    if not values:
+        return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * fraction + 0.5) - 1))]
 
 
 def median(values: Sequence[float]) -> float:

@@ -33,8 +33,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bench.common import percentile
 from localenv import replication
-from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from localenv.environment import LocalEnvironment, RegionPlan
+from localenv.network import free_port
 from localenv.progress import Heartbeat
 from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 
@@ -227,14 +229,6 @@ def stored_estimate(environment: LocalEnvironment, region: str) -> int | None:
     except AWS_ERRORS:
         return None
     return int(table.get("ItemCount", 0)) // 2
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The ``fraction`` quantile of ``values`` (0 when there are none)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * fraction + 0.5) - 1))]
 
 
 def _unknown(value: int | None) -> str:

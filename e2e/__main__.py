@@ -11,7 +11,6 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +20,9 @@ from botocore.config import Config
 from e2e.deploy import bootstrap, create_stack, publish_assets, stacks_in_deploy_order, update_stack
 from e2e.emulator import ACCOUNT, CREDENTIALS, Emulator
 from e2e.emulator_gaps import EmulatorGaps
-from e2e.journey import Deployed, Journey
+from e2e.journey import Deployed, Journey, Steps
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Steps:
-    """Runs named steps, printing ``<result> <seconds> <step>`` for each."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def run(self, name: str, action: Callable[[], Any]) -> Any:
-        began = time.monotonic()
-        try:
-            result = action()
-        except Exception as error:
-            print(f"FAIL {time.monotonic() - began:6.2f}s  {name}: {error}", flush=True)
-            raise SystemExit(1) from error
-        detail = f": {result}" if isinstance(result, str) and result else ""
-        print(f"ok   {time.monotonic() - began:6.2f}s  {name}{detail}", flush=True)
-        return result
 
 
 def main(argv: list[str] | None = None) -> int:

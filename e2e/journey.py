@@ -171,6 +171,24 @@ class Rider:
         return sum(1 for e in self.acknowledged.values() if e == endpoint)
 
 
+class Steps:
+    """Runs named steps, printing ``<result> <seconds> <step>`` for each."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def run(self, name: str, action: Callable[[], Any]) -> Any:
+        began = time.monotonic()
+        try:
+            result = action()
+        except Exception as error:
+            print(f"FAIL {time.monotonic() - began:6.2f}s  {name}: {error}", flush=True)
+            raise SystemExit(1) from error
+        detail = f": {result}" if isinstance(result, str) and result else ""
+        print(f"ok   {time.monotonic() - began:6.2f}s  {name}{detail}", flush=True)
+        return result
+
+
 class Journey:
     """The steps of ``make e2e`` after the deploy, each printed by ``steps``."""
 
@@ -721,8 +739,6 @@ class Journey:
 
 def main(argv: list[str] | None = None) -> int:
     """The same journey against a deployment in AWS, with the credentials boto3 finds."""
-    from e2e.__main__ import Steps
-
     parser = argparse.ArgumentParser(prog="python -m e2e.journey", description=__doc__)
     parser.add_argument(
         "--aws", action="store_true", required=True, help="drive the deployment in your AWS account"

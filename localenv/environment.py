@@ -16,7 +16,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,8 +26,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
-
-import boto3
 
 from chalicelib.items import is_payment_record, unscoped
 from chalicelib.names import (
@@ -43,7 +40,8 @@ from chalicelib.names import PaymentsTableSchema as Schema
 from localenv import moto_fixes
 from localenv.events import CANARY_SECONDS_VARIABLE, ORCHESTRATOR_VARIABLE
 from localenv.interface import LOCAL_STATE, add_consistency_argument
-from localenv.provision import LOCAL_CREDENTIALS, OPERATOR_ACCESS_KEY, RegionResources, provision_region
+from localenv.network import port_is_free, wait_for_port
+from localenv.provision import RegionResources, local_client, provision_region
 from localenv.replication import ReplicaWrites, StreamReplicator
 from operations.clients import ClientRegistry
 
@@ -71,37 +69,6 @@ def _die_with_parent() -> None:
 
 class PortInUse(RuntimeError):
     """A port the environment needs is taken by another program."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
-    """Block until something accepts connections on ``port``, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process for port {port} exited with {process.returncode}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
 @dataclass(frozen=True)
@@ -158,15 +125,8 @@ class LocalEnvironment:
         self._replicators: list[StreamReplicator] = []
 
     def client(self, service: str, region: str) -> Any:
-        """A boto3 client on the local AWS."""
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=region,
-            # Not the functions' key: a fault that denies their data plane leaves operators alone.
-            aws_access_key_id=OPERATOR_ACCESS_KEY,
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        """A boto3 client on the local AWS, with an operator's credentials."""
+        return local_client(service, self.endpoint, region, operator=True)
 
     def payment_records(self, region: str, prefix: str = "", client: str = LOCAL_MERCHANT) -> Counter[str]:
         """How many payment records each of ``client``'s transaction ids (starting ``prefix``) has in ``region``."""

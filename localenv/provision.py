@@ -70,16 +70,22 @@ class RegionResources:
         }
 
 
-def local_client(service: str, endpoint_url: str, region: str) -> Any:
-    """A boto3 client of ``service`` on the local AWS at ``endpoint_url``, with the local credentials."""
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
-    )
+def local_client(service: str, endpoint_url: str, region: str, *, operator: bool = False) -> Any:
+    """A boto3 client of ``service`` on the local AWS at ``endpoint_url``.
+
+    With the functions' credentials, or an operator's (``operator``): a fault injected into the
+    functions' data plane (localenv.moto_fixes) leaves operators, replication and audits alone.
+    """
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region, **local_credentials(operator))
+
+
+def local_credentials(operator: bool = False) -> dict[str, str]:
+    """The local AWS's credentials as boto3.client keyword arguments: the functions' or an operator's."""
+    return {
+        "aws_access_key_id": OPERATOR_ACCESS_KEY if operator else LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "aws_session_token": LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+    }
 
 
 def table_definition(table_name: str) -> dict[str, Any]:

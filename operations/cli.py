@@ -80,7 +80,8 @@ def command_drill(args: argparse.Namespace) -> int:
     """Run the DR drill on a local environment of its own and report RTO, RPO and duplicates."""
     from localenv import replication
     from localenv.drill import DrillPlan, draw_timeline, run_drill
-    from localenv.environment import LocalEnvironment, RegionPlan, free_port
+    from localenv.environment import LocalEnvironment, RegionPlan
+    from localenv.network import free_port
 
     replication.VERBOSE = False
     plan = DrillPlan(rate_per_second=args.rate, outage_seconds=args.outage, fault=args.fault)

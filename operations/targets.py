@@ -19,13 +19,6 @@ from chalicelib.names import (
 from localenv import provision
 from localenv.interface import LOCAL_STATE
 
-# The local environment's credentials, as boto3.client keyword arguments: an operator's, not the
-# functions' (a fault injected into the functions' data plane leaves operators alone).
-LOCAL_CREDENTIALS = {
-    **{name.lower(): value for name, value in provision.LOCAL_CREDENTIALS.items()},
-    "aws_access_key_id": provision.OPERATOR_ACCESS_KEY,
-}
-
 
 class TargetNotRunning(RuntimeError):
     """``--local`` was asked for but no local environment is running."""
@@ -57,8 +50,11 @@ class Target:
     def client(self, service: str, region: str) -> Any:
         """A boto3 client for ``service`` in ``region`` of this target, made once."""
         if (service, region) not in self._clients:
-            local = {"endpoint_url": self.endpoint_url, **LOCAL_CREDENTIALS} if self.endpoint_url else {}
-            self._clients[(service, region)] = boto3.client(service, region_name=region, **local)
+            self._clients[(service, region)] = (
+                provision.local_client(service, self.endpoint_url, region, operator=True)
+                if self.endpoint_url
+                else boto3.client(service, region_name=region)
+            )
         return self._clients[(service, region)]
 
     def api_url(self, region: str) -> str:

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from chalice.test import Client, HTTPResponse, TestHTTPClient
@@ -19,7 +18,7 @@ from chalicelib.names import EnvVar, Handler, ResourceNames
 from chalicelib.observability import logger as payment_logger
 from chalicelib.services import use_services
 from localenv import moto_fixes
-from localenv.provision import LOCAL_CREDENTIALS, RegionResources, clients_table_definition, provision_region
+from localenv.provision import RegionResources, clients_table_definition, local_client, provision_region
 from localenv.streams import TableStream, lambda_stream_event
 from operations.clients import ClientRegistry
 
@@ -71,13 +70,7 @@ def resources(local_aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Regio
 
 
 def _local_client(endpoint: str, service: str, region: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    return local_client(service, endpoint, region)
 
 
 @pytest.fixture

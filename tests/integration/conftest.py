@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from localenv.environment import LocalEnvironment, RegionPlan
+from localenv.network import free_port
 from operations.targets import Target
 
 PRIMARY, SECONDARY = "us-east-1", "us-east-2"

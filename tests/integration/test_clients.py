@@ -16,7 +16,8 @@ import requests
 from botocore.config import Config
 
 from chalicelib.names import CANARY_CLIENT
-from localenv.environment import LocalEnvironment, free_port
+from localenv.environment import LocalEnvironment
+from localenv.network import free_port
 from operations import regions
 from operations.clients import ClientRegistry
 from tests.integration.conftest import PRIMARY, SECONDARY, both_regions, eventually, target_of

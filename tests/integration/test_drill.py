@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from localenv.drill import DrillPlan, draw_timeline, run_drill
-from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from localenv.environment import LocalEnvironment, RegionPlan
+from localenv.network import free_port
 from operations import regions
 from tests.integration.conftest import CANARY_SECONDS, PRIMARY, SECONDARY, target_of
 

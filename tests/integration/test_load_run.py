@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from bench.load_run import LoadRun, run
-from localenv.environment import LocalEnvironment, RegionPlan, free_port
+from localenv.environment import LocalEnvironment, RegionPlan
+from localenv.network import free_port
 from payments_client import RetryPolicy
 from tests.integration.conftest import PRIMARY, SECONDARY
 

@@ -27,7 +27,8 @@ import requests
 from chalicelib.canary import CANARY_CUSTOMER
 from chalicelib.items import scoped
 from chalicelib.names import ResourceNames
-from localenv.environment import LOCAL_MERCHANT, RUNTIME, LocalEnvironment, free_port, wait_for_port
+from localenv.environment import LOCAL_MERCHANT, RUNTIME, LocalEnvironment
+from localenv.network import free_port, wait_for_port
 from tests.conftest import TopicSpy
 from tests.integration.conftest import PRIMARY, SECONDARY, eventually
 

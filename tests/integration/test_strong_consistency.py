@@ -14,7 +14,6 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
@@ -26,7 +25,7 @@ from chalicelib.items import is_payment_record, unscoped
 from chalicelib.payments import PaymentRecord, PaymentRequest
 from chalicelib.processing import process_payment
 from localenv import moto_fixes
-from localenv.provision import LOCAL_CREDENTIALS, RegionResources, provision_region
+from localenv.provision import RegionResources, local_client, provision_region
 from tests.conftest import PEER_REGION, REGION, SUFFIX
 
 REGIONS = (REGION, PEER_REGION)
@@ -56,13 +55,7 @@ def strong(both_regions: dict[str, RegionResources]) -> Iterator[dict[str, Regio
 
 
 def dynamodb(local_aws: str, region: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=local_aws,
-        region_name=region,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    return local_client("dynamodb", local_aws, region)
 
 
 def repository(resources: RegionResources, region: str) -> DynamoPaymentRepository:
