@@ -42,13 +42,11 @@ $(CHECKOV_VENV)/.installed: .python-version tools/checkov/requirements.txt tools
 	touch $@
 
 ## lint: ruff (lint and format check) over the project; mypy, strict over runtime/ and infrastructure/
-# Two mypy runs: runtime/app.py and infrastructure/app.py are both the module `app`. Settings are
-# in pyproject.toml; `ruff format .` and `ruff check --fix .` fix most of what they report.
+# Settings are in pyproject.toml; `ruff format .` and `ruff check --fix .` fix most of what they report.
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib payments_client localenv operations bench tests tools e2e
-	$(VENV)/bin/mypy infrastructure/app.py infrastructure/stacks
+	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib infrastructure/cdk_app.py infrastructure/stacks payments_client localenv operations bench tests tools e2e
 
 ## load: 10,000 payments from 20 concurrent clients on the local environment, then an audit
 # Paced at 30 requests/s, the highest rate that passes here with room to spare (README, "Load
@@ -72,9 +70,9 @@ bench: $(INSTALLED) $(NODE)
 ## sdk-data: regenerate runtime/chalicelib/sdk_data (the functions' trimmed botocore API data)
 # After a botocore upgrade or a new AWS call in chalicelib/aws.py; a unit test fails until then.
 sdk-data: $(INSTALLED)
-	PYTHONPATH=runtime:. $(PY) -m tools.sdk_data
+	$(PY) -m tools.sdk_data
 
-CDK := cd infrastructure && $(WITH_NODE) npx --no-install cdk --app "$(abspath $(PY)) app.py"
+CDK := cd infrastructure && $(WITH_NODE) npx --no-install cdk --app "$(abspath $(PY)) cdk_app.py"
 
 $(NODE): infrastructure/package.json infrastructure/package-lock.json
 	cd infrastructure && npm ci --no-audit --no-fund --silent
@@ -99,7 +97,7 @@ e2e/node_modules/.installed: e2e/package.json e2e/package-lock.json
 
 ## e2e: the synthesized stacks deployed into a local AWS emulator (both regions) and driven end to end
 e2e: synth $(E2E_VENV)/.installed e2e/node_modules/.installed
-	$(WITH_NODE) PYTHONPATH=runtime:. $(PY) -m e2e
+	$(WITH_NODE) $(PY) -m e2e
 
 ## deploy: both regions to the AWS account of your current credentials (cdk deploy --all)
 deploy: $(INSTALLED) $(NODE)

@@ -17,8 +17,6 @@ import zipfile
 from pathlib import Path
 
 from bench.common import ROOT
-
-sys.path.append(str(ROOT / "infrastructure"))
 from stacks.packaging import finish_package
 
 PLACEHOLDER_ROLE = "arn:aws:iam::123456789012:role/payments-bench"

@@ -170,7 +170,6 @@ class LocalEnvironment:
             cwd=ROOT,
             env={
                 **os.environ,
-                "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
                 moto_fixes.FAULTS_VARIABLE: str(self._faults),
                 moto_fixes.STRONG_CONSISTENCY_VARIABLE: ",".join(
                     plan.region for plan in self.regions if self.strong_consistency
@@ -293,7 +292,6 @@ class LocalEnvironment:
             **self._function_environment(plan.region),
             **canary,
             ORCHESTRATOR_VARIABLE: "off" if plan.region in self.orchestrators_off else "on",
-            "PYTHONPATH": os.pathsep.join([str(RUNTIME), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
         }
 

@@ -14,10 +14,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk import cx_api
 from aws_cdk.assertions import Template
 
-from stacks.synthesis import INFRASTRUCTURE, load_cdk_app, synthesize_assembly
+from stacks.synthesis import INFRASTRUCTURE, synthesize_assembly
 from tests.infrastructure.cloudformation import Deployment, Stack, expand
 
-__all__ = ["INFRASTRUCTURE", "load_cdk_app", "synthesize_assembly"]
+__all__ = ["INFRASTRUCTURE", "synthesize_assembly"]
 
 
 def synthesize(outdir: Path, **context: Any) -> dict[str, Template]:

@@ -16,7 +16,8 @@ from aws_cdk import cx_api
 from aws_cdk.assertions import Template
 from cfnlint.api import lint_all
 
-from stacks.synthesis import INFRASTRUCTURE, default_context, load_cdk_app
+from stacks.application import build_app
+from stacks.synthesis import INFRASTRUCTURE, default_context
 
 
 def lint_errors(template: Mapping[str, Any]) -> list[str]:
@@ -40,9 +41,8 @@ def test_both_stacks_pass_cdk_nag_aws_solutions(templates: dict[str, Template]) 
 def test_cdk_nag_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -> None:
     # The app as the project builds it: proves build_app attaches the AwsSolutions checks,
     # so the clean synthesis above means something.
-    cdk_app = load_cdk_app()
-    app = cdk_app.build_app(cdk.App(context=default_context(), outdir=str(tmp_path / "cdk.out")))
-    stack = app.node.find_child("PaymentsDevPrimary")
+    app = build_app(cdk.App(context=default_context(), outdir=str(tmp_path / "cdk.out")))
+    stack = cdk.Stack.of(app.node.find_child("PaymentsDevPrimary"))
     sqs.Queue(stack, "PlainQueue")  # no dead-letter queue, no TLS-only policy
 
     previous = os.getcwd()

@@ -1,4 +1,7 @@
-"""The CDK app: the payment service in a primary and a secondary region.
+"""The CDK app's stacks: the payment service in a primary and a secondary region.
+
+``infrastructure/cdk_app.py`` (what ``cdk.json`` runs) and :mod:`stacks.synthesis` (the tests and
+benchmarks) both build the app here.
 
 Settings come from CDK context (``cdk.json`` or ``-c key=value``): ``environment_suffix``,
 ``primary_region``, ``secondary_region`` and, for Route 53 failover, ``domain_name``,
@@ -72,7 +75,3 @@ def build_app(app: cdk.App | None = None, environment_suffix: str | None = None)
     stacks[1].add_dependency(stacks[0])
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
-
-
-if __name__ == "__main__":
-    build_app().synth()
