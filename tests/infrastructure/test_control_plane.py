@@ -285,14 +285,15 @@ def test_the_health_check_reads_the_canary_alarm_as_deployed_and_a_changed_alarm
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = synthesized_with_a_domain(tmp_path_factory.mktemp("alarm-before"))
+    deployed = canary_alarm_digest()
     changed = CANARY._replace(datapoints_to_alarm=3)  # 3 failed probes of 3, not 2
     for module in (names_module, canary_module):
         monkeypatch.setattr(module, "CANARY", changed)
 
     after = synthesized_with_a_domain(tmp_path_factory.mktemp("alarm-after"))
 
-    assert canary_alarm_digest(changed) != canary_alarm_digest()
-    assert health_check_alarm_problems(before, canary_alarm_digest()) == []
+    assert canary_alarm_digest(changed) != deployed
+    assert health_check_alarm_problems(before, deployed) == []
     assert health_check_alarm_problems(after, canary_alarm_digest(changed)) == []
     # Every check that reads the alarm is a new one, so Route 53 copies the new definition.
     assert canary_checks(before).isdisjoint(canary_checks(after))
