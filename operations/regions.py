@@ -20,14 +20,18 @@ from typing import Any
 import requests
 
 from chalicelib.aws import SsmRegionControl
-from chalicelib.failover_numbers import CANARY, MIN_SWITCHOVER_WAIT_SECONDS, REPLICATION_SAFETY_FACTOR
+from chalicelib.failover_numbers import (
+    CANARY,
+    FAILBACK_MARKER_TIMEOUT_SECONDS,
+    MIN_SWITCHOVER_WAIT_SECONDS,
+    REPLICATION_SAFETY_FACTOR,
+    REPLICATION_WINDOW_SECONDS,
+)
 from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.regions import RegionFlag
 from operations.targets import Target
 
 HEALTH_TIMEOUT_SECONDS = 5
-MARKER_TIMEOUT_SECONDS = 60
-REPLICATION_WINDOW_SECONDS = 300
 QUEUE_POLL_SECONDS = 0.5
 
 
@@ -367,7 +371,7 @@ def _canary_has_passed(target: Target, region: str, peer: str, seconds: float) -
 
 
 def replication_caught_up(
-    target: Target, *, source: str, destination: str, timeout: float = MARKER_TIMEOUT_SECONDS
+    target: Target, *, source: str, destination: str, timeout: float = FAILBACK_MARKER_TIMEOUT_SECONDS
 ) -> float:
     """Write a marker in ``source``'s table and wait until ``destination`` has it; returns seconds."""
     nonce = uuid.uuid4().hex

@@ -84,3 +84,8 @@ LOCAL_FLAG_CACHE_SECONDS = 5.0
 # latency; never less than this, so a quiet metric cannot shorten the wait to nothing.
 REPLICATION_SAFETY_FACTOR = 10
 MIN_SWITCHOVER_WAIT_SECONDS = 30.0
+# "Recent" replication latency: the maximum of the one-minute averages over this window.
+REPLICATION_WINDOW_SECONDS = 300
+# Failback writes a marker in the region it leaves and waits this long for it in the returning
+# one (replication caught up) before it refuses to move clients back.
+FAILBACK_MARKER_TIMEOUT_SECONDS = 60

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from chalicelib.failover_numbers import FAILBACK_MARKER_TIMEOUT_SECONDS
 from localenv.environment import LocalEnvironment
 from operations import regions
 from tests.integration.conftest import PRIMARY, SECONDARY, eventually, target_of
@@ -43,7 +44,7 @@ def test_failover_then_a_checked_failback(environment: LocalEnvironment) -> None
     assert out.in_service is False and "drill" in out.reason and out.changed_by
     assert unhealthy and healthy_again
     assert back.in_service is True and back.reason == "drill over"
-    assert 0 <= lag < regions.MARKER_TIMEOUT_SECONDS
+    assert 0 <= lag < FAILBACK_MARKER_TIMEOUT_SECONDS
     assert regions.flag_of(target, PRIMARY).in_service is True
 
 
