@@ -39,13 +39,12 @@ from chalicelib.names import (
 from chalicelib.names import PaymentsTableSchema as Schema
 from localenv import moto_fixes
 from localenv.events import CANARY_SECONDS_VARIABLE, ORCHESTRATOR_VARIABLE
-from localenv.interface import LOCAL_STATE, add_consistency_argument
+from localenv.interface import LOCAL_STATE, ROOT, add_consistency_argument
 from localenv.network import port_is_free, wait_for_port
 from localenv.provision import RegionResources, local_client, provision_region
 from localenv.replication import ReplicaWrites, StreamReplicator
 from operations.clients import ClientRegistry
 
-ROOT = Path(__file__).resolve().parents[1]
 # Each region's canary probes the other this often under `make run` (Lambda's schedule: 60 s):
 # often enough to watch the observer work, rarely enough to keep canary payments few.
 MAKE_RUN_CANARY_SECONDS = 15.0

@@ -155,10 +155,7 @@ class ClientRegistry:
         except BotoCoreError as error:
             report.outcomes.append(RegionOutcome(self._primary, False, f"secret: {_reason(error)}"))
             return report
-        report.value = value
-        for region in self.regions:
-            report.outcomes.append(self._ensure_key(region, client, value, throttle))
-        return report
+        return self._with_key_everywhere(report, client, value, throttle)
 
     def rotate(self, client: str) -> ClientReport:
         """A new value for ``client``: in its secret, and as a second key in each region."""
@@ -174,9 +171,15 @@ class ClientRegistry:
         except (ClientError, BotoCoreError) as error:
             report.outcomes.append(RegionOutcome(self._primary, False, f"secret: {_reason(error)}"))
             return report
+        return self._with_key_everywhere(report, client, value, DEFAULT_CLIENT_THROTTLE)
+
+    def _with_key_everywhere(
+        self, report: ClientReport, client: str, value: str, throttle: ClientThrottle
+    ) -> ClientReport:
+        """``report`` once each region holds a key with ``value`` (its secret already does)."""
         report.value = value
         for region in self.regions:
-            report.outcomes.append(self._ensure_key(region, client, value, DEFAULT_CLIENT_THROTTLE))
+            report.outcomes.append(self._ensure_key(region, client, value, throttle))
         return report
 
     def revoke(self, client: str, *, previous_only: bool = False) -> ClientReport:
@@ -297,10 +300,11 @@ class ClientRegistry:
             doomed = [
                 k for k in self._keys(region, client) if keep_value is None or k.get("value") != keep_value
             ]
+            directory = self._client("dynamodb", region)
             for key in doomed:
                 apigateway.delete_api_key(apiKey=key["id"])
                 # Once API Gateway refuses the key; an id is never given to another key.
-                self._client("dynamodb", region).delete_item(
+                directory.delete_item(
                     TableName=self._names.clients_table,
                     Key={ClientsTableSchema.PARTITION_KEY: {"S": key["id"]}},
                 )

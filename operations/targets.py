@@ -34,14 +34,17 @@ class Target:
     endpoint_url: str | None = None
     api_urls: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
-    # How long its functions keep the in-service flag: what a switchover's drain waits out.
-    flag_cache_seconds: float = FLAG_CACHE_SECONDS
     # One client per service and region: the drill's router asks every second, status many times.
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def names(self) -> ResourceNames:
         return ResourceNames(self.environment_suffix)
+
+    @property
+    def flag_cache_seconds(self) -> float:
+        """How long its functions keep the in-service flag: what a switchover's drain waits out."""
+        return LOCAL_FLAG_CACHE_SECONDS if self.endpoint_url else FLAG_CACHE_SECONDS
 
     @property
     def regions(self) -> tuple[str, str]:
@@ -87,7 +90,6 @@ class Target:
             endpoint_url=state["endpoint_url"],
             api_urls=state["api_urls"],
             api_key=state["api_key"],
-            flag_cache_seconds=LOCAL_FLAG_CACHE_SECONDS,
         )
 
     @classmethod
@@ -101,7 +103,6 @@ class Target:
             endpoint_url=environment.endpoint,
             api_urls={plan.region: environment.api_url(plan.region) for plan in environment.regions},
             api_key=environment.api_key,
-            flag_cache_seconds=LOCAL_FLAG_CACHE_SECONDS,
         )
 
     @classmethod

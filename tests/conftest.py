@@ -51,13 +51,13 @@ def resources(local_aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Regio
     # Requests reach the app as API Gateway would pass them: with the id of an admitted client key.
     monkeypatch.setenv(EnvVar.LOCAL_API_GATEWAY, "1")
     # The peer holds the clients' keys too (and so their directory), and nothing else here.
-    _local_client(local_aws, "dynamodb", PEER_REGION).create_table(
+    local_client("dynamodb", local_aws, PEER_REGION).create_table(
         **clients_table_definition(ResourceNames(SUFFIX).clients_table)
     )
     registry = ClientRegistry(
         names=ResourceNames(SUFFIX),
         regions=(REGION, PEER_REGION),
-        client=lambda service, region: _local_client(local_aws, service, region),
+        client=lambda service, region: local_client(service, local_aws, region),
     )
     for name, value in ((MERCHANT, MERCHANT_KEY), (OTHER_MERCHANT, OTHER_MERCHANT_KEY)):
         report = registry.create(name, value=value)
@@ -69,16 +69,12 @@ def resources(local_aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Regio
     local_api_keys.key_ring.cache_clear()
 
 
-def _local_client(endpoint: str, service: str, region: str) -> Any:
-    return local_client(service, endpoint, region)
-
-
 @pytest.fixture
 def aws(local_aws: str, resources: RegionResources) -> Any:
     """A factory of boto3 clients on the local AWS, for tests that inspect what was written."""
 
     def client(service: str, region: str = REGION) -> Any:
-        return _local_client(local_aws, service, region)
+        return local_client(service, local_aws, region)
 
     return client
 

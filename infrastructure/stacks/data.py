@@ -47,6 +47,15 @@ class PaymentsData(Construct):
         super().__init__(scope, construct_id)
         self.table: dynamodb.ITableV2
         self.idempotency_table: dynamodb.ITableV2
+        # What every table here has: on-demand, point-in-time recovery, kept in production.
+        regional: dict[str, Any] = {
+            "billing": dynamodb.Billing.on_demand(),
+            "point_in_time_recovery_specification": dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            "removal_policy": cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
+            "deletion_protection": production or None,
+        }
         # Each region's client directory is its own: it holds that region's API key ids.
         self.clients_table = dynamodb.TableV2(
             self,
@@ -55,13 +64,8 @@ class PaymentsData(Construct):
             partition_key=dynamodb.Attribute(
                 name=ClientsTableSchema.PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
             encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
-            removal_policy=cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
-            deletion_protection=production or None,
+            **regional,
         )
         if not owns_tables:
             self.table = dynamodb.TableV2.from_table_attributes(
@@ -77,18 +81,13 @@ class PaymentsData(Construct):
             self.stream_arn = self._replica_stream_arn(names.payments_table)
             return
         common: dict[str, Any] = {
-            "billing": dynamodb.Billing.on_demand(),
-            "point_in_time_recovery_specification": dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
+            **regional,
             "encryption": dynamodb.TableEncryptionV2.customer_managed_key(
                 key, replica_key_arns={replica_region: replica_key_arn}
             ),
             "replicas": [
                 dynamodb.ReplicaTableProps(region=replica_region, deletion_protection=production or None)
             ],
-            "removal_policy": cdk.RemovalPolicy.RETAIN if production else cdk.RemovalPolicy.DESTROY,
-            "deletion_protection": production or None,
         }
         payments = dynamodb.TableV2(
             self,

@@ -6,7 +6,7 @@ the functions' code makes, on the templates as CloudFormation deploys them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -45,9 +45,11 @@ IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateI
 PAYMENT_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem"]
 
 
-def allow(role: iam.Role, actions: list[str], resource: str) -> None:
-    """Let ``role`` perform ``actions`` on one resource."""
-    role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[resource]))
+def allow(
+    role: iam.Role, actions: list[str], resource: str, conditions: dict[str, Any] | None = None
+) -> None:
+    """Let ``role`` perform ``actions`` on one resource (only under ``conditions``, when given)."""
+    role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[resource], conditions=conditions))
 
 
 def flag_parameter_arn(stack: cdk.Stack, region: str, names: ResourceNames) -> str:
@@ -138,16 +140,11 @@ def grant_each_function_its_calls(
         ["dynamodb:Query"],
         f"{table.table_arn}/index/{PaymentsTableSchema.CUSTOMER_INDEX}",
     )
-    canary.add_to_policy(
-        iam.PolicyStatement(
-            actions=["dynamodb:DeleteItem"],
-            resources=[table.table_arn],
-            conditions={
-                "ForAllValues:StringLike": {
-                    "dynamodb:LeadingKeys": [f"{CANARY_CLIENT}{CLIENT_SCOPE_SEPARATOR}*"]
-                }
-            },
-        )
+    allow(
+        canary,
+        ["dynamodb:DeleteItem"],
+        table.table_arn,
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{CANARY_CLIENT}{CLIENT_SCOPE_SEPARATOR}*"]}},
     )
     allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
     # Lambda sends a failed asynchronous invocation to its on-failure destination with the

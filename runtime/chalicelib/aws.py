@@ -302,12 +302,10 @@ class DynamoClientDirectory:
     """The region's client directory: API key id -> client, kept for the container's life.
 
     A key's id is never given to another key and its client never changes, so a found entry is
-    kept (at most :data:`MAX_KNOWN_KEYS`, the newest); a key of no client is asked again each
-    time, so a key registered a moment ago is known at its first request. A revoked key never
+    kept (API Gateway holds at most 10,000 keys a region, so the entries stay few); a key of no
+    client is asked again each time, so a key registered a moment ago is known at its first request. A revoked key never
     reaches the function: API Gateway refuses it first.
     """
-
-    MAX_KNOWN_KEYS = 10_000
 
     def __init__(self, *, table_name: str, client: ClientFactory) -> None:
         self._table = table_name
@@ -329,8 +327,6 @@ class DynamoClientDirectory:
         client = (item or {}).get(ClientsTableSchema.CLIENT_ATTRIBUTE, {}).get("S")
         if not isinstance(client, str) or not client:
             return None
-        if len(self._known) >= self.MAX_KNOWN_KEYS:
-            self._known.pop(next(iter(self._known)))
         self._known[api_key_id] = client
         return client
 

@@ -119,7 +119,7 @@ def test_validated_payments_are_processed_as_their_clients_own(
 
 
 def test_a_message_that_names_no_client_is_rejected_not_processed_nor_retried(
-    client: Client, other_client: Client
+    client: Client, other_client: Client, aws: Any, resources: RegionResources
 ) -> None:
     event = client.events.generate_sqs_event(message_bodies=[json.dumps(payment("orphan-1"))], queue_name="q")
 
@@ -128,6 +128,8 @@ def test_a_message_that_names_no_client_is_rejected_not_processed_nor_retried(
     assert response.payload == {"batchItemFailures": []}
     assert client.http.get("/payments/orphan-1").status_code == 404
     assert other_client.http.get("/payments/orphan-1").status_code == 404
+    items = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
+    assert [item["errors"]["L"][0]["M"]["field"]["S"] for item in items] == ["(message)"]
 
 
 def test_events_name_their_client_so_a_subscriber_can_filter_on_it(
