@@ -231,7 +231,7 @@ def _stored_gb(
     deployment: Deployment, usage: dict[str, Any], payments: float, seconds: int
 ) -> dict[tuple[str, str], float]:
     """GB stored a month, by (region, table): a month's payments, and the idempotency records alive at once."""
-    from chalicelib.names import IdempotencyKeys
+    from chalicelib.schema import IdempotencyKeys
 
     alive = {"payments": 1.0, "idempotency": min(1.0, IdempotencyKeys.TTL_SECONDS / seconds)}
     stored: dict[tuple[str, str], float] = {}

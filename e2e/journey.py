@@ -27,14 +27,15 @@ import requests
 from chalicelib.canary import CANARY_CUSTOMER
 from chalicelib.items import unscoped
 from chalicelib.names import (
-    API_KEY_SECRET_FIELD,
-    CANARY_CLIENT,
     DEFAULT_ENVIRONMENT_SUFFIX,
     DEFAULT_PRIMARY_REGION,
     DEFAULT_SECONDARY_REGION,
     ResourceNames,
 )
+from chalicelib.schema import API_KEY_SECRET_FIELD, CANARY_CLIENT
+from localenv.provision import local_credentials
 from operations.clients import ClientRegistry
+from operations.targets import Target
 from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,17 +87,19 @@ class Deployed:
 
     def write_state(self) -> Path:
         """What ``payments-dr --local --state-file`` needs to act on this deployment."""
-        state = {
-            "environment_suffix": self.suffix,
-            "regions": list(self.regions),
-            "endpoint_url": self.endpoint,
-            "api_urls": self.api_urls,
+        target = Target(
+            environment_suffix=self.suffix,
+            primary_region=self.regions[0],
+            secondary_region=self.regions[1],
+            endpoint_url=self.endpoint,
+            api_urls=self.api_urls,
             # payments-dr reads only /health, which needs no key.
-            "api_key": self.api_key,
-        }
+            api_key=self.api_key,
+            credentials=local_credentials(operator=True),
+        )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         path = self.work_dir / "state.json"
-        path.write_text(json.dumps(state, indent=2))
+        path.write_text(json.dumps(target.describe(), indent=2))
         return path
 
 

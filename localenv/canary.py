@@ -20,7 +20,7 @@ from typing import Any
 
 from chalicelib.canary import canary_dimensions
 from chalicelib.failover_numbers import CANARY
-from chalicelib.names import METRICS_NAMESPACE, Metric
+from chalicelib.metrics import METRICS_NAMESPACE, Metric
 
 
 class CanaryAlarm:

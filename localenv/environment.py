@@ -28,27 +28,23 @@ from pathlib import Path
 from typing import Any, Self
 
 from chalicelib.items import is_payment_record, unscoped
-from chalicelib.names import (
-    CANARY_CLIENT,
-    CANARY_THROTTLE,
-    DEFAULT_PRIMARY_REGION,
-    DEFAULT_SECONDARY_REGION,
-    EnvVar,
-    ResourceNames,
-)
-from chalicelib.names import PaymentsTableSchema as Schema
+from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar, ResourceNames
+from chalicelib.schema import CANARY_CLIENT, CANARY_THROTTLE
+from chalicelib.schema import PaymentsTableSchema as Schema
 from localenv import moto_fixes
 from localenv.events import CANARY_SECONDS_VARIABLE, ORCHESTRATOR_VARIABLE
-from localenv.interface import LOCAL_STATE, ROOT, add_consistency_argument
 from localenv.network import port_is_free, wait_for_port
-from localenv.provision import RegionResources, local_client, provision_region
+from localenv.provision import RegionResources, local_client, local_credentials, provision_region
 from localenv.replication import ReplicaWrites, StreamReplicator
 from operations.clients import ClientRegistry
+from operations.targets import LOCAL_STATE, Target
 
 # Each region's canary probes the other this often under `make run` (Lambda's schedule: 60 s):
 # often enough to watch the observer work, rarely enough to keep canary payments few.
 MAKE_RUN_CANARY_SECONDS = 15.0
+ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "runtime"
+CONSISTENCY_MODES = ("eventual", "strong")
 LOCAL_SUFFIX = "local"
 PRIMARY_PORT = 8000
 SECONDARY_PORT = 8001
@@ -202,14 +198,22 @@ class LocalEnvironment:
         self._write_state()
         return self
 
+    def target(self) -> Target:
+        """This environment as ``payments-dr`` acts on it: both regions, as an operator."""
+        return Target(
+            environment_suffix=self.environment_suffix,
+            primary_region=self.regions[0].region,
+            secondary_region=self.regions[-1].region,
+            endpoint_url=self.endpoint,
+            api_urls={plan.region: self.api_url(plan.region) for plan in self.regions},
+            api_key=self.api_key,
+            credentials=local_credentials(operator=True),
+        )
+
     def state(self) -> dict[str, Any]:
         """Where everything runs: read by ``payments-dr --local`` and ``chalice local --stage local``."""
         return {
-            "environment_suffix": self.environment_suffix,
-            "regions": [plan.region for plan in self.regions],
-            "endpoint_url": self.endpoint,
-            "api_urls": {plan.region: self.api_url(plan.region) for plan in self.regions},
-            "api_key": self.api_key,
+            **self.target().describe(),
             "consistency": "strong" if self.strong_consistency else "eventual",
             # Each region's function environment, so another API process can serve it as well.
             "functions": {plan.region: self._function_environment(plan.region) for plan in self.regions},
@@ -427,6 +431,18 @@ class LocalEnvironment:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def add_consistency_argument(parser: argparse.ArgumentParser) -> None:
+    """``--consistency``: the payments table's mode, shared by ``make run`` and the drill."""
+    parser.add_argument(
+        "--consistency",
+        choices=CONSISTENCY_MODES,
+        default="eventual",
+        help="the payments table as a default global table (eventual, replicated within about a second) "
+        "or under multi-Region strong consistency's rules (strong: transactions and TTL refused, each "
+        "write in both regions before it is acknowledged); default %(default)s",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -44,7 +44,7 @@ import moto.sqs.models as sqs_models
 from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.responses import DynamoHandler
 
-from chalicelib.names import is_payments_table
+from chalicelib.schema import is_payments_table
 from localenv.provision import OPERATOR_ACCESS_KEY
 
 

@@ -14,16 +14,10 @@ import boto3
 
 from chalicelib.canary import canary_alarm_definition
 from chalicelib.failover_numbers import LOCAL_FLAG_CACHE_SECONDS
-from chalicelib.names import (
-    PAYMENT_QUEUE,
-    ClientsTableSchema,
-    EnvVar,
-    IdempotencyKeys,
-    QueueSettings,
-    ResourceNames,
-)
-from chalicelib.names import PaymentsTableSchema as Schema
+from chalicelib.names import PAYMENT_QUEUE, EnvVar, QueueSettings, ResourceNames
 from chalicelib.regions import RegionFlag
+from chalicelib.schema import ClientsTableSchema, IdempotencyKeys
+from chalicelib.schema import PaymentsTableSchema as Schema
 
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",

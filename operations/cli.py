@@ -9,18 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.failover_numbers import CANARY
-from chalicelib.names import (
-    DEFAULT_CLIENT_THROTTLE,
-    DEFAULT_ENVIRONMENT_SUFFIX,
-    DEFAULT_PRIMARY_REGION,
-    DEFAULT_SECONDARY_REGION,
-    ClientThrottle,
-)
-from localenv.interface import FAULTS, LOCAL_STATE, add_consistency_argument
+from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
+from chalicelib.schema import DEFAULT_CLIENT_THROTTLE, ClientThrottle
 from operations import regions
 from operations.clients import ClientRegistry, InvalidClientCommand, render_list
 from operations.redrive import redrive
-from operations.targets import Target, TargetNotRunning
+from operations.targets import LOCAL_STATE, Target, TargetNotRunning
 
 
 def _target(args: argparse.Namespace) -> Target:
@@ -76,33 +70,6 @@ def command_switchover(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_drill(args: argparse.Namespace) -> int:
-    """Run the DR drill on a local environment of its own and report RTO, RPO and duplicates."""
-    from localenv import replication
-    from localenv.drill import DrillPlan, draw_timeline, run_drill
-    from localenv.environment import LocalEnvironment, RegionPlan
-    from localenv.network import free_port
-
-    replication.VERBOSE = False
-    plan = DrillPlan(rate_per_second=args.rate, outage_seconds=args.outage, fault=args.fault)
-    plans = [RegionPlan(args.primary_region, free_port()), RegionPlan(args.secondary_region, free_port())]
-    # The gray failure is the one only the observer sees: the primary's own orchestrator is off.
-    idle = frozenset({args.primary_region}) if args.fault == "gray" else frozenset()
-    with LocalEnvironment(
-        plans,
-        log_dir=args.log_dir,
-        canary_seconds=plan.canary_seconds,
-        orchestrators_off=idle,
-        strong_consistency=args.consistency == "strong",
-    ) as environment:
-        target = Target.of_environment(environment)
-        report = run_drill(environment, target, plan)
-    print(report.table())
-    if args.png:
-        print(f"timeline: {draw_timeline(report, target.regions, args.png)}")
-    return 0 if report.passed else 1
-
-
 def _registry(args: argparse.Namespace) -> ClientRegistry:
     target = _target(args)
     return ClientRegistry(names=target.names, regions=target.regions, client=target.client)
@@ -133,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``payments-dr`` command."""
     parser = argparse.ArgumentParser(
         prog="payments-dr",
-        description="Operate the payment service's regions: inspect, fail over, fail back, redrive, drill.",
+        description="Operate the payment service's regions: inspect, fail over, fail back, redrive, manage clients.",
     )
     parser.add_argument("--local", action="store_true", help="act on the environment `make run` started")
     parser.add_argument("--state-file", type=Path, default=LOCAL_STATE, help=argparse.SUPPRESS)
@@ -227,29 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     client_commands.add_parser("list", help="every client, region by region")
     clients.set_defaults(run=command_clients)
 
-    drill = commands.add_parser(
-        "drill",
-        help="DR drill on a local environment: RTO, lost and duplicate payments, a timeline",
-        description="Start a local environment (both regions, free ports, each running the canary against the "
-        "other), send payments steadily through a client that follows Route 53's failover record (the primary's "
-        "calculated health check: its /health and the secondary's canary alarm), fault the primary, fail back "
-        "with the operator's checks, and report RTO as detect / decide / execute, RPO and duplicates. Exit "
-        "status 1 if a payment was lost or doubled.",
-    )
-    drill.add_argument(
-        "--fault",
-        choices=sorted(FAULTS),
-        default="api",
-        help="; ".join(f"{name}: {what}" for name, what in FAULTS.items()),
-    )
-    drill.add_argument("--rate", type=float, default=10.0, help="payments per second (default 10)")
-    drill.add_argument(
-        "--outage", type=float, default=10.0, help="seconds the primary stays down (default 10)"
-    )
-    add_consistency_argument(drill)
-    drill.add_argument("--png", type=Path, help="write the timeline picture here")
-    drill.add_argument("--log-dir", type=Path, default=Path(".localenv/drill"), help="process output")
-    drill.set_defaults(run=command_drill)
     return parser
 
 

@@ -28,15 +28,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.names import (
+from chalicelib.names import API_STAGE, ResourceNames
+from chalicelib.schema import (
     API_KEY_SECRET_FIELD,
-    API_STAGE,
     CANARY_CLIENT,
     CLIENT_NAME_PATTERN,
     DEFAULT_CLIENT_THROTTLE,
     ClientsTableSchema,
     ClientThrottle,
-    ResourceNames,
 )
 
 ClientFactory = Callable[[str, str], Any]

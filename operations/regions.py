@@ -19,7 +19,8 @@ from typing import Any
 
 import requests
 
-from chalicelib.aws import SsmRegionControl
+from chalicelib.adapters.region_flag import SsmRegionControl
+from chalicelib.failover import paging_alarms, trigger_alarms
 from chalicelib.failover_numbers import (
     CANARY,
     FAILBACK_MARKER_TIMEOUT_SECONDS,
@@ -27,8 +28,8 @@ from chalicelib.failover_numbers import (
     REPLICATION_SAFETY_FACTOR,
     REPLICATION_WINDOW_SECONDS,
 )
-from chalicelib.names import PaymentsTableSchema as Schema
-from chalicelib.regions import RegionFlag
+from chalicelib.regions import HealthCheck, RegionFlag
+from chalicelib.schema import PaymentsTableSchema as Schema
 from operations.targets import Target
 
 HEALTH_TIMEOUT_SECONDS = 5
@@ -96,7 +97,7 @@ def _depth(target: Target, region: str, queue: str, *, in_flight: bool = False) 
 
 
 def _alarms_in_alarm(target: Target, region: str) -> list[str]:
-    names = sorted(target.names.critical_alarms | target.names.paging_alarms)
+    names = sorted(trigger_alarms(target.names) | paging_alarms(target.names))
     alarms = target.client("cloudwatch", region).describe_alarms(AlarmNames=names).get("MetricAlarms", [])
     return [a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM"]
 
@@ -216,7 +217,7 @@ def failback(
     if peer_code != 200:
         raise RefusedError(f"{peer} is not healthy ({peer_body.get('failing', peer_code)}): fix it first")
     code, body = health_of(target, region)
-    if code != 200 and body.get("failing") != "in-service flag":
+    if code != 200 and body.get("failing") != HealthCheck.IN_SERVICE_FLAG:
         raise RefusedError(f"{region} is not healthy apart from its flag ({body.get('failing', code)})")
     _canary_has_passed(target, region, peer, canary_passed_for)
     lag = replication_caught_up(target, source=peer, destination=region)

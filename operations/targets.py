@@ -1,4 +1,9 @@
-"""Where ``payments-dr`` acts: the real AWS account of your credentials, or ``make run``'s local AWS."""
+"""Where ``payments-dr`` acts: the real AWS account of your credentials, or ``make run``'s local AWS.
+
+A local environment describes itself in a state file whose format is :class:`Target`'s own
+(:meth:`Target.describe`, :meth:`Target.local`): the local environment writes it, ``payments-dr
+--local`` and ``chalice local --stage local`` read it.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ from chalicelib.names import (
     DEFAULT_SECONDARY_REGION,
     ResourceNames,
 )
-from localenv import provision
-from localenv.interface import LOCAL_STATE
+
+# Where `make run` says where its local AWS and APIs listen.
+LOCAL_STATE = Path(__file__).resolve().parents[1] / ".localenv" / "state.json"
 
 
 class TargetNotRunning(RuntimeError):
@@ -34,6 +40,9 @@ class Target:
     endpoint_url: str | None = None
     api_urls: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
+    # boto3.client keyword arguments (keys) for an endpoint_url that is not AWS's: what the local
+    # AWS knows an operator by.
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
     # One client per service and region: the drill's router asks every second, status many times.
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -53,10 +62,8 @@ class Target:
     def client(self, service: str, region: str) -> Any:
         """A boto3 client for ``service`` in ``region`` of this target, made once."""
         if (service, region) not in self._clients:
-            self._clients[(service, region)] = (
-                provision.local_client(service, self.endpoint_url, region, operator=True)
-                if self.endpoint_url
-                else boto3.client(service, region_name=region)
+            self._clients[(service, region)] = boto3.client(
+                service, region_name=region, endpoint_url=self.endpoint_url, **self.credentials
             )
         return self._clients[(service, region)]
 
@@ -75,6 +82,17 @@ class Target:
     def queue_url(self, region: str, queue_name: str) -> str:
         return str(self.client("sqs", region).get_queue_url(QueueName=queue_name)["QueueUrl"])
 
+    def describe(self) -> dict[str, Any]:
+        """This target as a state file holds it (:meth:`local` reads it back)."""
+        return {
+            "environment_suffix": self.environment_suffix,
+            "regions": list(self.regions),
+            "endpoint_url": self.endpoint_url,
+            "api_urls": self.api_urls,
+            "api_key": self.api_key,
+            "credentials": self.credentials,
+        }
+
     @classmethod
     def local(cls, state_file: Path = LOCAL_STATE) -> Target:
         """The environment ``make run`` started on this machine."""
@@ -90,19 +108,7 @@ class Target:
             endpoint_url=state["endpoint_url"],
             api_urls=state["api_urls"],
             api_key=state["api_key"],
-        )
-
-    @classmethod
-    def of_environment(cls, environment: Any) -> Target:
-        """A running :class:`localenv.environment.LocalEnvironment` in this process."""
-        primary, secondary = (plan.region for plan in environment.regions)
-        return cls(
-            environment_suffix=environment.environment_suffix,
-            primary_region=primary,
-            secondary_region=secondary,
-            endpoint_url=environment.endpoint,
-            api_urls={plan.region: environment.api_url(plan.region) for plan in environment.regions},
-            api_key=environment.api_key,
+            credentials=state.get("credentials", {}),
         )
 
     @classmethod

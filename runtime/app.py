@@ -26,10 +26,10 @@ from chalicelib.names import (
     PAYMENT_QUEUE,
     EnvVar,
     Handler,
-    IdempotencyKeys,
     ResourceNames,
 )
 from chalicelib.observability import CLIENT_LOG_KEY, flush_metrics, logger
+from chalicelib.schema import IdempotencyKeys
 from chalicelib.services import get_services
 
 if os.environ.get("AWS_CHALICE_CLI_MODE"):  # the chalice command line (`chalice local`), never Lambda

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +16,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from chalicelib.items import announced_items_filter
-from chalicelib.names import (
-    API_STAGE,
-    FUNCTIONS,
-    LAMBDA_ARCHITECTURE,
-    PAYMENT_NOTIFIER,
-    PAYMENT_QUEUE,
-    EnvVar,
-    FunctionSettings,
-    Handler,
-    ResourceNames,
-)
+from chalicelib.names import API_STAGE, PAYMENT_NOTIFIER, PAYMENT_QUEUE, EnvVar, Handler, ResourceNames
 from stacks.edge import THROTTLING_BURST_LIMIT, THROTTLING_RATE_LIMIT, guard_with_waf
+from stacks.functions import LAMBDA_ARCHITECTURE, FunctionSettings
 from stacks.nag import CHECKOV_FUNCTION_SKIPS, acknowledge, skip_checkov
 from stacks.packaging import PrecompiledChalice
 from stacks.permissions import FunctionResources, grant_each_function_its_calls
@@ -88,7 +80,7 @@ class PaymentApi(Construct):
     INFO execution logging without request bodies (they can hold card data), detailed metrics,
     JSON access logs, X-Ray tracing; payment routes require an API key (each client's usage plan
     holds its keys, :mod:`stacks.clients`), ``/health`` does not; a WAF web ACL with a per-IP rate rule guards the stage;
-    functions sized per ``chalicelib.names.FUNCTIONS`` with 2 async retries; the SQS and stream
+    functions sized per ``stacks.functions.FUNCTIONS`` (``functions``) with 2 async retries; the SQS and stream
     event sources report batch item failures; the notifier reads only this region's new payments
     from the stream and parks what it cannot publish in the notification DLQ; every function has
     its own role with only the actions it uses; log groups keep one week, encrypted with the
@@ -103,8 +95,10 @@ class PaymentApi(Construct):
         *,
         names: ResourceNames,
         resources: FunctionResources,
+        functions: Mapping[str, FunctionSettings],
     ) -> None:
         super().__init__(scope, construct_id)
+        self._functions = functions
         stack = cdk.Stack.of(self)
         self.function_names = {
             Handler.API: names.validator_function,
@@ -124,7 +118,7 @@ class PaymentApi(Construct):
             for handler, name in self.function_names.items()
         }
         self.roles = {handler: self._role(handler) for handler in self.function_names}
-        grant_each_function_its_calls(self.roles, names=names, resources=resources)
+        grant_each_function_its_calls(self.roles, names=names, resources=resources, functions=functions)
 
         environment = {
             EnvVar.ENVIRONMENT_SUFFIX: names.environment_suffix,
@@ -210,7 +204,7 @@ class PaymentApi(Construct):
             "manage_iam_role": False,
             "iam_role_arn": self.roles[Handler.API].role_arn,
             "environment_variables": environment,
-            "lambda_functions": {handler: function_config(s) for handler, s in FUNCTIONS.items()},
+            "lambda_functions": {handler: function_config(s) for handler, s in self._functions.items()},
         }
 
     def _configure_functions(
@@ -221,7 +215,7 @@ class PaymentApi(Construct):
             function.add_property_override("FunctionName", name)
             # Chalice gives every function the stage's role; each gets its own here.
             function.add_property_override("Role", self.roles[handler].role_arn)
-            settings = FUNCTIONS[handler]
+            settings = self._functions[handler]
             invoke_config: dict[str, Any] = {"MaximumRetryAttempts": settings.async_retries}
             if settings.on_failure_destination:
                 invoke_config["DestinationConfig"] = {

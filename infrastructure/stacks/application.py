@@ -1,6 +1,6 @@
 """The CDK app's stacks: the payment service in a primary and a secondary region.
 
-``infrastructure/cdk_app.py`` (what ``cdk.json`` runs) and :mod:`stacks.synthesis` (the tests and
+``infrastructure/app.py`` (what ``cdk.json`` runs) and :mod:`stacks.synthesis` (the tests and
 benchmarks) both build the app here.
 
 Settings come from CDK context (``cdk.json`` or ``-c key=value``): ``environment_suffix``,

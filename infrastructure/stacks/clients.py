@@ -24,7 +24,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from chalicelib.names import API_KEY_SECRET_FIELD, ClientsTableSchema, ClientThrottle, ResourceNames
+from chalicelib.names import ResourceNames
+from chalicelib.schema import API_KEY_SECRET_FIELD, ClientsTableSchema, ClientThrottle
 from stacks.edge import SAM_STAGE_REFERENCE
 from stacks.nag import acknowledge, acknowledge_custom_resource_provider
 from stacks.permissions import KEY_ACTIONS

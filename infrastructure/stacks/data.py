@@ -11,8 +11,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from chalicelib.names import ClientsTableSchema, IdempotencyKeys, ResourceNames
-from chalicelib.names import PaymentsTableSchema as Schema
+from chalicelib.names import ResourceNames
+from chalicelib.schema import ClientsTableSchema, IdempotencyKeys
+from chalicelib.schema import PaymentsTableSchema as Schema
 from stacks.nag import acknowledge_custom_resource_provider
 
 

@@ -16,8 +16,9 @@ from chalicelib.failover_numbers import (
     HEALTH_CHECK_ALARM_PERIODS,
     HEALTH_CHECK_FAILURE_THRESHOLD,
     HEALTH_CHECK_INTERVAL_SECONDS,
+    canary_alarm_digest,
 )
-from chalicelib.names import API_STAGE, HEALTH_PATH, ResourceNames, canary_alarm_digest
+from chalicelib.names import API_STAGE, HEALTH_PATH, ResourceNames
 from stacks.api import API_LOGICAL_ID
 
 # Route 53 publishes health-check metrics in us-east-1 only: only a stack there can alarm on them.

@@ -15,18 +15,17 @@ from constructs import Construct
 from chalicelib.canary import canary_alarm_definition
 from chalicelib.failover_numbers import (
     ALARM_PERIOD_SECONDS,
-    API_5XX_THRESHOLD,
-    CONTROL_FAILURES_THRESHOLD,
-    DLQ_MESSAGES_THRESHOLD,
-    DYNAMODB_THROTTLES_THRESHOLD,
-    LAMBDA_ERRORS_THRESHOLD,
-    MISCONFIGURED_CALLS_THRESHOLD,
-    REPLICATION_LATENCY_PERIODS,
-    REPLICATION_LATENCY_THRESHOLD_MS,
-    SUSTAINED_DATAPOINTS,
-    SUSTAINED_PERIODS,
+    API_5XX,
+    CONTROL_FAILURES,
+    DLQ_MESSAGES,
+    DYNAMODB_THROTTLES,
+    LAMBDA_ERRORS,
+    MISCONFIGURED_CALLS,
+    REPLICATION_LATENCY_MS,
+    AlarmRule,
 )
-from chalicelib.names import API_STAGE, HEALTH_PATH, METRICS_NAMESPACE, SERVICE_NAME, Metric, ResourceNames
+from chalicelib.metrics import METRICS_NAMESPACE, Metric
+from chalicelib.names import API_STAGE, HEALTH_PATH, SERVICE_NAME, ResourceNames
 from chalicelib.sdk import PAYMENTS_TABLE_OPERATIONS
 from stacks.nag import acknowledge_custom_resource_provider
 
@@ -124,27 +123,22 @@ class PaymentMonitoring(Construct):
         )
 
         # Failover triggers: signals of an impaired region that no client request can raise
-        # (names.critical_alarms). Function errors and throttles must last two of three minutes,
-        # so one slow deploy or a burst absorbed by retries does not move traffic.
+        # (chalicelib.failover.trigger_alarms); how long each must last is its rule's.
         self.alarms = [
-            self._trigger(
-                "Api5xxAlarm", names.api_5xx_alarm, api_5xx, API_5XX_THRESHOLD, "API 5XX responses"
-            ),
+            self._trigger("Api5xxAlarm", names.api_5xx_alarm, api_5xx, API_5XX, "API 5XX responses"),
             self._trigger(
                 "LambdaErrorsAlarm",
                 names.lambda_errors_alarm,
                 lambda_errors,
-                LAMBDA_ERRORS_THRESHOLD,
+                LAMBDA_ERRORS,
                 "Errors across the payment functions",
-                sustained=True,
             ),
             self._trigger(
                 "DynamoDbThrottlesAlarm",
                 names.dynamodb_throttles_alarm,
                 throttles,
-                DYNAMODB_THROTTLES_THRESHOLD,
+                DYNAMODB_THROTTLES,
                 "Throttled or failed requests on the payments table",
-                sustained=True,
             ),
         ]
         # Pages people, never moves traffic: only messages that failed for reasons of
@@ -154,8 +148,8 @@ class PaymentMonitoring(Construct):
             "DlqMessagesAlarm",
             names.dlq_messages_alarm,
             dlq_visible,
-            DLQ_MESSAGES_THRESHOLD,
-            f"Payments waiting in the dead-letter queue >= {DLQ_MESSAGES_THRESHOLD}: they failed for reasons of "
+            DLQ_MESSAGES,
+            f"Payments waiting in the dead-letter queue >= {DLQ_MESSAGES.threshold}: they failed for reasons of "
             f"infrastructure; redrive them once fixed (payments-dr redrive). {PAGES_ONLY}",
         )
         # Pages, never moves traffic: the orchestrator or the canary failed every attempt of an
@@ -167,7 +161,7 @@ class PaymentMonitoring(Construct):
             control_failures.metric_approximate_number_of_messages_visible(
                 period=ALARM_PERIOD, statistic="Maximum"
             ),
-            CONTROL_FAILURES_THRESHOLD,
+            CONTROL_FAILURES,
             "The failover orchestrator or the canary failed every attempt of an invocation; the event is in the "
             f"control-failures queue. Act on the alarm it carried by hand (payments-dr failover). {PAGES_ONLY}",
         )
@@ -185,7 +179,7 @@ class PaymentMonitoring(Construct):
             "DependencyMisconfiguredAlarm",
             names.misconfiguration_alarm,
             misconfigured,
-            MISCONFIGURED_CALLS_THRESHOLD,
+            MISCONFIGURED_CALLS,
             "A payment function's call to AWS was refused for good (access denied, resource not found, request "
             f"invalid): the deployment is broken. {PAGES_ONLY}",
         )
@@ -201,10 +195,10 @@ class PaymentMonitoring(Construct):
             "ReplicationLatencyAlarm",
             names.replication_latency_alarm,
             replication_latency,
-            REPLICATION_LATENCY_THRESHOLD_MS,
-            f"Replication to {peer_region} lags >= {REPLICATION_LATENCY_THRESHOLD_MS} ms on average for "
-            f"{REPLICATION_LATENCY_PERIODS} minutes: a failover now could leave recent payments behind.",
-            periods=REPLICATION_LATENCY_PERIODS,
+            REPLICATION_LATENCY_MS,
+            f"Replication to {peer_region} lags >= {REPLICATION_LATENCY_MS.threshold} ms on average for "
+            f"{REPLICATION_LATENCY_MS.evaluation_periods} minutes: a failover now could leave recent payments "
+            "behind.",
         )
         for alarm in [
             *self.alarms,
@@ -247,37 +241,20 @@ class PaymentMonitoring(Construct):
         )
 
     def _trigger(
-        self,
-        construct_id: str,
-        name: str,
-        metric: cloudwatch.IMetric,
-        threshold: int,
-        description: str,
-        *,
-        sustained: bool = False,
+        self, construct_id: str, name: str, metric: cloudwatch.IMetric, rule: AlarmRule, description: str
     ) -> cloudwatch.Alarm:
         """A failover trigger: the orchestrator takes the region out of service when it alarms."""
-        window = f" in {SUSTAINED_DATAPOINTS} of {SUSTAINED_PERIODS} minutes" if sustained else ""
         return self._alarm(
             construct_id,
             name,
             metric,
-            threshold,
-            f"{description} >= {threshold}{window}; the failover orchestrator takes the region out of service on ALARM.",
-            periods=SUSTAINED_PERIODS if sustained else 1,
-            datapoints=SUSTAINED_DATAPOINTS if sustained else None,
+            rule,
+            f"{description} >= {rule.threshold}{rule.window()}; the failover orchestrator takes the region out "
+            "of service on ALARM.",
         )
 
     def _alarm(
-        self,
-        construct_id: str,
-        name: str,
-        metric: cloudwatch.IMetric,
-        threshold: int,
-        description: str,
-        *,
-        periods: int = 1,
-        datapoints: int | None = None,
+        self, construct_id: str, name: str, metric: cloudwatch.IMetric, rule: AlarmRule, description: str
     ) -> cloudwatch.Alarm:
         return cloudwatch.Alarm(
             self,
@@ -285,9 +262,9 @@ class PaymentMonitoring(Construct):
             alarm_name=name,
             alarm_description=description,
             metric=metric,
-            threshold=threshold,
-            evaluation_periods=periods,
-            datapoints_to_alarm=datapoints,
+            threshold=rule.threshold,
+            evaluation_periods=rule.evaluation_periods,
+            datapoints_to_alarm=rule.datapoints_to_alarm,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

@@ -6,6 +6,7 @@ the functions' code makes, on the templates as CloudFormation deploys them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import aws_cdk as cdk
@@ -15,14 +16,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
-from chalicelib.names import (
-    CANARY_CLIENT,
-    CLIENT_SCOPE_SEPARATOR,
-    FUNCTIONS,
-    Handler,
-    PaymentsTableSchema,
-    ResourceNames,
-)
+from chalicelib.names import Handler, ResourceNames
+from chalicelib.schema import CANARY_CLIENT, CLIENT_SCOPE_SEPARATOR, PaymentsTableSchema
+from stacks.functions import FunctionSettings
 
 STREAM_READ_ACTIONS = [
     "dynamodb:DescribeStream",
@@ -82,7 +78,11 @@ def client_secret_arn(stack: cdk.Stack, names: ResourceNames, client: str) -> st
 
 
 def grant_each_function_its_calls(
-    roles: dict[str, iam.Role], *, names: ResourceNames, resources: FunctionResources
+    roles: dict[str, iam.Role],
+    *,
+    names: ResourceNames,
+    resources: FunctionResources,
+    functions: Mapping[str, FunctionSettings],
 ) -> None:
     """Add to each function's role the statements its code needs, and nothing else."""
     stack = cdk.Stack.of(roles[Handler.API])
@@ -149,7 +149,7 @@ def grant_each_function_its_calls(
     allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
     # Lambda sends a failed asynchronous invocation to its on-failure destination with the
     # function's own role.
-    for handler, settings in FUNCTIONS.items():
+    for handler, settings in functions.items():
         if settings.on_failure_destination:
             allow(roles[handler], ["sqs:SendMessage"], resources.control_failures.queue_arn)
             allow(roles[handler], KEY_ACTIONS, key.key_arn)

@@ -6,12 +6,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from chalicelib.names import CANARY_CLIENT, CANARY_THROTTLE, Handler
+from chalicelib.names import Handler
+from chalicelib.schema import CANARY_CLIENT, CANARY_THROTTLE
 from stacks.api import PaymentApi
 from stacks.clients import ClientKey
 from stacks.data import PaymentsData
 from stacks.dns import PaymentDns
 from stacks.flag import in_service_flag
+from stacks.functions import FUNCTIONS
 from stacks.keys import key_alias_arn
 from stacks.messaging import PaymentMessaging
 from stacks.monitoring import PaymentMonitoring, canary_alarm_in_peer
@@ -62,6 +64,7 @@ class PaymentRegionStack(cdk.Stack):
                 ops_alert_topic=messaging.ops_alert_topic,
                 peer_region=props.peer_region,
             ),
+            functions=FUNCTIONS,
         )
         # The observer's canary calls the peer's API as a client of its own, with one key value in
         # both regions (merchants' clients are made the same way by payments-dr clients).

@@ -2,14 +2,17 @@
 
 Every function (``runtime/app.py`` routes and event handlers each call one function of the use-case
 module of their function: payments_api, processor, notifier, orchestrator, observer):
-    names         the one source of truth for names and settings (also read by the stacks)
+    names         what each resource is called (also read by the stacks and the tooling)
+    schema        the formats: table keys and sort keys, scoped ids, message attributes, headers
+    metrics       the custom metrics' names
     failover_numbers
                   every number that decides failover and failback (also read by the stacks,
                   the local environment, the drill and payments-dr)
     settings      the environment a function runs with
     services      the adapters a handler uses, built once per container
     sdk           the botocore session; clients made on first use
-    aws           adapters: the payments table, the queue, the topics, the in-service flag
+    adapters/     the AWS adapters, a file per family: payments_table, region_flag, messages,
+                  clients, peer_api
     observability, failures, errors, heap
                   logs and metrics, what an AWS failure was, named domain errors, the
                   collector during a cold start
@@ -21,6 +24,7 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
     idempotency   the ``Idempotency-Key`` header, on Powertools' idempotency store
     payments, currencies, cards
                   the payment model and its validation; card numbers refused, never logged
+    payment_steps validated, then processed, each counted (shared with the processor)
     processing    a payment recorded exactly once (``/process``); rejections
     ports         what the use cases need from outside: repository, queue, notifications,
                   the client directory
@@ -30,9 +34,11 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
     local_api_keys, local_stage
                   only where no API Gateway stands: ``make run`` and ``chalice local``
 
-Processor function (the payment queue): processor.process_message_batch -> processing, items.
+Processor function (the payment queue): processor.process_message_batch -> payment_steps,
+processing, items.
 Notifier function (the table's stream): notifier.announce_processed_payments -> outbox, items.
-Failover orchestrator (the ops-alert topic): orchestrator.handle_ops_alert -> failover, regions.
+Failover orchestrator (the ops-alert topic): orchestrator.handle_ops_alert -> failover (which
+alarms are triggers, and the decision), regions.
 Canary, the observer (a schedule): observer.run_canary -> canary, and the repository's removal
 of the canary's own old payments.
 

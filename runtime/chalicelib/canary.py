@@ -19,14 +19,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from chalicelib.failover_numbers import CANARY
-from chalicelib.names import (
-    CANARY_TARGET_DIMENSION,
-    METRICS_NAMESPACE,
-    REGION_DRAINING_HEADER,
-    SERVICE_NAME,
-    Metric,
-    ResourceNames,
-)
+from chalicelib.metrics import CANARY_TARGET_DIMENSION, METRICS_NAMESPACE, Metric
+from chalicelib.names import SERVICE_NAME, ResourceNames
+from chalicelib.schema import REGION_DRAINING_HEADER
 
 CANARY_CUSTOMER = "synthetic-canary"
 CANARY_PREFIX = "canary-"
@@ -39,16 +34,6 @@ STEP_TIMEOUT_SECONDS = 5.0
 Http = Callable[[str, str, dict[str, str], bytes | None, float], tuple[int, dict[str, str], Any]]
 # Headers reach the probe lower-cased.
 DRAINING_HEADER = REGION_DRAINING_HEADER.lower()
-
-
-class StaticPeerApi(NamedTuple):
-    """A peer API at a known URL (the local environment knows both regions'), and the caller's key."""
-
-    url: str
-    api_key: Callable[[], str]
-
-    def locate(self) -> tuple[str, str]:
-        return self.url, self.api_key()
 
 
 class CanaryResult(NamedTuple):

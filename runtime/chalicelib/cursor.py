@@ -10,8 +10,8 @@ from typing import Any
 
 from chalicelib.errors import FieldError, InvalidQuery
 from chalicelib.items import scoped, unscoped
-from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.payments import is_identifier
+from chalicelib.schema import PaymentsTableSchema as Schema
 
 # A cursor encodes three short keys; anything much longer was not made by this API.
 MAX_CURSOR_LENGTH = 512

@@ -10,10 +10,37 @@ import enum
 import json
 from typing import Any, NamedTuple
 
+from chalicelib.names import ResourceNames
+
 ALARM = "ALARM"
 OK = "OK"
 INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
 _STATES = frozenset({ALARM, OK, INSUFFICIENT_DATA})
+
+
+def trigger_alarms(names: ResourceNames) -> frozenset[str]:
+    """Alarms whose ALARM state means the region is impaired: the orchestrator takes it out.
+
+    Only signals no client can raise by what it sends: 5XX answers, function errors and
+    throttled table requests (their rules: ``failover_numbers.API_5XX``, ``LAMBDA_ERRORS``,
+    ``DYNAMODB_THROTTLES``). The dead-letter queue alarm is not one of them: what reaches it is a
+    message infrastructure failed to process, which pages people (on the same topic) but says
+    nothing about whether the region can take payments, and it must never move traffic. Nor is
+    replication latency (see ``stacks.monitoring.PaymentMonitoring``).
+    """
+    return frozenset({names.api_5xx_alarm, names.lambda_errors_alarm, names.dynamodb_throttles_alarm})
+
+
+def paging_alarms(names: ResourceNames) -> frozenset[str]:
+    """Alarms that page operators without moving traffic."""
+    return frozenset(
+        {
+            names.dlq_messages_alarm,
+            names.replication_latency_alarm,
+            names.misconfiguration_alarm,
+            names.control_failures_alarm,
+        }
+    )
 
 
 class NotAnAlarm(ValueError):
@@ -76,7 +103,7 @@ def parse_alarm_notification(message: str) -> AlarmNotification:
 def decide(
     alarm: AlarmNotification,
     *,
-    critical_alarms: frozenset[str],
+    triggers: frozenset[str],
     peer_canary_alarm: str = "",
     peer_region: str = "",
 ) -> FailoverDecision:
@@ -98,7 +125,7 @@ def decide(
             peer_region,
             f"{alarm.alarm_name} is in ALARM: {peer_region} fails its payments as {alarm.region} sees them",
         )
-    if alarm.alarm_name not in critical_alarms:
+    if alarm.alarm_name not in triggers:
         return FailoverDecision(FailoverAction.NONE, alarm.region, "alarm is not critical")
     if alarm.new_state != ALARM:
         return FailoverDecision(

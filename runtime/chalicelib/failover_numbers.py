@@ -2,32 +2,60 @@
 
 The stacks build the alarms and health checks from these, the runtime caches the in-service flag
 and `/health` by them, the local environment evaluates the canary's alarm by them, and the drill
-and ``payments-dr`` wait by them: changing one changes it everywhere. A leaf module (it imports
-nothing of the project), so every layer may import it. What each number means for a failover's
-timeline is in docs/disaster-recovery.md.
+and ``payments-dr`` wait by them: changing one changes it everywhere. Nearly a leaf (it imports
+only the metric names its alarms read), so every layer may import it. What each number means for
+a failover's timeline is in docs/disaster-recovery.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
+from chalicelib.metrics import CANARY_TARGET_DIMENSION, METRICS_NAMESPACE, Metric
+
 # ------------------------------------------------------------ the alarms that take a region out
-# Each region's own trigger alarms (stacks.monitoring): one-minute periods; API 5XX and Lambda
-# errors must be sustained (2 of 3 minutes) so that one bad minute does not move traffic.
 ALARM_PERIOD_SECONDS = 60
-API_5XX_THRESHOLD = 10
-LAMBDA_ERRORS_THRESHOLD = 5
-DYNAMODB_THROTTLES_THRESHOLD = 10
-SUSTAINED_PERIODS = 3
-SUSTAINED_DATAPOINTS = 2
+
+
+class AlarmRule(NamedTuple):
+    """When one of a region's alarms fires.
+
+    ``threshold`` or more in ``datapoints_to_alarm`` of the last ``evaluation_periods`` periods of
+    :data:`ALARM_PERIOD_SECONDS` (``datapoints_to_alarm`` None: in every one of them).
+    """
+
+    threshold: int
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int | None = None
+
+    @property
+    def sustained(self) -> bool:
+        """Whether one breaching period alone is not enough."""
+        return self.evaluation_periods > 1
+
+    def window(self) -> str:
+        """How long the breach must last, in words: "" for a single period, " in 2 of 3 minutes"."""
+        if not self.sustained:
+            return ""
+        needed = self.datapoints_to_alarm or self.evaluation_periods
+        return f" in {needed} of {self.evaluation_periods} minutes"
+
+
+# Each region's own trigger alarms (stacks.monitoring; chalicelib.failover.trigger_alarms). API
+# 5XX answers fire in a single minute: clients are failing now. Function errors and throttled
+# table requests must last 2 of 3 minutes, so one slow deploy or a burst absorbed by retries does
+# not move traffic.
+API_5XX = AlarmRule(threshold=10)
+LAMBDA_ERRORS = AlarmRule(threshold=5, evaluation_periods=3, datapoints_to_alarm=2)
+DYNAMODB_THROTTLES = AlarmRule(threshold=10, evaluation_periods=3, datapoints_to_alarm=2)
 # Alarms that page people and never move traffic: at the first dead-lettered payment, the first
 # failed control-plane invocation, the first call AWS refused for good; replication lagging a
 # minute on average for 3 minutes.
-DLQ_MESSAGES_THRESHOLD = 1
-CONTROL_FAILURES_THRESHOLD = 1
-MISCONFIGURED_CALLS_THRESHOLD = 1
-REPLICATION_LATENCY_THRESHOLD_MS = 60_000
-REPLICATION_LATENCY_PERIODS = 3
+DLQ_MESSAGES = AlarmRule(threshold=1)
+CONTROL_FAILURES = AlarmRule(threshold=1)
+MISCONFIGURED_CALLS = AlarmRule(threshold=1)
+REPLICATION_LATENCY_MS = AlarmRule(threshold=60_000, evaluation_periods=3)
 
 
 class CanarySettings(NamedTuple):
@@ -89,3 +117,26 @@ REPLICATION_WINDOW_SECONDS = 300
 # Failback writes a marker in the region it leaves and waits this long for it in the returning
 # one (replication caught up) before it refuses to move clients back.
 FAILBACK_MARKER_TIMEOUT_SECONDS = 60
+
+
+def canary_alarm_digest(canary: CanarySettings | None = None) -> str:
+    """Eight hex digits that change whenever the canary alarm's definition does.
+
+    Route 53 copies an alarm's settings when a health check on it is created and never follows
+    later changes: the digest in the alarm's name (and the health check's id) makes a changed
+    definition a new alarm and a new health check, never a stale copy.
+    """
+    rule = canary or CANARY
+    definition = (
+        METRICS_NAMESPACE,
+        Metric.CANARY_SUCCESS,
+        CANARY_TARGET_DIMENSION,
+        rule.statistic,
+        rule.period_seconds,
+        rule.evaluation_periods,
+        rule.datapoints_to_alarm,
+        rule.threshold,
+        rule.comparison,
+        rule.treat_missing_data,
+    )
+    return hashlib.sha256(repr(definition).encode()).hexdigest()[:8]

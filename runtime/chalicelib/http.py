@@ -13,8 +13,8 @@ from chalice.app import Response
 from chalicelib import errors
 from chalicelib.cards import redact_pans
 from chalicelib.errors import FieldError, PaymentError
-from chalicelib.names import REGION_DRAINING_HEADER
 from chalicelib.observability import report_dependency_failure
+from chalicelib.schema import REGION_DRAINING_HEADER
 
 MAX_BODY_BYTES = 64 * 1024
 # Deeply nested JSON is never a payment and can exhaust the parser's recursion.

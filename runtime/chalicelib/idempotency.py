@@ -27,7 +27,7 @@ from chalicelib.errors import (
     MalformedRequest,
     RequestInProgress,
 )
-from chalicelib.names import IdempotencyKeys
+from chalicelib.schema import IdempotencyKeys
 
 HEADER_FIELD = IdempotencyKeys.HEADER
 

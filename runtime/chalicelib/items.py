@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.errors import FieldError
-from chalicelib.names import CLIENT_SCOPE_SEPARATOR, SYNTHETIC_CLIENTS
-from chalicelib.names import PaymentsTableSchema as Schema
 from chalicelib.payments import STATUS_REJECTED, Announced, PaymentRecord, Rejection, in_minor_units
+from chalicelib.schema import CLIENT_SCOPE_SEPARATOR, SYNTHETIC_CLIENTS
+from chalicelib.schema import PaymentsTableSchema as Schema
 
 Attributes = dict[str, dict[str, Any]]
 # Every item a client's request or message made names the client; its transaction and customer

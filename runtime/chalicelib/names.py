@@ -1,22 +1,20 @@
-"""The one place where resource names, keys and queue settings are defined.
+"""What each of an environment's resources is called, and how its events reach the functions.
 
 The runtime reads names through :class:`chalicelib.settings.Settings`, the CDK stacks and the
-local environment import the definitions below, so a table, index or queue setting exists in
-exactly one place and cannot drift between the deployed system and a laptop.
+local environment import the definitions below, so a table, queue or function name exists in
+exactly one place and cannot drift between the deployed system and a laptop. The formats of what
+those resources hold are in :mod:`chalicelib.schema`, the metrics in :mod:`chalicelib.metrics`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import NamedTuple
 
-from chalicelib.failover_numbers import CANARY, CanarySettings
+from chalicelib.failover_numbers import canary_alarm_digest
+from chalicelib.schema import PAYMENTS_TABLE_PREFIX
 
 SERVICE_NAME = "payments"
 APP_NAME = "payment-api"
-METRICS_NAMESPACE = "PaymentProcessing"
-# Message attribute that carries a payment's correlation id from the API to the processor.
-CORRELATION_ID_ATTRIBUTE = "correlation_id"
 
 DEFAULT_ENVIRONMENT_SUFFIX = "dev"
 DEFAULT_PRIMARY_REGION = "us-east-1"
@@ -24,41 +22,6 @@ DEFAULT_SECONDARY_REGION = "us-east-2"
 API_STAGE = "prod"
 # The route Route 53 health checks call; never traced (see stacks.monitoring).
 HEALTH_PATH = "/health"
-
-
-class Metric:
-    """Names of the custom metrics the functions emit."""
-
-    VALIDATED = "PaymentValidated"
-    REJECTED = "PaymentRejected"
-    FRAUD_FLAGGED = "PaymentFraudFlagged"
-    PROCESSED = "PaymentProcessed"
-    DUPLICATE = "PaymentDuplicate"
-    # Queued payments that can never be processed: recorded and announced, never retried.
-    REJECTED_IN_PROCESSING = "PaymentRejectedInProcessing"
-    PROCESSING_FAILED = "PaymentProcessingFailed"
-    ANNOUNCED = "PaymentAnnounced"
-    ANNOUNCE_FAILED = "PaymentAnnounceFailed"
-    FAILOVER_SIGNAL = "FailoverSignal"
-    FAILOVER_EXECUTED = "FailoverExecuted"
-    FAILOVER_REFUSED = "FailoverRefused"
-    # A call to AWS that failed for good, by cause: a broken deployment, or a busy or failing service.
-    DEPENDENCY_MISCONFIGURED = "DependencyMisconfigured"
-    DEPENDENCY_OVERLOADED = "DependencyOverloaded"
-    # Payments refused by a region draining for a planned switchover (clients retry).
-    REFUSED_WHILE_DRAINING = "PaymentRefusedWhileDraining"
-    # Requests whose API key belongs to no client (a key made outside `payments-dr clients`).
-    UNKNOWN_CLIENT = "RequestOfUnknownClient"
-    # The observer's canary against the peer region (dimension TargetRegion): 1 passed, 0 failed.
-    CANARY_SUCCESS = "CanarySuccess"
-    CANARY_LATENCY = "CanaryLatency"
-
-
-# The canary's metrics carry the region they probed, beside Powertools' service dimension.
-CANARY_TARGET_DIMENSION = "TargetRegion"
-# What a region draining for a switchover answers its refusals with (chalicelib.http), so the
-# peer's canary does not read a planned drain as a failure (chalicelib.canary).
-REGION_DRAINING_HEADER = "X-Region-Draining"
 
 
 class EnvVar:
@@ -82,38 +45,6 @@ class EnvVar:
     PEER_API_URL = "PEER_API_URL"
     REGION = "AWS_REGION"
     DEFAULT_REGION = "AWS_DEFAULT_REGION"
-
-
-class PaymentsTableSchema:
-    """Key schema of the payments table and its customer index."""
-
-    PARTITION_KEY = "transaction_id"
-    SORT_KEY = "timestamp"
-    CUSTOMER_INDEX = "customer-index"
-    CUSTOMER_INDEX_PARTITION_KEY = "customer_id"
-    CUSTOMER_INDEX_SORT_KEY = "timestamp"
-    STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
-    # The claim item that makes processing idempotent sits beside the payment record under the
-    # same partition key; no real payment is ever stamped at epoch 0.
-    CLAIM_SORT_KEY = 0
-
-
-class ClientsTableSchema:
-    """The client directory of one region: which client each of the region's API key ids belongs to.
-
-    API Gateway hands the function the id of the key a request carried; ids differ between the
-    regions and between a client's rotated keys, and the client (its name) is what owns payments.
-    """
-
-    PARTITION_KEY = "api_key_id"
-    CLIENT_ATTRIBUTE = "client"
-
-
-# What owns every payment, rejection and Idempotency-Key record: the client, by name. Stored keys
-# join the client and the client's own id with this character, which neither may contain.
-CLIENT_SCOPE_SEPARATOR = "#"
-# The message attribute (payment queue, transactions topic) naming the client a payment belongs to.
-CLIENT_MESSAGE_ATTRIBUTE = "client"
 
 
 class QueueSettings(NamedTuple):
@@ -147,49 +78,6 @@ class NotifierSettings(NamedTuple):
 
 
 PAYMENT_NOTIFIER = NotifierSettings()
-
-
-class IdempotencyKeys:
-    """The ``Idempotency-Key`` request header, as payment APIs define it."""
-
-    HEADER = "Idempotency-Key"
-    # Keys live a day, as Stripe's do: long enough for any client retry loop.
-    TTL_SECONDS = 24 * 3600
-    MAX_LENGTH = 255
-    PARTITION_KEY = "id"
-    EXPIRY_ATTRIBUTE = "expiration"
-
-
-# Every environment's payments table is named ``payments-{suffix}`` (ResourceNames.payments_table).
-PAYMENTS_TABLE_PREFIX = "payments-"
-
-
-def is_payments_table(table_name: str) -> bool:
-    """Whether ``table_name`` is some environment's payments table (the local AWS applies its rules)."""
-    return table_name.startswith(PAYMENTS_TABLE_PREFIX)
-
-
-# The client the observer's canary calls the peer's API as: a client like any other, with its own
-# key (created with the stacks) and throttle.
-CANARY_CLIENT = "canary"
-# Clients whose payments are synthetic: never announced on transactions, and removed by the canary.
-SYNTHETIC_CLIENTS = frozenset({CANARY_CLIENT})
-# A client name: what its keys, usage plan and secret are named after.
-CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
-# The field of a client's secret (JSON) that holds its current API key value.
-API_KEY_SECRET_FIELD = "api_key"
-
-
-class ClientThrottle(NamedTuple):
-    """A client's usage-plan throttle: steady requests per second and burst."""
-
-    rate_limit: float
-    burst_limit: int
-
-
-# The canary makes two requests a minute; merchants get what `payments-dr clients create` gives.
-CANARY_THROTTLE = ClientThrottle(rate_limit=5, burst_limit=10)
-DEFAULT_CLIENT_THROTTLE = ClientThrottle(rate_limit=100, burst_limit=200)
 
 
 class ResourceNames(NamedTuple):
@@ -351,30 +239,6 @@ class ResourceNames(NamedTuple):
     def health_check_alarm(self) -> str:
         return f"payment-health-check-{self.environment_suffix}"
 
-    @property
-    def critical_alarms(self) -> frozenset[str]:
-        """Alarms whose ALARM state means the region is impaired: the orchestrator takes it out.
-
-        Only signals no client can raise by what it sends: 5XX answers, function errors and
-        throttled table requests. The dead-letter queue alarm is not one of them: what reaches it
-        is a message infrastructure failed to process, which pages people (on the same topic)
-        but says nothing about whether the region can take payments, and it must never move
-        traffic. Nor is replication latency (see ``PaymentMonitoring``).
-        """
-        return frozenset({self.api_5xx_alarm, self.lambda_errors_alarm, self.dynamodb_throttles_alarm})
-
-    @property
-    def paging_alarms(self) -> frozenset[str]:
-        """Alarms that page operators without moving traffic."""
-        return frozenset(
-            {
-                self.dlq_messages_alarm,
-                self.replication_latency_alarm,
-                self.misconfiguration_alarm,
-                self.control_failures_alarm,
-            }
-        )
-
 
 class Handler:
     """Chalice handler names; Chalice names each Lambda function after its handler."""
@@ -384,70 +248,3 @@ class Handler:
     PAYMENT_NOTIFIER = "announce_processed_payments"
     FAILOVER_ORCHESTRATOR = "orchestrate_failover"
     PAYMENT_CANARY = "probe_peer_region"
-
-
-# Graviton: about 20 % less per GB-second than x86_64, and the package is pure Python, so it
-# runs unchanged on either.
-LAMBDA_ARCHITECTURE = "arm64"
-
-
-class FunctionSettings(NamedTuple):
-    """Size, retry and concurrency settings of one Lambda function.
-
-    ``reserved_concurrency``: executions kept for this function alone, so a surge that takes the
-    account's concurrency cannot throttle it (None: it shares the account's pool).
-    ``on_failure_destination``: an asynchronous invocation that fails every attempt is sent to the
-    control-failures queue, whose alarm pages, instead of being dropped.
-    """
-
-    memory_mb: int
-    timeout_seconds: int
-    async_retries: int = 2
-    reserved_concurrency: int | None = None
-    on_failure_destination: bool = False
-
-
-FUNCTIONS: dict[str, FunctionSettings] = {
-    # The API handler serves /validate (the validator) and the other routes.
-    Handler.API: FunctionSettings(memory_mb=512, timeout_seconds=30),
-    Handler.PAYMENT_PROCESSOR: FunctionSettings(memory_mb=1024, timeout_seconds=60),
-    Handler.PAYMENT_NOTIFIER: FunctionSettings(memory_mb=256, timeout_seconds=60),
-    # The control plane: a CloudWatch alarm notifies once, on its change of state, so a dropped
-    # notification is a failover that never happens; and it must run when the payment path has
-    # taken every execution the account has. A few alarms at once at most: 5 executions.
-    Handler.FAILOVER_ORCHESTRATOR: FunctionSettings(
-        memory_mb=256, timeout_seconds=60, reserved_concurrency=5, on_failure_destination=True
-    ),
-    # Two HTTP steps of at most 5 s each, once a minute; a missed run is a missing data point, and
-    # one that fails (not a failed probe: the function itself) pages.
-    Handler.PAYMENT_CANARY: FunctionSettings(
-        memory_mb=256,
-        timeout_seconds=30,
-        async_retries=0,
-        reserved_concurrency=2,
-        on_failure_destination=True,
-    ),
-}
-
-
-def canary_alarm_digest(canary: CanarySettings | None = None) -> str:
-    """Eight hex digits that change whenever the canary alarm's definition does.
-
-    Route 53 copies an alarm's settings when a health check on it is created and never follows
-    later changes: the digest in the alarm's name (and the health check's id) makes a changed
-    definition a new alarm and a new health check, never a stale copy.
-    """
-    rule = canary or CANARY
-    definition = (
-        METRICS_NAMESPACE,
-        Metric.CANARY_SUCCESS,
-        CANARY_TARGET_DIMENSION,
-        rule.statistic,
-        rule.period_seconds,
-        rule.evaluation_periods,
-        rule.datapoints_to_alarm,
-        rule.threshold,
-        rule.comparison,
-        rule.treat_missing_data,
-    )
-    return hashlib.sha256(repr(definition).encode()).hexdigest()[:8]

@@ -16,7 +16,8 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.cards import redact_pans
-from chalicelib.names import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from chalicelib.metrics import METRICS_NAMESPACE, Metric
+from chalicelib.names import SERVICE_NAME
 
 __all__ = [
     "CLIENT_LOG_KEY",

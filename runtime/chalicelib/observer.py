@@ -7,10 +7,7 @@ from chalicelib.errors import (
     DependencyUnavailable,
 )
 from chalicelib.failover_numbers import CANARY
-from chalicelib.names import (
-    CANARY_CLIENT,
-    CANARY_TARGET_DIMENSION,
-)
+from chalicelib.metrics import CANARY_TARGET_DIMENSION
 from chalicelib.observability import (
     Metric,
     add_dimension,
@@ -20,6 +17,7 @@ from chalicelib.observability import (
     report_dependency_failure,
 )
 from chalicelib.processing import Clock, epoch_millis
+from chalicelib.schema import CANARY_CLIENT
 from chalicelib.services import Services
 
 

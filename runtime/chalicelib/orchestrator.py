@@ -15,6 +15,7 @@ from chalicelib.failover import (
     decide,
     guard_last_region,
     parse_alarm_notification,
+    trigger_alarms,
 )
 from chalicelib.observability import (
     Metric,
@@ -41,7 +42,7 @@ def handle_ops_alert(message: str, services: Services, *, now: str | None = None
     settings = services.settings
     decision = decide(
         alarm,
-        critical_alarms=settings.names.critical_alarms,
+        triggers=trigger_alarms(settings.names),
         peer_canary_alarm=settings.names.canary_alarm(settings.peer_region) if settings.peer_region else "",
         peer_region=settings.peer_region,
     )

@@ -361,12 +361,11 @@ class Rejection(NamedTuple):
 
     @property
     def sort_key(self) -> int:
-        """Where the rejection sits under its transaction id: below the claim (0), one per message.
+        """Where the rejection sits under its transaction id: a sort key below 0 (:mod:`chalicelib.schema`).
 
-        Negative, so it never meets a payment record (positive timestamps), and rising with the
-        time the message was sent, so a query downwards from the claim meets the newest first;
-        derived from the message alone, so a redelivered message finds the rejection it already
-        recorded.
+        One per message, rising with the time the message was sent, so a query downwards from the
+        claim meets the newest first; derived from the message alone, so a redelivered message
+        finds the rejection it already recorded.
         """
         slot = zlib.crc32(self.message_id.encode()) % REJECTION_SLOTS_PER_MS
         return self.sent_at * REJECTION_SLOTS_PER_MS + slot - REJECTION_KEY_FLOOR

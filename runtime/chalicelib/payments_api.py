@@ -15,7 +15,6 @@ from chalicelib.errors import (
     DependencyUnavailable,
     FieldError,
     InvalidQuery,
-    PaymentError,
     PaymentNotFound,
     RegionNotAccepting,
     UnknownClient,
@@ -28,9 +27,10 @@ from chalicelib.observability import (
     logger,
     report_dependency_failure,
 )
-from chalicelib.payments import PaymentRequest, is_identifier, validate_payment
-from chalicelib.processing import ProcessingOutcome, process_payment
-from chalicelib.regions import HealthReport, RegionFlag, evaluate_health
+from chalicelib.payment_steps import processed, validated
+from chalicelib.payments import PaymentRequest, is_identifier
+from chalicelib.processing import ProcessingOutcome
+from chalicelib.regions import HealthCheck, HealthReport, RegionFlag, evaluate_health
 from chalicelib.services import Services
 
 DEFAULT_PAGE_SIZE = 20
@@ -48,19 +48,6 @@ def correlation_id_for(client_value: str | None, request_id: str | None) -> str:
     if client_value and _CORRELATION_ID.fullmatch(client_value):
         return client_value
     return request_id or str(uuid.uuid4())
-
-
-def validated(document: Any) -> PaymentRequest:
-    try:
-        payment = validate_payment(document)
-    except PaymentError as error:
-        count(Metric.REJECTED)
-        logger.info("payment rejected", extra={"errors": [e.to_json() for e in error.errors]})
-        raise
-    count(Metric.VALIDATED)
-    if payment.fraud_review:
-        count(Metric.FRAUD_FLAGGED)
-    return payment
 
 
 def validate_and_enqueue(
@@ -160,21 +147,11 @@ def _once_per_key(
     )
 
 
-def processed(payment: PaymentRequest, client: str, services: Services) -> ProcessingOutcome:
-    outcome = process_payment(
-        payment, client=client, repository=services.repository, region=services.settings.region
-    )
-    count(Metric.PROCESSED if outcome.created else Metric.DUPLICATE)
-    logger.info(
-        "payment processed" if outcome.created else "payment already processed",
-        extra={"transaction_id": payment.transaction_id, "new_payment": outcome.created},
-    )
-    return outcome
-
-
 def validate_and_process(document: Any, services: Services, client: str) -> ProcessingOutcome:
     """``POST /process``: validate and process one of ``client``'s payments synchronously, idempotently."""
-    return processed(validated(document), client, services)
+    return processed(
+        validated(document), client=client, repository=services.repository, region=services.settings.region
+    )
 
 
 def find_payment(client: str, transaction_id: str, services: Services) -> dict[str, Any]:
@@ -234,9 +211,9 @@ def check_health(services: Services) -> HealthReport:
         report = evaluate_health(
             region,
             [
-                ("payments table", services.probes.table_answers),
-                ("payment queue", services.probes.queue_answers),
-                ("in-service flag", services.probes.in_service),
+                (HealthCheck.PAYMENTS_TABLE, services.probes.table_answers),
+                (HealthCheck.PAYMENT_QUEUE, services.probes.queue_answers),
+                (HealthCheck.IN_SERVICE_FLAG, services.probes.in_service),
             ],
         )
         if report.cause is not None:

@@ -13,19 +13,16 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.http import parse_document
-from chalicelib.names import (
-    CLIENT_MESSAGE_ATTRIBUTE,
-    CORRELATION_ID_ATTRIBUTE,
-)
 from chalicelib.observability import (
     Metric,
     count,
     logger,
     report_dependency_failure,
 )
+from chalicelib.payment_steps import processed, validated
 from chalicelib.payments import PaymentRequest, Rejection, is_identifier
-from chalicelib.payments_api import processed, validated
 from chalicelib.processing import Clock, ProcessingOutcome, epoch_millis
+from chalicelib.schema import CLIENT_MESSAGE_ATTRIBUTE, CORRELATION_ID_ATTRIBUTE
 from chalicelib.services import Services
 
 NO_CLIENT = FieldError("(message)", "names no client; only the payment API queues payments")
@@ -65,7 +62,9 @@ def process_message(
     except ValidationFailed as error:
         return _rejected(message, _usable_transaction_id(document), list(error.errors), services, clock)
     try:
-        return processed(payment, message.client, services)
+        return processed(
+            payment, client=message.client, repository=services.repository, region=services.settings.region
+        )
     except TransactionConflict as error:
         return _rejected(message, payment.transaction_id, list(error.errors), services, clock, payment)
 

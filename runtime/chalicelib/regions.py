@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from chalicelib.failover_numbers import HEALTH_CACHE_SECONDS
@@ -64,6 +65,18 @@ class RegionFlag(NamedTuple):
         return self.in_service and not self.accepting
 
 
+class HealthCheck(StrEnum):
+    """What ``/health`` checks, in order: the first that fails is the answer's ``failing`` field.
+
+    Failback reads that field: a region whose only failing check is :attr:`IN_SERVICE_FLAG` is
+    healthy apart from the flag it is about to get back.
+    """
+
+    PAYMENTS_TABLE = "payments table"
+    PAYMENT_QUEUE = "payment queue"
+    IN_SERVICE_FLAG = "in-service flag"
+
+
 class HealthReport(NamedTuple):
     """Whether this region can take payments, and the check that fails if it cannot."""
 
@@ -80,7 +93,7 @@ class HealthReport(NamedTuple):
         return body
 
 
-Check = tuple[str, Callable[[], bool]]
+Check = tuple[HealthCheck, Callable[[], bool]]
 
 
 def evaluate_health(region: str, checks: list[Check]) -> HealthReport:

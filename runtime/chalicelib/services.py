@@ -8,9 +8,8 @@ from functools import partial
 from typing import NamedTuple
 
 from chalicelib import heap
-from chalicelib.canary import StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
-from chalicelib.names import API_STAGE, CANARY_CLIENT
+from chalicelib.names import API_STAGE
 from chalicelib.ports import (
     ClientDirectory,
     Notifications,
@@ -22,6 +21,7 @@ from chalicelib.ports import (
     RegionControl,
 )
 from chalicelib.regions import Cached, HealthReport, RegionFlag
+from chalicelib.schema import CANARY_CLIENT
 from chalicelib.settings import Settings
 
 
@@ -45,20 +45,20 @@ class Services(NamedTuple):
 def build_aws_services(settings: Settings) -> Services:
     """Services backed by AWS in ``settings.region``; no client exists until first used."""
     # botocore is imported only when a handler first needs AWS.
-    from chalicelib import aws, idempotency, sdk
+    from chalicelib import adapters, idempotency, sdk
 
     client = partial(sdk.make_client, region=settings.region)
     # The canary is a client like any other: its key is read from its secret, in this region.
-    canary_key = aws.SecretsManagerClientKey(
+    canary_key = adapters.SecretsManagerClientKey(
         secret_name=settings.names.client_secret(CANARY_CLIENT), client=partial(client, "secretsmanager")
     )
     return Services(
         settings=settings,
-        repository=aws.DynamoPaymentRepository(
+        repository=adapters.DynamoPaymentRepository(
             table_name=settings.payments_table, client=partial(client, "dynamodb")
         ),
-        queue=aws.SqsPaymentQueue(queue_url=settings.payment_queue_url, client=partial(client, "sqs")),
-        notifications=aws.SnsNotifications(
+        queue=adapters.SqsPaymentQueue(queue_url=settings.payment_queue_url, client=partial(client, "sqs")),
+        notifications=adapters.SnsNotifications(
             topic_arn=settings.transaction_topic_arn, client=partial(client, "sns")
         ),
         idempotency=IdempotentRequests(
@@ -68,32 +68,34 @@ def build_aws_services(settings: Settings) -> Services:
                 client=partial(client, "dynamodb"),
             )
         ),
-        region_control=aws.SsmRegionControl(
+        region_control=adapters.SsmRegionControl(
             parameter=settings.names.in_service_parameter, client=partial(sdk.make_client, "ssm")
         ),
-        probes=aws.DependencyProbes(
+        probes=adapters.DependencyProbes(
             table_name=settings.payments_table,
             queue_url=settings.payment_queue_url,
             client=partial(sdk.make_probe_client, region=settings.region),
             # The same flag the orchestrator writes, read with the probes' one-attempt budget.
-            flag=aws.SsmRegionControl(
+            flag=adapters.SsmRegionControl(
                 parameter=settings.names.in_service_parameter, client=partial(sdk.make_probe_client, "ssm")
             ),
             region=settings.region,
         ),
-        ops_notices=aws.SnsOpsNotices(topic_arn=settings.ops_alert_topic_arn, client=partial(client, "sns")),
+        ops_notices=adapters.SnsOpsNotices(
+            topic_arn=settings.ops_alert_topic_arn, client=partial(client, "sns")
+        ),
         health_cache=Cached(time.monotonic),
         flag_cache=Cached(time.monotonic, ttl=settings.flag_cache_seconds),
-        peer_api=StaticPeerApi(settings.peer_api_url, canary_key)
+        peer_api=adapters.StaticPeerApi(settings.peer_api_url, canary_key)
         if settings.peer_api_url
-        else aws.ApiGatewayPeerApi(
+        else adapters.ApiGatewayPeerApi(
             region=settings.peer_region,
             rest_api_name=settings.names.rest_api,
             stage=API_STAGE,
             client=partial(sdk.make_client, "apigateway", region=settings.peer_region),
             api_key=canary_key,
         ),
-        clients=aws.DynamoClientDirectory(
+        clients=adapters.DynamoClientDirectory(
             table_name=settings.clients_table, client=partial(client, "dynamodb")
         ),
     )

@@ -264,8 +264,8 @@ def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minute
     from chalicelib import local_api_keys, observer
     from chalicelib.canary import CANARY_CUSTOMER
     from chalicelib.failover_numbers import CANARY
-    from chalicelib.names import CANARY_CLIENT
     from chalicelib.processing import epoch_millis
+    from chalicelib.schema import CANARY_CLIENT
     from chalicelib.services import get_services
     from operations.clients import ClientRegistry
     from tests.conftest import PEER_REGION, REGION

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.canary import StaticPeerApi
+from chalicelib.adapters.peer_api import StaticPeerApi
+from chalicelib.failover import paging_alarms
 from chalicelib.items import is_payment_record, unscoped
 from chalicelib.names import Handler, ResourceNames
 from chalicelib.regions import RegionFlag
@@ -201,7 +202,7 @@ def test_the_last_region_in_service_is_never_taken_out(
     assert client.http.get("/health").status_code == 200
 
 
-@pytest.mark.parametrize("name", sorted(ResourceNames(SUFFIX).paging_alarms))
+@pytest.mark.parametrize("name", sorted(paging_alarms(ResourceNames(SUFFIX))))
 def test_paging_alarms_never_move_traffic(
     client: Client, aws: Any, name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,8 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from chalice.test import Client
 
-from chalicelib import aws as adapters
-from chalicelib import sdk
+from chalicelib import adapters, sdk
 from chalicelib.items import is_payment_record, scoped
 from chalicelib.names import Handler
 from chalicelib.services import get_services, use_services

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from chalicelib.names import API_KEY_SECRET_FIELD, CANARY_CLIENT, ResourceNames
+from chalicelib.names import ResourceNames
+from chalicelib.schema import API_KEY_SECRET_FIELD, CANARY_CLIENT
 from stacks.clients import api_key_reference
 from tests.infrastructure.cloudformation import Deployment
 from tests.infrastructure.wiring import Wiring

@@ -16,8 +16,9 @@ import pytest
 
 import chalicelib.canary as canary_module
 import chalicelib.names as names_module
-from chalicelib.failover_numbers import CANARY
-from chalicelib.names import FUNCTIONS, Handler, ResourceNames, canary_alarm_digest
+from chalicelib.failover_numbers import CANARY, canary_alarm_digest
+from chalicelib.names import Handler, ResourceNames
+from stacks.functions import FUNCTIONS
 from tests.infrastructure.cloudformation import Deployment
 from tests.infrastructure.conftest import synthesize
 from tests.infrastructure.wiring import Wiring

@@ -8,7 +8,8 @@ from aws_cdk import cx_api
 from bench.cost import VOLUMES, monthly
 from bench.deployment import API, CANARY, NOTIFIER, ORCHESTRATOR, PROCESSOR, Deployment
 from bench.seed_stack import seed_templates
-from chalicelib.names import FUNCTIONS, PAYMENT_QUEUE, Handler
+from chalicelib.names import PAYMENT_QUEUE, Handler
+from stacks.functions import FUNCTIONS
 
 # Per payment, as bench.requests_per_payment measures it (figures of one run, rounded).
 USAGE = {

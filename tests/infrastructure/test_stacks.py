@@ -10,17 +10,17 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from chalicelib.canary import canary_alarm_definition
+from chalicelib.failover import paging_alarms, trigger_alarms
 from chalicelib.items import announced_items_filter
+from chalicelib.metrics import METRICS_NAMESPACE, Metric
 from chalicelib.names import (
     DEFAULT_PRIMARY_REGION,
     DEFAULT_SECONDARY_REGION,
-    FUNCTIONS,
-    METRICS_NAMESPACE,
     SERVICE_NAME,
     Handler,
-    Metric,
     ResourceNames,
 )
+from stacks.functions import FUNCTIONS
 from tests.infrastructure.conftest import synthesize
 
 PRIMARY, SECONDARY = "PaymentsDevPrimary", "PaymentsDevSecondary"
@@ -370,7 +370,7 @@ def test_alarms_have_the_spec_thresholds_and_notify_ops_alerts(
     )
     # The three failover triggers and the three paging alarms (DLQ, misconfiguration, replication).
     assert len(resources(template, "AWS::CloudWatch::Alarm")) == len(
-        NAMES.critical_alarms | NAMES.paging_alarms
+        trigger_alarms(NAMES) | paging_alarms(NAMES)
     )
 
 
@@ -662,7 +662,7 @@ def test_replication_latency_warns_ops_but_is_not_a_failover_trigger(
     assert {"Name": "ReceivingRegion", "Value": "us-east-2" if stack == PRIMARY else "us-east-1"} in alarm[
         "Properties"
     ]["Dimensions"]
-    assert NAMES.replication_latency_alarm not in NAMES.critical_alarms
+    assert NAMES.replication_latency_alarm not in trigger_alarms(NAMES)
 
 
 # What an impaired region shows and no client request can cause: answers of 5XX, functions that
@@ -702,13 +702,13 @@ def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
             return {properties["MetricName"]}
         return {q["MetricStat"]["Metric"]["MetricName"] for q in properties["Metrics"] if "MetricStat" in q}
 
-    assert NAMES.critical_alarms <= set(alarms)
-    for name in NAMES.critical_alarms:
+    assert trigger_alarms(NAMES) <= set(alarms)
+    for name in trigger_alarms(NAMES):
         assert measured(alarms[name]) <= IMPAIRMENT_METRICS, name
     assert "SystemErrors" in measured(alarms[NAMES.dynamodb_throttles_alarm])
     assert measured(alarms[NAMES.dlq_messages_alarm]) == {"ApproximateNumberOfMessagesVisible"}
-    for name in NAMES.paging_alarms:
-        assert name not in NAMES.critical_alarms
+    for name in paging_alarms(NAMES):
+        assert name not in trigger_alarms(NAMES)
         assert name in alarms
     for name in (NAMES.dlq_messages_alarm, NAMES.misconfiguration_alarm):
         assert "never moves traffic" in alarms[name]["AlarmDescription"]

@@ -50,4 +50,4 @@ def eventually(check: Callable[[], Any], timeout: float = SETTLE_SECONDS) -> Any
 
 def target_of(environment: LocalEnvironment) -> Target:
     """What ``payments-dr --local`` would act on for this environment."""
-    return Target.of_environment(environment)
+    return environment.target()

@@ -15,7 +15,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from chalicelib.names import CANARY_CLIENT
+from chalicelib.schema import CANARY_CLIENT
 from localenv.environment import LocalEnvironment
 from localenv.network import free_port
 from operations import regions

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from localenv.drill import DrillPlan, draw_timeline, run_drill
+from drills.scenario import DrillPlan, run_drill
+from drills.timeline import draw_timeline
 from localenv.environment import LocalEnvironment, RegionPlan
 from localenv.network import free_port
 from operations import regions

@@ -19,7 +19,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from chalicelib import sdk
-from chalicelib.aws import DynamoPaymentRepository
+from chalicelib.adapters.payments_table import DynamoPaymentRepository
 from chalicelib.errors import TransactionConflict
 from chalicelib.items import is_payment_record, unscoped
 from chalicelib.payments import PaymentRecord, PaymentRequest

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from localenv.drill import DrillPlan, run_drill
+from drills.scenario import DrillPlan, run_drill
 from localenv.environment import LocalEnvironment
 from tests.integration.conftest import PRIMARY, SECONDARY, both_regions, eventually, target_of
 from tests.integration.test_local_environment import get, post, records

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from localenv.drill import DrillReport
+from drills.report import DrillReport
 
 
 def report(**overrides: object) -> DrillReport:

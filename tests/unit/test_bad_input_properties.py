@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib import local_api_keys
-from chalicelib.canary import StaticPeerApi
+from chalicelib.adapters.peer_api import StaticPeerApi
 from chalicelib.idempotency import IdempotentRequests
 from chalicelib.regions import Cached
 from chalicelib.services import Services, use_services

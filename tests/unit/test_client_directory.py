@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import DynamoClientDirectory
+from chalicelib.adapters.clients import DynamoClientDirectory
 from chalicelib.errors import DependencyUnavailable
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.failover import FailoverAction, NotAnAlarm, decide, parse_alarm_notification
+from chalicelib.failover import FailoverAction, NotAnAlarm, decide, parse_alarm_notification, trigger_alarms
 from chalicelib.names import ResourceNames
 
 NAMES = ResourceNames("test")
@@ -46,9 +46,9 @@ def test_messages_that_are_not_alarms_are_refused(message: str) -> None:
         parse_alarm_notification(message)
 
 
-@pytest.mark.parametrize("name", sorted(NAMES.critical_alarms))
+@pytest.mark.parametrize("name", sorted(trigger_alarms(NAMES)))
 def test_a_critical_alarm_takes_its_region_out_of_service(name: str) -> None:
-    decision = decide(parse_alarm_notification(alarm_message(name)), critical_alarms=NAMES.critical_alarms)
+    decision = decide(parse_alarm_notification(alarm_message(name)), triggers=trigger_alarms(NAMES))
 
     assert decision.action is FailoverAction.TAKE_REGION_OUT_OF_SERVICE
     assert decision.region == "us-east-2"
@@ -64,7 +64,7 @@ def test_a_critical_alarm_takes_its_region_out_of_service(name: str) -> None:
 )
 def test_recovery_and_unrelated_alarms_change_nothing(name: str, state: str) -> None:
     decision = decide(
-        parse_alarm_notification(alarm_message(name, state)), critical_alarms=NAMES.critical_alarms
+        parse_alarm_notification(alarm_message(name, state)), triggers=trigger_alarms(NAMES)
     )
 
     assert decision.action is FailoverAction.NONE

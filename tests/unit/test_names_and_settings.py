@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.names import FUNCTIONS, EnvVar, ResourceNames
+from chalicelib.names import EnvVar, ResourceNames
 from chalicelib.settings import Settings, SettingsError
+from stacks.functions import FUNCTIONS
 
 CHALICE_CONFIG = Path(__file__).resolve().parents[2] / "runtime" / ".chalice" / "config.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.failover import FailoverAction, FailoverDecision, guard_last_region
-from chalicelib.regions import Cached, HealthReport, RegionFlag, evaluate_health
+from chalicelib.regions import Cached, HealthCheck, HealthReport, RegionFlag, evaluate_health
 
 
 def test_a_flag_round_trips_with_its_audit_fields() -> None:
@@ -23,12 +23,19 @@ def test_the_first_failing_check_names_the_report() -> None:
     def broken() -> bool:
         raise TimeoutError
 
-    report = evaluate_health("r", [("flag", lambda: True), ("table", broken), ("queue", lambda: False)])
+    report = evaluate_health(
+        "r",
+        [
+            (HealthCheck.IN_SERVICE_FLAG, lambda: True),
+            (HealthCheck.PAYMENTS_TABLE, broken),
+            (HealthCheck.PAYMENT_QUEUE, lambda: False),
+        ],
+    )
 
-    assert report._replace(cause=None) == HealthReport(healthy=False, region="r", failing="table")
+    assert report._replace(cause=None) == HealthReport(healthy=False, region="r", failing="payments table")
     assert isinstance(report.cause, TimeoutError)
     assert "cause" not in report.to_json()
-    assert evaluate_health("r", [("flag", lambda: True)]).healthy
+    assert evaluate_health("r", [(HealthCheck.IN_SERVICE_FLAG, lambda: True)]).healthy
 
 
 def test_the_cache_keeps_a_report_until_it_expires() -> None:

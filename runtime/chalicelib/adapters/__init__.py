@@ -1,0 +1,62 @@
+"""The AWS adapters of the payment ports, one file per family, handed on by name.
+
+- :mod:`~chalicelib.adapters.payments_table`: ``DynamoPaymentRepository``, the payments table;
+- :mod:`~chalicelib.adapters.region_flag`: ``SsmRegionControl`` (the in-service flag) and
+  ``DependencyProbes`` (``/health``);
+- :mod:`~chalicelib.adapters.messages`: ``SqsPaymentQueue``, ``SnsNotifications`` (the transactions
+  topic) and ``SnsOpsNotices`` (the ops-alert topic);
+- :mod:`~chalicelib.adapters.clients`: ``DynamoClientDirectory`` (key id -> client) and
+  ``SecretsManagerClientKey`` (a client's own key value);
+- :mod:`~chalicelib.adapters.peer_api`: ``ApiGatewayPeerApi`` and ``StaticPeerApi``, where the
+  canary finds the peer region's API.
+
+Each reaches AWS through :mod:`chalicelib.sdk`; what still fails after botocore's retries surfaces
+as :class:`~chalicelib.errors.DependencyUnavailable`, so the caller answers 503 or leaves the
+message on the queue. A name is imported from its file on first use: the operator's CLI, which
+needs the flag alone, loads that file and no other.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.clients import DynamoClientDirectory, SecretsManagerClientKey
+    from chalicelib.adapters.messages import SnsNotifications, SnsOpsNotices, SqsPaymentQueue
+    from chalicelib.adapters.payments_table import DynamoPaymentRepository
+    from chalicelib.adapters.peer_api import ApiGatewayPeerApi, StaticPeerApi
+    from chalicelib.adapters.region_flag import DependencyProbes, SsmRegionControl
+
+_HOMES = {
+    "DynamoPaymentRepository": "payments_table",
+    "SsmRegionControl": "region_flag",
+    "DependencyProbes": "region_flag",
+    "SqsPaymentQueue": "messages",
+    "SnsNotifications": "messages",
+    "SnsOpsNotices": "messages",
+    "DynamoClientDirectory": "clients",
+    "SecretsManagerClientKey": "clients",
+    "ApiGatewayPeerApi": "peer_api",
+    "StaticPeerApi": "peer_api",
+}
+
+__all__ = [
+    "ApiGatewayPeerApi",
+    "DependencyProbes",
+    "DynamoClientDirectory",
+    "DynamoPaymentRepository",
+    "SecretsManagerClientKey",
+    "SnsNotifications",
+    "SnsOpsNotices",
+    "SqsPaymentQueue",
+    "SsmRegionControl",
+    "StaticPeerApi",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

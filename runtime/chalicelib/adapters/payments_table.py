@@ -1,0 +1,284 @@
+"""The payments table's adapter: one write protocol (claim, then record) and the reads it serves.
+
+How the items are laid out (claim at sort key 0, record above it, rejections below) is in
+:mod:`chalicelib.schema`; what the items hold, in DynamoDB's wire format, in :mod:`chalicelib.items`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+
+from chalicelib.cursor import decode_cursor, encode_cursor
+from chalicelib.errors import DependencyUnavailable
+from chalicelib.items import (
+    claim_attributes,
+    payment_key,
+    record_attributes,
+    record_from_attributes,
+    record_key,
+    rejection_attributes,
+    rejection_from_attributes,
+    rejection_key,
+    scoped,
+)
+from chalicelib.payments import PaymentRecord, Rejection
+from chalicelib.ports import CustomerPage, PaymentLookup
+from chalicelib.schema import PaymentsTableSchema as Schema
+from chalicelib.sdk import AWS_FAILURES, ClientFactory, LazyClient
+
+# A lookup by transaction id shows at most this many rejected reuses beside the payment.
+MAX_REJECTIONS_SHOWN = 10
+REJECTION_KEY_ATTEMPTS = 5
+CONDITION_FAILED = "ConditionalCheckFailedException"
+# Multi-Region strong consistency's answer to two regions writing one item at once.
+REPLICATED_WRITE_CONFLICT = "ReplicatedWriteConflictException"
+# Attempts at a claim whose writes keep conflicting (each already retried by botocore), and the
+# first pause between them: a conflict lasts one cross-region round trip, tens of milliseconds.
+WRITE_CONFLICT_ATTEMPTS = 3
+WRITE_CONFLICT_BACKOFF_SECONDS = 0.05
+
+
+class DynamoPaymentRepository:
+    """Payments in the DynamoDB payments table, laid out as :mod:`chalicelib.schema` says.
+
+    Each payment is two items under its transaction id, written by two plain conditional puts
+    (no transaction: multi-Region strong consistency refuses them, and a transactional write
+    costs twice the write units): the claim, whose conditional put is the one decision that
+    makes processing idempotent (from that put on the payment exists), and the record derived
+    from it. The claim holds a copy of the record, so a repeat, a lookup by id and the
+    notifier's announcement (:data:`~chalicelib.items.ANNOUNCED_BY`) need nothing else; it
+    carries no ``customer_id`` attribute, so it stays out of the customer index. Rejections sit
+    beside them, one per rejected queue message.
+
+    Item states: (none) -> claim -> claim + record; (none) -> rejection; only the canary's
+    removal of its own payments deletes, and nothing updates. A crash between the claim and the
+    record leaves a stored, announced payment whose record the retry of the request or the
+    redelivery of its message writes (:meth:`insert_new`).
+    """
+
+    def __init__(
+        self, *, table_name: str, client: ClientFactory, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._table = table_name
+        self._client = LazyClient(client)
+        self._sleep = sleep
+
+    def _claim_key(self, client: str, transaction_id: str) -> dict[str, Any]:
+        return payment_key(client, transaction_id, Schema.CLAIM_SORT_KEY)
+
+    def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
+        """Store ``record`` unless its transaction id is taken; else return the stored record.
+
+        Timeline of one call: claim (conditional put) -> record (conditional put). A call that
+        finds the claim taken completes the record the claim stands for if it is missing, so a
+        writer that crashed between the two puts is repaired by the next attempt; the record's
+        put is conditional too, so two attempts racing to complete it write it once.
+        """
+        claimed = self._claim(record)
+        if claimed is None:
+            self._put_record(record_attributes(record))
+            return None
+        stored = record_from_attributes(claimed)
+        if not self._item(record_key(claimed), projection=Schema.PARTITION_KEY):
+            self._put_record(record_attributes(stored))
+        return stored
+
+    def _claim(self, record: PaymentRecord) -> dict[str, Any] | None:
+        """Put ``record``'s claim; None if this call made it, else the claim already stored.
+
+        Under multi-Region strong consistency a write of the same claim from the other region at
+        the same moment fails with ``ReplicatedWriteConflictException`` (botocore retries it):
+        the other region's write decides, so the claim is read back and, if that write did not
+        land either, claimed again.
+        """
+        claim_not_taken = "attribute_not_exists(#pk)"
+        for attempt in range(WRITE_CONFLICT_ATTEMPTS):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=claim_attributes(record),
+                    ConditionExpression=claim_not_taken,
+                    ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return None
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in (
+                    CONDITION_FAILED,
+                    REPLICATED_WRITE_CONFLICT,
+                ):
+                    raise DependencyUnavailable("payments table") from error
+                # The claim is taken, or being taken by the other region: the stored one decides.
+                # ReturnValuesOnConditionCheckFailure's old item when the store returns it, else a read.
+                old_item = cast("dict[str, Any] | None", error.response.get("Item"))
+                stored = old_item or self._item(self._claim_key(record.client, record.transaction_id))
+                if stored:
+                    return stored
+                if attempt + 1 == WRITE_CONFLICT_ATTEMPTS:
+                    raise DependencyUnavailable("payments table") from error
+                self._sleep(WRITE_CONFLICT_BACKOFF_SECONDS * 2**attempt)
+            except (BotoCoreError, ResponseParserError) as error:
+                raise DependencyUnavailable("payments table") from error
+        raise DependencyUnavailable("payments table")
+
+    def _put_record(self, item: dict[str, Any]) -> None:
+        """Put a payment's record once: a record already there (a racing repair wrote it) is fine."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
+            )
+        except ClientError as error:
+            # The record is derived from the claim, so one already there is this one: the
+            # condition keeps its stream to a single INSERT, never a second announcement.
+            if error.response.get("Error", {}).get("Code") != CONDITION_FAILED:
+                raise DependencyUnavailable("payments table") from error
+        except (BotoCoreError, ResponseParserError) as error:
+            raise DependencyUnavailable("payments table") from error
+
+    def _item(self, key: dict[str, Any], projection: str | None = None) -> dict[str, Any]:
+        """The stored item under ``key``, read consistently ({} if there is none).
+
+        ``projection``: the one attribute to read, when only whether the item exists matters.
+        """
+        request: dict[str, Any] = {"TableName": self._table, "Key": key, "ConsistentRead": True}
+        if projection is not None:
+            request["ProjectionExpression"] = "#attribute"
+            request["ExpressionAttributeNames"] = {"#attribute": projection}
+        try:
+            return self._client.get_item(**request).get("Item") or {}
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+
+    def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
+        """``client``'s payment under ``transaction_id`` (strongly consistent read of its claim)."""
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key=self._claim_key(client, transaction_id), ConsistentRead=True
+            )
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+        item = response.get("Item")
+        return record_from_attributes(item) if item else None
+
+    def lookup(self, client: str, transaction_id: str) -> PaymentLookup:
+        """``client``'s claim and rejections under ``transaction_id``: one strongly consistent query."""
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="#pk = :id AND #sk <= :claim",
+                ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY, "#sk": Schema.SORT_KEY},
+                ExpressionAttributeValues={
+                    ":id": {"S": scoped(client, transaction_id)},
+                    ":claim": {"N": str(Schema.CLAIM_SORT_KEY)},
+                },
+                ScanIndexForward=False,
+                ConsistentRead=True,
+                Limit=MAX_REJECTIONS_SHOWN + 1,
+            )
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+        record, rejections = None, []
+        for item in response.get("Items", []):
+            if int(item[Schema.SORT_KEY]["N"]) == Schema.CLAIM_SORT_KEY:
+                record = record_from_attributes(item)
+            else:
+                rejections.append(rejection_from_attributes(item))
+        return PaymentLookup(record=record, rejections=rejections)
+
+    def record_rejection(self, rejection: Rejection) -> bool:
+        """Store ``rejection`` at its message's sort key; False if that message's is already there.
+
+        Two messages of one transaction id can share a sort key only when sent in the same
+        millisecond with colliding message-id hashes: the later one takes the next key down.
+        """
+        sort_key = rejection.sort_key
+        for _ in range(REJECTION_KEY_ATTEMPTS):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=rejection_attributes(rejection, sort_key),
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": Schema.PARTITION_KEY},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return True
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != CONDITION_FAILED:
+                    raise DependencyUnavailable("payments table") from error
+                # ReturnValuesOnConditionCheckFailure's old item, when the store returns it.
+                old_item = cast("dict[str, Any] | None", error.response.get("Item"))
+                stored = old_item or self._item(rejection_key(rejection, sort_key))
+                if stored.get("message_id", {}).get("S") == rejection.message_id:
+                    return False
+                sort_key -= 1
+            except (BotoCoreError, ResponseParserError) as error:
+                raise DependencyUnavailable("payments table") from error
+        raise DependencyUnavailable("payments table")
+
+    def list_for_customer(
+        self, client: str, customer_id: str, *, limit: int, cursor: str | None
+    ) -> CustomerPage:
+        """A page of ``client``'s payments of ``customer_id`` from the customer index, newest first."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": Schema.CUSTOMER_INDEX,
+            "KeyConditionExpression": "#customer = :customer",
+            "ExpressionAttributeNames": {"#customer": Schema.CUSTOMER_INDEX_PARTITION_KEY},
+            "ExpressionAttributeValues": {":customer": {"S": scoped(client, customer_id)}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor is not None:
+            query["ExclusiveStartKey"] = decode_cursor(cursor, client, customer_id)
+        try:
+            response = self._client.query(**query)
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+        last_key = response.get("LastEvaluatedKey")
+        return CustomerPage(
+            payments=[record_from_attributes(item) for item in response.get("Items", [])],
+            next_cursor=encode_cursor(last_key) if last_key else None,
+        )
+
+    def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
+        """Delete ``client``'s oldest payments of ``customer_id`` from before ``older_than``: record, then claim.
+
+        One query of the customer index and two deletes a payment. The record goes first: a run
+        stopped between the two leaves a claim, which no listing shows and a lookup still answers.
+        Deletes are never announced (the notifier takes inserts only).
+        """
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=Schema.CUSTOMER_INDEX,
+                KeyConditionExpression="#customer = :customer AND #ts < :cutoff",
+                ExpressionAttributeNames={
+                    "#customer": Schema.CUSTOMER_INDEX_PARTITION_KEY,
+                    "#ts": Schema.CUSTOMER_INDEX_SORT_KEY,
+                },
+                ExpressionAttributeValues={
+                    ":customer": {"S": scoped(client, customer_id)},
+                    ":cutoff": {"N": str(older_than)},
+                },
+                Limit=limit,
+            )
+            removed = 0
+            for item in response.get("Items", []):
+                transaction = item[Schema.PARTITION_KEY]["S"]
+                for sort_key in (item[Schema.SORT_KEY]["N"], str(Schema.CLAIM_SORT_KEY)):
+                    self._client.delete_item(
+                        TableName=self._table,
+                        Key={Schema.PARTITION_KEY: {"S": transaction}, Schema.SORT_KEY: {"N": sort_key}},
+                    )
+                removed += 1
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+        return removed

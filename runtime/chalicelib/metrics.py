@@ -1,0 +1,35 @@
+"""The custom metrics the functions emit (embedded metric format) and the alarms and bench read."""
+
+from __future__ import annotations
+
+METRICS_NAMESPACE = "PaymentProcessing"
+# The canary's metrics carry the region they probed, beside Powertools' service dimension.
+CANARY_TARGET_DIMENSION = "TargetRegion"
+
+
+class Metric:
+    """Names of the custom metrics the functions emit."""
+
+    VALIDATED = "PaymentValidated"
+    REJECTED = "PaymentRejected"
+    FRAUD_FLAGGED = "PaymentFraudFlagged"
+    PROCESSED = "PaymentProcessed"
+    DUPLICATE = "PaymentDuplicate"
+    # Queued payments that can never be processed: recorded and announced, never retried.
+    REJECTED_IN_PROCESSING = "PaymentRejectedInProcessing"
+    PROCESSING_FAILED = "PaymentProcessingFailed"
+    ANNOUNCED = "PaymentAnnounced"
+    ANNOUNCE_FAILED = "PaymentAnnounceFailed"
+    FAILOVER_SIGNAL = "FailoverSignal"
+    FAILOVER_EXECUTED = "FailoverExecuted"
+    FAILOVER_REFUSED = "FailoverRefused"
+    # A call to AWS that failed for good, by cause: a broken deployment, or a busy or failing service.
+    DEPENDENCY_MISCONFIGURED = "DependencyMisconfigured"
+    DEPENDENCY_OVERLOADED = "DependencyOverloaded"
+    # Payments refused by a region draining for a planned switchover (clients retry).
+    REFUSED_WHILE_DRAINING = "PaymentRefusedWhileDraining"
+    # Requests whose API key belongs to no client (a key made outside `payments-dr clients`).
+    UNKNOWN_CLIENT = "RequestOfUnknownClient"
+    # The observer's canary against the peer region (dimension TargetRegion): 1 passed, 0 failed.
+    CANARY_SUCCESS = "CanarySuccess"
+    CANARY_LATENCY = "CanaryLatency"

@@ -1,0 +1,95 @@
+"""The service's data and wire formats: table keys, scoped ids, message attributes and headers.
+
+What a stored item, a queued message or a request looks like is defined here once, for the
+runtime, the stacks (which create the tables), the local environment and the operator's tools.
+
+The payments table's sort key says what an item is (:class:`PaymentsTableSchema`):
+- ``0``: the payment's claim, one per transaction id, written first; from it on the payment exists;
+- above ``0``: the payment's record, at its processing time in epoch milliseconds (what the
+  customer index and time-ordered reads see);
+- below ``0``: a rejection, one per rejected queue message of that transaction id.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class PaymentsTableSchema:
+    """Key schema of the payments table and its customer index (sort keys: see the module's docstring)."""
+
+    PARTITION_KEY = "transaction_id"
+    SORT_KEY = "timestamp"
+    CUSTOMER_INDEX = "customer-index"
+    CUSTOMER_INDEX_PARTITION_KEY = "customer_id"
+    CUSTOMER_INDEX_SORT_KEY = "timestamp"
+    STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
+    # The claim item that makes processing idempotent sits beside the payment record under the
+    # same partition key; no real payment is ever stamped at epoch 0.
+    CLAIM_SORT_KEY = 0
+
+
+class ClientsTableSchema:
+    """The client directory of one region: which client each of the region's API key ids belongs to.
+
+    API Gateway hands the function the id of the key a request carried; ids differ between the
+    regions and between a client's rotated keys, and the client (its name) is what owns payments.
+    """
+
+    PARTITION_KEY = "api_key_id"
+    CLIENT_ATTRIBUTE = "client"
+
+
+# What owns every payment, rejection and Idempotency-Key record: the client, by name. Stored keys
+# join the client and the client's own id with this character, which neither may contain.
+CLIENT_SCOPE_SEPARATOR = "#"
+# The message attribute (payment queue, transactions topic) naming the client a payment belongs to.
+CLIENT_MESSAGE_ATTRIBUTE = "client"
+# Message attribute that carries a payment's correlation id from the API to the processor.
+CORRELATION_ID_ATTRIBUTE = "correlation_id"
+# What a region draining for a switchover answers its refusals with (chalicelib.http), so the
+# peer's canary does not read a planned drain as a failure (chalicelib.canary).
+REGION_DRAINING_HEADER = "X-Region-Draining"
+
+
+class IdempotencyKeys:
+    """The ``Idempotency-Key`` request header, as payment APIs define it, and its stored records."""
+
+    HEADER = "Idempotency-Key"
+    # Keys live a day, as Stripe's do: long enough for any client retry loop.
+    TTL_SECONDS = 24 * 3600
+    MAX_LENGTH = 255
+    PARTITION_KEY = "id"
+    EXPIRY_ATTRIBUTE = "expiration"
+
+
+# Every environment's payments table is named ``payments-{suffix}`` (ResourceNames.payments_table).
+PAYMENTS_TABLE_PREFIX = "payments-"
+
+
+def is_payments_table(table_name: str) -> bool:
+    """Whether ``table_name`` is some environment's payments table (the local AWS applies its rules)."""
+    return table_name.startswith(PAYMENTS_TABLE_PREFIX)
+
+
+# The client the observer's canary calls the peer's API as: a client like any other, with its own
+# key (created with the stacks) and throttle.
+CANARY_CLIENT = "canary"
+# Clients whose payments are synthetic: never announced on transactions, and removed by the canary.
+SYNTHETIC_CLIENTS = frozenset({CANARY_CLIENT})
+# A client name: what its keys, usage plan and secret are named after.
+CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+# The field of a client's secret (JSON) that holds its current API key value.
+API_KEY_SECRET_FIELD = "api_key"
+
+
+class ClientThrottle(NamedTuple):
+    """A client's usage-plan throttle: steady requests per second and burst."""
+
+    rate_limit: float
+    burst_limit: int
+
+
+# The canary makes two requests a minute; merchants get what `payments-dr clients create` gives.
+CANARY_THROTTLE = ClientThrottle(rate_limit=5, burst_limit=10)
+DEFAULT_CLIENT_THROTTLE = ClientThrottle(rate_limit=100, burst_limit=200)
