@@ -4,35 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chalicelib.cursor import decode_cursor, encode_cursor
+from chalicelib.items import scoped, unscoped
 from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.ports import CustomerPage, PaymentLookup
 from chalicelib.regions import RegionFlag
+from chalicelib.schema import PaymentsTableSchema as Schema
 
 
 class InMemoryPaymentRepository:
-    """Keeps payments in a dict by (client, transaction id); ``insert_new`` is atomic because the test is single-threaded."""
+    """The payments table in dicts, laid out as :class:`DynamoPaymentRepository` lays it out.
+
+    A claim per (client, transaction id), decided once; the record beside it, which is what the
+    customer index lists; rejections per message. ``insert_new`` is atomic because the tests using
+    it are single-threaded. ``tests/contract`` runs the same suite against this and against the
+    DynamoDB adapter on moto, so a test passing on this fake says something about the real one.
+    """
 
     def __init__(self) -> None:
+        self.claims: dict[tuple[str, str], PaymentRecord] = {}
         self.records: dict[tuple[str, str], PaymentRecord] = {}
         self.rejections: dict[str, Rejection] = {}
         self.writes = 0
 
     def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
         key = (record.client, record.transaction_id)
-        if key in self.records:
-            return self.records[key]
-        self.records[key] = record
-        self.writes += 1
-        return None
+        stored = self.claims.get(key)
+        if stored is None:
+            self.claims[key] = record
+            self.records[key] = record
+            self.writes += 1
+            return None
+        # A writer that stopped between the claim and the record is completed by the next attempt.
+        self.records.setdefault(key, stored)
+        return stored
 
     def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
-        return self.records.get((client, transaction_id))
+        return self.claims.get((client, transaction_id))
 
     def lookup(self, client: str, transaction_id: str) -> PaymentLookup:
         rejected = [
             r for r in self.rejections.values() if (r.client, r.transaction_id) == (client, transaction_id)
         ]
-        return PaymentLookup(record=self.records.get((client, transaction_id)), rejections=rejected)
+        return PaymentLookup(record=self.claims.get((client, transaction_id)), rejections=rejected)
 
     def record_rejection(self, rejection: Rejection) -> bool:
         if rejection.message_id in self.rejections:
@@ -44,22 +58,43 @@ class InMemoryPaymentRepository:
     def list_for_customer(
         self, client: str, customer_id: str, *, limit: int, cursor: str | None
     ) -> CustomerPage:
-        mine = sorted(
+        newest_first = sorted(
             (r for r in self.records.values() if (r.client, r.customer_id) == (client, customer_id)),
-            key=lambda r: r.timestamp,
+            key=lambda r: (r.timestamp, r.transaction_id),
             reverse=True,
         )
-        return CustomerPage(payments=mine[:limit], next_cursor=None)
+        if cursor is not None:
+            start = decode_cursor(cursor, client, customer_id)
+            after = (int(start[Schema.SORT_KEY]["N"]), unscoped(start[Schema.PARTITION_KEY]["S"])[1])
+            newest_first = [r for r in newest_first if (r.timestamp, r.transaction_id) < after]
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        return CustomerPage(payments=page, next_cursor=_cursor_after(page[-1]) if more else None)
 
     def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
-        doomed = [
-            key
-            for key, r in self.records.items()
-            if (r.client, r.customer_id) == (client, customer_id) and r.timestamp < older_than
-        ][:limit]
+        doomed = sorted(
+            (
+                key
+                for key, r in self.records.items()
+                if (r.client, r.customer_id) == (client, customer_id) and r.timestamp < older_than
+            ),
+            key=lambda key: self.records[key].timestamp,
+        )[:limit]
         for key in doomed:
             del self.records[key]
+            del self.claims[key]
         return len(doomed)
+
+
+def _cursor_after(record: PaymentRecord) -> str:
+    """The cursor DynamoDB's customer index would return after ``record``."""
+    return encode_cursor(
+        {
+            Schema.PARTITION_KEY: {"S": scoped(record.client, record.transaction_id)},
+            Schema.SORT_KEY: {"N": str(record.timestamp)},
+            Schema.CUSTOMER_INDEX_PARTITION_KEY: {"S": scoped(record.client, record.customer_id)},
+        }
+    )
 
 
 class StaticClientDirectory:
