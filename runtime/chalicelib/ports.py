@@ -1,8 +1,8 @@
 """Every port the use cases need from outside the domain, and what they return.
 
-:mod:`chalicelib.aws` implements them on DynamoDB, SQS, SNS, SSM, Secrets Manager and API
-Gateway; ``tests/fakes.py`` in memory; :mod:`chalicelib.canary` holds the peer API the local
-environment names.
+:mod:`chalicelib.adapters` implements them on DynamoDB, SQS, SNS, SSM, Secrets Manager and API
+Gateway (and the peer API the local environment names); ``tests/fakes.py`` in memory, held to
+the same contract (``tests/contract``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Clients come from botocore directly (boto3 adds only import time here), built from API data
 trimmed to the operations the functions call (``sdk_data``, ``make sdk-data``). botocore's
 standard retry mode gives every call bounded retries with jittered backoff; what still fails is
-one of :data:`AWS_FAILURES`, which the adapters (:mod:`chalicelib.aws`) turn into
+one of :data:`AWS_FAILURES`, which the adapters (:mod:`chalicelib.adapters`) turn into
 :class:`~chalicelib.errors.DependencyUnavailable`.
 """
 
