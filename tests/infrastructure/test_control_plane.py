@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import chalicelib.canary as canary_module
-import chalicelib.names as names_module
+import chalicelib.failover_numbers as failover_numbers_module
 from chalicelib.failover_numbers import CANARY, canary_alarm_digest
 from chalicelib.names import Handler, ResourceNames
 from stacks.functions import FUNCTIONS
@@ -288,7 +288,7 @@ def test_the_health_check_reads_the_canary_alarm_as_deployed_and_a_changed_alarm
     before = synthesized_with_a_domain(tmp_path_factory.mktemp("alarm-before"))
     deployed = canary_alarm_digest()
     changed = CANARY._replace(datapoints_to_alarm=3)  # 3 failed probes of 3, not 2
-    for module in (names_module, canary_module):
+    for module in (failover_numbers_module, canary_module):
         monkeypatch.setattr(module, "CANARY", changed)
 
     after = synthesized_with_a_domain(tmp_path_factory.mktemp("alarm-after"))

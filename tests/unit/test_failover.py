@@ -63,8 +63,6 @@ def test_a_critical_alarm_takes_its_region_out_of_service(name: str) -> None:
     ],
 )
 def test_recovery_and_unrelated_alarms_change_nothing(name: str, state: str) -> None:
-    decision = decide(
-        parse_alarm_notification(alarm_message(name, state)), triggers=trigger_alarms(NAMES)
-    )
+    decision = decide(parse_alarm_notification(alarm_message(name, state)), triggers=trigger_alarms(NAMES))
 
     assert decision.action is FailoverAction.NONE
