@@ -93,7 +93,7 @@ def dynamodb(local_aws: str, resources: RegionResources) -> Iterator[Store]:
 @pytest.fixture(params=["in_memory", "dynamodb"])
 def store(request: pytest.FixtureRequest) -> Store:
     """Each test runs once against the fake and once against DynamoDB (moto's server over HTTP)."""
-    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+    return request.getfixturevalue(request.param)
 
 
 def whole_history(repository: PaymentRepository, client: str = CLIENT, limit: int = 2) -> list[str]:
