@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.exceptions import ClientError
 
 from chalicelib.canary import CANARY_CUSTOMER
 from chalicelib.items import unscoped
@@ -101,6 +102,28 @@ class Deployed:
         path = self.work_dir / "state.json"
         path.write_text(json.dumps(target.describe(), indent=2))
         return path
+
+
+def failing_once(client: Callable[[str, str], Any], region: str, operation: str) -> Callable[[str, str], Any]:
+    """``client``'s factory, with ``region``'s first ``operation`` failing as a throttled call does."""
+    armed = [True]
+
+    def factory(service: str, in_region: str) -> Any:
+        made = client(service, in_region)
+        if in_region != region:
+            return made
+
+        def fail(model: Any, **_: Any) -> None:
+            if armed[0] and model.name == operation:
+                armed[0] = False
+                raise ClientError(
+                    {"Error": {"Code": "TooManyRequestsException", "Message": "e2e: injected"}}, operation
+                )
+
+        made.meta.events.register("before-call", fail)
+        return made
+
+    return factory
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
@@ -236,7 +259,8 @@ class Journey:
             names=ResourceNames(self.d.suffix), regions=self.d.regions, client=self.d.client
         )
         self.steps.run(
-            f"payments-dr clients create {self.merchant}: its secret replicated, a key in each region",
+            f"payments-dr clients create {self.merchant}: fails in {self.secondary} on its first run, the rerun "
+            "completes it with the same value",
             self.create_client,
         )
         self.steps.run(
@@ -348,11 +372,23 @@ class Journey:
         return f"{outcome}; the flag still says out of service, by {flag.get('changed_by')}"
 
     def create_client(self) -> str:
+        """``clients create``, its first run failing in the secondary, then run again to completion."""
+        failing = ClientRegistry(
+            names=self.registry.names,
+            regions=self.registry.regions,
+            client=failing_once(self.d.client, self.secondary, "CreateUsagePlanKey"),
+        )
+        first = failing.create(self.merchant)
+        outcomes = {o.region: o for o in first.outcomes}
+        if first.ok or outcomes[self.secondary].ok or not outcomes[self.primary].ok:
+            raise AssertionError(f"the injected failure did not show:\n{first.render()}")
         report = self.registry.create(self.merchant)
-        if not report.ok or report.value is None:
+        if not report.ok or report.value is None or report.value != first.value:
             raise AssertionError(report.render())
         self.d.api_key = report.value
-        return "; ".join(f"{o.region}: {o.detail}" for o in report.outcomes)
+        return f"first run: {self.secondary} failed ({outcomes[self.secondary].detail}); rerun: " + "; ".join(
+            f"{o.region}: {o.detail}" for o in report.outcomes
+        )
 
     def two_clients_apart(self) -> str:
         other = f"{self.merchant}-b"

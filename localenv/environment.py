@@ -239,7 +239,7 @@ class LocalEnvironment:
             return
         registry = self.clients()
         for report in (
-            registry.create(CANARY_CLIENT, throttle=CANARY_THROTTLE),
+            registry.create(CANARY_CLIENT, throttle=CANARY_THROTTLE, for_the_stacks=True),
             registry.create(LOCAL_MERCHANT, value=self.api_key),
         ):
             if not report.ok:

@@ -20,7 +20,16 @@ from operations.targets import LOCAL_STATE, Target, TargetNotRunning
 def _target(args: argparse.Namespace) -> Target:
     if args.local:
         return Target.local(args.state_file)
-    return Target.aws(args.suffix, args.primary_region, args.secondary_region)
+    return Target.aws(args.suffix, args.primary_region, args.secondary_region, api_urls=dict(args.api_url))
+
+
+def _region_url(text: str) -> tuple[str, str]:
+    region, _, url = text.partition("=")
+    if not region or not url.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected REGION=URL, the URL starting http:// or https://"
+        )
+    return region, url.rstrip("/")
 
 
 def command_redrive(args: argparse.Namespace) -> int:
@@ -107,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--suffix", default=DEFAULT_ENVIRONMENT_SUFFIX, help="environment suffix (AWS only)")
     parser.add_argument("--primary-region", default=DEFAULT_PRIMARY_REGION)
     parser.add_argument("--secondary-region", default=DEFAULT_SECONDARY_REGION)
+    parser.add_argument(
+        "--api-url",
+        type=_region_url,
+        action="append",
+        default=[],
+        metavar="REGION=URL",
+        help="where REGION's payment API answers /health when not at its stack's APIEndpoint output (an "
+        "emulator, a private API through a VPC endpoint); AWS_ENDPOINT_URL never moves the probe",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     move = commands.add_parser(

@@ -73,13 +73,12 @@ def set_flag(target: Target, region: str, flag: RegionFlag) -> None:
 
 def health_of(target: Target, region: str) -> tuple[int, dict[str, Any]]:
     """``GET /health`` of ``region``: status code and body (0 and the error if unreachable)."""
+    url = target.api_url(region).rstrip("/")
     try:
-        response = requests.get(
-            target.api_url(region).rstrip("/") + "/health", timeout=HEALTH_TIMEOUT_SECONDS
-        )
+        response = requests.get(url + "/health", timeout=HEALTH_TIMEOUT_SECONDS)
         return response.status_code, response.json()
     except (requests.RequestException, ValueError) as error:
-        return 0, {"failing": f"unreachable: {type(error).__name__}"}
+        return 0, {"failing": f"unreachable at {url}: {type(error).__name__}"}
 
 
 def actor(target: Target, region: str) -> str:

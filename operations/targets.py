@@ -69,7 +69,7 @@ class Target:
 
     def api_url(self, region: str) -> str:
         """The regional API endpoint: from ``make run``'s state, or the stack's APIEndpoint output."""
-        if self.api_urls:
+        if region in self.api_urls:
             return self.api_urls[region]
         stack = f"Payments{self.environment_suffix.capitalize()}" + (
             "Primary" if region == self.primary_region else "Secondary"
@@ -117,6 +117,13 @@ class Target:
         environment_suffix: str = DEFAULT_ENVIRONMENT_SUFFIX,
         primary_region: str = DEFAULT_PRIMARY_REGION,
         secondary_region: str = DEFAULT_SECONDARY_REGION,
+        api_urls: dict[str, str] | None = None,
     ) -> Target:
-        """A deployed environment, reached with the credentials boto3 finds."""
-        return cls(environment_suffix, primary_region, secondary_region)
+        """A deployed environment, reached with the credentials boto3 finds.
+
+        Its APIs are probed where clients reach them, at each stack's ``APIEndpoint`` output,
+        even when the AWS APIs are reached through ``AWS_ENDPOINT_URL`` (an emulator, a VPC
+        endpoint): that variable says where AWS's own APIs answer, not the payment API.
+        ``api_urls`` (``--api-url REGION=URL``) names a region's API where the output is not it.
+        """
+        return cls(environment_suffix, primary_region, secondary_region, api_urls=dict(api_urls or {}))

@@ -272,7 +272,7 @@ def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minute
 
     canary_key = "canary-key-000000000000000000000001"
     registry = ClientRegistry(names=ResourceNames(SUFFIX), regions=(REGION, PEER_REGION), client=aws)
-    assert registry.create(CANARY_CLIENT, value=canary_key).ok
+    assert registry.create(CANARY_CLIENT, value=canary_key, for_the_stacks=True).ok
     local_api_keys.key_ring.cache_clear()
     probe = post(client, "/process", payment("canary-1", "1.00", CANARY_CUSTOMER), {"x-api-key": canary_key})
     merchants = post(client, "/process", payment("canary-1", "1.00", CANARY_CUSTOMER))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from localenv.provision import RegionResources
-from operations.cli import build_parser, main
+from operations.cli import _target, build_parser, main
 from tests.conftest import REGION, SUFFIX
 
 
@@ -79,3 +79,19 @@ def test_the_canarys_key_belongs_to_the_stacks_and_payments_dr_will_not_rotate_o
 def test_a_client_name_that_cannot_name_its_keys_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["clients", "create", "Acme Corp"]) == 2
     assert "lowercase" in capsys.readouterr().err
+
+
+def test_api_url_names_where_a_regions_health_is_probed_and_nothing_else_moves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An emulator's or a VPC endpoint's AWS_ENDPOINT_URL says where AWS's APIs answer, not the payment API.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    args = build_parser().parse_args(
+        ["--api-url", "us-east-2=http://127.0.0.1:4566/_aws/execute-api/abc/prod/", "status"]
+    )
+
+    target = _target(args)
+
+    assert target.api_url("us-east-2") == "http://127.0.0.1:4566/_aws/execute-api/abc/prod"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--api-url", "us-east-2", "status"])
