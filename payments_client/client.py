@@ -14,13 +14,20 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError
 
 API_KEY_HEADER = "x-api-key"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 # What a region answers while it drains for a planned switchover (and what tells us to move).
 REGION_DRAINING_HEADER = "X-Region-Draining"
 HEALTH_PATH = "/health"
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# On a 5xx: "none" when the API stored nothing (the payment may go to the other region at once);
+# anything else, or no header at all (a gateway's own 502/504), means the outcome is unknown.
+PAYMENT_OUTCOME_HEADER = "Payment-Outcome"
+NOTHING_COMMITTED = "none"
+# The merchant's own rate limit: retried where it is, never a reason to change region.
+THROTTLED_STATUS = 429
+RETRYABLE_STATUSES = frozenset({THROTTLED_STATUS, 500, 502, 503, 504})
 # A 409 is retried only when the API says when (``Retry-After``): a request with the same
 # Idempotency-Key still in progress. A 409 without it is a conflicting reuse of the transaction id.
 IN_PROGRESS_STATUS = 409
@@ -60,6 +67,16 @@ class RetryPolicy:
     move the client to the other; its ``/health`` is checked at most every ``health_interval``
     seconds; it returns to the preferred region no sooner than ``return_after`` seconds after
     leaving it.
+
+    Only attempts known to have stored nothing count towards a move: a connection that was never
+    made, and a 5xx saying ``Payment-Outcome: none``. After an attempt whose outcome is unknown (a
+    timeout or a connection lost after the request was sent, any other 5xx), it stays and
+    retries where it was while that region's ``/health`` answers 200; once it does not, it moves,
+    but no sooner than ``replication_window`` seconds after that attempt began, so that a payment
+    the attempt did store has reached the other region, whose claim then answers the retry. The
+    default covers the payments table's replication in the default mode (typically under a
+    second; ``bench/results.md``); the API's in-flight deadline is covered by ``max_attempts``
+    waits of up to ``max_delay`` each.
     """
 
     max_attempts: int = 8
@@ -70,6 +87,7 @@ class RetryPolicy:
     health_interval: float = 10.0
     health_timeout: float = 2.0
     return_after: float = 300.0
+    replication_window: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -205,25 +223,37 @@ class PaymentsClient:
         for attempt in range(1, self._policy.max_attempts + 1):
             index = self._choose_region()
             endpoint = self._regions.endpoints[index]
+            started = self._clock()
             try:
                 response = self._session.request(
                     method, endpoint + path, headers=headers, data=data, timeout=self._policy.timeout
                 )
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except requests.RequestException as error:
+                # Every failure of the transport, a body cut short included, is retried with the
+                # same Idempotency-Key, and raised with it once the attempts are spent.
                 last_error = f"{type(error).__name__} from {endpoint}"
-                self._failed(index, last_error)
+                if _never_sent(error):
+                    self._failed(index, last_error)
+                else:
+                    self._outcome_unknown(index, started, last_error)
                 self._wait(attempt, None)
                 continue
             status = int(response.status_code)
             retry_after = response.headers.get("Retry-After")
             if status in RETRYABLE_STATUSES or (status == IN_PROGRESS_STATUS and retry_after is not None):
                 last_error = f"HTTP {status} from {endpoint}"
-                if response.headers.get(REGION_DRAINING_HEADER):
+                if response.headers.get(REGION_DRAINING_HEADER) and len(self._regions.endpoints) > 1:
                     # A planned drain: the other region takes payments now; no reason to wait.
                     self._move_away(index, f"{endpoint} is draining")
                     continue
-                if status != IN_PROGRESS_STATUS:
-                    self._failed(index, last_error)
+                if status in RETRYABLE_STATUSES - {THROTTLED_STATUS} and not response.headers.get(
+                    REGION_DRAINING_HEADER
+                ):
+                    if response.headers.get(PAYMENT_OUTCOME_HEADER) == NOTHING_COMMITTED:
+                        self._failed(index, last_error)
+                    else:
+                        self._outcome_unknown(index, started, last_error)
+                # A throttled call, a key in progress, a drain with nowhere else to go: wait here.
                 self._wait(attempt, retry_after)
                 continue
             self._succeeded(index)
@@ -307,6 +337,19 @@ class PaymentsClient:
             return
         self._move_away(index, f"{failures} failed attempts in a row ({reason})")
 
+    def _outcome_unknown(self, index: int, started: float, reason: str) -> None:
+        """After an attempt that may have stored the payment: stay while the region is healthy.
+
+        A region whose ``/health`` fails is out: the client moves, once the replication window
+        since the attempt began has passed.
+        """
+        if len(self._regions.endpoints) < 2 or self._regions.current != index or self._healthy(index):
+            return
+        wait = started + self._policy.replication_window - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+        self._move_away(index, f"{self._regions.endpoints[index]}{HEALTH_PATH} is not 200 after {reason}")
+
     def _succeeded(self, index: int) -> None:
         with self._regions.lock:
             if self._regions.current == index:
@@ -335,6 +378,16 @@ class PaymentsClient:
         self.moves.append(Move(now, regions.endpoints[regions.current], regions.endpoints[to], reason))
         regions.current, regions.failures = to, 0
         regions.checked_at[to] = now
+
+
+def _never_sent(error: requests.RequestException) -> bool:
+    """Whether the request never reached the API (no connection was made): nothing was stored."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    if not isinstance(error, requests.ConnectionError) or not error.args:
+        return False
+    reason = getattr(error.args[0], "reason", error.args[0])  # urllib3's MaxRetryError wraps it
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError (refused, no DNS) is one
 
 
 def _body(response: HttpResponse) -> Any:

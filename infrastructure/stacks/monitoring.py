@@ -15,12 +15,14 @@ from constructs import Construct
 from chalicelib.canary import canary_alarm_definition
 from chalicelib.failover_numbers import (
     ALARM_PERIOD_SECONDS,
+    ANNOUNCE_FAILED,
     API_5XX,
     CONTROL_FAILURES,
     DLQ_MESSAGES,
     DYNAMODB_THROTTLES,
     LAMBDA_ERRORS,
     MISCONFIGURED_CALLS,
+    NOTIFICATION_DLQ_MESSAGES,
     REPLICATION_LATENCY_MS,
     AlarmRule,
 )
@@ -52,6 +54,7 @@ class PaymentMonitoring(Construct):
         function_names: list[str],
         payment_queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
+        notification_dlq: sqs.IQueue,
         control_failures: sqs.IQueue,
         ops_alert_topic: sns.ITopic,
         peer_region: str,
@@ -183,6 +186,33 @@ class PaymentMonitoring(Construct):
             "A payment function's call to AWS was refused for good (access denied, resource not found, request "
             f"invalid): the deployment is broken. {PAGES_ONLY}",
         )
+        # Pages, never moves traffic: a payment stored and not announced. The notifier counts each
+        # publish it gives up on, and parks a stream position it could not get past in the
+        # notification DLQ; the stream keeps the payment's change 24 h, so it is time to act.
+        self.notification_dlq_alarm = self._alarm(
+            "NotificationDlqAlarm",
+            names.notification_dlq_alarm,
+            notification_dlq.metric_approximate_number_of_messages_visible(
+                period=ALARM_PERIOD, statistic="Maximum"
+            ),
+            NOTIFICATION_DLQ_MESSAGES,
+            "Stream positions the notifier gave up on >= 1: stored payments not announced. See the runbook, "
+            f'"Announcements". {PAGES_ONLY}',
+        )
+        self.announce_failed_alarm = self._alarm(
+            "AnnounceFailedAlarm",
+            names.announce_failed_alarm,
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=Metric.ANNOUNCE_FAILED,
+                dimensions_map={"service": SERVICE_NAME},
+                statistic="Sum",
+                period=ALARM_PERIOD,
+            ),
+            ANNOUNCE_FAILED,
+            "Announcements on the transactions topic failed >= 1 (the notifier retries them from the stream). "
+            f"{PAGES_ONLY}",
+        )
         # A warning, not a failover trigger: failing over while replication lags is what loses
         # payments, so operators must see it before they act (payments-dr status shows it too).
         replication_latency = metric(
@@ -203,6 +233,8 @@ class PaymentMonitoring(Construct):
         for alarm in [
             *self.alarms,
             self.dlq_alarm,
+            self.notification_dlq_alarm,
+            self.announce_failed_alarm,
             self.misconfiguration_alarm,
             self.control_failures_alarm,
             self.replication_alarm,

@@ -92,6 +92,7 @@ class PaymentRegionStack(cdk.Stack):
             function_names=api.payment_function_names,
             payment_queue=messaging.payment_queue,
             dead_letter_queue=messaging.dead_letter_queue,
+            notification_dlq=messaging.notification_dlq,
             control_failures=messaging.control_failures,
             ops_alert_topic=messaging.ops_alert_topic,
             peer_region=props.peer_region,

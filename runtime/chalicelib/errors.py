@@ -79,12 +79,16 @@ class IdempotencyKeyReused(PaymentError):
 
 
 class RequestInProgress(PaymentError):
-    """The first request under this Idempotency-Key has not finished yet."""
+    """The first request under this Idempotency-Key has not finished yet.
 
-    def __init__(self) -> None:
+    ``retry_after``: whole seconds left before its marker expires, when known.
+    """
+
+    def __init__(self, retry_after: int | None = None) -> None:
         super().__init__(
             [FieldError("Idempotency-Key", "a request with this key is still in progress, retry later")]
         )
+        self.retry_after = retry_after
 
 
 class RegionNotAccepting(PaymentError):
@@ -101,8 +105,14 @@ class RegionNotAccepting(PaymentError):
 
 
 class DependencyUnavailable(PaymentError):
-    """An AWS dependency failed or throttled; the request may be retried later."""
+    """An AWS dependency failed or throttled; the request may be retried later.
 
-    def __init__(self, dependency: str) -> None:
+    ``committed_nothing``: the request is known to have stored nothing (AWS refused the write, or
+    the call only read), so the client may send it to the other region at once. Otherwise the
+    outcome is unknown (a write that timed out may have landed) and the client retries here.
+    """
+
+    def __init__(self, dependency: str, *, committed_nothing: bool = False) -> None:
         super().__init__([FieldError("(service)", f"{dependency} is unavailable, retry later")])
         self.dependency = dependency
+        self.committed_nothing = committed_nothing

@@ -36,6 +36,8 @@ def paging_alarms(names: ResourceNames) -> frozenset[str]:
     return frozenset(
         {
             names.dlq_messages_alarm,
+            names.notification_dlq_alarm,
+            names.announce_failed_alarm,
             names.replication_latency_alarm,
             names.misconfiguration_alarm,
             names.control_failures_alarm,

@@ -53,6 +53,10 @@ DYNAMODB_THROTTLES = AlarmRule(threshold=10, evaluation_periods=3, datapoints_to
 # failed control-plane invocation, the first call AWS refused for good; replication lagging a
 # minute on average for 3 minutes.
 DLQ_MESSAGES = AlarmRule(threshold=1)
+# An announcement given up on: the first publish that failed, and the first stream position parked
+# in the notification dead-letter queue (the table's stream keeps it 24 h, then it is gone).
+ANNOUNCE_FAILED = AlarmRule(threshold=1)
+NOTIFICATION_DLQ_MESSAGES = AlarmRule(threshold=1)
 CONTROL_FAILURES = AlarmRule(threshold=1)
 MISCONFIGURED_CALLS = AlarmRule(threshold=1)
 REPLICATION_LATENCY_MS = AlarmRule(threshold=60_000, evaluation_periods=3)
@@ -106,6 +110,16 @@ HEALTH_CACHE_SECONDS = 5.0
 FLAG_CACHE_SECONDS = 60.0
 # The local environment runs two containers, not a fleet: its switchovers need not wait a minute.
 LOCAL_FLAG_CACHE_SECONDS = 5.0
+
+# ------------------------------------------------------------------------- a request in flight
+# How long one payment request holds its Idempotency-Key (the INPROGRESS record): a request whose
+# function dies (its region lost, its configuration replaced) blocks a retry of the same key, in
+# either region, for at most this long, not for the function's 30 s timeout. A request still
+# working past it is safe: the payment's claim, not the key, decides that it is made once. A
+# `409 in progress` says how much of it is left (Retry-After); the merchants' client waits up to
+# its RetryPolicy.max_delay per retry over max_attempts, which covers it
+# (tests/unit/test_payments_client.py).
+IN_FLIGHT_DEADLINE_SECONDS = 10
 
 # ---------------------------------------------------------------- switchover and failback waits
 # AWS's evacuation guidance: after writes stop, wait ten times the recent maximum replication

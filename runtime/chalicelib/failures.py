@@ -147,3 +147,16 @@ def cause_of(error: BaseException, dependency: str = "unknown") -> FailureCause:
         request_id=None,
         http_status=None,
     )
+
+
+def refused_outright(error: BaseException) -> bool:
+    """Whether AWS refused the one attempt of a call, so that the call is known to have changed nothing.
+
+    An error response to the first attempt (no retry made) is a refusal. After retries it is not
+    known: an earlier attempt may have timed out after the write landed; neither is a timeout or a
+    dropped connection.
+    """
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict) or "Error" not in response:
+        return False
+    return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) == 0

@@ -14,7 +14,12 @@ from chalicelib import errors
 from chalicelib.cards import redact_pans
 from chalicelib.errors import FieldError, PaymentError
 from chalicelib.observability import report_dependency_failure
-from chalicelib.schema import REGION_DRAINING_HEADER
+from chalicelib.schema import (
+    NOTHING_COMMITTED,
+    OUTCOME_UNKNOWN,
+    PAYMENT_OUTCOME_HEADER,
+    REGION_DRAINING_HEADER,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 # Deeply nested JSON is never a payment and can exhaust the parser's recursion.
@@ -162,8 +167,15 @@ def stored_response(answer: Any) -> Response:
 def error_response(error: PaymentError) -> Response:
     """The HTTP response for a domain error: its status and every problem it names."""
     status = STATUS_BY_ERROR.get(type(error), 400)
-    retryable = status == 503 or isinstance(error, errors.RequestInProgress)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if retryable else {}
+    headers: dict[str, str] = {}
+    if isinstance(error, errors.RequestInProgress):
+        headers["Retry-After"] = str(error.retry_after or RETRY_AFTER_SECONDS)
+    if status >= 500:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+        nothing = isinstance(error, errors.RegionNotAccepting) or (
+            isinstance(error, errors.DependencyUnavailable) and error.committed_nothing
+        )
+        headers[PAYMENT_OUTCOME_HEADER] = NOTHING_COMMITTED if nothing else OUTCOME_UNKNOWN
     if isinstance(error, errors.RegionNotAccepting):
         # A planned drain, not a failure: the peer's canary must not read it as one.
         headers[REGION_DRAINING_HEADER] = "true"

@@ -5,8 +5,13 @@ A client that sends ``Idempotency-Key`` with a request may resend it as often as
 - same key, same body: the first response is returned again (``Idempotent-Replayed: true``),
   and nothing is queued or written a second time;
 - same key, different body: 422, and nothing happens;
-- same key while the first request is still running: 409, retry later;
-- a request that failed (4xx/5xx) stores nothing, so the key can be used again;
+- same key while the first request is still running: 409, with ``Retry-After`` the seconds left
+  before that request's marker expires, at most
+  :data:`~chalicelib.failover_numbers.IN_FLIGHT_DEADLINE_SECONDS` after it began: a request whose
+  function died (its region lost) blocks a retry no longer than that, in either region;
+- a request that failed (4xx/5xx) stores nothing, so the key can be used again; a request whose
+  work was done but whose record could not be saved still answers with its work (a retry then
+  finds the payment itself, never a second one);
 - keys expire :data:`~chalicelib.names.IdempotencyKeys.TTL_SECONDS` after first use.
 
 Keys are scoped to the route and to the client (whichever of its keys sent the request), so two
@@ -17,6 +22,8 @@ deletes the INPROGRESS record; expiry is computed from stored timestamps, not fr
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -27,6 +34,7 @@ from chalicelib.errors import (
     MalformedRequest,
     RequestInProgress,
 )
+from chalicelib.failover_numbers import IN_FLIGHT_DEADLINE_SECONDS
 from chalicelib.schema import IdempotencyKeys
 
 HEADER_FIELD = IdempotencyKeys.HEADER
@@ -58,11 +66,31 @@ def checked_key(value: str | None) -> str | None:
     return value
 
 
+class InFlightDeadline:
+    """The time a request may hold its key: the invocation's remaining time, at most the deadline.
+
+    Powertools stamps the INPROGRESS record with ``now + get_remaining_time_in_millis()``; this
+    caps it, and gives one where no Lambda context exists (``chalice local``, tests).
+    """
+
+    def __init__(self, lambda_context: Any = None, seconds: float = IN_FLIGHT_DEADLINE_SECONDS) -> None:
+        self._context = lambda_context
+        self._millis = int(seconds * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        if self._context is None:
+            return self._millis
+        return min(self._millis, int(self._context.get_remaining_time_in_millis()))
+
+
 class IdempotentRequests:
     """Runs a route's work at most once per (route, caller, key) within the key's lifetime."""
 
-    def __init__(self, persistence_factory: Callable[[], Any]) -> None:
+    def __init__(
+        self, persistence_factory: Callable[[], Any], *, deadline_seconds: float = IN_FLIGHT_DEADLINE_SECONDS
+    ) -> None:
         self._persistence_factory = persistence_factory
+        self._deadline_seconds = deadline_seconds
         self._persistence: Any = None
         self._config: Any = None
 
@@ -83,6 +111,17 @@ class IdempotentRequests:
             )
         return self._config
 
+    def _seconds_left(self, payload: dict[str, Any]) -> int | None:
+        """Whole seconds before the in-progress record of ``payload`` expires (None if unknown)."""
+        try:
+            record = self._persistence.get_record(data=payload)
+        except Exception:  # noqa: BLE001 - only the hint is lost; the 409 stands
+            return None
+        expiry = getattr(record, "in_progress_expiry_timestamp", None)
+        if not expiry:
+            return None
+        return max(1, math.ceil(float(expiry) / 1000 - time.time()))
+
     def run(
         self,
         *,
@@ -101,16 +140,23 @@ class IdempotentRequests:
 
         if self._persistence is None:
             self._persistence = self._persistence_factory()
-        if lambda_context is not None:
-            # Lets an INPROGRESS record of a function that timed out expire with the invocation.
-            self.config.register_lambda_context(lambda_context)
+        # An INPROGRESS record of a request that died expires within the deadline.
+        self.config.register_lambda_context(InFlightDeadline(lambda_context, self._deadline_seconds))
+        done: list[dict[str, Any]] = []
+        failed: list[Exception] = []
 
         def work() -> dict[str, Any]:
-            return respond().to_json()
+            try:
+                done.append(respond().to_json())
+            except Exception as error:
+                failed.append(error)
+                raise
+            return done[-1]
 
+        payload = {"caller": caller, "key": key, "body": body}
         handler = IdempotencyHandler(
             function=work,
-            function_payload={"caller": caller, "key": key, "body": body},
+            function_payload=payload,
             config=self.config,
             persistence_store=self._persistence,
             key_prefix=f"payments.{operation}",
@@ -121,15 +167,23 @@ class IdempotentRequests:
             result = handler.handle()
         except exceptions.IdempotencyValidationError as error:
             raise IdempotencyKeyReused() from error
-        except (
-            exceptions.IdempotencyAlreadyInProgressError,
-            exceptions.IdempotencyInconsistentStateError,
-        ) as error:
-            # Inconsistent state: the first request's record changed under us while we looked;
-            # it is still being settled, and a retry will see the outcome.
+        except exceptions.IdempotencyAlreadyInProgressError as error:
+            raise RequestInProgress(self._seconds_left(payload)) from error
+        except exceptions.IdempotencyInconsistentStateError as error:
+            # The first request's record changed under us while we looked; it is still being
+            # settled, and a retry will see the outcome.
             raise RequestInProgress() from error
         except exceptions.IdempotencyPersistenceLayerError as error:
-            raise DependencyUnavailable("idempotency store") from error
+            if done:
+                # The payment is made; only its key's record is not saved. Answering with it
+                # beats a 503 that would send the caller elsewhere after the fact.
+                result = done[-1]
+            elif failed:
+                # The work's own failure (and what it says it committed) is the answer, not the
+                # record's release that failed after it.
+                raise failed[-1] from error
+            else:
+                raise DependencyUnavailable("idempotency store", committed_nothing=True) from error
         return StoredResponse(
             status=int(result["status"]), body=result["body"], replayed=bool(result.get("replayed"))
         )

@@ -203,6 +203,14 @@ class ResourceNames(NamedTuple):
         return f"payment-dlq-messages-{self.environment_suffix}"
 
     @property
+    def notification_dlq_alarm(self) -> str:
+        return f"payment-notification-dlq-{self.environment_suffix}"
+
+    @property
+    def announce_failed_alarm(self) -> str:
+        return f"payment-announce-failed-{self.environment_suffix}"
+
+    @property
     def control_failures_queue(self) -> str:
         """Asynchronous invocations of the orchestrator and the canary that failed every attempt."""
         return f"payment-control-failures-{self.environment_suffix}"

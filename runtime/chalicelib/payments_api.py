@@ -107,10 +107,14 @@ def refuse_unless_accepting(services: Services) -> None:
 
 
 def accept_payment(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
-    """``POST /validate``, at most once per idempotency key: 202 with the verdict."""
-    refuse_unless_accepting(services)
+    """``POST /validate``, at most once per idempotency key: 202 with the verdict.
+
+    A draining region refuses new work, never a replay: the answer it already holds for the key
+    comes first, so the caller is not sent elsewhere for it.
+    """
 
     def respond() -> StoredResponse:
+        refuse_unless_accepting(services)
         payment = validate_and_enqueue(
             document, services, client=request.client, correlation_id=request.correlation_id
         )
@@ -120,10 +124,10 @@ def accept_payment(document: Any, services: Services, request: ClientRequest) ->
 
 
 def process_payment_now(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
-    """``POST /process``, at most once per idempotency key: 201 new, 200 a repeat."""
-    refuse_unless_accepting(services)
+    """``POST /process``, at most once per idempotency key: 201 new, 200 a repeat (a replay before a drain)."""
 
     def respond() -> StoredResponse:
+        refuse_unless_accepting(services)
         outcome = validate_and_process(document, services, request.client)
         return StoredResponse(status=201 if outcome.created else 200, body=outcome.record.to_json())
 

@@ -50,6 +50,11 @@ CORRELATION_ID_ATTRIBUTE = "correlation_id"
 # What a region draining for a switchover answers its refusals with (chalicelib.http), so the
 # peer's canary does not read a planned drain as a failure (chalicelib.canary).
 REGION_DRAINING_HEADER = "X-Region-Draining"
+# On every 5xx answer of a payment route: ``none`` when the request stored nothing (the client may
+# send it to the other region at once), ``unknown`` when it may have (the client retries here).
+PAYMENT_OUTCOME_HEADER = "Payment-Outcome"
+NOTHING_COMMITTED = "none"
+OUTCOME_UNKNOWN = "unknown"
 
 
 class IdempotencyKeys:

@@ -368,7 +368,7 @@ def test_alarms_have_the_spec_thresholds_and_notify_ops_alerts(
             "AlarmActions": [{"Ref": ops_topic}],
         },
     )
-    # The three failover triggers and the three paging alarms (DLQ, misconfiguration, replication).
+    # The failover triggers and the paging alarms, no other.
     assert len(resources(template, "AWS::CloudWatch::Alarm")) == len(
         trigger_alarms(NAMES) | paging_alarms(NAMES)
     )
@@ -710,7 +710,15 @@ def test_the_alarms_the_orchestrator_acts_on_measure_only_region_impairment(
     for name in paging_alarms(NAMES):
         assert name not in trigger_alarms(NAMES)
         assert name in alarms
-    for name in (NAMES.dlq_messages_alarm, NAMES.misconfiguration_alarm):
+    # A payment stored and never announced pages: a parked stream position, a failed publish.
+    assert measured(alarms[NAMES.notification_dlq_alarm]) == {"ApproximateNumberOfMessagesVisible"}
+    assert measured(alarms[NAMES.announce_failed_alarm]) == {"PaymentAnnounceFailed"}
+    for name in (
+        NAMES.dlq_messages_alarm,
+        NAMES.misconfiguration_alarm,
+        NAMES.notification_dlq_alarm,
+        NAMES.announce_failed_alarm,
+    ):
         assert "never moves traffic" in alarms[name]["AlarmDescription"]
 
 

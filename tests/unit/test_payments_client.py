@@ -9,12 +9,19 @@ from typing import Any
 
 import pytest
 import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 
 PRIMARY = "https://primary.example/prod"
 SECONDARY = "https://secondary.example/prod"
 PAYMENT = {"transaction_id": "order-1", "customer_id": "c-1", "amount": "49.95", "currency": "USD"}
+
+
+def refused() -> requests.ConnectionError:
+    """What requests raises when nothing listens at the endpoint: the request was never sent."""
+    never_connected = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    return requests.ConnectionError(MaxRetryError(None, "/", never_connected))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -56,6 +63,8 @@ class FakeApi:
         try:
             script = self.scripts[base]
             answer = script.pop(0) if script else Answer(201, text=json.dumps(PAYMENT))
+            if callable(answer):  # something happens to the region as this request arrives
+                answer = answer()
             if isinstance(answer, Exception):
                 raise answer
             return answer
@@ -158,8 +167,8 @@ def test_a_conflict_is_returned_at_once_and_an_in_progress_409_is_retried(api: F
 def test_a_call_that_never_gets_an_answer_raises_with_its_key_for_a_later_retry(
     api: FakeApi, clock: Clock
 ) -> None:
-    api.scripts[PRIMARY] = [requests.ConnectionError()] * 3
-    api.scripts[SECONDARY] = [requests.ConnectionError()] * 3
+    api.scripts[PRIMARY] = [refused()] * 3
+    api.scripts[SECONDARY] = [refused()] * 3
     client = client_of(api, clock, max_attempts=4)
 
     with pytest.raises(PaymentsUnavailable) as failed:
@@ -169,7 +178,7 @@ def test_a_call_that_never_gets_an_answer_raises_with_its_key_for_a_later_retry(
 
 
 def test_it_moves_to_the_peer_when_the_region_stops_answering(api: FakeApi, clock: Clock) -> None:
-    api.scripts[PRIMARY] = [requests.ConnectionError(), requests.ConnectionError()]
+    api.scripts[PRIMARY] = [refused(), refused()]
     client = client_of(api, clock, move_after_failures=2)
 
     answer = client.process(PAYMENT)
@@ -216,7 +225,7 @@ def test_one_call_is_never_in_flight_in_two_regions_and_its_attempts_follow_one_
 def test_it_does_not_flap_back_before_return_after_and_only_to_a_healthy_region(
     api: FakeApi, clock: Clock
 ) -> None:
-    api.scripts[PRIMARY] = [requests.ConnectionError(), requests.ConnectionError()]
+    api.scripts[PRIMARY] = [refused(), refused()]
     client = client_of(api, clock, return_after=300.0, health_interval=5.0)
     client.process(PAYMENT)  # moves to the secondary
 
@@ -237,11 +246,11 @@ def test_leaving_again_soon_after_returning_doubles_the_wait_before_the_next_ret
     api: FakeApi, clock: Clock
 ) -> None:
     client = client_of(api, clock, return_after=300.0, health_interval=5.0)
-    api.scripts[PRIMARY] = [requests.ConnectionError(), requests.ConnectionError()]
+    api.scripts[PRIMARY] = [refused(), refused()]
     client.process(PAYMENT)
     clock.now += 301
     client.process(PAYMENT)  # returned
-    api.scripts[PRIMARY] = [requests.ConnectionError(), requests.ConnectionError()]
+    api.scripts[PRIMARY] = [refused(), refused()]
     client.process(PAYMENT)  # left again at once
     clock.now += 301
 
@@ -278,8 +287,8 @@ def test_amounts_given_as_decimals_are_sent_as_exact_strings(api: FakeApi, clock
 
 
 def test_with_both_regions_failing_it_does_not_flap_between_them(api: FakeApi, clock: Clock) -> None:
-    api.scripts[PRIMARY] = [requests.ConnectionError()] * 20
-    api.scripts[SECONDARY] = [requests.ConnectionError()] * 20
+    api.scripts[PRIMARY] = [refused()] * 20
+    api.scripts[SECONDARY] = [refused()] * 20
     api.health[PRIMARY] = 503
     client = client_of(api, clock, max_attempts=10, return_after=300.0)
 
@@ -292,11 +301,96 @@ def test_with_both_regions_failing_it_does_not_flap_between_them(api: FakeApi, c
 def test_it_goes_back_at_once_to_a_region_it_left_when_that_one_has_recovered(
     api: FakeApi, clock: Clock
 ) -> None:
-    api.scripts[PRIMARY] = [requests.ConnectionError()] * 2
+    api.scripts[PRIMARY] = [refused()] * 2
     client = client_of(api, clock, return_after=300.0)
     client.process(PAYMENT)  # on the secondary now; the primary has recovered
-    api.scripts[SECONDARY] = [requests.ConnectionError()] * 2
+    api.scripts[SECONDARY] = [refused()] * 2
 
     answer = client.process(PAYMENT)
 
     assert answer.endpoint == PRIMARY and [m.to_endpoint for m in client.moves] == [SECONDARY, PRIMARY]
+
+
+def test_the_merchants_own_throttle_is_retried_where_it_is_and_never_moves_it(
+    api: FakeApi, clock: Clock
+) -> None:
+    api.scripts[PRIMARY] = [Answer(429, {"Retry-After": "1"})] * 4
+    client = client_of(api, clock, move_after_failures=2)
+
+    answer = client.process(PAYMENT)
+
+    assert answer.status == 201 and api.regions() == [PRIMARY] * 5
+    assert client.moves == [] and all(waited >= 1.0 for waited in clock.slept)
+
+
+def test_with_one_endpoint_a_drain_is_waited_out_instead_of_failing(clock: Clock) -> None:
+    api = FakeApi(clock)
+    draining = Answer(503, {"Retry-After": "2", "X-Region-Draining": "true", "Payment-Outcome": "none"})
+    api.scripts[PRIMARY] = [draining] * 3
+    client = PaymentsClient(
+        "key-of-merchant-0001",
+        endpoints=[PRIMARY],
+        policy=RetryPolicy(base_delay=0.5, max_delay=4.0),
+        session=api,
+        clock=clock,
+        sleep=clock.sleep,
+        jitter=lambda: 1.0,
+    )
+
+    answer = client.process(PAYMENT)
+
+    assert answer.status == 201 and answer.attempts == 4
+    assert clock.slept == [2.0, 2.0, 2.0]  # Retry-After, and the backoff once it grows past it
+
+
+@pytest.mark.parametrize(
+    "cut_short", [requests.exceptions.ChunkedEncodingError(), requests.exceptions.ContentDecodingError()]
+)
+def test_an_answer_cut_short_is_retried_with_the_same_key_and_raised_with_it(
+    api: FakeApi, clock: Clock, cut_short: requests.RequestException
+) -> None:
+    api.scripts[PRIMARY] = [cut_short] * 3
+    client = client_of(api, clock, max_attempts=3)
+
+    with pytest.raises(PaymentsUnavailable) as failed:
+        client.process(PAYMENT, idempotency_key="k-cut")
+
+    assert failed.value.idempotency_key == "k-cut" and failed.value.attempts == 3
+    assert {s.headers["Idempotency-Key"] for s in api.sent} == {"k-cut"}
+
+
+def test_after_an_unknown_outcome_it_stays_while_the_region_is_healthy(api: FakeApi, clock: Clock) -> None:
+    # 503s that do not say nothing was stored, and a read timeout: the payment may be stored here.
+    api.scripts[PRIMARY] = [Answer(503), requests.ReadTimeout(), Answer(503, {"Payment-Outcome": "unknown"})]
+    client = client_of(api, clock, move_after_failures=1)
+
+    answer = client.process(PAYMENT)
+
+    assert answer.status == 201 and api.regions() == [PRIMARY] * 4 and client.moves == []
+
+
+def test_after_an_unknown_outcome_it_moves_once_the_region_is_out_but_not_within_the_replication_window(
+    api: FakeApi, clock: Clock
+) -> None:
+    def times_out_and_goes_dark() -> Exception:
+        api.health[PRIMARY] = 503  # the region is lost while the request is in flight
+        return requests.ReadTimeout()
+
+    api.scripts[PRIMARY] = [times_out_and_goes_dark]
+    client = client_of(api, clock, replication_window=2.0, base_delay=0.1)
+    began = clock.now
+
+    answer = client.process(PAYMENT)
+
+    assert answer.endpoint == SECONDARY and api.regions() == [PRIMARY, SECONDARY]
+    assert api.sent[1].at - began >= 2.0
+    assert "is not 200 after ReadTimeout" in client.moves[0].reason
+
+
+def test_a_5xx_that_stored_nothing_counts_towards_moving(api: FakeApi, clock: Clock) -> None:
+    api.scripts[PRIMARY] = [Answer(503, {"Payment-Outcome": "none"})] * 2
+    client = client_of(api, clock, move_after_failures=2)
+
+    answer = client.process(PAYMENT)
+
+    assert answer.endpoint == SECONDARY and api.regions() == [PRIMARY, PRIMARY, SECONDARY]

@@ -37,7 +37,7 @@ class DynamoClientDirectory:
                 ConsistentRead=True,
             ).get("Item")
         except AWS_FAILURES as error:
-            raise DependencyUnavailable("client directory") from error
+            raise DependencyUnavailable("client directory", committed_nothing=True) from error
         client = (item or {}).get(ClientsTableSchema.CLIENT_ATTRIBUTE, {}).get("S")
         if not isinstance(client, str) or not client:
             return None

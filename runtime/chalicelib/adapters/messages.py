@@ -32,7 +32,10 @@ class SqsPaymentQueue:
                 MessageAttributes=attributes,
             )
         except AWS_FAILURES as error:
-            raise DependencyUnavailable("payment queue") from error
+            # A message SQS refused outright was never queued: the caller may go elsewhere.
+            from chalicelib.failures import refused_outright
+
+            raise DependencyUnavailable("payment queue", committed_nothing=refused_outright(error)) from error
 
 
 class SnsOpsNotices:

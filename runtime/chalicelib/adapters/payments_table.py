@@ -112,7 +112,13 @@ class DynamoPaymentRepository:
                     CONDITION_FAILED,
                     REPLICATED_WRITE_CONFLICT,
                 ):
-                    raise DependencyUnavailable("payments table") from error
+                    # Refused before any claim of ours landed: the caller may go elsewhere. (Only
+                    # on a failure: what classifies it is not imported on every cold start.)
+                    from chalicelib.failures import refused_outright
+
+                    raise DependencyUnavailable(
+                        "payments table", committed_nothing=attempt == 0 and refused_outright(error)
+                    ) from error
                 # The claim is taken, or being taken by the other region: the stored one decides.
                 # ReturnValuesOnConditionCheckFailure's old item when the store returns it, else a read.
                 old_item = cast("dict[str, Any] | None", error.response.get("Item"))
@@ -164,7 +170,7 @@ class DynamoPaymentRepository:
                 TableName=self._table, Key=self._claim_key(client, transaction_id), ConsistentRead=True
             )
         except AWS_FAILURES as error:
-            raise DependencyUnavailable("payments table") from error
+            raise DependencyUnavailable("payments table", committed_nothing=True) from error
         item = response.get("Item")
         return record_from_attributes(item) if item else None
 
@@ -184,7 +190,7 @@ class DynamoPaymentRepository:
                 Limit=MAX_REJECTIONS_SHOWN + 1,
             )
         except AWS_FAILURES as error:
-            raise DependencyUnavailable("payments table") from error
+            raise DependencyUnavailable("payments table", committed_nothing=True) from error
         record, rejections = None, []
         for item in response.get("Items", []):
             if int(item[Schema.SORT_KEY]["N"]) == Schema.CLAIM_SORT_KEY:
@@ -241,7 +247,7 @@ class DynamoPaymentRepository:
         try:
             response = self._client.query(**query)
         except AWS_FAILURES as error:
-            raise DependencyUnavailable("payments table") from error
+            raise DependencyUnavailable("payments table", committed_nothing=True) from error
         last_key = response.get("LastEvaluatedKey")
         return CustomerPage(
             payments=[record_from_attributes(item) for item in response.get("Items", [])],

@@ -93,7 +93,7 @@ class SsmRegionControl:
             if region in self._last and cause_of(error, dependency).kind == LOAD:
                 report_dependency_failure(error, dependency)
                 return self._last[region]
-            raise DependencyUnavailable(dependency) from error
+            raise DependencyUnavailable(dependency, committed_nothing=True) from error
         flag = RegionFlag.from_text(value)
         self._last[region] = flag
         return flag
