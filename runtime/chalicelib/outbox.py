@@ -10,6 +10,7 @@ the payment already claimed writes no second claim, so nothing is announced twic
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
@@ -28,8 +29,8 @@ def failed_positions(announcements: Sequence[Announcement], failed: Collection[i
     """The stream positions to report as batch item failures, in stream order.
 
     Lambda resumes a stream batch from the lowest reported position, so announcements after a
-    failed one may be published again: subscribers de-duplicate on ``transaction_id``, as they
-    must for any SNS delivery (on ``client`` and ``transaction_id`` together).
+    failed one may be published again: subscribers de-duplicate on the event's ``id``, as they
+    must for any SNS delivery.
     """
     return [announcements[index].position for index in sorted(failed)]
 
@@ -60,12 +61,34 @@ def event_name(item: Announced) -> str:
     return REJECTED_EVENT if isinstance(item, Rejection) else PROCESSED_EVENT
 
 
+def event_id(item: Announced) -> str:
+    """The event's id: the same on every publication of it, whichever region or run publishes it.
+
+    Derived from what the event is about (its kind, the client, the transaction id, and for a
+    rejection the rejected message), never from when or where it is sent, so a retried batch, a
+    redelivery or a later re-announcement carries the id a subscriber has already seen.
+    """
+    subject = (
+        f"{REJECTED_EVENT}:{item.client}:{item.transaction_id}:{item.message_id}"
+        if isinstance(item, Rejection)
+        else f"{PROCESSED_EVENT}:{item.client}:{item.transaction_id}"
+    )
+    return "evt_" + hashlib.sha256(subject.encode()).hexdigest()[:32]
+
+
 def notification_body(item: Announced) -> dict[str, Any]:
     """The message published for a processed payment or a rejected one, naming its client.
 
     Subscribers serve many clients: the client is in the body and in the ``client`` message
     attribute (for subscription filter policies); a transaction id is unique only per client.
+    Every publication of one event carries one ``id`` (:func:`event_id`): subscribers deduplicate
+    on it.
     """
     if isinstance(item, Rejection):
-        return {"event": REJECTED_EVENT, "client": item.client, "rejection": item.to_json()}
-    return {"event": PROCESSED_EVENT, "client": item.client, "payment": item.to_json()}
+        return {
+            "id": event_id(item),
+            "event": REJECTED_EVENT,
+            "client": item.client,
+            "rejection": item.to_json(),
+        }
+    return {"id": event_id(item), "event": PROCESSED_EVENT, "client": item.client, "payment": item.to_json()}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.outbox import Announcement, announcements_in, failed_positions
+from chalicelib.outbox import Announcement, announcements_in, event_id, failed_positions, notification_body
 from chalicelib.payments import PaymentRecord, Rejection
 
 RECORD_IMAGE = {
@@ -81,3 +81,45 @@ def test_failed_announcements_are_reported_by_position_in_stream_order() -> None
 
     assert failed_positions(announcements, {2, 1}) == ["20", "30"]
     assert failed_positions(announcements, set()) == []
+
+
+def payment_of(client: str, transaction_id: str = "txn-1", processed_at: int = 1) -> PaymentRecord:
+    return PaymentRecord(
+        transaction_id=transaction_id,
+        timestamp=processed_at,
+        customer_id="c",
+        amount=Decimal("1.00"),
+        currency="USD",
+        status="PROCESSED",
+        fraud_review=False,
+        region="us-east-1",
+        client=client,
+    )
+
+
+def test_an_event_has_one_id_however_and_wherever_it_is_published_again() -> None:
+    first = notification_body(payment_of("acme", processed_at=1))
+    again = notification_body(payment_of("acme", processed_at=2)._replace(region="us-east-2"))
+
+    assert first["id"] == again["id"] and first["id"].startswith("evt_")
+
+
+def test_events_of_different_payments_clients_or_rejections_have_different_ids() -> None:
+    rejected = Rejection(
+        transaction_id="txn-1",
+        message_id="m-1",
+        sent_at=1,
+        rejected_at=2,
+        region="r",
+        errors=(),
+        client="acme",
+    )
+    ids = {
+        event_id(payment_of("acme")),
+        event_id(payment_of("bolt")),
+        event_id(payment_of("acme", "txn-2")),
+        event_id(rejected),
+        event_id(rejected._replace(message_id="m-2")),
+    }
+
+    assert len(ids) == 5

@@ -90,7 +90,11 @@ def _publish_entry(entry_id: str, item: Announced) -> dict[str, Any]:
     # Only the notifier publishes: the outbox is imported by it alone, not on every cold start.
     from chalicelib.outbox import event_name, notification_body
 
-    attributes = {"event": {"DataType": "String", "StringValue": event_name(item)}}
+    body = notification_body(item)
+    attributes = {
+        "event": {"DataType": "String", "StringValue": event_name(item)},
+        "event_id": {"DataType": "String", "StringValue": body["id"]},
+    }
     if item.client:
         attributes[CLIENT_MESSAGE_ATTRIBUTE] = {"DataType": "String", "StringValue": item.client}
     if item.currency is not None:
@@ -99,6 +103,6 @@ def _publish_entry(entry_id: str, item: Announced) -> dict[str, Any]:
         attributes["fraud_review"] = {"DataType": "String", "StringValue": str(item.fraud_review).lower()}
     return {
         "Id": entry_id,
-        "Message": json.dumps(notification_body(item), separators=(",", ":")),
+        "Message": json.dumps(body, separators=(",", ":")),
         "MessageAttributes": attributes,
     }
