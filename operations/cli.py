@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION,
 from chalicelib.schema import DEFAULT_CLIENT_THROTTLE, ClientThrottle
 from operations import regions
 from operations.clients import ClientRegistry, InvalidClientCommand, render_list
+from operations.reannounce import reannounce
 from operations.redrive import redrive
 from operations.targets import LOCAL_STATE, Target, TargetNotRunning
 
@@ -46,6 +48,25 @@ def command_redrive(args: argparse.Namespace) -> int:
         )
         print(f"{region}: {report.summary()}")
     return 0
+
+
+def command_reannounce(args: argparse.Namespace) -> int:
+    """Publish again what a region stored in a time range, with the same event ids."""
+    report = reannounce(
+        _target(args),
+        args.region,
+        since_ms=_epoch_ms(args.since),
+        until_ms=_epoch_ms(args.until),
+        dry_run=args.dry_run,
+    )
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _epoch_ms(text: str) -> int:
+    """An ISO 8601 time as epoch milliseconds; without a zone, UTC (the table's clock)."""
+    moment = datetime.fromisoformat(text)
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 def command_status(args: argparse.Namespace) -> int:
@@ -137,6 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
     move.add_argument("--limit", type=int, help="move at most this many messages per region")
     move.set_defaults(run=command_redrive)
+
+    again = commands.add_parser(
+        "reannounce",
+        help="publish again what a region stored in a time range (same event ids)",
+        description="Read the payments and rejections REGION's table holds that were stored in [--since, --until) "
+        "(its own and, after a region was lost, the other region's) and publish them again on REGION's "
+        "transactions topic, each with the event id it was first announced with, so subscribers drop what they "
+        "have. For announcements given up on (the notification DLQ, PaymentAnnounceFailed) or never made (a "
+        "region lost before its stream ran). Reads the whole table: give the narrowest range you can.",
+    )
+    again.add_argument("region")
+    again.add_argument("--since", required=True, help="ISO 8601 time, e.g. 2026-12-04T10:00:00+00:00")
+    again.add_argument("--until", required=True, help="ISO 8601 time (exclusive)")
+    again.add_argument(
+        "--dry-run", action="store_true", help="count what would be published, publish nothing"
+    )
+    again.set_defaults(run=command_reannounce)
 
     show = commands.add_parser(
         "status",
