@@ -42,6 +42,12 @@ from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_SECONDS = 60
 HTTP_TIMEOUT_SECONDS = 30
+# The calls of a merchant's client after a fault: eight attempts, up to 5 s apart.
+RIDE_SETTLE_SECONDS = 60
+# How often make e2e replaces the primary's API function under a paying merchant.
+REPLACEMENTS = 5
+# Merchants paying at once while it is replaced: requests in flight at each replacement.
+RIDERS_UNDER_REPLACEMENT = 4
 
 
 @dataclass
@@ -153,6 +159,8 @@ class Rider:
         self.prefix = f"ride-{uuid.uuid4().hex[:6]}-"
         self.acknowledged: dict[str, str] = {}
         self.errors: list[str] = []
+        # Attempts the client had to make again, inside calls that then succeeded.
+        self.retried = 0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._ride, name="rider", daemon=True)
 
@@ -163,7 +171,8 @@ class Rider:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join(timeout=HTTP_TIMEOUT_SECONDS * 3)
+        # A call in its retries (waiting out a dead request's hold on its key) finishes first.
+        self._thread.join(timeout=RIDE_SETTLE_SECONDS)
 
     def _ride(self) -> None:
         sequence = 0
@@ -176,6 +185,7 @@ class Rider:
             except PaymentsUnavailable as error:
                 self.errors.append(str(error))
                 continue
+            self.retried += answer.attempts - 1
             if answer.status in (200, 201):
                 self.acknowledged[txn] = answer.endpoint
             else:
@@ -302,6 +312,11 @@ class Journey:
             "a second client with its own key: the same transaction id is its own payment, and "
             "neither client can read the other's (404, as for an id never used)",
             self.two_clients_apart,
+        )
+        self.steps.run(
+            f"the API function in {self.primary} replaced under a paying merchant (its requests in flight die): "
+            "0 caller-visible errors, 0 missing, 0 doubled",
+            self.replaced_under_traffic,
         )
         rider = Rider(self.merchant, self.d.api_key, [self.d.api_urls[r] for r in self.d.regions])
         self.steps.run("a merchant's client starts paying (one key, both endpoints, no domain)", rider.start)
@@ -539,6 +554,14 @@ class Journey:
         return f"{self.secondary} answered 201"
 
     def ridden(self, rider: Rider) -> str:
+        return (
+            f"{self.audited(rider)}; moved {rider.move_seconds(self.d.api_urls[self.secondary], self.failover_at):.1f} "
+            f"s after the failover began; in {self.secondary}: {rider.in_region(self.d.api_urls[self.secondary])}"
+        )
+
+    def audited(self, rider: Rider) -> str:
+        """Stop ``rider`` and check its history: no caller error, every payment it was told of
+        stored in both regions, none twice."""
         rider.stop()
         if rider.errors:
             raise AssertionError(f"the caller saw errors: {rider.errors[:5]}")
@@ -566,10 +589,33 @@ class Journey:
         missing = sorted(set(rider.acknowledged) - set(both[self.secondary]))
         if doubled or missing:
             raise AssertionError(f"missing {missing[:5]}, doubled {doubled[:5]}")
+        return f"{len(rider.acknowledged)} payments acknowledged, {len(rider.errors)} caller errors, 0 missing, 0 doubled"
+
+    def replaced_under_traffic(self) -> str:
+        """The primary's API function replaced while a merchant pays: requests in flight die with it."""
+        riders = [
+            Rider(self.merchant, self.d.api_key, [self.d.api_urls[r] for r in self.d.regions])
+            for _ in range(RIDERS_UNDER_REPLACEMENT)
+        ]
+        for rider in riders:
+            rider.start()
+        functions = self.d.client("lambda", self.primary)
+        name = ResourceNames(self.d.suffix).validator_function
+        for replacement in range(REPLACEMENTS):
+            time.sleep(1.0)
+            config = functions.get_function_configuration(FunctionName=name)
+            variables = {
+                **config.get("Environment", {}).get("Variables", {}),
+                "E2E_REPLACEMENT": str(replacement),
+            }
+            functions.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+        time.sleep(1.0)
+        audits = [self.audited(rider) for rider in riders]
+        if not any(r.retried for r in riders):
+            raise AssertionError("the replacements caught no request in flight: the fault was not exercised")
         return (
-            f"{len(rider.acknowledged)} payments acknowledged, {len(rider.errors)} caller errors, 0 missing, "
-            f"0 doubled; moved {rider.move_seconds(self.d.api_urls[self.secondary], self.failover_at):.1f} s after "
-            f"the failover began; in {self.secondary}: {rider.in_region(self.d.api_urls[self.secondary])}"
+            f"{'; '.join(audits)}; {name} replaced {REPLACEMENTS} times under them, "
+            f"{sum(r.retried for r in riders)} attempts made again inside calls that succeeded"
         )
 
     def revoke_client(self) -> str:
