@@ -290,7 +290,9 @@ class ClientRegistry:
                 return report.failed(self._primary, f"secret: {_reason(error)}")
         for region in self.regions:
             throttle = _throttle_of(states[region].plan) or DEFAULT_CLIENT_THROTTLE
-            report.outcomes.append(self._ensure_accepted(region, client, report.value, throttle))
+            report.outcomes.append(
+                self._ensure_accepted(region, client, report.value, throttle, known=states[region])
+            )
         return report
 
     def revoke(self, client: str, *, previous_only: bool = False) -> ClientReport:
@@ -328,9 +330,10 @@ class ClientRegistry:
     def listing(self) -> dict[str, dict[str, ClientView | str]]:
         """Every client by name, and how each region holds it (or why the region could not say)."""
         found: dict[str, dict[str, ClientView | str]] = {}
+        secrets: dict[str, ClientSecret | None] = {}
         for region in self.regions:
             try:
-                views = self._views_in(region)
+                views = self._views_in(region, secrets)
             except (ClientError, BotoCoreError) as error:
                 for clients in found.values():
                     clients[region] = f"unreachable: {_reason(error)}"
@@ -383,18 +386,25 @@ class ClientRegistry:
         return [{"apiId": a["id"], "stage": API_STAGE} for a in apis if a.get("name") == self._names.rest_api]
 
     def _ensure_accepted(
-        self, region: str, client: str, value: str, throttle: ClientThrottle
+        self,
+        region: str,
+        client: str,
+        value: str,
+        throttle: ClientThrottle,
+        *,
+        known: RegionState | None = None,
     ) -> RegionOutcome:
         """Each step that makes ``region`` accept ``value`` for ``client``, done only where missing.
 
         The plan (made with ``throttle``), a key holding ``value``, the key's directory entry, then
         the key's place in the plan: in the directory before the plan admits it, so its first
-        admitted request finds its client.
+        admitted request finds its client. ``known``: the region's state, when the caller has just
+        read it.
         """
         apigateway = self._client("apigateway", region)
         done: list[str] = []
         try:
-            state = self._state(region, client)
+            state = known or self._state(region, client)
             plan = state.plan
             if plan is None:
                 plan = apigateway.create_usage_plan(
@@ -523,7 +533,8 @@ class ClientRegistry:
             return RegionOutcome(self._primary, False, f"secret: {_reason(error)}")
         return RegionOutcome(self._primary, True, "secret and its replica deleted")
 
-    def _views_in(self, region: str) -> list[ClientView]:
+    def _views_in(self, region: str, secrets: dict[str, ClientSecret | None]) -> list[ClientView]:
+        """``region``'s clients; ``secrets``: each client's secret, read once for both regions."""
         prefix = self._names.client_api_key_prefix
         plans = self._plans(region)
         by_client: dict[str, list[dict[str, Any]]] = {}
@@ -533,10 +544,12 @@ class ClientRegistry:
                 by_client.setdefault(name.removeprefix(prefix), []).append(key)
         views = []
         for client, keys in sorted(by_client.items()):
-            try:
-                secret: ClientSecret | None = self._secret(client)
-            except (ClientError, BotoCoreError, ValueError, KeyError):
-                secret = None
+            if client not in secrets:
+                try:
+                    secrets[client] = self._secret(client)
+                except (ClientError, BotoCoreError, ValueError, KeyError):
+                    secrets[client] = None
+            secret = secrets[client]
             plan = plans.get(self._names.client_usage_plan(client))
             in_plan = self._plan_key_ids(region, plan)
             views.append(

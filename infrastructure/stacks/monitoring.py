@@ -171,17 +171,11 @@ class PaymentMonitoring(Construct):
         # Pages, never moves traffic: a call AWS refused for good (access denied, a resource that
         # is not there) is a broken deployment, not load; the functions count it apart from
         # throttling and timeouts, so it pages at the first occurrence instead of hiding in 503s.
-        misconfigured = cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=Metric.DEPENDENCY_MISCONFIGURED,
-            dimensions_map={"service": SERVICE_NAME},
-            statistic="Sum",
-            period=ALARM_PERIOD,
-        )
+        service = {"service": SERVICE_NAME}
         self.misconfiguration_alarm = self._alarm(
             "DependencyMisconfiguredAlarm",
             names.misconfiguration_alarm,
-            misconfigured,
+            metric(METRICS_NAMESPACE, Metric.DEPENDENCY_MISCONFIGURED, service),
             MISCONFIGURED_CALLS,
             "A payment function's call to AWS was refused for good (access denied, resource not found, request "
             f"invalid): the deployment is broken. {PAGES_ONLY}",
@@ -202,13 +196,7 @@ class PaymentMonitoring(Construct):
         self.announce_failed_alarm = self._alarm(
             "AnnounceFailedAlarm",
             names.announce_failed_alarm,
-            cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=Metric.ANNOUNCE_FAILED,
-                dimensions_map={"service": SERVICE_NAME},
-                statistic="Sum",
-                period=ALARM_PERIOD,
-            ),
+            metric(METRICS_NAMESPACE, Metric.ANNOUNCE_FAILED, service),
             ANNOUNCE_FAILED,
             "Announcements on the transactions topic failed >= 1 (the notifier retries them from the stream). "
             f"{PAGES_ONLY}",

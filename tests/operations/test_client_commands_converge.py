@@ -258,7 +258,9 @@ def test_every_client_command_converges_whatever_call_fails(endpoint: str) -> No
 class KeyInAPlanAssumed(FixedRegistry):
     """The old create: a key holding the value counted as done, whether or not its plan holds it."""
 
-    def _ensure_accepted(self, region: str, client: str, value: str, throttle: Any) -> RegionOutcome:
+    def _ensure_accepted(
+        self, region: str, client: str, value: str, throttle: Any, *, known: Any = None
+    ) -> RegionOutcome:
         try:
             keys = self._keys(region, client)
             if any(k.get("value") == value for k in keys):
@@ -266,7 +268,7 @@ class KeyInAPlanAssumed(FixedRegistry):
                 return RegionOutcome(region, True, "key already holds the current value")
         except ClientError as error:
             return RegionOutcome(region, False, str(error))
-        return super()._ensure_accepted(region, client, value, throttle)
+        return super()._ensure_accepted(region, client, value, throttle, known=known)
 
 
 class PreviousRevokedAnywhere(FixedRegistry):
