@@ -15,9 +15,8 @@
 What it does:
 - Every POST carries an ``Idempotency-Key`` (the caller's, or a UUID it generates), and every
   retry of that call sends the same key and the same body.
-- It retries every transport error (a body cut short too), timeouts, 429, 500, 502, 503, 504 and
-  a 409 that says "in progress" (it carries ``Retry-After``: how long the first request may still
-  hold the key), with capped, jittered exponential backoff; a ``Retry-After`` the API sends is
+- It retries every transport error (a body cut short too), timeouts, 429, 500, 502, 503 and 504,
+  with capped, jittered exponential backoff; a ``Retry-After`` the API sends is
   honoured (never waited on beyond the cap). A 429 is your own rate limit: retried where it is,
   never a reason to change region.
 - With two regional endpoints (the first is the preferred one) it moves to the other region

@@ -28,8 +28,9 @@ NOTHING_COMMITTED = "none"
 # The merchant's own rate limit: retried where it is, never a reason to change region.
 THROTTLED_STATUS = 429
 RETRYABLE_STATUSES = frozenset({THROTTLED_STATUS, 500, 502, 503, 504})
-# A 409 is retried only when the API says when (``Retry-After``): a request with the same
-# Idempotency-Key still in progress. A 409 without it is a conflicting reuse of the transaction id.
+# A 409 is retried only when the API says when (``Retry-After``), as an API holding keys in progress
+# once did; today's binds a key after its work and never says it. A 409 without it is a
+# conflicting reuse of the transaction id.
 IN_PROGRESS_STATUS = 409
 # However often it has to leave the preferred region, it tries it again at least this often.
 MAX_RETURN_AFTER_SECONDS = 3600.0
@@ -75,8 +76,8 @@ class RetryPolicy:
     but no sooner than ``replication_window`` seconds after that attempt began, so that a payment
     the attempt did store has reached the other region, whose claim then answers the retry. The
     default covers the payments table's replication in the default mode (typically under a
-    second; ``bench/results.md``); the API's in-flight deadline is covered by ``max_attempts``
-    waits of up to ``max_delay`` each.
+    second; ``bench/results.md``). A request in flight holds nothing in the API, so no retry waits
+    on one.
     """
 
     max_attempts: int = 8

@@ -111,7 +111,6 @@ def _client_request() -> payments_api.ClientRequest:
         client=_client(),
         idempotency_key=checked_key(request.headers.get(IdempotencyKeys.HEADER)),
         correlation_id=logger.get_correlation_id(),
-        lambda_context=app.lambda_context,
     )
 
 

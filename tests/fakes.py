@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chalicelib.cursor import decode_cursor, encode_cursor
+from chalicelib.idempotency import KeyBinding
 from chalicelib.items import scoped, unscoped
 from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.ports import CustomerPage, PaymentLookup
@@ -27,16 +28,21 @@ class InMemoryPaymentRepository:
         self.rejections: dict[str, Rejection] = {}
         self.writes = 0
 
-    def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
+    def insert_new(
+        self,
+        record: PaymentRecord,
+        *,
+        alongside: Callable[[PaymentRecord | None], None] | None = None,
+    ) -> PaymentRecord | None:
         key = (record.client, record.transaction_id)
         stored = self.claims.get(key)
         if stored is None:
             self.claims[key] = record
-            self.records[key] = record
             self.writes += 1
-            return None
+        if alongside is not None:
+            alongside(stored)
         # A writer that stopped between the claim and the record is completed by the next attempt.
-        self.records.setdefault(key, stored)
+        self.records.setdefault(key, stored or record)
         return stored
 
     def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
@@ -95,6 +101,19 @@ def _cursor_after(record: PaymentRecord) -> str:
             Schema.CUSTOMER_INDEX_PARTITION_KEY: {"S": scoped(record.client, record.customer_id)},
         }
     )
+
+
+class InMemoryKeyBindings:
+    """``/process``'s key bindings in a dict; the first live binding of a key stays."""
+
+    def __init__(self) -> None:
+        self.bindings: dict[str, KeyBinding] = {}
+
+    def find(self, binding_id: str) -> KeyBinding | None:
+        return self.bindings.get(binding_id)
+
+    def bind(self, binding: KeyBinding) -> None:
+        self.bindings.setdefault(binding.binding_id, binding)
 
 
 class StaticClientDirectory:

@@ -36,7 +36,8 @@ QUEUE_CONSUME_ACTIONS = [
 ]
 # What SQS, SNS and DynamoDB need of a caller to use data under the customer-managed key.
 KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+# An Idempotency-Key is read, then bound once with a conditional put; nothing updates or deletes one.
+IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem"]
 # The claim and the record are conditional puts; the repair of a record reads whether it exists.
 PAYMENT_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:GetItem"]
 

@@ -21,7 +21,7 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
     payments_api  its use cases: who the client is, a payment queued or processed now, the
                   reads, /health
     http          request parsing and the one mapping from errors to HTTP answers
-    idempotency   the ``Idempotency-Key`` header, on Powertools' idempotency store
+    idempotency   the ``Idempotency-Key`` header: a key bound after its work, no lock
     payments, currencies, cards
                   the payment model and its validation; card numbers refused, never logged
     payment_steps validated, then processed, each counted (shared with the processor)

@@ -78,19 +78,6 @@ class IdempotencyKeyReused(PaymentError):
         super().__init__([FieldError("Idempotency-Key", "was already used with a different request body")])
 
 
-class RequestInProgress(PaymentError):
-    """The first request under this Idempotency-Key has not finished yet.
-
-    ``retry_after``: whole seconds left before its marker expires, when known.
-    """
-
-    def __init__(self, retry_after: int | None = None) -> None:
-        super().__init__(
-            [FieldError("Idempotency-Key", "a request with this key is still in progress, retry later")]
-        )
-        self.retry_after = retry_after
-
-
 class RegionNotAccepting(PaymentError):
     """The region is draining for a switchover: its peer takes payments once replication has caught up."""
 

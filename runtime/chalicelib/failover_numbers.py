@@ -112,14 +112,24 @@ FLAG_CACHE_SECONDS = 60.0
 LOCAL_FLAG_CACHE_SECONDS = 5.0
 
 # ------------------------------------------------------------------------- a request in flight
-# How long one payment request holds its Idempotency-Key (the INPROGRESS record): a request whose
-# function dies (its region lost, its configuration replaced) blocks a retry of the same key, in
-# either region, for at most this long, not for the function's 30 s timeout. A request still
-# working past it is safe: the payment's claim, not the key, decides that it is made once. A
-# `409 in progress` says how much of it is left (Retry-After); the merchants' client waits up to
-# its RetryPolicy.max_delay per retry over max_attempts, which covers it
-# (tests/unit/test_payments_client.py).
-IN_FLIGHT_DEADLINE_SECONDS = 10
+# No payment request holds anything while it runs: an Idempotency-Key is bound after its work
+# (chalicelib.idempotency) and the payment's claim decides that it is made once, so a request whose
+# function dies (its region lost, its configuration replaced) blocks no retry, in either region,
+# for any time at all: the longest a retry is blocked by a request in flight is 0 s (the checker,
+# tests/checker, measures it). What bounds one request is its AWS calls, each made with these
+# timeouts and attempts (chalicelib.sdk.CLIENT_CONFIG):
+PAYMENT_CALL_CONNECT_TIMEOUT_SECONDS = 0.5
+PAYMENT_CALL_READ_TIMEOUT_SECONDS = 2.0
+PAYMENT_CALL_ATTEMPTS = 2
+# botocore's standard retry mode waits a random time of up to 1 s before the second attempt.
+PAYMENT_CALL_BACKOFF_SECONDS = 1.0
+# The longest one call can take before it fails: 6 s, well inside a merchant client's retry budget
+# (payments_client.RetryPolicy: 8 attempts of 5 s with waits of up to 5 s), whose attempt that timed
+# out is an unknown outcome it retries in place (tests/unit/test_payments_client.py).
+PAYMENT_CALL_LONGEST_SECONDS = (
+    PAYMENT_CALL_ATTEMPTS * (PAYMENT_CALL_CONNECT_TIMEOUT_SECONDS + PAYMENT_CALL_READ_TIMEOUT_SECONDS)
+    + (PAYMENT_CALL_ATTEMPTS - 1) * PAYMENT_CALL_BACKOFF_SECONDS
+)
 
 # ---------------------------------------------------------------- switchover and failback waits
 # AWS's evacuation guidance: after writes stop, wait ten times the recent maximum replication

@@ -33,7 +33,6 @@ STATUS_BY_ERROR: dict[type[PaymentError], int] = {
     errors.UnknownClient: 403,
     errors.PaymentNotFound: 404,
     errors.TransactionConflict: 409,
-    errors.RequestInProgress: 409,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.ValidationFailed: 422,
@@ -168,8 +167,6 @@ def error_response(error: PaymentError) -> Response:
     """The HTTP response for a domain error: its status and every problem it names."""
     status = STATUS_BY_ERROR.get(type(error), 400)
     headers: dict[str, str] = {}
-    if isinstance(error, errors.RequestInProgress):
-        headers["Retry-After"] = str(error.retry_after or RETRY_AFTER_SECONDS)
     if status >= 500:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
         nothing = isinstance(error, errors.RegionNotAccepting) or (

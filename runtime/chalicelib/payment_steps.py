@@ -7,6 +7,7 @@ and logs it the same way wherever it runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.errors import PaymentError
@@ -32,10 +33,17 @@ def validated(document: Any) -> PaymentRequest:
 
 
 def processed(
-    payment: PaymentRequest, *, client: str, repository: PaymentRepository, region: str
+    payment: PaymentRequest,
+    *,
+    client: str,
+    repository: PaymentRepository,
+    region: str,
+    on_stored: Callable[[ProcessingOutcome], None] | None = None,
 ) -> ProcessingOutcome:
     """Record ``client``'s ``payment`` exactly once; counted as processed or as a duplicate."""
-    outcome = process_payment(payment, client=client, repository=repository, region=region)
+    outcome = process_payment(
+        payment, client=client, repository=repository, region=region, on_stored=on_stored
+    )
     count(Metric.PROCESSED if outcome.created else Metric.DUPLICATE)
     logger.info(
         "payment processed" if outcome.created else "payment already processed",

@@ -7,19 +7,20 @@ needs and returns plain data, with its logs and metrics.
 from __future__ import annotations
 
 import re
+import time
 import uuid
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from chalicelib.errors import (
     DependencyUnavailable,
     FieldError,
+    IdempotencyKeyReused,
     InvalidQuery,
     PaymentNotFound,
     RegionNotAccepting,
     UnknownClient,
 )
-from chalicelib.idempotency import StoredResponse
+from chalicelib.idempotency import KeyBinding, StoredResponse, binding_id, body_digest, new_binding
 from chalicelib.observability import (
     CLIENT_LOG_KEY,
     Metric,
@@ -50,17 +51,13 @@ def correlation_id_for(client_value: str | None, request_id: str | None) -> str:
     return request_id or str(uuid.uuid4())
 
 
-def validate_and_enqueue(
-    document: Any, services: Services, *, client: str, correlation_id: str | None
-) -> PaymentRequest:
-    """``POST /validate``: check ``client``'s payment and queue it for processing if it is acceptable."""
-    payment = validated(document)
+def enqueue(payment: PaymentRequest, services: Services, *, client: str, correlation_id: str | None) -> None:
+    """Queue ``client``'s validated ``payment`` for the processor (``POST /validate``)."""
     services.queue.enqueue(payment, client=client, correlation_id=correlation_id)
     logger.info(
         "payment accepted",
         extra={"transaction_id": payment.transaction_id, "fraud_review": payment.fraud_review},
     )
-    return payment
 
 
 def identify_client(api_key_id: str | None, services: Services) -> str:
@@ -85,7 +82,6 @@ class ClientRequest(NamedTuple):
     client: str
     idempotency_key: str | None = None
     correlation_id: str | None = None
-    lambda_context: Any = None
 
 
 def refuse_unless_accepting(services: Services) -> None:
@@ -107,48 +103,93 @@ def refuse_unless_accepting(services: Services) -> None:
 
 
 def accept_payment(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
-    """``POST /validate``, at most once per idempotency key: 202 with the verdict.
+    """``POST /validate``: 202 with the verdict; with an ``Idempotency-Key``, the first answer again.
 
-    A draining region refuses new work, never a replay: the answer it already holds for the key
-    comes first, so the caller is not sent elsewhere for it.
+    A keyed request binds its key once the payment is queued (:mod:`chalicelib.idempotency`).
     """
-
-    def respond() -> StoredResponse:
-        refuse_unless_accepting(services)
-        payment = validate_and_enqueue(
-            document, services, client=request.client, correlation_id=request.correlation_id
-        )
-        return StoredResponse(status=202, body=payment.verdict())
-
-    return _once_per_key("validate", document, services, request, respond)
+    payment = validated(document)
+    bound = _binding_of("validate", document, services, request)
+    if bound is not None:
+        return StoredResponse(status=bound.status, body=payment.verdict(), replayed=True)
+    refuse_unless_accepting(services)
+    enqueue(payment, services, client=request.client, correlation_id=request.correlation_id)
+    answer = StoredResponse(status=202, body=payment.verdict())
+    _bind("validate", document, services, request, payment.transaction_id, answer.status)
+    return answer
 
 
 def process_payment_now(document: Any, services: Services, request: ClientRequest) -> StoredResponse:
-    """``POST /process``, at most once per idempotency key: 201 new, 200 a repeat (a replay before a drain)."""
+    """``POST /process``: 201 new, 200 a repeat; with an ``Idempotency-Key``, the first answer again.
 
-    def respond() -> StoredResponse:
+    A keyed request binds its key while the payment's record is written (:mod:`chalicelib.idempotency`):
+    at most two sequential writes, and no in-progress marker. A replay is answered before a
+    draining region refuses new work.
+    """
+    payment = validated(document)
+    bound = _binding_of("process", document, services, request)
+    if bound is None:
         refuse_unless_accepting(services)
-        outcome = validate_and_process(document, services, request.client)
-        return StoredResponse(status=201 if outcome.created else 200, body=outcome.record.to_json())
 
-    return _once_per_key("process", document, services, request, respond)
+    def bind(outcome: ProcessingOutcome) -> None:
+        if bound is None:
+            _bind("process", document, services, request, payment.transaction_id, _status(outcome))
+
+    outcome = processed(
+        payment,
+        client=request.client,
+        repository=services.repository,
+        region=services.settings.region,
+        on_stored=None if request.idempotency_key is None else bind,
+    )
+    if bound is not None:
+        return StoredResponse(status=bound.status, body=outcome.record.to_json(), replayed=True)
+    return StoredResponse(status=_status(outcome), body=outcome.record.to_json())
 
 
-def _once_per_key(
+def _status(outcome: ProcessingOutcome) -> int:
+    return 201 if outcome.created else 200
+
+
+def _binding_of(
+    operation: str, document: Any, services: Services, request: ClientRequest
+) -> KeyBinding | None:
+    """The live binding of the request's key on ``operation`` (None without a key, or a free one);
+    a key bound to another body is refused."""
+    if request.idempotency_key is None:
+        return None
+    bound = services.key_bindings.find(binding_id(operation, request.client, request.idempotency_key))
+    if bound is not None and bound.body_digest != body_digest(document):
+        raise IdempotencyKeyReused()
+    return bound
+
+
+def _bind(
     operation: str,
     document: Any,
     services: Services,
     request: ClientRequest,
-    respond: Callable[[], StoredResponse],
-) -> StoredResponse:
-    return services.idempotency.run(
-        operation=operation,
-        caller=request.client,
-        key=request.idempotency_key,
-        body=document,
-        respond=respond,
-        lambda_context=request.lambda_context,
+    transaction_id: str,
+    status: int,
+) -> None:
+    """Bind the request's key (if it has one) to the answer just given; a failure loses only the binding.
+
+    The work stands either way: a retry of an unbound key finds the payment by its transaction id.
+    """
+    if request.idempotency_key is None:
+        return
+    binding = new_binding(
+        operation,
+        request.client,
+        request.idempotency_key,
+        document=document,
+        transaction_id=transaction_id,
+        status=status,
+        now=time.time(),
     )
+    try:
+        services.key_bindings.bind(binding)
+    except DependencyUnavailable as error:
+        report_dependency_failure(error)
 
 
 def validate_and_process(document: Any, services: Services, client: str) -> ProcessingOutcome:

@@ -7,9 +7,10 @@ the same contract (``tests/contract``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from chalicelib.idempotency import KeyBinding
 from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.regions import RegionFlag
 
@@ -41,10 +42,18 @@ class PaymentLookup(NamedTuple):
 class PaymentRepository(Protocol):
     """Where processed payments and rejected ones are kept."""
 
-    def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
+    def insert_new(
+        self,
+        record: PaymentRecord,
+        *,
+        alongside: Callable[[PaymentRecord | None], None] | None = None,
+    ) -> PaymentRecord | None:
         """Store ``record`` unless its client's transaction id is taken; return the stored one if it is.
 
         Implementations must make the check and the write one atomic, conditional operation.
+        ``alongside``, given what the claim found (None: this call made the payment), runs once
+        the claim is decided, at the same time as the record's write: a keyed payment binds its
+        key there without a third sequential write.
         """
 
     def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
@@ -64,6 +73,16 @@ class PaymentRepository(Protocol):
     def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
         """Delete up to ``limit`` of ``client``'s payments of ``customer_id`` stored before ``older_than``
         (epoch ms), claims and records; returns how many payments. For synthetic clients only."""
+
+
+class KeyBindings(Protocol):
+    """Where the payment routes' ``Idempotency-Key`` bindings are kept (:mod:`chalicelib.idempotency`)."""
+
+    def find(self, binding_id: str) -> KeyBinding | None:
+        """The live binding under ``binding_id``, read consistently; None if the key is free."""
+
+    def bind(self, binding: KeyBinding) -> None:
+        """Store ``binding`` unless a live binding holds its key already."""
 
 
 class PaymentQueue(Protocol):

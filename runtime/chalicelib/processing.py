@@ -36,6 +36,7 @@ def process_payment(
     repository: PaymentRepository,
     region: str,
     clock: Clock = epoch_millis,
+    on_stored: Callable[[ProcessingOutcome], None] | None = None,
 ) -> ProcessingOutcome:
     """Record ``client``'s ``payment`` once, however often it is submitted.
 
@@ -43,9 +44,20 @@ def process_payment(
     different payment under a transaction id the client used raises :class:`TransactionConflict`. The
     notification is not sent from here: the notifier publishes it from the table's stream
     (:mod:`chalicelib.outbox`), so it can neither be lost nor doubled by a retry.
+
+    ``on_stored`` is told the outcome once the claim has decided it, while the record is being
+    written (never for a conflict): a keyed ``/process`` binds its key there.
     """
     record = PaymentRecord.from_request(payment, client=client, timestamp=clock(), region=region)
-    existing = repository.insert_new(record)
+
+    def tell(existing: PaymentRecord | None) -> None:
+        assert on_stored is not None
+        if existing is None:
+            on_stored(ProcessingOutcome(record=record, created=True))
+        elif existing.is_same_payment(payment):
+            on_stored(ProcessingOutcome(record=existing, created=False))
+
+    existing = repository.insert_new(record, alongside=None if on_stored is None else tell)
     if existing is None:
         return ProcessingOutcome(record=record, created=True)
     if not existing.is_same_payment(payment):

@@ -22,26 +22,31 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.loaders import Loader
 from botocore.parsers import ResponseParserError
 
-# Three attempts in all (botocore's max_attempts would count retries only): with the 5 s read
-# timeout a failing call gives up well inside API Gateway's 29 s limit.
+from chalicelib.failover_numbers import (
+    PAYMENT_CALL_ATTEMPTS,
+    PAYMENT_CALL_CONNECT_TIMEOUT_SECONDS,
+    PAYMENT_CALL_READ_TIMEOUT_SECONDS,
+)
+
+# Every call of the functions, on the payment path and off it: bounded as failover_numbers says
+# (total_max_attempts counts the first attempt; botocore's max_attempts would count retries only).
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": PAYMENT_CALL_ATTEMPTS},
+    connect_timeout=PAYMENT_CALL_CONNECT_TIMEOUT_SECONDS,
+    read_timeout=PAYMENT_CALL_READ_TIMEOUT_SECONDS,
 )
 # Everything a call can fail with once botocore's retries are spent; a garbled error response
 # raises ResponseParserError, which is neither of the other two.
 AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 
-# The API operations the functions call (Powertools' idempotency store makes the last three
-# DynamoDB ones). Clients are built from API data holding only these, generated from the
+# The API operations the functions call (the canary's removal of its own payments deletes). Clients are built from API data holding only these, generated from the
 # pinned botocore into SDK_DATA by `make sdk-data`: botocore's own data would make a cold
 # start parse a 1.2 MB endpoints file and every operation of each service, and list the
 # directories of some 400 services, for a few calls.
 # The payments table's operations (its alarm counts their SystemErrors, stacks/monitoring.py).
 PAYMENTS_TABLE_OPERATIONS = ("GetItem", "Query", "PutItem")
 SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
-    "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "UpdateItem", "DeleteItem"),
+    "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "DeleteItem"),
     "sqs": ("SendMessage", "GetQueueAttributes"),
     "sns": ("Publish", "PublishBatch"),
     "ssm": ("GetParameter", "PutParameter"),

@@ -8,10 +8,10 @@ from functools import partial
 from typing import NamedTuple
 
 from chalicelib import heap
-from chalicelib.idempotency import IdempotentRequests
 from chalicelib.names import API_STAGE
 from chalicelib.ports import (
     ClientDirectory,
+    KeyBindings,
     Notifications,
     OpsNotices,
     PaymentQueue,
@@ -32,7 +32,7 @@ class Services(NamedTuple):
     repository: PaymentRepository
     queue: PaymentQueue
     notifications: Notifications
-    idempotency: IdempotentRequests
+    key_bindings: KeyBindings
     region_control: RegionControl
     probes: Probes
     ops_notices: OpsNotices
@@ -45,7 +45,7 @@ class Services(NamedTuple):
 def build_aws_services(settings: Settings) -> Services:
     """Services backed by AWS in ``settings.region``; no client exists until first used."""
     # botocore is imported only when a handler first needs AWS.
-    from chalicelib import adapters, idempotency, sdk
+    from chalicelib import adapters, sdk
 
     client = partial(sdk.make_client, region=settings.region)
     # The canary is a client like any other: its key is read from its secret, in this region.
@@ -61,12 +61,8 @@ def build_aws_services(settings: Settings) -> Services:
         notifications=adapters.SnsNotifications(
             topic_arn=settings.transaction_topic_arn, client=partial(client, "sns")
         ),
-        idempotency=IdempotentRequests(
-            partial(
-                idempotency.idempotency_persistence,
-                table_name=settings.idempotency_table,
-                client=partial(client, "dynamodb"),
-            )
+        key_bindings=adapters.DynamoKeyBindings(
+            table_name=settings.idempotency_table, client=partial(client, "dynamodb")
         ),
         region_control=adapters.SsmRegionControl(
             parameter=settings.names.in_service_parameter, client=partial(sdk.make_client, "ssm")

@@ -1,30 +1,29 @@
 """The moment a failure begins, from the merchant's side: what a request in flight leaves behind,
 and whether an error answer says if anything was stored.
 
-- A request whose function dies holds its ``Idempotency-Key`` no longer than the in-flight
-  deadline, and a retry in the meantime is told how long is left (``Retry-After``).
+- A request whose function dies holds nothing: its retry, at once and in either region, meets the
+  payment's claim (a keyed ``/process`` makes two sequential writes, and no marker).
 - A 5xx says ``Payment-Outcome: none`` only when nothing was stored, so only then may the client
   send the payment to the other region at once.
 - A draining region still replays what it already answered.
-- Work that was done is answered even when its key's record cannot be saved.
+- Work that was done is answered even when its key cannot be bound.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from functools import partial
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from chalice.test import Client
 
-from chalicelib import idempotency, sdk
-from chalicelib.errors import DependencyUnavailable, RequestInProgress
-from chalicelib.idempotency import IdempotentRequests, StoredResponse
+from bench.write_chains import WriteTimeline, sequential_writes
+from chalicelib import sdk
+from chalicelib.adapters.key_bindings import DynamoKeyBindings
+from chalicelib.adapters.payments_table import DynamoPaymentRepository
 from chalicelib.regions import RegionFlag
-from chalicelib.services import get_services
+from chalicelib.services import get_services, use_services
 from chalicelib.settings import Settings
 from localenv.provision import RegionResources
 from tests.conftest import REGION
@@ -39,105 +38,101 @@ def post(client: Client, body: dict[str, Any], key: str | None = None, path: str
     return client.http.post(path, headers=headers, body=json.dumps(body))
 
 
-def keyed_requests(*, deadline: float = 10.0, failing: str | None = None) -> IdempotentRequests:
-    """The Idempotency-Key store as the API builds it; ``failing``: a DynamoDB operation that fails."""
-
-    def dynamodb() -> Any:
-        made = sdk.make_client("dynamodb", REGION)
-        if failing is not None:
-
-            def fail(model: Any, **_: Any) -> None:
-                if model.name == failing:
-                    raise ClientError(
-                        {"Error": {"Code": "ThrottlingException", "Message": "injected"}}, failing
-                    )
-
-            made.meta.events.register("before-call", fail)
-        return made
-
-    store = partial(
-        idempotency.idempotency_persistence,
-        table_name=Settings.from_environment().idempotency_table,
-        client=dynamodb,
-    )
-    return IdempotentRequests(store, deadline_seconds=deadline)
+class FunctionKilled(BaseException):
+    """The API function dying mid-request: nothing after this point of it runs."""
 
 
-def test_a_request_that_dies_holds_its_key_only_until_the_deadline(resources: RegionResources) -> None:
-    requests = keyed_requests(deadline=1.0)
+def dynamodb_failing(operation: str, *, table: str, kill_at_sort_key_above_zero: bool = False) -> Any:
+    """A DynamoDB client whose ``operation`` on ``table`` fails (throttled); or, for a payment's
+    record (a sort key above the claim's 0), kills the function."""
+    made = sdk.make_client("dynamodb", REGION)
 
-    def killed() -> StoredResponse:
-        # The function dies mid-request (its region lost): Powertools cannot release the key.
-        raise KeyboardInterrupt
+    def fail(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name != operation or params.get("TableName") != table:
+            return
+        if kill_at_sort_key_above_zero:
+            if int(params["Item"]["timestamp"]["N"]) > 0:
+                raise FunctionKilled
+            return
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, operation)
 
-    with pytest.raises(KeyboardInterrupt):
-        requests.run(operation="process", caller="c", key="k-died", body={"a": 1}, respond=killed)
-    with pytest.raises(RequestInProgress) as blocked:
-        requests.run(
-            operation="process",
-            caller="c",
-            key="k-died",
-            body={"a": 1},
-            respond=lambda: StoredResponse(201, {}),
-        )
-    time.sleep(1.2)
-    retried = requests.run(
-        operation="process",
-        caller="c",
-        key="k-died",
-        body={"a": 1},
-        respond=lambda: StoredResponse(201, {"ok": 1}),
+    made.meta.events.register("before-parameter-build.dynamodb", fail)
+    return made
+
+
+def install_bindings(operation: str) -> None:
+    table = Settings.from_environment().idempotency_table
+    failing = dynamodb_failing(operation, table=table)
+    use_services(
+        get_services()._replace(key_bindings=DynamoKeyBindings(table_name=table, client=lambda: failing))
     )
 
-    assert blocked.value.retry_after == 1
-    assert retried == StoredResponse(201, {"ok": 1})
 
-
-def test_a_409_in_progress_says_how_long_the_first_request_may_still_hold_the_key(
-    resources: RegionResources,
+def test_a_request_killed_after_its_claim_blocks_no_retry_of_its_key(
+    client: Client, aws: Any, resources: RegionResources
 ) -> None:
-    requests = keyed_requests(deadline=10.0)
-    told: list[int | None] = []
-
-    def first() -> StoredResponse:
-        with pytest.raises(RequestInProgress) as second:
-            requests.run(operation="process", caller="c", key="busy", body={"a": 1}, respond=first)
-        told.append(second.value.retry_after)
-        return StoredResponse(201, {})
-
-    requests.run(operation="process", caller="c", key="busy", body={"a": 1}, respond=first)
-
-    assert told and told[0] is not None and 9 <= told[0] <= 10
-
-
-def test_work_done_is_answered_even_when_its_keys_record_cannot_be_saved(resources: RegionResources) -> None:
-    requests = keyed_requests(failing="UpdateItem")  # Powertools completes a record with UpdateItem
-
-    answer = requests.run(
-        operation="process",
-        caller="c",
-        key="k-1",
-        body={"a": 1},
-        respond=lambda: StoredResponse(201, {"p": 1}),
+    table = resources.payments_table
+    killing = dynamodb_failing("PutItem", table=table, kill_at_sort_key_above_zero=True)
+    use_services(
+        get_services()._replace(repository=DynamoPaymentRepository(table_name=table, client=lambda: killing))
     )
+    with pytest.raises(FunctionKilled):
+        post(client, PAYMENT, key="order-died")
+    use_services(None)
 
-    assert answer == StoredResponse(201, {"p": 1})
+    retried = post(client, PAYMENT, key="order-died")
+
+    # No marker to wait out: the retry, made at once, meets the claim and completes the record.
+    assert retried.status_code in (200, 201)
+    assert retried.json_body["transaction_id"] == PAYMENT["transaction_id"]
+    listed = client.http.get(f"/customers/{PAYMENT['customer_id']}/payments").json_body["payments"]
+    assert [p["transaction_id"] for p in listed] == [PAYMENT["transaction_id"]]
 
 
-def test_a_key_that_cannot_be_taken_runs_nothing_and_says_nothing_was_stored(
-    resources: RegionResources,
+def test_a_keyed_process_makes_at_most_two_sequential_writes(
+    client: Client, resources: RegionResources
 ) -> None:
-    requests = keyed_requests(failing="PutItem")  # the INPROGRESS record
-    ran: list[int] = []
+    timeline = WriteTimeline()
+    session = sdk.sdk_session()
+    timeline.attach(session)
+    sdk.use_session(session)
+    use_services(None)
+    try:
+        answers, per_request = [], []
+        for n in range(5):
+            answers.append(post(client, {**PAYMENT, "transaction_id": f"txn-seq-{n}"}, key=f"seq-{n}"))
+            per_request.append(sequential_writes(timeline.take()))
+    finally:
+        sdk.use_session(None)
+        use_services(None)
 
-    def respond() -> StoredResponse:
-        ran.append(1)
-        return StoredResponse(201, {})
+    assert [a.status_code for a in answers] == [201] * 5
+    # The claim, then the record and the key's binding together.
+    assert per_request == [2] * 5
 
-    with pytest.raises(DependencyUnavailable) as failed:
-        requests.run(operation="process", caller="c", key="k-2", body={"a": 1}, respond=respond)
 
-    assert ran == [] and failed.value.committed_nothing
+def test_work_done_is_answered_even_when_its_key_cannot_be_bound(client: Client) -> None:
+    install_bindings("PutItem")
+
+    first = post(client, PAYMENT, key="k-unbound")
+    retried = post(client, PAYMENT, key="k-unbound")
+
+    assert first.status_code == 201
+    # The key was never bound: its retry finds the payment by its transaction id.
+    assert (retried.status_code, retried.json_body) == (200, first.json_body)
+
+
+def test_a_key_that_cannot_be_read_runs_nothing_and_says_nothing_was_stored(
+    client: Client, aws: Any, resources: RegionResources
+) -> None:
+    install_bindings("GetItem")
+
+    refused = post(client, PAYMENT, key="k-unread")
+    use_services(None)
+    found = client.http.get(f"/payments/{PAYMENT['transaction_id']}")
+
+    assert (refused.status_code, refused.headers["Payment-Outcome"]) == (503, "none")
+    assert found.status_code == 404
 
 
 def test_a_claim_refused_says_nothing_was_stored_and_a_record_lost_after_it_says_unknown(

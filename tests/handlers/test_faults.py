@@ -2,7 +2,7 @@
 
 Faults are injected on the wire: a botocore ``before-send`` hook answers chosen requests with
 a retryable error instead of sending them to moto, so botocore's own retry policy (standard
-mode, 3 attempts, jittered backoff) is what runs.
+mode, PAYMENT_CALL_ATTEMPTS attempts, jittered backoff) is what runs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from botocore.compat import HTTPHeaders
 from chalice.test import Client
 
 from chalicelib import adapters, sdk
+from chalicelib.failover_numbers import PAYMENT_CALL_ATTEMPTS
 from chalicelib.names import Handler
 from chalicelib.services import get_services, use_services
 from localenv.provision import RegionResources
@@ -109,7 +110,7 @@ def message(transaction_id: str) -> dict[str, Any]:
     }
 
 
-def test_a_throttled_table_write_is_retried_three_times_then_the_message_is_retried_later(
+def test_a_throttled_table_write_is_retried_within_its_attempts_then_the_message_is_retried_later(
     client: Client, faults: FaultyAws, resources: RegionResources, transactions_topic: TopicSpy
 ) -> None:
     faults.fail_table_writes(resources, THROTTLED)
@@ -119,7 +120,7 @@ def test_a_throttled_table_write_is_retried_three_times_then_the_message_is_retr
     redelivered = client.lambda_.invoke(Handler.PAYMENT_PROCESSOR, message("txn-throttled")).payload
 
     assert throttled == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
-    assert faults.attempts == {"PutItem": 3}
+    assert faults.attempts == {"PutItem": PAYMENT_CALL_ATTEMPTS}
     assert redelivered == {"batchItemFailures": []}
     assert [m["payment"]["transaction_id"] for m in transactions_topic.messages()] == ["txn-throttled"]
 
@@ -146,7 +147,7 @@ def test_validate_answers_503_with_retry_after_when_the_queue_keeps_failing(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert response.json_body["errors"][0]["message"] == "payment queue is unavailable, retry later"
-    assert faults.attempts == {"SendMessage": 3}
+    assert faults.attempts == {"SendMessage": PAYMENT_CALL_ATTEMPTS}
 
 
 def test_a_failed_publish_is_retried_from_the_stream_and_announced_once(
@@ -170,7 +171,7 @@ def test_a_failed_publish_is_retried_from_the_stream_and_announced_once(
     faults.failing = False
     retried = client.lambda_.invoke(Handler.PAYMENT_NOTIFIER, _retry_event(notifier, first_position)).payload
 
-    assert faults.attempts == {"PublishBatch": 3}
+    assert faults.attempts == {"PublishBatch": PAYMENT_CALL_ATTEMPTS}
     assert retried == {"batchItemFailures": []}
     assert [m["payment"]["transaction_id"] for m in spy.messages()] == ["txn-outbox"]
 

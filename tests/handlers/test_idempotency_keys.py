@@ -9,9 +9,6 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.errors import RequestInProgress
-from chalicelib.idempotency import StoredResponse
-from chalicelib.services import get_services
 from localenv.provision import RegionResources
 
 JSON = {"Content-Type": "application/json"}
@@ -98,18 +95,15 @@ def test_an_unusable_key_is_a_400_naming_the_header(client: Client, key: str) ->
     assert response.json_body["errors"][0]["field"] == "Idempotency-Key"
 
 
-def test_a_second_request_while_the_first_runs_is_a_409(resources: RegionResources) -> None:
-    requests = get_services().idempotency
+def test_a_process_key_reused_with_another_body_is_refused_without_a_payment(client: Client) -> None:
+    post(client, "/process", payment(), key="charge-2")
 
-    def first() -> StoredResponse:
-        # The same key arriving while this one is still running.
-        with pytest.raises(RequestInProgress):
-            requests.run(operation="validate", caller="c", key="busy", body={"a": 1}, respond=first)
-        return StoredResponse(status=202, body={"ok": True})
+    reused = post(client, "/process", payment(transaction_id="txn-key-2"), key="charge-2")
+    found = client.http.get("/payments/txn-key-2")
 
-    answer = requests.run(operation="validate", caller="c", key="busy", body={"a": 1}, respond=first)
-
-    assert answer == StoredResponse(status=202, body={"ok": True})
+    assert reused.status_code == 422
+    assert reused.json_body["errors"][0]["field"] == "Idempotency-Key"
+    assert found.status_code == 404
 
 
 def test_keys_expire_after_a_day(aws: Any, resources: RegionResources, client: Client) -> None:
@@ -118,5 +112,5 @@ def test_keys_expire_after_a_day(aws: Any, resources: RegionResources, client: C
 
     [item] = aws("dynamodb").scan(TableName=resources.idempotency_table)["Items"]
 
-    assert item["status"]["S"] == "COMPLETED"
+    assert item["status_code"]["N"] == "202"
     assert int(before) + 24 * 3600 <= int(item["expiration"]["N"]) <= time.time() + 24 * 3600

@@ -17,6 +17,7 @@ from botocore.compat import HTTPHeaders
 from chalice.test import Client
 
 from chalicelib import adapters, sdk
+from chalicelib.failover_numbers import PAYMENT_CALL_ATTEMPTS
 from chalicelib.items import is_payment_record, scoped
 from chalicelib.names import Handler
 from chalicelib.services import get_services, use_services
@@ -197,7 +198,9 @@ def test_a_claim_lost_to_the_other_region_answers_with_the_winners_payment_or_40
     answered = process(client, body)
 
     assert created.status_code == 201
-    assert crash.failed == 3  # the loser's claim met the conflict on each of botocore's attempts
+    assert (
+        crash.failed == PAYMENT_CALL_ATTEMPTS
+    )  # the loser's claim met the conflict on each of botocore's attempts
     assert answered.status_code == status
     if status == 200:
         assert answered.json_body == created.json_body

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from chalicelib import local_api_keys
 from chalicelib.adapters.peer_api import StaticPeerApi
-from chalicelib.idempotency import IdempotentRequests
 from chalicelib.regions import Cached
 from chalicelib.services import Services, use_services
 from chalicelib.settings import Settings
 from tests.fakes import (
+    InMemoryKeyBindings,
     InMemoryPaymentRepository,
     InMemoryRegionControl,
     RecordingNotifications,
@@ -58,7 +58,7 @@ class Ports:
             repository=self.repository,
             queue=self.queue,
             notifications=RecordingNotifications(),
-            idempotency=IdempotentRequests(lambda: None),  # no Idempotency-Key is sent here
+            key_bindings=InMemoryKeyBindings(),
             region_control=InMemoryRegionControl(),
             probes=StaticProbes(),
             ops_notices=RecordingOpsNotices(),

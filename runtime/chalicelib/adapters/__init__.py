@@ -1,6 +1,8 @@
 """The AWS adapters of the payment ports, one file per family, handed on by name.
 
 - :mod:`~chalicelib.adapters.payments_table`: ``DynamoPaymentRepository``, the payments table;
+- :mod:`~chalicelib.adapters.key_bindings`: ``DynamoKeyBindings``, the payment routes'
+  Idempotency-Key bindings in the idempotency table;
 - :mod:`~chalicelib.adapters.region_flag`: ``SsmRegionControl`` (the in-service flag) and
   ``DependencyProbes`` (``/health``);
 - :mod:`~chalicelib.adapters.messages`: ``SqsPaymentQueue``, ``SnsNotifications`` (the transactions
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chalicelib.adapters.clients import DynamoClientDirectory, SecretsManagerClientKey
+    from chalicelib.adapters.key_bindings import DynamoKeyBindings
     from chalicelib.adapters.messages import SnsNotifications, SnsOpsNotices, SqsPaymentQueue
     from chalicelib.adapters.payments_table import DynamoPaymentRepository
     from chalicelib.adapters.peer_api import ApiGatewayPeerApi, StaticPeerApi
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "DynamoPaymentRepository": "payments_table",
+    "DynamoKeyBindings": "key_bindings",
     "SsmRegionControl": "region_flag",
     "DependencyProbes": "region_flag",
     "SqsPaymentQueue": "messages",
@@ -45,6 +49,7 @@ __all__ = [
     "ApiGatewayPeerApi",
     "DependencyProbes",
     "DynamoClientDirectory",
+    "DynamoKeyBindings",
     "DynamoPaymentRepository",
     "SecretsManagerClientKey",
     "SnsNotifications",

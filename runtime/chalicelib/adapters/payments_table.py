@@ -13,6 +13,7 @@ from typing import Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from chalicelib.concurrency import at_once
 from chalicelib.cursor import decode_cursor, encode_cursor
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.items import (
@@ -71,21 +72,33 @@ class DynamoPaymentRepository:
     def _claim_key(self, client: str, transaction_id: str) -> dict[str, Any]:
         return payment_key(client, transaction_id, Schema.CLAIM_SORT_KEY)
 
-    def insert_new(self, record: PaymentRecord) -> PaymentRecord | None:
+    def insert_new(
+        self,
+        record: PaymentRecord,
+        *,
+        alongside: Callable[[PaymentRecord | None], None] | None = None,
+    ) -> PaymentRecord | None:
         """Store ``record`` unless its transaction id is taken; else return the stored record.
 
-        Timeline of one call: claim (conditional put) -> record (conditional put). A call that
-        finds the claim taken completes the record the claim stands for if it is missing, so a
-        writer that crashed between the two puts is repaired by the next attempt; the record's
+        Timeline of one call: claim (conditional put) -> record (conditional put), with
+        ``alongside`` running at the same time as the record's put: two sequential writes. A call
+        that finds the claim taken completes the record the claim stands for if it is missing, so
+        a writer that crashed between the two puts is repaired by the next attempt; the record's
         put is conditional too, so two attempts racing to complete it write it once.
         """
         claimed = self._claim(record)
-        if claimed is None:
-            self._put_record(record_attributes(record))
-            return None
-        stored = record_from_attributes(claimed)
-        if not self._item(record_key(claimed), projection=Schema.PARTITION_KEY):
-            self._put_record(record_attributes(stored))
+        stored = None if claimed is None else record_from_attributes(claimed)
+
+        def complete() -> None:
+            if claimed is None:
+                self._put_record(record_attributes(record))
+            elif not self._item(record_key(claimed), projection=Schema.PARTITION_KEY):
+                self._put_record(record_attributes(stored))  # type: ignore[arg-type]
+
+        if alongside is None:
+            complete()
+        else:
+            at_once(complete, lambda: alongside(stored))
         return stored
 
     def _claim(self, record: PaymentRecord) -> dict[str, Any] | None:
