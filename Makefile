@@ -13,7 +13,7 @@ NODE := infrastructure/node_modules/.installed
 CHECKOV_VENV := .venv-checkov
 WITH_NODE := PATH="$(abspath infrastructure/node_modules/.bin):$$PATH"
 
-.PHONY: run test lint e2e load bench drill synth deploy sdk-data clean
+.PHONY: run test lint e2e load bench drill chaos synth deploy sdk-data clean
 
 # .python-version asks pyenv for Python 3.13, the functions' runtime: Chalice packages for the
 # interpreter that runs it, and the package's bytecode only helps when the two are the same.
@@ -46,7 +46,7 @@ $(CHECKOV_VENV)/.installed: .python-version tools/checkov/requirements.txt tools
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib infrastructure/stacks payments_client localenv operations drills bench tests tools e2e
+	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib infrastructure/stacks payments_client localenv operations drills chaos bench tests tools e2e
 	# The CDK app's entry is a script named app.py, as the functions' module is: mypy maps both to
 	# the module `app`, so it checks the entry in a run (and a cache) of its own.
 	$(VENV)/bin/mypy --cache-dir .mypy_cache/cdk-entry infrastructure/app.py
@@ -67,6 +67,14 @@ load: $(INSTALLED)
 DRILL_FAULT ?= api
 drill: $(INSTALLED)
 	$(PY) -m drills --fault $(DRILL_FAULT) --consistency $(CONSISTENCY) --png docs/drill-timeline$(if $(filter api,$(DRILL_FAULT)),,-$(DRILL_FAULT)).png
+
+## chaos: the fault-schedule checker, long: 200 random schedules (half under strong consistency),
+## 6,000 payments; prints every broken promise and the figures; schedules in .chaos/schedules.jsonl
+# CHAOS_SCHEDULES=20 for a shorter run; replay one: `$(PY) -m chaos --replay .chaos/schedules.jsonl`.
+CHAOS_SCHEDULES ?= 200
+chaos: $(INSTALLED)
+	mkdir -p .chaos
+	$(PY) -m chaos --schedules $(CHAOS_SCHEDULES) --record .chaos/schedules.jsonl --log .chaos/functions.log
 
 ## bench: every benchmark against its baseline from the same run; writes bench/results.md
 bench: $(INSTALLED) $(NODE)

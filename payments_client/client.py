@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -32,6 +33,9 @@ RETRYABLE_STATUSES = frozenset({THROTTLED_STATUS, 500, 502, 503, 504})
 # once did; today's binds a key after its work and never says it. A 409 without it is a
 # conflicting reuse of the transaction id.
 IN_PROGRESS_STATUS = 409
+# Every failure of the transport (a body cut short, a garbled one, too): retried with the same
+# Idempotency-Key and, once the attempts are spent, raised with it in PaymentsUnavailable.
+TRANSPORT_ERRORS: tuple[type[requests.RequestException], ...] = (requests.RequestException,)
 # However often it has to leave the preferred region, it tries it again at least this often.
 MAX_RETURN_AFTER_SECONDS = 3600.0
 
@@ -229,7 +233,7 @@ class PaymentsClient:
                 response = self._session.request(
                     method, endpoint + path, headers=headers, data=data, timeout=self._policy.timeout
                 )
-            except requests.RequestException as error:
+            except TRANSPORT_ERRORS as error:
                 # Every failure of the transport, a body cut short included, is retried with the
                 # same Idempotency-Key, and raised with it once the attempts are spent.
                 last_error = f"{type(error).__name__} from {endpoint}"
@@ -241,20 +245,16 @@ class PaymentsClient:
                 continue
             status = int(response.status_code)
             retry_after = response.headers.get("Retry-After")
-            if status in RETRYABLE_STATUSES or (status == IN_PROGRESS_STATUS and retry_after is not None):
+            said = verdict(status, response.headers, endpoints=len(self._regions.endpoints))
+            if said is not Verdict.FINAL:
                 last_error = f"HTTP {status} from {endpoint}"
-                if response.headers.get(REGION_DRAINING_HEADER) and len(self._regions.endpoints) > 1:
-                    # A planned drain: the other region takes payments now; no reason to wait.
+                if said is Verdict.MOVE_NOW:
                     self._move_away(index, f"{endpoint} is draining")
                     continue
-                if status in RETRYABLE_STATUSES - {THROTTLED_STATUS} and not response.headers.get(
-                    REGION_DRAINING_HEADER
-                ):
-                    if response.headers.get(PAYMENT_OUTCOME_HEADER) == NOTHING_COMMITTED:
-                        self._failed(index, last_error)
-                    else:
-                        self._outcome_unknown(index, started, last_error)
-                # A throttled call, a key in progress, a drain with nowhere else to go: wait here.
+                if said is Verdict.NOTHING_STORED:
+                    self._failed(index, last_error)
+                elif said is Verdict.UNKNOWN:
+                    self._outcome_unknown(index, started, last_error)
                 self._wait(attempt, retry_after)
                 continue
             self._succeeded(index)
@@ -379,6 +379,31 @@ class PaymentsClient:
         self.moves.append(Move(now, regions.endpoints[regions.current], regions.endpoints[to], reason))
         regions.current, regions.failures = to, 0
         regions.checked_at[to] = now
+
+
+class Verdict(StrEnum):
+    """What one answer of the API tells the client to do next."""
+
+    FINAL = "final"  # 2xx, or a 4xx about the request itself: returned to the caller
+    MOVE_NOW = "move now"  # a planned drain, with another region to go to
+    NOTHING_STORED = "nothing stored"  # a failure that stored nothing: counts towards moving
+    UNKNOWN = "unknown"  # a failure that may have stored the payment: retried here while healthy
+    WAIT_HERE = "wait here"  # the merchant's own throttle, a drain with nowhere else to go
+
+
+def verdict(status: int, headers: Mapping[str, str], *, endpoints: int) -> Verdict:
+    """What an answer of ``status`` with ``headers`` means to a client holding ``endpoints`` endpoints."""
+    if status not in RETRYABLE_STATUSES and not (status == IN_PROGRESS_STATUS and "Retry-After" in headers):
+        return Verdict.FINAL
+    if headers.get(REGION_DRAINING_HEADER):
+        return Verdict.MOVE_NOW if endpoints > 1 else Verdict.WAIT_HERE
+    if status in (THROTTLED_STATUS, IN_PROGRESS_STATUS):
+        return Verdict.WAIT_HERE
+    return (
+        Verdict.NOTHING_STORED
+        if headers.get(PAYMENT_OUTCOME_HEADER) == NOTHING_COMMITTED
+        else Verdict.UNKNOWN
+    )
 
 
 def _never_sent(error: requests.RequestException) -> bool:
