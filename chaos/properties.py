@@ -44,8 +44,8 @@ class Findings:
     acknowledged: int = 0
     payments: int = 0
     caller_errors: int = 0
-    # Errors of a call whose every reachable region was down for its retry budget: a domain's
-    # region lost while the call was retrying, and DNS not yet moved when it gave up.
+    # Errors of a call whose one reachable region was down while it retried: a domain's region
+    # lost during the call, before Route 53 moved the domain (counted apart, never a violation).
     excused_errors: int = 0
     missing: int = 0
     doubled: int = 0
@@ -109,12 +109,16 @@ def check(world: World, ledger: Ledger) -> Findings:
 
 
 def whole_budget_outage(world: World, error: CallerError) -> bool:
-    """Whether every region ``error``'s caller could reach was down while it retried."""
+    """Whether the one region ``error``'s caller could reach (a domain's) was lost during the call,
+    before DNS moved it: an outage that took the call's budget, which no client rule can avoid."""
     struck = world.schedule.region if world.schedule else None
     if error.home >= 0 or struck is None or struck.fault is not RegionFault.LOST or struck.region != 0:
         return False
-    # Its one region went down before its last attempt, and DNS had not moved it when it gave up.
-    return struck.after <= error.ended <= struck.after + DNS_MOVE_SECONDS + CLOCK_SLACK_SECONDS
+    # Its one region was down for part of the call, before DNS moved it: the attempts the outage
+    # took were its budget's (the rest may have met a fault of their own, a throttle, a cut body).
+    return (
+        error.started <= struck.after + DNS_MOVE_SECONDS and error.ended + CLOCK_SLACK_SECONDS >= struck.after
+    )
 
 
 def blocked_by_markers(world: World) -> float:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from chalicelib.adapters.messages import SnsNotifications
 from chalicelib.items import ANNOUNCED_BY, announced_from_attributes
-from chalicelib.payments import Announced, PaymentRecord
+from chalicelib.payments import Announced, stored_at
 from operations.targets import Target
 
 
@@ -42,11 +42,6 @@ class ReannounceReport:
             f"{self.region}: published {self.published} of {self.found} again (same event ids), "
             f"{self.failed} failed" + (": run it again" if self.failed else "")
         )
-
-
-def stored_at(item: Announced) -> int:
-    """When ``item`` was stored (epoch ms): a payment's processing time, a rejection's."""
-    return item.timestamp if isinstance(item, PaymentRecord) else item.rejected_at
 
 
 def announced_items(target: Target, region: str, *, since_ms: int, until_ms: int) -> Iterator[Announced]:

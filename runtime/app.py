@@ -154,8 +154,12 @@ def get_customer_payments(customer_id: str) -> Response:
 
 @app.schedule(Rate(CANARY.rate_minutes, unit=Rate.MINUTES), name=Handler.PAYMENT_CANARY)
 def probe_peer_region(event: CloudWatchEvent) -> dict[str, Any]:
-    """The observer: a synthetic payment through the peer region's API, as metrics here."""
-    return observer.run_canary(get_services()).to_json()
+    """The observer: a synthetic payment through the peer region's API, as metrics here; and once
+    the peer is lost, the announcements of what it stored and never made."""
+    services = get_services()
+    result = observer.run_canary(services).to_json()
+    observer.announce_what_a_lost_peer_left(services)
+    return result
 
 
 @app.route(HEALTH_PATH, methods=["GET"], content_types=ANY_CONTENT_TYPE)

@@ -7,9 +7,11 @@ from collections.abc import Callable, Sequence
 from chalicelib.cursor import decode_cursor, encode_cursor
 from chalicelib.idempotency import KeyBinding
 from chalicelib.items import scoped, unscoped
+from chalicelib.orphans import Sweep
 from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.ports import CustomerPage, PaymentLookup
 from chalicelib.regions import RegionFlag
+from chalicelib.schema import SYNTHETIC_CLIENTS
 from chalicelib.schema import PaymentsTableSchema as Schema
 
 
@@ -77,6 +79,15 @@ class InMemoryPaymentRepository:
         more = len(newest_first) > limit
         return CustomerPage(payments=page, next_cursor=_cursor_after(page[-1]) if more else None)
 
+    def stored_by(
+        self, region: str, cursor: dict | None, *, limit: int = 100
+    ) -> tuple[list[Announced], dict | None]:
+        everything: list[Announced] = [*self.claims.values(), *self.rejections.values()]
+        mine = [item for item in everything if item.region == region and item.client not in SYNTHETIC_CLIENTS]
+        start = int(cursor["at"]) if cursor else 0
+        page = mine[start : start + limit]
+        return page, ({"at": start + limit} if start + limit < len(mine) else None)
+
     def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
         doomed = sorted(
             (
@@ -114,6 +125,19 @@ class InMemoryKeyBindings:
 
     def bind(self, binding: KeyBinding) -> None:
         self.bindings.setdefault(binding.binding_id, binding)
+
+
+class InMemorySweepLedger:
+    """The observer's sweep of a lost peer, in memory."""
+
+    def __init__(self) -> None:
+        self.sweep = Sweep()
+
+    def read(self) -> Sweep:
+        return self.sweep
+
+    def save(self, sweep: Sweep) -> None:
+        self.sweep = sweep
 
 
 class StaticClientDirectory:

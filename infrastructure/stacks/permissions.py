@@ -148,6 +148,16 @@ def grant_each_function_its_calls(
         {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{CANARY_CLIENT}{CLIENT_SCOPE_SEPARATOR}*"]}},
     )
     allow(orchestrator, ["sns:Publish"], ops_alert_topic.topic_arn)
+    # Once the peer is lost, the observer announces what the peer stored and never announced
+    # (chalicelib.orphans): it reads the peer's flag, sweeps this region's table and keeps its place.
+    allow(canary, ["ssm:GetParameter"], flag_parameter_arn(stack, peer_region, names))
+    allow(
+        canary,
+        ["ssm:GetParameter", "ssm:PutParameter"],
+        f"arn:{stack.partition}:ssm:{stack.region}:{stack.account}:parameter{names.orphan_sweep_parameter}",
+    )
+    allow(canary, ["dynamodb:Scan"], table.table_arn)
+    allow(canary, ["sns:Publish"], transaction_topic.topic_arn)
     # Lambda sends a failed asynchronous invocation to its on-failure destination with the
     # function's own role.
     for handler, settings in functions.items():

@@ -131,6 +131,20 @@ PAYMENT_CALL_LONGEST_SECONDS = (
     + (PAYMENT_CALL_ATTEMPTS - 1) * PAYMENT_CALL_BACKOFF_SECONDS
 )
 
+# -------------------------------------------------------- what a lost region stored and never said
+# A region announces what it stores from its own table's stream; a payment it stored just before it
+# was lost is in the survivor (replicated, or committed there first in strong mode) but may never be
+# announced. Once the peer has been out of service this long, the survivor's observer announces,
+# with the events' own ids, every payment and rejection the peer stored from ORPHAN_LOOKBACK before
+# it went out: longer than the notifier's normal lag (seconds) and than Route 53's failover, so that
+# what the peer's notifier could still have sent has been sent, and subscribers deduplicate the rest.
+ORPHAN_ANNOUNCE_AFTER_SECONDS = 300
+ORPHAN_LOOKBACK_SECONDS = 900
+# The sweep reads the survivor's whole table (a Scan: nothing indexes items by the region that stored
+# them, and an index would cost every payment a write to serve a disaster); each observer run sweeps
+# this long and keeps its place, so a table of any size is swept over as many runs as it takes.
+ORPHAN_SWEEP_SECONDS_PER_RUN = 15.0
+
 # ---------------------------------------------------------------- switchover and failback waits
 # AWS's evacuation guidance: after writes stop, wait ten times the recent maximum replication
 # latency; never less than this, so a quiet metric cannot shorten the wait to nothing.

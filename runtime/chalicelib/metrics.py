@@ -31,5 +31,7 @@ class Metric:
     # Requests whose API key belongs to no client (a key made outside `payments-dr clients`).
     UNKNOWN_CLIENT = "RequestOfUnknownClient"
     # The observer's canary against the peer region (dimension TargetRegion): 1 passed, 0 failed.
+    # What the observer announced of a lost peer's payments and rejections (chalicelib.orphans).
+    ORPHANS_ANNOUNCED = "OrphansAnnounced"
     CANARY_SUCCESS = "CanarySuccess"
     CANARY_LATENCY = "CanaryLatency"

@@ -113,6 +113,11 @@ class ResourceNames(NamedTuple):
         return f"/payments/{self.environment_suffix}/in-service"
 
     @property
+    def orphan_sweep_parameter(self) -> str:
+        """Where a region's observer keeps how far it has announced what a lost peer left (chalicelib.orphans)."""
+        return f"/payments/{self.environment_suffix}/orphan-sweep"
+
+    @property
     def replication_marker_key(self) -> str:
         """The payments-table key failback writes in one region and waits for in the other.
 

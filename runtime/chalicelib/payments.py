@@ -394,3 +394,8 @@ REJECTION_SLOTS_PER_MS = 1000
 # hold 38 digits.
 REJECTION_KEY_FLOOR = 10**20
 Announced = PaymentRecord | Rejection
+
+
+def stored_at(item: Announced) -> int:
+    """When ``item`` was stored (epoch ms): a payment's processing time, a rejection's."""
+    return item.timestamp if isinstance(item, PaymentRecord) else item.rejected_at

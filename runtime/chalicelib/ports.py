@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from chalicelib.idempotency import KeyBinding
+from chalicelib.orphans import Sweep
 from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.regions import RegionFlag
 
@@ -70,6 +71,12 @@ class PaymentRepository(Protocol):
     ) -> CustomerPage:
         """A page of ``client``'s payments of ``customer_id``, newest first."""
 
+    def stored_by(
+        self, region: str, cursor: dict[str, Any] | None, *, limit: int = 100
+    ) -> tuple[list[Announced], dict[str, Any] | None]:
+        """One page (read consistently, in table order) of what ``region`` stored and announces,
+        from ``cursor``; and where the next page starts (None: the table has been read)."""
+
     def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
         """Delete up to ``limit`` of ``client``'s payments of ``customer_id`` stored before ``older_than``
         (epoch ms), claims and records; returns how many payments. For synthetic clients only."""
@@ -126,6 +133,14 @@ class Probes(Protocol):
     def in_service(self) -> bool: ...
 
     def flag(self) -> RegionFlag: ...
+
+
+class SweepLedger(Protocol):
+    """Where this region's observer keeps its sweep of a lost peer's unannounced items."""
+
+    def read(self) -> Sweep: ...
+
+    def save(self, sweep: Sweep) -> None: ...
 
 
 class OpsNotices(Protocol):

@@ -39,14 +39,15 @@ CLIENT_CONFIG = Config(
 # raises ResponseParserError, which is neither of the other two.
 AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 
-# The API operations the functions call (the canary's removal of its own payments deletes). Clients are built from API data holding only these, generated from the
+# The API operations the functions call (the observer deletes its own old payments, and sweeps
+# the table for what a lost peer left). Clients are built from API data holding only these, generated from the
 # pinned botocore into SDK_DATA by `make sdk-data`: botocore's own data would make a cold
 # start parse a 1.2 MB endpoints file and every operation of each service, and list the
 # directories of some 400 services, for a few calls.
 # The payments table's operations (its alarm counts their SystemErrors, stacks/monitoring.py).
 PAYMENTS_TABLE_OPERATIONS = ("GetItem", "Query", "PutItem")
 SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
-    "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "DeleteItem"),
+    "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "DeleteItem", "Scan"),
     "sqs": ("SendMessage", "GetQueueAttributes"),
     "sns": ("Publish", "PublishBatch"),
     "ssm": ("GetParameter", "PutParameter"),

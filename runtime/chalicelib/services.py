@@ -19,6 +19,7 @@ from chalicelib.ports import (
     PeerApi,
     Probes,
     RegionControl,
+    SweepLedger,
 )
 from chalicelib.regions import Cached, HealthReport, RegionFlag
 from chalicelib.schema import CANARY_CLIENT
@@ -40,6 +41,7 @@ class Services(NamedTuple):
     flag_cache: Cached[RegionFlag]
     peer_api: PeerApi
     clients: ClientDirectory
+    sweeps: SweepLedger
 
 
 def build_aws_services(settings: Settings) -> Services:
@@ -93,6 +95,9 @@ def build_aws_services(settings: Settings) -> Services:
         ),
         clients=adapters.DynamoClientDirectory(
             table_name=settings.clients_table, client=partial(client, "dynamodb")
+        ),
+        sweeps=adapters.SsmSweepLedger(
+            parameter=settings.names.orphan_sweep_parameter, client=partial(client, "ssm")
         ),
     )
 

@@ -29,6 +29,7 @@ from tests.fakes import (
     InMemoryKeyBindings,
     InMemoryPaymentRepository,
     InMemoryRegionControl,
+    InMemorySweepLedger,
     RecordingNotifications,
     RecordingOpsNotices,
     RecordingQueue,
@@ -66,6 +67,7 @@ class Ports:
             flag_cache=Cached(time.monotonic),
             peer_api=StaticPeerApi("http://127.0.0.1:9", lambda: "unused"),
             clients=StaticClientDirectory({API_KEY_ID: CLIENT}),
+            sweeps=InMemorySweepLedger(),
         )
 
 

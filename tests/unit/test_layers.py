@@ -22,7 +22,7 @@ PACKAGES = {
     "stacks": "infrastructure/stacks",
     **{
         name: name
-        for name in ("payments_client", "operations", "localenv", "drills", "bench", "e2e", "tools")
+        for name in ("payments_client", "operations", "localenv", "drills", "chaos", "bench", "e2e", "tools")
     },
 }
 

@@ -3,8 +3,8 @@
 - :mod:`~chalicelib.adapters.payments_table`: ``DynamoPaymentRepository``, the payments table;
 - :mod:`~chalicelib.adapters.key_bindings`: ``DynamoKeyBindings``, the payment routes'
   Idempotency-Key bindings in the idempotency table;
-- :mod:`~chalicelib.adapters.region_flag`: ``SsmRegionControl`` (the in-service flag) and
-  ``DependencyProbes`` (``/health``);
+- :mod:`~chalicelib.adapters.region_flag`: ``SsmRegionControl`` (the in-service flag),
+  ``DependencyProbes`` (``/health``) and ``SsmSweepLedger`` (the observer's sweep of a lost peer);
 - :mod:`~chalicelib.adapters.messages`: ``SqsPaymentQueue``, ``SnsNotifications`` (the transactions
   topic) and ``SnsOpsNotices`` (the ops-alert topic);
 - :mod:`~chalicelib.adapters.clients`: ``DynamoClientDirectory`` (key id -> client) and
@@ -29,13 +29,14 @@ if TYPE_CHECKING:
     from chalicelib.adapters.messages import SnsNotifications, SnsOpsNotices, SqsPaymentQueue
     from chalicelib.adapters.payments_table import DynamoPaymentRepository
     from chalicelib.adapters.peer_api import ApiGatewayPeerApi, StaticPeerApi
-    from chalicelib.adapters.region_flag import DependencyProbes, SsmRegionControl
+    from chalicelib.adapters.region_flag import DependencyProbes, SsmRegionControl, SsmSweepLedger
 
 _HOMES = {
     "DynamoPaymentRepository": "payments_table",
     "DynamoKeyBindings": "key_bindings",
     "SsmRegionControl": "region_flag",
     "DependencyProbes": "region_flag",
+    "SsmSweepLedger": "region_flag",
     "SqsPaymentQueue": "messages",
     "SnsNotifications": "messages",
     "SnsOpsNotices": "messages",
@@ -56,6 +57,7 @@ __all__ = [
     "SnsOpsNotices",
     "SqsPaymentQueue",
     "SsmRegionControl",
+    "SsmSweepLedger",
     "StaticPeerApi",
 ]
 

@@ -17,6 +17,8 @@ from chalicelib.concurrency import at_once
 from chalicelib.cursor import decode_cursor, encode_cursor
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.items import (
+    ANNOUNCED_BY,
+    announced_from_attributes,
     claim_attributes,
     payment_key,
     record_attributes,
@@ -27,7 +29,7 @@ from chalicelib.items import (
     rejection_key,
     scoped,
 )
-from chalicelib.payments import PaymentRecord, Rejection
+from chalicelib.payments import Announced, PaymentRecord, Rejection
 from chalicelib.ports import CustomerPage, PaymentLookup
 from chalicelib.schema import PaymentsTableSchema as Schema
 from chalicelib.sdk import AWS_FAILURES, ClientFactory, LazyClient
@@ -266,6 +268,27 @@ class DynamoPaymentRepository:
             payments=[record_from_attributes(item) for item in response.get("Items", [])],
             next_cursor=encode_cursor(last_key) if last_key else None,
         )
+
+    def stored_by(
+        self, region: str, cursor: dict[str, Any] | None, *, limit: int = 100
+    ) -> tuple[list[Announced], dict[str, Any] | None]:
+        """One consistent page of the table's items that ``region`` stored and announces."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "ConsistentRead": True,
+            "Limit": limit,
+            "FilterExpression": "#announced = :region",
+            "ExpressionAttributeNames": {"#announced": ANNOUNCED_BY},
+            "ExpressionAttributeValues": {":region": {"S": region}},
+        }
+        if cursor is not None:
+            request["ExclusiveStartKey"] = cursor
+        try:
+            response = self._client.scan(**request)
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table", committed_nothing=True) from error
+        items = [announced_from_attributes(item) for item in response.get("Items", [])]
+        return items, response.get("LastEvaluatedKey")
 
     def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
         """Delete ``client``'s oldest payments of ``customer_id`` from before ``older_than``: record, then claim.

@@ -8,6 +8,7 @@ from typing import Any
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.items import key_attributes
 from chalicelib.observability import report_dependency_failure
+from chalicelib.orphans import Sweep
 from chalicelib.regions import RegionFlag
 from chalicelib.schema import PaymentsTableSchema as Schema
 from chalicelib.sdk import AWS_FAILURES, LazyClient
@@ -106,3 +107,28 @@ class SsmRegionControl:
         except AWS_FAILURES as error:
             raise DependencyUnavailable(f"in-service flag of {region}") from error
         self._last[region] = flag
+
+
+class SsmSweepLedger:
+    """This region's sweep of a lost peer (:class:`~chalicelib.orphans.Sweep`) as one SSM parameter."""
+
+    def __init__(self, *, parameter: str, client: Callable[[], Any]) -> None:
+        self._parameter = parameter
+        self._client = LazyClient(client)
+
+    def read(self) -> Sweep:
+        try:
+            value = self._client.get_parameter(Name=self._parameter)["Parameter"]["Value"]
+        except AWS_FAILURES as error:
+            if getattr(error, "response", {}).get("Error", {}).get("Code") == "ParameterNotFound":
+                return Sweep()
+            raise DependencyUnavailable("orphan sweep") from error
+        return Sweep.from_text(value)
+
+    def save(self, sweep: Sweep) -> None:
+        try:
+            self._client.put_parameter(
+                Name=self._parameter, Value=sweep.to_text(), Type="String", Overwrite=True
+            )
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("orphan sweep") from error
