@@ -25,6 +25,7 @@ import boto3
 
 from bench.cold_start_child import Context, api_event
 from bench.common import REGION, LocalAws, local_aws, unique_id
+from bench.write_chains import WriteTimeline, sequential_writes
 from localenv.events import sqs_lambda_record
 from localenv.streams import TableStream, lambda_stream_event
 
@@ -281,6 +282,52 @@ def run_seed(aws: LocalAws, payments: int) -> Tally:
     return tally
 
 
+SEQUENCE_SAMPLES = 20
+
+
+def sequential_writes_ours(samples: int = SEQUENCE_SAMPLES) -> list[int]:
+    """Sequential DynamoDB writes of each of ``samples`` keyed ``POST /process`` calls, through the app."""
+    from chalicelib import sdk
+    from chalicelib.services import use_services
+
+    timeline = WriteTimeline()
+    session = sdk.sdk_session()
+    timeline.attach(session)
+    sdk.use_session(session)
+    use_services(None)
+    app = importlib.import_module("app")
+    chains = []
+    for n in range(samples):
+        event = api_event(payment(n), path="/process", idempotency_key=unique_id("key"))
+        response = app.app(event, Context())
+        assert response["statusCode"] == 201, response
+        chains.append(sequential_writes(timeline.take()))
+    use_services(None)
+    sdk.use_session(None)
+    return chains
+
+
+def sequential_writes_seed(aws: LocalAws, samples: int = SEQUENCE_SAMPLES) -> list[int]:
+    """Sequential DynamoDB writes of the seed's processor for each of ``samples`` payments, one at a time."""
+    seed = importlib.reload(importlib.import_module("bench.seed_design"))
+    timeline = WriteTimeline()
+    timeline.attach(seed.dynamodb.meta.events)
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=aws.endpoint)
+    url = aws.resources.payment_queue_url
+    chains = []
+    for n in range(samples):
+        seed.validator_handler({"body": json.dumps(payment(n))})
+        [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, MessageAttributeNames=["All"])[
+            "Messages"
+        ]
+        event = {"Records": [sqs_lambda_record(message, "arn:aws:sqs:us-east-1:123456789012:q", REGION)]}
+        with captured_output():
+            seed.processor_handler(event, Context())
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        chains.append(sequential_writes(timeline.take()))
+    return chains
+
+
 def run(payments: int = PAYMENTS) -> dict[str, Any]:
     """Requests per payment of both designs, per API and in total, and the ratio (ours without an
     Idempotency-Key, as the seed has none; with one beside it), and each design's usage for the cost model."""
@@ -289,6 +336,8 @@ def run(payments: int = PAYMENTS) -> dict[str, Any]:
         # The cost model prices every payment with an Idempotency-Key: what a careful client sends.
         keyed = run_ours(aws, payments, idempotency_keys=True)
         seed = run_seed(aws, payments)
+        ours_chains = sequential_writes_ours()
+        seed_chains = sequential_writes_seed(aws)
     ours_total = sum(ours.requests.values()) / payments
     seed_total = sum(seed.requests.values()) / payments
     return {
@@ -303,6 +352,7 @@ def run(payments: int = PAYMENTS) -> dict[str, Any]:
         "ours_usage": keyed.usage(payments),
         "ours_plain_usage": ours.usage(payments),
         "seed_usage": seed.usage(payments),
+        "sequential_writes": {"ours_keyed_process": max(ours_chains), "seed": max(seed_chains)},
     }
 
 

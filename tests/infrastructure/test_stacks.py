@@ -282,7 +282,8 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     assert not any(a.startswith("dynamodb:") for a in actions[Handler.FAILOVER_ORCHESTRATOR])
     assert {a for a in actions[Handler.FAILOVER_ORCHESTRATOR] if a.startswith("sqs:")} == {"sqs:SendMessage"}
     # Only the notifier publishes payments (from the stream), so a retried write cannot publish
-    # again; the orchestrator publishes only what it did, on ops-alerts.
+    # again, and the observer, what a lost peer stored and never announced (from the table, with
+    # the events' own ids); the orchestrator publishes only what it did, on ops-alerts.
     [transactions] = [
         k
         for k, r in resources(template, "AWS::SNS::Topic").items()
@@ -294,9 +295,9 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
         for st in policy_statements(template, role)
         if "sns:Publish" in actions_of([st]) and st["Resource"] == {"Ref": transactions}
     ]
-    assert publishers == [Handler.PAYMENT_NOTIFIER]
+    assert sorted(publishers) == sorted([Handler.PAYMENT_NOTIFIER, Handler.PAYMENT_CANARY])
     ssm_writers = [h for h, a in actions.items() if "ssm:PutParameter" in a]
-    assert ssm_writers == [Handler.FAILOVER_ORCHESTRATOR]
+    assert sorted(ssm_writers) == sorted([Handler.FAILOVER_ORCHESTRATOR, Handler.PAYMENT_CANARY])
     # It writes its own region's flag (its alarms) and the peer's (its canary on the peer), no other.
     written = sorted(
         rendered(resource)
@@ -857,7 +858,27 @@ def test_the_canary_probes_the_peer_every_minute_and_may_only_look_up_its_api_an
         # It removes its own old payments, and only those (test_deployed_templates.py).
         "dynamodb:Query",
         "dynamodb:DeleteItem",
+        # Once the peer is lost: its flag, this region's sweep of the table, and the announcements.
+        "ssm:GetParameter",
+        "ssm:PutParameter",
+        "dynamodb:Scan",
+        "sns:Publish",
     }
+    region = DEFAULT_PRIMARY_REGION if stack == PRIMARY else DEFAULT_SECONDARY_REGION
+
+    def resources_of(action: str) -> list[str]:
+        return sorted(
+            rendered(resource)
+            for s in statements
+            if action in json.dumps(s["Action"])
+            for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+        )
+
+    sweep = f"arn:aws:ssm:{region}:REF:parameter{NAMES.orphan_sweep_parameter}"
+    assert resources_of("ssm:PutParameter") == [sweep]
+    assert resources_of("ssm:GetParameter") == sorted(
+        [sweep, f"arn:aws:ssm:{peer}:REF:parameter{NAMES.in_service_parameter}"]
+    )
 
 
 @pytest.mark.parametrize("stack", BOTH)
