@@ -47,6 +47,10 @@ class InMemoryPaymentRepository:
         self.records.setdefault(key, stored or record)
         return stored
 
+    def complete_records(self, records: list[PaymentRecord]) -> None:
+        for record in records:
+            self.records.setdefault((record.client, record.transaction_id), record)
+
     def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
         return self.claims.get((client, transaction_id))
 

@@ -115,6 +115,8 @@ def grant_each_function_its_calls(
     allow(validator, ["dynamodb:GetItem"], resources.clients_table.table_arn)
     # Only the notifier publishes, from the table's stream (the outbox).
     allow(notifier, STREAM_READ_ACTIONS, stream_arn)
+    # It writes the record of a claim whose request could not (the claim answers for the payment).
+    allow(notifier, ["dynamodb:BatchGetItem", "dynamodb:PutItem"], table.table_arn)
     allow(notifier, ["sns:Publish"], transaction_topic.topic_arn)
     allow(notifier, QUEUE_SEND_ACTIONS, notification_dlq.queue_arn)
     allow(notifier, KEY_ACTIONS, key.key_arn)

@@ -57,6 +57,9 @@ class PaymentRepository(Protocol):
         key there without a third sequential write.
         """
 
+    def complete_records(self, records: list[PaymentRecord]) -> None:
+        """Write the record of each claim in ``records`` that has none yet (the notifier's repair)."""
+
     def get(self, client: str, transaction_id: str) -> PaymentRecord | None:
         """``client``'s payment stored under ``transaction_id``, if any."""
 

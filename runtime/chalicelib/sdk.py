@@ -47,7 +47,7 @@ AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 # The payments table's operations (its alarm counts their SystemErrors, stacks/monitoring.py).
 PAYMENTS_TABLE_OPERATIONS = ("GetItem", "Query", "PutItem")
 SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
-    "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "DeleteItem", "Scan"),
+    "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "BatchGetItem", "DeleteItem", "Scan"),
     "sqs": ("SendMessage", "GetQueueAttributes"),
     "sns": ("Publish", "PublishBatch"),
     "ssm": ("GetParameter", "PutParameter"),

@@ -29,6 +29,7 @@ from chalicelib.items import (
     rejection_key,
     scoped,
 )
+from chalicelib.observability import report_dependency_failure
 from chalicelib.payments import Announced, PaymentRecord, Rejection
 from chalicelib.ports import CustomerPage, PaymentLookup
 from chalicelib.schema import PaymentsTableSchema as Schema
@@ -92,10 +93,15 @@ class DynamoPaymentRepository:
         stored = None if claimed is None else record_from_attributes(claimed)
 
         def complete() -> None:
-            if claimed is None:
-                self._put_record(record_attributes(record))
-            elif not self._item(record_key(claimed), projection=Schema.PARTITION_KEY):
-                self._put_record(record_attributes(stored))  # type: ignore[arg-type]
+            # From the claim on, the payment is made and is answered as made: a record that cannot
+            # be written now is written by the notifier, from the claim's stream record.
+            try:
+                if claimed is None:
+                    self._put_record(record_attributes(record))
+                elif not self._item(record_key(claimed), projection=Schema.PARTITION_KEY):
+                    self._put_record(record_attributes(stored))  # type: ignore[arg-type]
+            except DependencyUnavailable as error:
+                report_dependency_failure(error, "payments table (the record, left to the notifier)")
 
         if alongside is None:
             complete()
@@ -146,6 +152,35 @@ class DynamoPaymentRepository:
             except (BotoCoreError, ResponseParserError) as error:
                 raise DependencyUnavailable("payments table") from error
         raise DependencyUnavailable("payments table")
+
+    def complete_records(self, records: list[PaymentRecord]) -> None:
+        """Write the record of each of ``records`` (claims this region made) that is missing.
+
+        One consistent ``BatchGetItem`` finds which are there; the rest are put, conditionally,
+        so a record written meanwhile by a retry stays the only one.
+        """
+        keys = {record_key(claim_attributes(r))[Schema.PARTITION_KEY]["S"]: r for r in records}
+        if not keys:
+            return
+        request: dict[str, Any] = {
+            self._table: {
+                "Keys": [record_key(claim_attributes(r)) for r in records],
+                "ConsistentRead": True,
+                "ProjectionExpression": "#pk",
+                "ExpressionAttributeNames": {"#pk": Schema.PARTITION_KEY},
+            }
+        }
+        try:
+            response = self._client.batch_get_item(RequestItems=request)
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table") from error
+        found = {
+            item[Schema.PARTITION_KEY]["S"] for item in response.get("Responses", {}).get(self._table, [])
+        }
+        # Keys DynamoDB left unprocessed are simply put: the condition keeps an existing record.
+        for partition, record in keys.items():
+            if partition not in found:
+                self._put_record(record_attributes(record))
 
     def _put_record(self, item: dict[str, Any]) -> None:
         """Put a payment's record once: a record already there (a racing repair wrote it) is fine."""
