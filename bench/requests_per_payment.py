@@ -84,6 +84,10 @@ class Tally:
             strong = params.get("ConsistentRead", False)
             kind = table_kind(params["TableName"])
             self.read_units[kind] = self.read_units.get(kind, 0.0) + (1.0 if strong else 0.5)
+        elif operation == "BatchGetItem":
+            for table, request in params["RequestItems"].items():
+                kind, per_key = table_kind(table), 1.0 if request.get("ConsistentRead") else 0.5
+                self.read_units[kind] = self.read_units.get(kind, 0.0) + per_key * len(request["Keys"])
 
     def _wrote(self, kind: str, item: dict[str, Any], *, units: int, stored: bool) -> None:
         size = item_bytes(item)
