@@ -25,8 +25,9 @@ What it does:
   answering: ``move_after_failures`` failed attempts in a row of those known to have stored
   nothing (a connection never made, a 5xx with ``Payment-Outcome: none``). After an attempt
   whose outcome is unknown (a timeout, a connection lost after sending, any other 5xx) it retries
-  where it was while that region's ``/health`` answers 200, and moves only once it does not, and
-  no sooner than ``replication_window`` seconds after that attempt began. It does not flap: it returns to
+  where it was while that region's ``/health`` answers 200, and moves only once it does not; no
+  attempt of that call goes to the other region sooner than ``replication_window`` seconds after
+  that attempt began, whatever moved the client. It does not flap: it returns to
   the preferred region only after ``return_after`` seconds and only while that region's
   ``/health`` answers 200, and each time it has to leave again soon after returning, it waits
   twice as long before the next return. One call's attempts are made one after another, so one

@@ -225,8 +225,16 @@ class PaymentsClient:
         if idempotency_key is not None:
             headers[IDEMPOTENCY_KEY_HEADER] = idempotency_key
         last_error = "no attempt made"
+        # Where and when this call last sent an attempt whose outcome is unknown: until the
+        # replication window since then has passed, no attempt of it goes to another region,
+        # whatever moved the client (the found bug: a refusal after a lost answer moved at once).
+        uncertain: tuple[int, float] | None = None
         for attempt in range(1, self._policy.max_attempts + 1):
             index = self._choose_region()
+            if uncertain is not None and index != uncertain[0]:
+                wait = uncertain[1] + self._policy.replication_window - self._clock()
+                if wait > 0:
+                    self._sleep(wait)
             endpoint = self._regions.endpoints[index]
             started = self._clock()
             try:
@@ -240,7 +248,8 @@ class PaymentsClient:
                 if _never_sent(error):
                     self._failed(index, last_error)
                 else:
-                    self._outcome_unknown(index, started, last_error)
+                    uncertain = (index, started)
+                    self._outcome_unknown(index, last_error)
                 self._wait(attempt, None)
                 continue
             status = int(response.status_code)
@@ -254,7 +263,8 @@ class PaymentsClient:
                 if said is Verdict.NOTHING_STORED:
                     self._failed(index, last_error)
                 elif said is Verdict.UNKNOWN:
-                    self._outcome_unknown(index, started, last_error)
+                    uncertain = (index, started)
+                    self._outcome_unknown(index, last_error)
                 self._wait(attempt, retry_after)
                 continue
             self._succeeded(index)
@@ -338,17 +348,14 @@ class PaymentsClient:
             return
         self._move_away(index, f"{failures} failed attempts in a row ({reason})")
 
-    def _outcome_unknown(self, index: int, started: float, reason: str) -> None:
+    def _outcome_unknown(self, index: int, reason: str) -> None:
         """After an attempt that may have stored the payment: stay while the region is healthy.
 
-        A region whose ``/health`` fails is out: the client moves, once the replication window
-        since the attempt began has passed.
+        A region whose ``/health`` fails is out: the client moves; the call's next attempt waits
+        out the replication window since the uncertain attempt began (``_call``).
         """
         if len(self._regions.endpoints) < 2 or self._regions.current != index or self._healthy(index):
             return
-        wait = started + self._policy.replication_window - self._clock()
-        if wait > 0:
-            self._sleep(wait)
         self._move_away(index, f"{self._regions.endpoints[index]}{HEALTH_PATH} is not 200 after {reason}")
 
     def _succeeded(self, index: int) -> None:

@@ -387,6 +387,26 @@ def test_after_an_unknown_outcome_it_moves_once_the_region_is_out_but_not_within
     assert "is not 200 after ReadTimeout" in client.moves[0].reason
 
 
+def test_a_refusal_after_an_unknown_outcome_moves_no_sooner_than_the_replication_window(
+    api: FakeApi, clock: Clock
+) -> None:
+    # Found by the checker (make chaos): the answer is lost, then the region goes dark and refuses
+    # connections; two refusals move the client, which must still wait for the first attempt's
+    # payment to reach the peer, whose claim then answers instead of making a second payment.
+    def lost_answer_then_dark() -> Exception:
+        api.scripts[PRIMARY] = [refused(), refused(), refused()]
+        return requests.ConnectionError("Connection aborted")
+
+    api.scripts[PRIMARY] = [lost_answer_then_dark]
+    client = client_of(api, clock, replication_window=2.0, base_delay=0.01, move_after_failures=2)
+    began = clock.now
+
+    answer = client.process(PAYMENT)
+
+    assert answer.endpoint == SECONDARY and api.regions() == [PRIMARY, PRIMARY, PRIMARY, SECONDARY]
+    assert api.sent[-1].at - began >= 2.0
+
+
 def test_a_5xx_that_stored_nothing_counts_towards_moving(api: FakeApi, clock: Clock) -> None:
     api.scripts[PRIMARY] = [Answer(503, {"Payment-Outcome": "none"})] * 2
     client = client_of(api, clock, move_after_failures=2)
