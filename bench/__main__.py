@@ -129,7 +129,8 @@ def _write_unit_lines(counted: dict) -> list[str]:
         "",
         (
             f"Sequential writes per keyed `POST /process` (the longest chain of writes each waiting for the one "
-            f"before, {SEQUENCE_SAMPLES} calls timed by botocore's events): ours **{chains['ours_keyed_process']}** "
+            f"before, {SEQUENCE_SAMPLES} calls timed by botocore's events, each DynamoDB call held 20 ms as its "
+            f"network round trip): ours **{chains['ours_keyed_process']}** "
             f"(goal: at most 2; the claim, then the record and the key's binding at once; four before), the "
             f"seed's processor {chains['seed']} (one put, and no key)."
         ),
@@ -195,7 +196,7 @@ def render(
         "",
         (
             f"Ours / seed: **{counted['ratio']:.2f}** (the seed has no Idempotency-Key; a keyed request adds the "
-            "key's record, written in progress and then completed). `sqs:EventSourcePolling` is Lambda's poller "
+            "key's binding, read before the work and written beside the record). `sqs:EventSourcePolling` is Lambda's poller "
             "(ReceiveMessage and DeleteMessageBatch per batch of ten), the same for both; stream reads by Lambda are "
             "free and not counted."
         ),
