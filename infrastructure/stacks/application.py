@@ -4,8 +4,9 @@
 benchmarks) both build the app here.
 
 Settings come from CDK context (``cdk.json`` or ``-c key=value``): ``environment_suffix``,
-``primary_region``, ``secondary_region`` and, for Route 53 failover, ``domain_name``,
-``hosted_zone_id`` and ``hosted_zone_name``.
+``primary_region``, ``secondary_region``, ``strong_consistency_witness``, ``topology``
+(``active-passive``, the default, or ``active-active``, which needs the witness) and, for Route 53,
+``domain_name``, ``hosted_zone_id`` and ``hosted_zone_name``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Route 53 failover between the two regional APIs, when a hosted zone and domain are given."""
+"""Route 53 routing between the two regional APIs (failover or latency), when a hosted zone and domain are given."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from chalicelib.failover_numbers import (
     HEALTH_CHECK_INTERVAL_SECONDS,
     canary_alarm_digest,
 )
-from chalicelib.names import API_STAGE, HEALTH_PATH, ResourceNames
+from chalicelib.names import API_STAGE, HEALTH_PATH, ResourceNames, Topology
 from stacks.api import API_LOGICAL_ID
 
 # Route 53 publishes health-check metrics in us-east-1 only: only a stack there can alarm on them.
@@ -28,15 +28,17 @@ SAM_STAGE_LOGICAL_ID = f"{API_LOGICAL_ID}{API_STAGE}Stage"
 
 
 class PaymentDns(Construct):
-    """A regional custom domain for this region's API and its failover record.
+    """A regional custom domain for this region's API and its record in the domain's routing set.
 
     Default settings: TLS 1.2 custom domain with a DNS-validated certificate, an HTTPS health
     check on this region's ``/health`` every 30 s (unhealthy after 3 failures), a health check on
     the alarm of the peer's canary against this region (in the peer region), and an alias A
-    record with failover role PRIMARY (primary region) or SECONDARY whose health is the
-    calculated check of both: healthy only while ``/health`` answers *and* real payments go
-    through as the peer sees them. Route 53 and the peer's CloudWatch decide; nothing in this
-    region is on that path, so a gray failure (``/health`` 200, payments failing) moves clients.
+    record whose health is the calculated check of both: healthy only while ``/health`` answers
+    *and* real payments go through as the peer sees them. In ``active-passive`` the record has
+    the failover role PRIMARY (primary region) or SECONDARY; in ``active-active`` it is a latency
+    record of this region, so each client goes to its nearest healthy region and a region whose
+    check fails leaves the set. Route 53 and the peer's CloudWatch decide; nothing in this region
+    is on that path, so a gray failure (``/health`` 200, payments failing) moves clients.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class PaymentDns(Construct):
         hosted_zone_id: str,
         hosted_zone_name: str,
         is_primary: bool,
+        topology: Topology,
         region: str,
         rest_api: CfnResource,
         api_host: str,
@@ -125,21 +128,36 @@ class PaymentDns(Construct):
                 route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"payments-{region}-decision")
             ],
         )
-        self.record = route53.CfnRecordSet(
-            self,
-            "FailoverRecord",
-            hosted_zone_id=zone.hosted_zone_id,
-            name=domain_name,
-            type="A",
-            set_identifier=f"payments-{region}",
-            failover="PRIMARY" if is_primary else "SECONDARY",
-            health_check_id=self.decision.attr_health_check_id,
-            alias_target=route53.CfnRecordSet.AliasTargetProperty(
-                dns_name=domain.attr_regional_domain_name,
-                hosted_zone_id=domain.attr_regional_hosted_zone_id,
-                evaluate_target_health=True,
-            ),
+        alias = route53.CfnRecordSet.AliasTargetProperty(
+            dns_name=domain.attr_regional_domain_name,
+            hosted_zone_id=domain.attr_regional_hosted_zone_id,
+            evaluate_target_health=True,
         )
+        if topology is Topology.ACTIVE_ACTIVE:
+            # Route 53 answers with the lowest-latency region whose decision check is healthy.
+            self.record = route53.CfnRecordSet(
+                self,
+                "LatencyRecord",
+                hosted_zone_id=zone.hosted_zone_id,
+                name=domain_name,
+                type="A",
+                set_identifier=f"payments-{region}",
+                region=region,
+                health_check_id=self.decision.attr_health_check_id,
+                alias_target=alias,
+            )
+        else:
+            self.record = route53.CfnRecordSet(
+                self,
+                "FailoverRecord",
+                hosted_zone_id=zone.hosted_zone_id,
+                name=domain_name,
+                type="A",
+                set_identifier=f"payments-{region}",
+                failover="PRIMARY" if is_primary else "SECONDARY",
+                health_check_id=self.decision.attr_health_check_id,
+                alias_target=alias,
+            )
 
         if region == ROUTE53_METRICS_REGION:
             self.health_check_alarm = cloudwatch.Alarm(

@@ -12,7 +12,10 @@ from chalicelib.names import (
     DEFAULT_ENVIRONMENT_SUFFIX,
     DEFAULT_PRIMARY_REGION,
     DEFAULT_SECONDARY_REGION,
+    DEFAULT_TOPOLOGY,
     ResourceNames,
+    Topology,
+    topology_refusal,
 )
 
 
@@ -49,11 +52,16 @@ class DeploymentSettings:
     # Multi-Region strong consistency for the payments table: the witness region, or "" for the
     # default eventually consistent global table. Only when the table is created.
     strong_consistency_witness: str = ""
+    # Whether both regions take payments; made at creation, as the table's consistency is.
+    topology: Topology = DEFAULT_TOPOLOGY
     # Production data: tables and keys are retained when their stack is deleted, and tables
     # refuse deletion. Development stacks clean up after themselves.
     production: bool = False
 
     def __post_init__(self) -> None:
+        refusal = topology_refusal(self.topology, strong_consistency=bool(self.strong_consistency_witness))
+        if refusal:
+            raise InvalidSettings(f"{refusal}; add -c strong_consistency_witness=<the set's third region>")
         if self.strong_consistency_witness:
             regions = {self.primary_region, self.secondary_region, self.strong_consistency_witness}
             if len(regions) != 3 or not any(
@@ -85,6 +93,12 @@ class DeploymentSettings:
                 hosted_zone_id=context("hosted_zone_id"),
                 hosted_zone_name=context("hosted_zone_name", context("domain_name")),
             )
+        try:
+            topology = Topology(context("topology", DEFAULT_TOPOLOGY))
+        except ValueError:
+            raise InvalidSettings(
+                f"topology must be one of {', '.join(t.value for t in Topology)}; got {context('topology')!r}"
+            ) from None
         return cls(
             environment_suffix=environment_suffix
             or context("environment_suffix", DEFAULT_ENVIRONMENT_SUFFIX),
@@ -92,6 +106,7 @@ class DeploymentSettings:
             secondary_region=context("secondary_region", DEFAULT_SECONDARY_REGION),
             dns=dns,
             strong_consistency_witness=context("strong_consistency_witness"),
+            topology=topology,
             production=context("production").lower() in ("true", "1", "yes"),
         )
 

@@ -110,6 +110,7 @@ class PaymentRegionStack(cdk.Stack):
                 hosted_zone_id=dns.hosted_zone_id,
                 hosted_zone_name=dns.hosted_zone_name,
                 is_primary=props.is_primary,
+                topology=props.settings.topology,
                 region=props.region,
                 rest_api=api.rest_api,
                 api_host=api.api_host,

@@ -8,6 +8,7 @@ those resources hold are in :mod:`chalicelib.schema`, the metrics in :mod:`chali
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import NamedTuple
 
 from chalicelib.failover_numbers import canary_alarm_digest
@@ -19,6 +20,39 @@ APP_NAME = "payment-api"
 DEFAULT_ENVIRONMENT_SUFFIX = "dev"
 DEFAULT_PRIMARY_REGION = "us-east-1"
 DEFAULT_SECONDARY_REGION = "us-east-2"
+
+
+class Topology(StrEnum):
+    """Which regions take payments, chosen when the stacks are created.
+
+    ``active-passive``: the secondary stands warm but idle; Route 53's failover record sends every
+    client to the primary while it is healthy. ``active-active``: both regions take payments;
+    Route 53's latency records send each client to its nearest healthy region. Two regions may
+    take writes for the same ids only under multi-Region strong consistency, so active-active
+    needs it.
+    """
+
+    ACTIVE_PASSIVE = "active-passive"
+    ACTIVE_ACTIVE = "active-active"
+
+
+DEFAULT_TOPOLOGY = Topology.ACTIVE_PASSIVE
+
+
+def topology_refusal(topology: Topology, *, strong_consistency: bool) -> str | None:
+    """Why ``topology`` cannot run with this payments table, or None when it can.
+
+    Shared by synthesis and the local environment, so both refuse the same thing in the same words.
+    """
+    if topology is Topology.ACTIVE_ACTIVE and not strong_consistency:
+        return (
+            "topology active-active needs multi-Region strong consistency: two regions may take "
+            "writes for the same transaction ids only when each write is checked against every "
+            "region's latest version (the eventually consistent global table is refused)"
+        )
+    return None
+
+
 API_STAGE = "prod"
 # The route Route 53 health checks call; never traced (see stacks.monitoring).
 HEALTH_PATH = "/health"
