@@ -28,9 +28,11 @@ $(INSTALLED): .python-version requirements.txt constraints.txt runtime/requireme
 
 ## run: the service on http://127.0.0.1:8000 against an embedded local AWS (Ctrl-C stops both)
 # CONSISTENCY=strong runs the payments table under multi-Region strong consistency's rules.
-CONSISTENCY ?= eventual
+# TOPOLOGY=active-active has both regions take payments; it needs (and so defaults to) strong.
+TOPOLOGY ?= active-passive
+CONSISTENCY ?= $(if $(filter active-active,$(TOPOLOGY)),strong,eventual)
 run: $(INSTALLED)
-	$(PY) -m localenv --consistency $(CONSISTENCY)
+	$(PY) -m localenv --consistency $(CONSISTENCY) --topology $(TOPOLOGY)
 
 ## test: lint and types, then every test (unit, handlers, integration over HTTP)
 test: lint $(NODE) $(CHECKOV_VENV)/.installed
@@ -63,10 +65,11 @@ load: $(INSTALLED)
 
 ## drill: the DR drill on a local environment of its own; prints RTO (detect/decide/execute), RPO, a timeline
 # DRILL_FAULT=gray (or region, replication-paused) picks another fault; see `python -m drills --help`.
-# CONSISTENCY=strong drills the payments table under multi-Region strong consistency's rules.
+# CONSISTENCY=strong drills the payments table under multi-Region strong consistency's rules;
+# TOPOLOGY=active-active drills both regions taking payments, with riders split between them.
 DRILL_FAULT ?= api
 drill: $(INSTALLED)
-	$(PY) -m drills --fault $(DRILL_FAULT) --consistency $(CONSISTENCY) --png docs/drill-timeline$(if $(filter api,$(DRILL_FAULT)),,-$(DRILL_FAULT)).png
+	$(PY) -m drills --fault $(DRILL_FAULT) --consistency $(CONSISTENCY) --topology $(TOPOLOGY) --png docs/drill-timeline$(if $(filter active-active,$(TOPOLOGY)),-active-active,)$(if $(filter api,$(DRILL_FAULT)),,-$(DRILL_FAULT)).png
 
 ## chaos: the fault-schedule checker, long: 200 random schedules (half under strong consistency),
 ## 6,000 payments; prints every broken promise and the figures; schedules in .chaos/schedules.jsonl

@@ -13,11 +13,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
+from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, Topology, topology_refusal
+from drills.riders import RIDER_FAULTS, RidersPlan, run_riders_drill
 from drills.scenario import FAULTS, DrillPlan, run_drill
-from drills.timeline import draw_timeline
+from drills.timeline import draw_riders_timeline, draw_timeline
 from localenv import replication
-from localenv.environment import LocalEnvironment, RegionPlan, add_consistency_argument
+from localenv.environment import (
+    LocalEnvironment,
+    RegionPlan,
+    add_consistency_argument,
+    add_topology_argument,
+)
 from localenv.network import free_port
 
 
@@ -44,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--outage", type=float, default=10.0, help="seconds the primary stays down (default 10)"
     )
     add_consistency_argument(parser)
+    add_topology_argument(parser)
+    parser.add_argument(
+        "--riders",
+        action="store_true",
+        help="several merchants' riders (both endpoints and one domain each) instead of one client; "
+        "always so in active-active, whose riders are split between the regions",
+    )
     parser.add_argument("--png", type=Path, help="write the timeline picture here")
     parser.add_argument("--log-dir", type=Path, default=Path(".localenv/drill"), help="process output")
     return parser
@@ -51,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the drill and print its report (and the timeline picture's path)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    refusal = topology_refusal(args.topology, strong_consistency=args.consistency == "strong")
+    if refusal:
+        parser.error(f"{refusal}; add --consistency strong (CONSISTENCY=strong)")
+    riders = args.riders or args.topology is Topology.ACTIVE_ACTIVE
+    if riders and args.fault not in RIDER_FAULTS:
+        parser.error(f"the riders' drill takes --fault {' or '.join(RIDER_FAULTS)}")
     replication.VERBOSE = False
     plan = DrillPlan(rate_per_second=args.rate, outage_seconds=args.outage, fault=args.fault)
     plans = [RegionPlan(args.primary_region, free_port()), RegionPlan(args.secondary_region, free_port())]
@@ -63,9 +83,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         canary_seconds=plan.canary_seconds,
         orchestrators_off=idle,
         strong_consistency=args.consistency == "strong",
+        topology=args.topology,
     ) as environment:
         target = environment.target()
-        report = run_drill(environment, target, plan)
+        if riders:
+            ride = RidersPlan(topology=args.topology, fault=args.fault, outage_seconds=args.outage)
+            riders_report = run_riders_drill(environment, target, ride)
+        else:
+            report = run_drill(environment, target, plan)
+    if riders:
+        print(riders_report.table())
+        if args.png:
+            print(f"timeline: {draw_riders_timeline(riders_report, target.regions, args.png)}")
+        return 0 if riders_report.passed else 1
     print(report.table())
     if args.png:
         print(f"timeline: {draw_timeline(report, target.regions, args.png)}")

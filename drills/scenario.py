@@ -222,7 +222,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
             send_until(lambda: endpoints[client.endpoint] == secondary, 30)
             send_for(plan.recovered_seconds)  # the primary stays out of service: failback is manual
             phase[0] = f"failback of {primary} (waits for its canary to pass)"
-            failback_at = _fail_back(target, primary, send_for)
+            failback_at = fail_back(target, primary, send_for)
             phase[0] = "failed back"
             send_for(plan.recovered_seconds + HEALTH_CHECK_FAILURE_THRESHOLD * plan.health_interval_seconds)
     finally:
@@ -256,7 +256,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
     return report
 
 
-def _fail_back(target: Target, region: str, send_for: Callable[[float], None]) -> float:
+def fail_back(target: Target, region: str, send_for: Callable[[float], None]) -> float:
     """The operator's failback, retried while its checks (the canary above all) are not yet met."""
     deadline = time.time() + 60
     while True:

@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import Any, Self
 
 from chalicelib.items import is_payment_record, unscoped
-from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar, ResourceNames
+from chalicelib.names import (
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    DEFAULT_TOPOLOGY,
+    EnvVar,
+    ResourceNames,
+    Topology,
+    topology_refusal,
+)
 from chalicelib.schema import CANARY_CLIENT, CANARY_THROTTLE
 from chalicelib.schema import PaymentsTableSchema as Schema
 from localenv import moto_fixes
@@ -45,6 +53,10 @@ MAKE_RUN_CANARY_SECONDS = 15.0
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "runtime"
 CONSISTENCY_MODES = ("eventual", "strong")
+TOPOLOGY_TEXT = {
+    Topology.ACTIVE_PASSIVE: "the secondary takes payments after a failover",
+    Topology.ACTIVE_ACTIVE: "both regions take payments; a client keeps to the endpoint it lists first",
+}
 LOCAL_SUFFIX = "local"
 PRIMARY_PORT = 8000
 SECONDARY_PORT = 8001
@@ -88,6 +100,7 @@ class LocalEnvironment:
         canary_seconds: float = 0.0,
         orchestrators_off: frozenset[str] = frozenset(),
         strong_consistency: bool = False,
+        topology: Topology = DEFAULT_TOPOLOGY,
     ) -> None:
         """``log_dir``: write each process's output to a file there instead of the console.
 
@@ -101,7 +114,11 @@ class LocalEnvironment:
         ``strong_consistency``: the payments table under multi-Region strong consistency's rules
         (see :mod:`localenv.moto_fixes`): each write is in both regions before it is acknowledged.
         """
+        refusal = topology_refusal(topology, strong_consistency=strong_consistency)
+        if refusal:
+            raise ValueError(f"{refusal}; run with --consistency strong")
         self.strong_consistency = strong_consistency
+        self.topology = topology
         self.canary_seconds = canary_seconds
         self.orchestrators_off = orchestrators_off
         # Faults the local AWS applies (see localenv.moto_fixes), switched by writing this file.
@@ -215,6 +232,7 @@ class LocalEnvironment:
         return {
             **self.target().describe(),
             "consistency": "strong" if self.strong_consistency else "eventual",
+            "topology": str(self.topology),
             # Each region's function environment, so another API process can serve it as well.
             "functions": {plan.region: self._function_environment(plan.region) for plan in self.regions},
         }
@@ -445,6 +463,18 @@ def add_consistency_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_topology_argument(parser: argparse.ArgumentParser) -> None:
+    """``--topology``: which regions take payments, shared by ``make run`` and the drill."""
+    parser.add_argument(
+        "--topology",
+        type=Topology,
+        choices=list(Topology),
+        default=DEFAULT_TOPOLOGY,
+        help="active-passive: the secondary takes payments only after a failover; active-active: both "
+        "regions take payments (needs --consistency strong, as the stacks need a witness); default %(default)s",
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m localenv",
@@ -454,7 +484,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--secondary-region", default=DEFAULT_SECONDARY_REGION)
     parser.add_argument("--port", type=int, default=PRIMARY_PORT, help="primary API port (secondary: +1)")
     add_consistency_argument(parser)
-    return parser.parse_args(argv)
+    add_topology_argument(parser)
+    args = parser.parse_args(argv)
+    refusal = topology_refusal(args.topology, strong_consistency=args.consistency == "strong")
+    if refusal:
+        parser.error(f"{refusal}; add --consistency strong (CONSISTENCY=strong)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -465,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         state_file=LOCAL_STATE,
         canary_seconds=MAKE_RUN_CANARY_SECONDS,
         strong_consistency=args.consistency == "strong",
+        topology=args.topology,
     )
     stopping = False
 
@@ -478,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         environment.start()
         print(f"payment routes need the header  x-api-key: {environment.api_key}", flush=True)
         print(f"payments table consistency: {args.consistency}", flush=True)
+        print(f"topology: {args.topology} ({TOPOLOGY_TEXT[args.topology]})", flush=True)
         print("ready: Ctrl-C stops everything", flush=True)
         while not stopping and environment.all_running():
             time.sleep(0.2)
