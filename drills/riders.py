@@ -34,7 +34,7 @@ import requests
 from chalicelib.failover_numbers import HEALTH_CHECK_FAILURE_THRESHOLD
 from chalicelib.names import Topology
 from drills.report import Attempt, audit
-from drills.route53_model import publish_alarm
+from drills.route53_model import Route53Model, publish_alarm
 from drills.scenario import DRILL_RETURN_AFTER_SECONDS, FAULTS, fail_back
 from localenv.environment import LocalEnvironment
 from localenv.progress import Heartbeat
@@ -70,58 +70,6 @@ class RidersPlan:
     recovered_seconds: float = 5.0
     health_interval_seconds: float = 1.0
     canary_seconds: float = 1.0
-
-
-class Route53Model:
-    """Route 53's answer for the domain: each region's calculated check, and the routing policy.
-
-    A region's check is healthy while both children are: the endpoint check on its ``/health``
-    (3 consecutive results change its state) and the alarm on the peer's canary against it.
-    """
-
-    def __init__(self, target: Target, interval: float, topology: Topology) -> None:
-        self._target = target
-        self._interval = interval
-        self.topology = topology
-        self.healthy = dict.fromkeys(target.regions, True)
-        self._endpoint_healthy = dict.fromkeys(target.regions, True)
-        self._streak = dict.fromkeys(target.regions, 0)
-        self.unhealthy_at: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            for region in self._target.regions:
-                passing = regions.health_of(self._target, region)[0] == 200
-                if passing == self._endpoint_healthy[region]:
-                    self._streak[region] = 0
-                else:
-                    self._streak[region] += 1
-                    if self._streak[region] >= HEALTH_CHECK_FAILURE_THRESHOLD:
-                        self._endpoint_healthy[region], self._streak[region] = passing, 0
-                alarm = regions.canary_state(self._target, region)[0]
-                healthy = self._endpoint_healthy[region] and alarm != "ALARM"
-                if self.healthy[region] and not healthy:
-                    self.unhealthy_at.setdefault(region, time.time())
-                self.healthy[region] = healthy
-
-    def answer(self, nearest: str) -> str:
-        """The region Route 53 answers with for a client whose lowest-latency region is ``nearest``."""
-        primary, secondary = self._target.primary_region, self._target.secondary_region
-        if self.topology is Topology.ACTIVE_PASSIVE:
-            # A failover record: the primary while it is healthy (and when neither is).
-            return secondary if not self.healthy[primary] and self.healthy[secondary] else primary
-        # Latency records: the nearest healthy region; when none is healthy, all are answered.
-        others = [r for r in self._target.regions if r != nearest and self.healthy[r]]
-        return nearest if self.healthy[nearest] or not others else others[0]
 
 
 class ResolvingSession:
