@@ -37,7 +37,7 @@ from chalicelib.names import (
     Topology,
     topology_refusal,
 )
-from chalicelib.schema import CANARY_CLIENT, CANARY_THROTTLE
+from chalicelib.schema import CANARY_CLIENT, CANARY_THROTTLE, EVENTUAL_CONSISTENCY, STRONG_CONSISTENCY
 from chalicelib.schema import PaymentsTableSchema as Schema
 from localenv import moto_fixes
 from localenv.events import CANARY_SECONDS_VARIABLE, ORCHESTRATOR_VARIABLE
@@ -52,7 +52,7 @@ from operations.targets import LOCAL_STATE, Target
 MAKE_RUN_CANARY_SECONDS = 15.0
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "runtime"
-CONSISTENCY_MODES = ("eventual", "strong")
+CONSISTENCY_MODES = (EVENTUAL_CONSISTENCY, STRONG_CONSISTENCY)
 TOPOLOGY_TEXT = {
     Topology.ACTIVE_PASSIVE: "the secondary takes payments after a failover",
     Topology.ACTIVE_ACTIVE: "both regions take payments; a client keeps to the endpoint it lists first",
@@ -118,6 +118,7 @@ class LocalEnvironment:
         if refusal:
             raise ValueError(f"{refusal}; run with --consistency strong")
         self.strong_consistency = strong_consistency
+        self.consistency = STRONG_CONSISTENCY if strong_consistency else EVENTUAL_CONSISTENCY
         self.topology = topology
         self.canary_seconds = canary_seconds
         self.orchestrators_off = orchestrators_off
@@ -231,7 +232,7 @@ class LocalEnvironment:
         """Where everything runs: read by ``payments-dr --local`` and ``chalice local --stage local``."""
         return {
             **self.target().describe(),
-            "consistency": "strong" if self.strong_consistency else "eventual",
+            "consistency": self.consistency,
             "topology": str(self.topology),
             # Each region's function environment, so another API process can serve it as well.
             "functions": {plan.region: self._function_environment(plan.region) for plan in self.regions},
@@ -296,6 +297,7 @@ class LocalEnvironment:
         return {
             **self.resources[region].function_environment(self.endpoint),
             EnvVar.LOCAL_API_GATEWAY: "1",
+            EnvVar.PAYMENTS_CONSISTENCY: self.consistency,
         }
 
     def _region_env(self, plan: RegionPlan) -> dict[str, str]:

@@ -48,7 +48,9 @@ What it guarantees, by the payments table's mode:
   or a 5xx saying ``Payment-Outcome: none``, stored nothing.
 - **Strong (multi-Region strong consistency).** The claim on a ``transaction_id`` holds across
   regions: any retry, in either region, returns the one payment (200) or a 409; an acknowledged
-  payment is in both regions before the answer reaches you.
+  payment is in both regions before the answer reaches you. The deployment says so on every
+  answer (``Payment-Consistency: strong``), and the client then has no replication window to
+  wait out: after an attempt of unknown outcome it moves as soon as the region is out.
 """
 
 from payments_client.client import ApiResponse, Move, PaymentsClient, PaymentsUnavailable, RetryPolicy

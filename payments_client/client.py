@@ -26,6 +26,11 @@ HEALTH_PATH = "/health"
 # anything else, or no header at all (a gateway's own 502/504), means the outcome is unknown.
 PAYMENT_OUTCOME_HEADER = "Payment-Outcome"
 NOTHING_COMMITTED = "none"
+# On every answer: the payments table's consistency mode. Under "strong" (multi-Region strong
+# consistency) a payment is acknowledged only once the peer has it, and two regions' writes of one
+# payment meet: a retry in the other region is safe at once, whatever the last attempt's outcome.
+CONSISTENCY_HEADER = "Payment-Consistency"
+STRONG_CONSISTENCY = "strong"
 # The merchant's own rate limit: retried where it is, never a reason to change region.
 THROTTLED_STATUS = 429
 RETRYABLE_STATUSES = frozenset({THROTTLED_STATUS, 500, 502, 503, 504})
@@ -80,8 +85,9 @@ class RetryPolicy:
     but no sooner than ``replication_window`` seconds after that attempt began, so that a payment
     the attempt did store has reached the other region, whose claim then answers the retry. The
     default covers the payments table's replication in the default mode (typically under a
-    second; ``bench/results.md``). A request in flight holds nothing in the API, so no retry waits
-    on one.
+    second; ``bench/results.md``). A deployment whose answers say ``Payment-Consistency: strong``
+    has no such window, and the client then moves without waiting it out. A request in flight
+    holds nothing in the API, so no retry waits on one.
     """
 
     max_attempts: int = 8
@@ -185,6 +191,9 @@ class PaymentsClient:
         self._sleep = sleep
         self._jitter = jitter
         self._regions = _Regions(endpoints=urls, return_after=policy.return_after)
+        # Whether the deployment last said its payments table is strongly consistent (no
+        # replication window to wait out before a retry elsewhere); until it says so, it is not.
+        self._strong = False
         self.moves: list[Move] = []
 
     @property
@@ -231,7 +240,7 @@ class PaymentsClient:
         uncertain: tuple[int, float] | None = None
         for attempt in range(1, self._policy.max_attempts + 1):
             index = self._choose_region()
-            if uncertain is not None and index != uncertain[0]:
+            if uncertain is not None and index != uncertain[0] and not self._strong:
                 wait = uncertain[1] + self._policy.replication_window - self._clock()
                 if wait > 0:
                     self._sleep(wait)
@@ -253,6 +262,7 @@ class PaymentsClient:
                 self._wait(attempt, None)
                 continue
             status = int(response.status_code)
+            self._learn_consistency(response.headers)
             retry_after = response.headers.get("Retry-After")
             said = verdict(status, response.headers, endpoints=len(self._regions.endpoints))
             if said is not Verdict.FINAL:
@@ -296,7 +306,14 @@ class PaymentsClient:
             )
         except (requests.ConnectionError, requests.Timeout):
             return False
+        self._learn_consistency(response.headers)
         return int(response.status_code) == 200
+
+    def _learn_consistency(self, headers: Mapping[str, str]) -> None:
+        """Remember what the deployment says of its consistency (a gateway's own answer says nothing)."""
+        said = headers.get(CONSISTENCY_HEADER)
+        if said is not None:
+            self._strong = said == STRONG_CONSISTENCY
 
     def _choose_region(self) -> int:
         """The region for the next attempt: back to the preferred one, or away from a failing one."""

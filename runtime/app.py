@@ -29,7 +29,7 @@ from chalicelib.names import (
     ResourceNames,
 )
 from chalicelib.observability import CLIENT_LOG_KEY, flush_metrics, logger
-from chalicelib.schema import IdempotencyKeys
+from chalicelib.schema import CONSISTENCY_HEADER, IdempotencyKeys
 from chalicelib.services import get_services
 
 if os.environ.get("AWS_CHALICE_CLI_MODE"):  # the chalice command line (`chalice local`), never Lambda
@@ -83,6 +83,7 @@ def correlate_request(request: Request, get_response: Callable[[Request], Respon
         # The client a request was identified as (payments_api.identify_client) is its own alone.
         logger.remove_keys([CLIENT_LOG_KEY])
     response.headers["X-Correlation-Id"] = correlation_id
+    response.headers[CONSISTENCY_HEADER] = get_services().settings.consistency
     return response
 
 

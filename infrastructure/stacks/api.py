@@ -129,6 +129,7 @@ class PaymentApi(Construct):
             EnvVar.TRANSACTION_TOPIC_ARN: resources.transaction_topic.topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: resources.ops_alert_topic.topic_arn,
             EnvVar.PEER_REGION: resources.peer_region,
+            EnvVar.PAYMENTS_CONSISTENCY: resources.consistency,
         }
         self.chalice = PrecompiledChalice(
             self, "Chalice", source_dir=str(RUNTIME_DIR), stage_config=self._stage_config(environment)

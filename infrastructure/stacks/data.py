@@ -12,7 +12,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from chalicelib.names import ResourceNames
-from chalicelib.schema import ClientsTableSchema, IdempotencyKeys
+from chalicelib.schema import EVENTUAL_CONSISTENCY, STRONG_CONSISTENCY, ClientsTableSchema, IdempotencyKeys
 from chalicelib.schema import PaymentsTableSchema as Schema
 from stacks.nag import acknowledge_custom_resource_provider
 
@@ -46,6 +46,8 @@ class PaymentsData(Construct):
         production: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        # The payments table's mode, the same in both regions: the functions tell clients of it.
+        self.consistency = STRONG_CONSISTENCY if strong_consistency_witness else EVENTUAL_CONSISTENCY
         self.table: dynamodb.ITableV2
         self.idempotency_table: dynamodb.ITableV2
         # What every table here has: on-demand, point-in-time recovery, kept in production.

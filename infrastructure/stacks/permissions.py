@@ -17,7 +17,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from chalicelib.names import Handler, ResourceNames
-from chalicelib.schema import CANARY_CLIENT, CLIENT_SCOPE_SEPARATOR, PaymentsTableSchema
+from chalicelib.schema import CANARY_CLIENT, CLIENT_SCOPE_SEPARATOR, EVENTUAL_CONSISTENCY, PaymentsTableSchema
 from stacks.functions import FunctionSettings
 
 STREAM_READ_ACTIONS = [
@@ -68,6 +68,8 @@ class FunctionResources(NamedTuple):
     transaction_topic: sns.ITopic
     ops_alert_topic: sns.ITopic
     peer_region: str
+    # The payments table's consistency mode (chalicelib.schema), which the API tells its clients.
+    consistency: str = EVENTUAL_CONSISTENCY
 
 
 def client_secret_arn(stack: cdk.Stack, names: ResourceNames, client: str) -> str:

@@ -63,6 +63,7 @@ class PaymentRegionStack(cdk.Stack):
                 transaction_topic=messaging.transaction_topic,
                 ops_alert_topic=messaging.ops_alert_topic,
                 peer_region=props.peer_region,
+                consistency=data.consistency,
             ),
             functions=FUNCTIONS,
         )

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from chalicelib.failover_numbers import CANARY
-from chalicelib.metrics import CANARY_TARGET_DIMENSION, METRICS_NAMESPACE, Metric
+from chalicelib.metrics import CANARY_TARGET_DIMENSION, METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 from chalicelib.names import SERVICE_NAME, ResourceNames
 from chalicelib.schema import REGION_DRAINING_HEADER
 
@@ -92,7 +92,7 @@ def probe(
 def canary_dimensions(target_region: str) -> list[dict[str, str]]:
     """The dimensions of the canary's metrics against ``target_region`` (Powertools adds ``service``)."""
     return [
-        {"Name": "service", "Value": SERVICE_NAME},
+        {"Name": SERVICE_DIMENSION, "Value": SERVICE_NAME},
         {"Name": CANARY_TARGET_DIMENSION, "Value": target_region},
     ]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 METRICS_NAMESPACE = "PaymentProcessing"
+# The dimension Powertools gives every metric: the service's name (names.SERVICE_NAME).
+SERVICE_DIMENSION = "service"
 # The canary's metrics carry the region they probed, beside Powertools' service dimension.
 CANARY_TARGET_DIMENSION = "TargetRegion"
 

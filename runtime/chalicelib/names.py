@@ -77,6 +77,9 @@ class EnvVar:
     # Set by the local environment only: where the canary finds the peer's API (deployed, it
     # looks the peer's REST API up in the peer region by name).
     PEER_API_URL = "PEER_API_URL"
+    # "strong" when the payments table is multi-Region strongly consistent; the API says so to
+    # its clients (schema.CONSISTENCY_HEADER), for whom a retry in either region is then safe.
+    PAYMENTS_CONSISTENCY = "PAYMENTS_CONSISTENCY"
     REGION = "AWS_REGION"
     DEFAULT_REGION = "AWS_DEFAULT_REGION"
 

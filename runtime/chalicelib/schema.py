@@ -55,6 +55,12 @@ REGION_DRAINING_HEADER = "X-Region-Draining"
 PAYMENT_OUTCOME_HEADER = "Payment-Outcome"
 NOTHING_COMMITTED = "none"
 OUTCOME_UNKNOWN = "unknown"
+# On every answer of the API: the payments table's consistency mode. ``strong`` (multi-Region
+# strong consistency) tells a client that a retry in the other region is safe at once, even after
+# an attempt whose outcome it does not know: a claim is acknowledged only once the peer has it.
+CONSISTENCY_HEADER = "Payment-Consistency"
+STRONG_CONSISTENCY = "strong"
+EVENTUAL_CONSISTENCY = "eventual"
 
 
 class IdempotencyKeys:

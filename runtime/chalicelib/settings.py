@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from chalicelib.failover_numbers import FLAG_CACHE_SECONDS
 from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, EnvVar, ResourceNames
+from chalicelib.schema import EVENTUAL_CONSISTENCY, STRONG_CONSISTENCY
 
 
 class SettingsError(RuntimeError):
@@ -37,6 +38,8 @@ class Settings(NamedTuple):
     peer_api_url: str = ""
     # How long a function keeps the flag before taking a payment (chalicelib.regions).
     flag_cache_seconds: float = FLAG_CACHE_SECONDS
+    # The payments table's consistency mode: "eventual" (the default) or "strong".
+    consistency: str = EVENTUAL_CONSISTENCY
 
     @property
     def names(self) -> ResourceNames:
@@ -64,4 +67,9 @@ class Settings(NamedTuple):
             local_api_gateway=bool(env.get(EnvVar.LOCAL_API_GATEWAY)),
             peer_api_url=env.get(EnvVar.PEER_API_URL, ""),
             flag_cache_seconds=float(env.get(EnvVar.FLAG_CACHE_SECONDS) or FLAG_CACHE_SECONDS),
+            consistency=(
+                STRONG_CONSISTENCY
+                if env.get(EnvVar.PAYMENTS_CONSISTENCY) == STRONG_CONSISTENCY
+                else EVENTUAL_CONSISTENCY
+            ),
         )

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.items import scoped
-from chalicelib.names import ResourceNames
+from chalicelib.names import EnvVar, ResourceNames
 from chalicelib.regions import RegionFlag
 from localenv.provision import RegionResources
 from tests.conftest import MERCHANT, SUFFIX, CapturedLogs, TopicSpy
@@ -359,3 +359,24 @@ def test_a_region_whose_flag_cannot_be_read_still_takes_payments(
     response = post(client, "/process", payment(transaction_id="txn-flagless"))
 
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize("consistency", ["strong", "eventual"])
+def test_every_answer_says_the_payments_tables_consistency(
+    resources: RegionResources, monkeypatch: pytest.MonkeyPatch, consistency: str
+) -> None:
+    # The merchants' client waits out the replication window before a retry elsewhere only when
+    # the deployment does not say it is strongly consistent: a 4xx, a 201 and /health all say it.
+    monkeypatch.setenv(EnvVar.PAYMENTS_CONSISTENCY, consistency)
+    from app import app
+    from tests.conftest import MerchantClient
+
+    with MerchantClient(app) as client:
+        answers = [
+            post(client, "/process", payment()),
+            post(client, "/process", payment(amount="-1")),
+            client.http.get("/health"),
+        ]
+
+    assert [a.headers["Payment-Consistency"] for a in answers] == [consistency] * 3
+    assert [a.status_code for a in answers] == [201, 422, 200]

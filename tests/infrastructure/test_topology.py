@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, Topology
+from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar, Topology
 from tests.infrastructure.cloudformation import Resource
 from tests.infrastructure.conftest import deployment_of, synthesize_assembly, templates_of
 
@@ -163,3 +163,17 @@ def test_both_regions_queues_and_streams_are_live_in_active_active(active_active
     planted = next(m for m in idle if m.stack == "PaymentsAaSecondary")
     planted.properties["Enabled"] = False
     assert disabled_event_sources(idle) == [f"PaymentsAaSecondary/{planted.logical_id}"]
+
+
+def test_the_functions_tell_clients_the_tables_consistency(active_active: Any, active_passive: Any) -> None:
+    """A client retries in the other region at once only when the API says the table is strong."""
+
+    def said(assembly: Any) -> set[str]:
+        return {
+            function_["Properties"]["Environment"]["Variables"][EnvVar.PAYMENTS_CONSISTENCY]
+            for template in templates_of(assembly).values()
+            for function_ in template.find_resources("AWS::Serverless::Function").values()
+        }
+
+    assert said(active_active) == {"strong"}
+    assert said(active_passive) == {"eventual"}

@@ -407,6 +407,29 @@ def test_a_refusal_after_an_unknown_outcome_moves_no_sooner_than_the_replication
     assert api.sent[-1].at - began >= 2.0
 
 
+@pytest.mark.parametrize(("consistency", "waits"), [("strong", False), ("eventual", True)])
+def test_a_strongly_consistent_deployment_has_no_replication_window_to_wait_out(
+    api: FakeApi, clock: Clock, consistency: str, waits: bool
+) -> None:
+    # Under multi-Region strong consistency a claim is acknowledged only once the peer has it, so
+    # the retry of an attempt whose answer was lost may go to the peer at once; the deployment
+    # says which mode it runs in on every answer.
+    def times_out_and_goes_dark() -> Exception:
+        api.health[PRIMARY] = 503
+        return requests.ReadTimeout()
+
+    said = {"Payment-Consistency": consistency}
+    api.scripts[PRIMARY] = [Answer(201, said, json.dumps(PAYMENT)), times_out_and_goes_dark]
+    client = client_of(api, clock, replication_window=2.0, base_delay=0.1)
+    client.process(PAYMENT)
+    began = clock.now
+
+    answer = client.process({**PAYMENT, "transaction_id": "order-2"})
+
+    assert answer.endpoint == SECONDARY and api.regions() == [PRIMARY, PRIMARY, SECONDARY]
+    assert (api.sent[-1].at - began >= 2.0) is waits
+
+
 def test_a_5xx_that_stored_nothing_counts_towards_moving(api: FakeApi, clock: Clock) -> None:
     api.scripts[PRIMARY] = [Answer(503, {"Payment-Outcome": "none"})] * 2
     client = client_of(api, clock, move_after_failures=2)
