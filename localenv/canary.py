@@ -2,9 +2,9 @@
 
 The event runner of each region runs the canary handler against the peer's local API every few
 seconds (Lambda's schedule runs it every minute) and hands each result to :class:`CanaryAlarm`,
-which does what CloudWatch does with the handler's embedded metric: stores the data point (so
-the drill can see when the first probe failed), evaluates the alarm from one data point per
-period (ALARM when ``datapoints_to_alarm`` of the last ``evaluation_periods`` failed, OK
+which does what CloudWatch does with the alarm on the handler's embedded metric (the metric
+itself reaches the local CloudWatch through :mod:`localenv.metric_logs`, so the drill can see when
+the first probe failed): it evaluates the alarm from one data point per period (ALARM when ``datapoints_to_alarm`` of the last ``evaluation_periods`` failed, OK
 otherwise) and, when the state changes, publishes the alarm notification to the region's
 ops-alert topic, where the failover orchestrator reads it. The drill's router and
 ``payments-dr failback`` read the alarm's state as Route 53 and the operator would.
@@ -15,12 +15,9 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.canary import canary_dimensions
 from chalicelib.failover_numbers import CANARY
-from chalicelib.metrics import METRICS_NAMESPACE, Metric
 
 
 class CanaryAlarm:
@@ -40,17 +37,6 @@ class CanaryAlarm:
 
     def record(self, success: bool) -> str:
         """Add one probe's result; returns the alarm's state."""
-        self._cloudwatch.put_metric_data(
-            Namespace=METRICS_NAMESPACE,
-            MetricData=[
-                {
-                    "MetricName": Metric.CANARY_SUCCESS,
-                    "Dimensions": canary_dimensions(self._target),
-                    "Timestamp": datetime.now(UTC),
-                    "Value": 1.0 if success else 0.0,
-                }
-            ],
-        )
         self._recent.append(success)
         failures = sum(1 for passed in self._recent if not passed)
         state = "ALARM" if failures >= CANARY.datapoints_to_alarm else "OK"

@@ -27,6 +27,7 @@ import boto3
 from chalicelib.cards import redact_pans
 from chalicelib.names import PAYMENT_NOTIFIER, PAYMENT_QUEUE, EnvVar, ResourceNames
 from localenv.canary import CanaryAlarm
+from localenv.metric_logs import capture_function_output
 from localenv.streams import TableStream, lambda_stream_event
 
 # Lambda leaves a failed message invisible for the queue's whole visibility timeout (300 s);
@@ -308,6 +309,7 @@ def _transaction_id(body: str) -> str:
 
 def main() -> None:
     """Entry point of ``python -m localenv.events``."""
+    capture_function_output()
     runner = RegionEventRunner(dict(os.environ))
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)

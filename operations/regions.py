@@ -28,12 +28,16 @@ from chalicelib.failover_numbers import (
     REPLICATION_SAFETY_FACTOR,
     REPLICATION_WINDOW_SECONDS,
 )
+from chalicelib.metrics import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
+from chalicelib.names import SERVICE_NAME
 from chalicelib.regions import HealthCheck, RegionFlag
 from chalicelib.schema import PaymentsTableSchema as Schema
 from operations.targets import Target
 
 HEALTH_TIMEOUT_SECONDS = 5
 QUEUE_POLL_SECONDS = 0.5
+# The share of traffic is each region's payments over this window (its functions' own metric).
+SHARE_WINDOW_SECONDS = 300
 
 
 class RefusedError(RuntimeError):
@@ -54,6 +58,8 @@ class RegionStatus:
     dlq_depth: int
     # The peer's canary against this region: its alarm's state and for how long.
     canary: str = ""
+    # Payments this region processed over the last SHARE_WINDOW_SECONDS (None: no data).
+    payments_recent: int | None = None
 
 
 def _flags(target: Target) -> SsmRegionControl:
@@ -122,6 +128,31 @@ def _replication_latency(target: Target, region: str, peer: str) -> float | None
     return max(p["Average"] for p in points) if points else None
 
 
+def _payments_recent(target: Target, region: str) -> int | None:
+    """Payments ``region`` processed (``/process`` and its queue's processor) over the share window."""
+    now = time.time()
+    points = (
+        target.client("cloudwatch", region)
+        .get_metric_statistics(
+            Namespace=METRICS_NAMESPACE,
+            MetricName=Metric.PROCESSED,
+            Dimensions=[{"Name": SERVICE_DIMENSION, "Value": SERVICE_NAME}],
+            StartTime=now - SHARE_WINDOW_SECONDS,
+            EndTime=now,
+            Period=SHARE_WINDOW_SECONDS,
+            Statistics=["Sum"],
+        )
+        .get("Datapoints", [])
+    )
+    return int(sum(p["Sum"] for p in points)) if points else None
+
+
+def shares(rows: list[RegionStatus]) -> dict[str, float]:
+    """Each region's share of the payments both processed over the window (empty with none)."""
+    total = sum(row.payments_recent or 0 for row in rows)
+    return {row.region: (row.payments_recent or 0) / total for row in rows} if total else {}
+
+
 def peer_of(target: Target, region: str) -> str:
     if region not in target.regions:
         raise RefusedError(f"{region} is not one of this deployment's regions {target.regions}")
@@ -129,7 +160,7 @@ def peer_of(target: Target, region: str) -> str:
 
 
 def status(target: Target) -> list[RegionStatus]:
-    """Both regions: flag, health, alarms, replication latency, queue and DLQ depth."""
+    """Both regions: flag, share of payments, health, alarms, replication latency, queue and DLQ depth."""
     rows = []
     for region in target.regions:
         flag = flag_of(target, region)
@@ -146,15 +177,18 @@ def status(target: Target) -> list[RegionStatus]:
                 queue_depth=_depth(target, region, target.names.payment_queue),
                 dlq_depth=_depth(target, region, target.names.payment_dlq),
                 canary=_canary_text(*canary_state(target, region)),
+                payments_recent=_payments_recent(target, region),
             )
         )
     return rows
 
 
 def render_status(rows: list[RegionStatus]) -> str:
+    share_of = shares(rows)
     header = (
         "region",
         "in service",
+        f"share ({SHARE_WINDOW_SECONDS // 60} min)",
         "health",
         "peer's canary",
         "alarms",
@@ -172,6 +206,7 @@ def render_status(rows: list[RegionStatus]) -> str:
             (
                 row.region,
                 "yes" if row.in_service else "NO",
+                f"{share_of[row.region]:.0%} ({row.payments_recent or 0})" if share_of else "no payments",
                 row.health,
                 row.canary,
                 ", ".join(row.alarms_in_alarm) or "none",

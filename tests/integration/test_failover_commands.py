@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import requests
 
@@ -29,6 +31,35 @@ def test_status_shows_both_regions(environment: LocalEnvironment) -> None:
         lambda: all(row.canary.startswith("OK for") for row in regions.status(target_of(environment))),
         timeout=15,
     )
+
+
+def test_status_shows_each_regions_share_of_payments(environment: LocalEnvironment) -> None:
+    # Three payments in the primary, one in the secondary: the functions' own metric (embedded
+    # metric format, which CloudWatch extracts in AWS and the local environment forwards) counts them.
+    tag = uuid.uuid4().hex[:8]
+    for n, region in enumerate([PRIMARY, PRIMARY, PRIMARY, SECONDARY]):
+        body = {"transaction_id": f"share-{tag}-{n}", "customer_id": "c", "amount": "1.00", "currency": "USD"}
+        answer = requests.post(
+            environment.api_url(region) + "/process",
+            json=body,
+            headers={"x-api-key": environment.api_key},
+            timeout=10,
+        )
+        assert answer.status_code == 201
+
+    def counted() -> dict[str, int | None]:
+        rows = regions.status(target_of(environment))
+        counts = {row.region: row.payments_recent for row in rows}
+        return counts if (counts[PRIMARY] or 0) >= 3 and (counts[SECONDARY] or 0) >= 1 else {}
+
+    counts = eventually(counted, timeout=15)
+    rows = regions.status(target_of(environment))
+    shares = regions.shares(rows)
+
+    assert counts, "the payments never reached the local CloudWatch"
+    assert shares[PRIMARY] > shares[SECONDARY] > 0
+    assert abs(sum(shares.values()) - 1) < 1e-9
+    assert "share (5 min)" in regions.render_status(rows)
 
 
 def test_failover_then_a_checked_failback(environment: LocalEnvironment) -> None:
