@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench.deployment import API, CANARY, NOTIFIER, PROCESSOR, Deployment, Function, SamplingRule
-from chalicelib.names import API_STAGE, HEALTH_PATH
+from chalicelib.names import API_STAGE, HEALTH_PATH, Topology
 
 PRICES = Path(__file__).resolve().parent / "prices.json"
 VOLUMES = (1_000_000, 100_000_000)
@@ -30,6 +31,9 @@ DOMAIN_CONTEXT = {
     "hosted_zone_id": "Z0EXAMPLE",
     "hosted_zone_name": "example.com",
 }
+# Active-active as `cdk deploy -c topology=active-active -c strong_consistency_witness=...` makes it.
+ACTIVE_ACTIVE_CONTEXT = Topology.ACTIVE_ACTIVE.value
+WITNESS_REGION = "us-west-2"
 # Lines paid for security rather than for moving payments (see docs/benchmarks.md, "Cost").
 SECURITY_LINES = ("WAF", "KMS")
 # Typical widths of API Gateway access-log variables; any other variable counts the assumed default.
@@ -37,13 +41,19 @@ CONTEXT_VARIABLE = re.compile(r"\$context\.[A-Za-z.]+")
 ACCESS_LOG_WIDTHS = {"requestId": 36, "requestTime": 26, "sourceIp": 13, "httpMethod": 4, "status": 3}
 
 
-def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> dict[str, float]:
-    """Dollars a month for ``payments`` payments, by line."""
+def monthly(
+    deployment: Deployment, usage: dict[str, Any], payments: float, shares: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Dollars a month for ``payments`` payments, by line.
+
+    ``shares``: the part of the payments each region takes (default: all in the first region, as
+    active-passive sends them; active-active splits them).
+    """
     prices = json.loads(PRICES.read_text())
     a = prices["assumptions"]
     seconds = a["seconds_per_month"]
     primary = deployment.regions[0]
-    rate = payments / seconds
+    shares = shares if shares is not None else {primary: 1.0}
 
     # The observer's canary: each run is a real payment (POST /process, then its read) in the peer.
     canary_runs = {region: 0.0 for region in deployment.regions}
@@ -59,21 +69,17 @@ def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> d
     api_requests = {
         region: health_requests[region]
         + 2 * canary_runs[region]
-        + (payments * a["api_requests_per_payment"] if region == primary else 0.0)
+        + payments * a["api_requests_per_payment"] * shares.get(region, 0.0)
         for region in deployment.regions
     }
     # What the canary's payments add to every per-payment line (tables, topics, notifier).
     payments += sum(canary_runs.values())
 
-    def batches(function: Function) -> float:
+    def batches(function: Function, taken: float) -> float:
         # Without a batching window Lambda invokes with what one poll finds: at these rates, one each.
-        per_batch = min(function.batch_size, max(1.0, rate * function.batching_window_s))
-        return payments / per_batch
+        per_batch = min(function.batch_size, max(1.0, taken / seconds * function.batching_window_s))
+        return taken / per_batch
 
-    def in_primary(role: str) -> Function | None:
-        return next((f for f in deployment.functions_in(role) if f.region == primary), None)
-
-    notifier = in_primary(NOTIFIER)
     ms = usage["handler_ms"]
     invocations: dict[str, float] = {}
     gb_seconds: dict[bool, float] = {True: 0.0, False: 0.0}
@@ -86,11 +92,12 @@ def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> d
         elif function.role == CANARY:
             calls = seconds / function.schedule_s if function.schedule_s else 0.0
             busy = calls * a["canary_run_ms"]
-        elif function.region == primary and function.role in (PROCESSOR, NOTIFIER):
-            calls = batches(function)
-            busy = payments * ms.get("process" if function.role == PROCESSOR else "notify", 0.0)
+        elif function.role in (PROCESSOR, NOTIFIER) and shares.get(function.region):
+            taken = payments * shares[function.region]
+            calls = batches(function, taken)
+            busy = taken * ms.get("process" if function.role == PROCESSOR else "notify", 0.0)
         else:
-            continue  # the orchestrator, and functions of the standby region, see no payments
+            continue  # the orchestrator, and functions of a region taking no payments, see none
         invocations[f"{function.region}/{function.role}"] = calls
         gb_seconds[function.arm64] += busy / 1000 * function.memory_gb
 
@@ -211,7 +218,7 @@ def monthly(deployment: Deployment, usage: dict[str, Any], payments: float) -> d
             f.traced for f in deployment.functions_in(API) if f.region == region
         )
         entries = api_requests[region] - health_requests[region] if api_traced else 0.0
-        if notifier and notifier.traced and region == primary:
+        if any(f.traced for f in deployment.functions_in(NOTIFIER) if f.region == region):
             entries += invocations.get(f"{region}/{NOTIFIER}", 0.0)
         traces += recorded(entries, None) + (
             recorded(health_requests[region], health_rule) if api_traced else 0.0
@@ -261,12 +268,12 @@ def _access_log_line_bytes(log_format: str, default_width: int) -> float:
     return literal + sum(ACCESS_LOG_WIDTHS.get(v, default_width) for v in variables) + 1
 
 
-def our_deployment() -> Deployment:
-    """Our templates, synthesized as a production deployment with a Route 53 domain."""
+def our_deployment(**context: str) -> Deployment:
+    """Our templates, synthesized as a production deployment with a Route 53 domain (and ``context``)."""
     from stacks.synthesis import synthesize_assembly
 
     with tempfile.TemporaryDirectory(prefix="cost-synth-") as outdir:
-        assembly = synthesize_assembly(Path(outdir), **DOMAIN_CONTEXT)
+        assembly = synthesize_assembly(Path(outdir), **DOMAIN_CONTEXT, **context)
         return Deployment.from_templates((s.environment.region, s.template) for s in assembly.stacks)
 
 
@@ -293,7 +300,58 @@ def run(measured: dict[str, Any]) -> dict[str, Any]:
             "ratio_without_security": sum(v for k, v in ours_lines.items() if k not in SECURITY_LINES)
             / sum(v for k, v in seed_lines.items() if k not in SECURITY_LINES),
         }
+    result["active_active"] = active_active(measured, ours_deployment)
     return result
+
+
+def active_active(measured: dict[str, Any], active_passive: Deployment) -> dict[str, Any]:
+    """What active-active adds to today's default (active-passive, eventually consistent), by line.
+
+    Its templates (latency records, the payments table strongly consistent with a witness) priced
+    with the payments split evenly between the regions, each region's processor and notifier
+    taking its half; the handlers' usage per payment is the same in either mode.
+    """
+    deployment = our_deployment(topology=ACTIVE_ACTIVE_CONTEXT, strong_consistency_witness=WITNESS_REGION)
+    shares = {region: 1 / len(deployment.regions) for region in deployment.regions}
+    volumes = {}
+    for volume in (0, *VOLUMES):
+        passive = monthly(active_passive, measured["ours_usage"], volume)
+        active = monthly(deployment, measured["ours_usage"], volume, shares)
+        volumes[volume] = {"active_passive": passive, "active_active": active}
+    return {"witness": WITNESS_REGION, "volumes": volumes}
+
+
+def active_active_table(result: dict[str, Any]) -> list[str]:
+    """The lines active-active changes, and the totals, at each volume: active-passive, active-active."""
+    volumes = result["active_active"]["volumes"]
+    columns = (0, *VOLUMES)
+    changed = [
+        line
+        for line in volumes[0]["active_passive"]
+        if any(
+            abs(volumes[v]["active_active"][line] - volumes[v]["active_passive"][line]) >= 0.005
+            for v in columns
+        )
+    ]
+
+    def label(volume: int) -> str:
+        return "fixed" if volume == 0 else f"{volume // 1_000_000}M"
+
+    header = "| line |" + "".join(
+        f" active-passive, {label(v)} | active-active, {label(v)} |" for v in columns
+    )
+    rows = [header, "|---" * (1 + 2 * len(columns)) + "|"]
+    for line in changed:
+        cells = [volumes[v][kind][line] for v in columns for kind in ("active_passive", "active_active")]
+        rows.append(f"| {line} | " + " | ".join(f"{c:,.2f}" for c in cells) + " |")
+    totals = [sum(volumes[v][kind].values()) for v in columns for kind in ("active_passive", "active_active")]
+    rows.append("| **total** | " + " | ".join(f"**{c:,.2f}**" for c in totals) + " |")
+    added = "; ".join(
+        f"{label(v)}: +{sum(volumes[v]['active_active'].values()) - sum(volumes[v]['active_passive'].values()):,.2f} "
+        f"({sum(volumes[v]['active_active'].values()) / sum(volumes[v]['active_passive'].values()):.2f}x)"
+        for v in columns
+    )
+    return [*rows, "", f"What active-active adds a month, US dollars: {added}.", ""]
 
 
 def table(result: dict[str, Any]) -> list[str]:

@@ -88,3 +88,15 @@ def test_variable_lines_grow_with_payments_and_replicated_writes_follow_the_repl
         VOLUMES[0] * 2.0 * (replicas - 1) / 1e6 * 0.625
     )
     assert high["X-Ray"] < 100 * low["X-Ray"]  # sampling: beyond the reservoir, 5 % of requests
+
+
+def test_payments_split_between_the_regions_are_billed_in_both(ours: Deployment) -> None:
+    """Active-active: the same requests and handler time in all, each region's reservoir used."""
+    volume = VOLUMES[-1]
+    one_region = monthly(ours, USAGE, volume)
+    both = monthly(ours, USAGE, volume, dict.fromkeys(ours.regions[-2:], 0.5))
+
+    assert both["API Gateway"] == pytest.approx(one_region["API Gateway"])
+    assert both["Lambda duration"] == pytest.approx(one_region["Lambda duration"])
+    # X-Ray records the first request each second in each region before sampling 5 % of the rest.
+    assert both["X-Ray"] > one_region["X-Ray"]
