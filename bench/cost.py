@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.deployment import API, CANARY, NOTIFIER, PROCESSOR, Deployment, Function, SamplingRule
-from chalicelib.names import API_STAGE, HEALTH_PATH, Topology
+from chalicelib.names import API_STAGE, DEFAULT_WITNESS_REGION, HEALTH_PATH, Topology
 
 PRICES = Path(__file__).resolve().parent / "prices.json"
 VOLUMES = (1_000_000, 100_000_000)
@@ -33,7 +33,7 @@ DOMAIN_CONTEXT = {
 }
 # Active-active as `cdk deploy -c topology=active-active -c strong_consistency_witness=...` makes it.
 ACTIVE_ACTIVE_CONTEXT = Topology.ACTIVE_ACTIVE.value
-WITNESS_REGION = "us-west-2"
+WITNESS_REGION = DEFAULT_WITNESS_REGION
 # Lines paid for security rather than for moving payments (see docs/benchmarks.md, "Cost").
 SECURITY_LINES = ("WAF", "KMS")
 # Typical widths of API Gateway access-log variables; any other variable counts the assumed default.
