@@ -20,6 +20,8 @@ APP_NAME = "payment-api"
 DEFAULT_ENVIRONMENT_SUFFIX = "dev"
 DEFAULT_PRIMARY_REGION = "us-east-1"
 DEFAULT_SECONDARY_REGION = "us-east-2"
+# The third region of the default regions' set (US East and West), a strongly consistent table's witness.
+DEFAULT_WITNESS_REGION = "us-west-2"
 
 
 class Topology(StrEnum):

@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, EnvVar, Topology
+from chalicelib.names import (
+    DEFAULT_PRIMARY_REGION,
+    DEFAULT_SECONDARY_REGION,
+    DEFAULT_WITNESS_REGION,
+    EnvVar,
+    Topology,
+)
 from tests.infrastructure.cloudformation import Resource
 from tests.infrastructure.conftest import deployment_of, synthesize_assembly, templates_of
 
@@ -23,7 +29,7 @@ DOMAIN = {
     "hosted_zone_id": "Z123EXAMPLE",
     "hosted_zone_name": "example.com",
 }
-WITNESS = "us-west-2"
+WITNESS = DEFAULT_WITNESS_REGION
 STACK_REGIONS = {"Primary": DEFAULT_PRIMARY_REGION, "Secondary": DEFAULT_SECONDARY_REGION}
 
 
