@@ -17,7 +17,7 @@ WITH_NODE := PATH="$(abspath infrastructure/node_modules/.bin):$$PATH"
 
 # .python-version asks pyenv for Python 3.13, the functions' runtime: Chalice packages for the
 # interpreter that runs it, and the package's bytecode only helps when the two are the same.
-$(INSTALLED): .python-version requirements.txt constraints.txt runtime/requirements.txt pyproject.toml
+$(INSTALLED): .python-version requirements.txt constraints.txt runtime/requirements.txt pyproject.toml payments-client/pyproject.toml
 	$(PYTHON) -m venv --clear $(VENV)
 	# Chalice refuses pip 26.3 and newer in its environment.
 	$(PY) -m pip install --quiet --disable-pip-version-check "pip<26.3"
@@ -48,7 +48,7 @@ $(CHECKOV_VENV)/.installed: .python-version tools/checkov/requirements.txt tools
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib infrastructure/stacks payments_client localenv operations drills chaos bench tests tools e2e
+	$(VENV)/bin/mypy runtime/app.py runtime/chalicelib infrastructure/stacks payments-client/payments_client localenv operations drills chaos bench tests tools e2e
 	# The CDK app's entry is a script named app.py, as the functions' module is: mypy maps both to
 	# the module `app`, so it checks the entry in a run (and a cache) of its own.
 	$(VENV)/bin/mypy --cache-dir .mypy_cache/cdk-entry infrastructure/app.py

@@ -51,8 +51,21 @@ What it guarantees, by the payments table's mode:
   payment is in both regions before the answer reaches you. The deployment says so on every
   answer (``Payment-Consistency: strong``), and the client then has no replication window to
   wait out: after an attempt of unknown outcome it moves as soon as the region is out.
+
+Webhooks: :func:`verify_webhook` checks a delivery's Standard Webhooks signature with the
+endpoint's secret (or its secrets, while one is rotated) and returns the event; deduplicate on its
+``id``, the ``webhook-id`` header, which every retry and replay of one event carries.
 """
 
 from payments_client.client import ApiResponse, Move, PaymentsClient, PaymentsUnavailable, RetryPolicy
+from payments_client.webhooks import InvalidWebhook, verify_webhook
 
-__all__ = ["ApiResponse", "Move", "PaymentsClient", "PaymentsUnavailable", "RetryPolicy"]
+__all__ = [
+    "ApiResponse",
+    "InvalidWebhook",
+    "Move",
+    "PaymentsClient",
+    "PaymentsUnavailable",
+    "RetryPolicy",
+    "verify_webhook",
+]
