@@ -20,16 +20,16 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 PACKAGES = {
     "chalicelib": "runtime/chalicelib",
     "stacks": "infrastructure/stacks",
-    **{
-        name: name
-        for name in ("payments_client", "operations", "localenv", "drills", "chaos", "bench", "e2e", "tools")
-    },
+    "payments_client": "payments-client/payments_client",
+    **{name: name for name in ("operations", "localenv", "drills", "chaos", "bench", "e2e", "tools")},
 }
 
 
 def lint_imports(root: Path, *contracts: str) -> subprocess.CompletedProcess[str]:
     """``lint-imports`` with the project's contracts (or only ``contracts``), over the packages under ``root``."""
-    path = os.pathsep.join(str(root / folder) for folder in ("runtime", "infrastructure", "."))
+    path = os.pathsep.join(
+        str(root / folder) for folder in ("runtime", "infrastructure", "payments-client", ".")
+    )
     only = [argument for contract in contracts for argument in ("--contract", contract)]
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache", *only],
@@ -66,7 +66,7 @@ def test_the_project_keeps_every_import_contract(project_copy: Path) -> None:
         # The local environment reaching up into the drill it serves.
         ("localenv/planted.py", "import drills.scenario\n", "layers"),
         # The merchants' client, installed without the service, importing the service.
-        ("payments_client/planted.py", "import chalicelib.schema\n", "layers"),
+        ("payments-client/payments_client/planted.py", "import chalicelib.schema\n", "layers"),
         # A domain module calling AWS, directly or through an adapter.
         ("runtime/chalicelib/payments.py", "import botocore.session\n", "domain"),
         ("runtime/chalicelib/failover.py", "import chalicelib.adapters.region_flag\n", "domain"),
