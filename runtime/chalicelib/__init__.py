@@ -31,6 +31,8 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
     items         the table's items in DynamoDB's wire format
     cursor        page cursors of a customer's history
     regions       the in-service flag and the health report
+    webhooks      merchants' webhook endpoints: what may be registered, where a delivery may
+                  go, how it is signed and retried
     local_api_keys, local_stage
                   only where no API Gateway stands: ``make run`` and ``chalice local``
 
