@@ -10,6 +10,7 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -259,7 +260,7 @@ def test_no_interleaving_of_two_clients_shows_one_the_others_payments(
 
 # ------------------------------------------------------------------- the canary's synthetic payments
 def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minutes(
-    client: Client, aws: Any, resources: RegionResources, notifier: Any
+    client: Client, aws: Any, resources: RegionResources, notifier: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from chalicelib import local_api_keys, observer
     from chalicelib.canary import CANARY_CUSTOMER
@@ -277,6 +278,8 @@ def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minute
     probe = post(client, "/process", payment("canary-1", "1.00", CANARY_CUSTOMER), {"x-api-key": canary_key})
     merchants = post(client, "/process", payment("canary-1", "1.00", CANARY_CUSTOMER))
     assert (probe.status_code, merchants.status_code) == (201, 201)
+    # Merchants' traffic (each region's share in payments-dr status) counts the merchant's only.
+    processed = [line for line in capsys.readouterr().out.splitlines() if '"PaymentProcessed"' in line]
 
     announced = [json.loads(m["Message"]) for m in _published(aws, resources, notifier)]
 
@@ -287,6 +290,7 @@ def test_the_canarys_payments_are_never_announced_and_removed_after_a_few_minute
     observer.run_canary(get_services(), unreachable, clock=lambda: later)
 
     assert [(m["client"], m["payment"]["transaction_id"]) for m in announced] == [(MERCHANT, "canary-1")]
+    assert len(processed) == 1
     remaining = aws("dynamodb").scan(TableName=resources.payments_table)["Items"]
     assert {item["client"]["S"] for item in remaining} == {MERCHANT}
     assert len(remaining) == 2  # the merchant's claim and record
