@@ -12,6 +12,7 @@ who and why.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -128,18 +129,22 @@ def _replication_latency(target: Target, region: str, peer: str) -> float | None
     return max(p["Average"] for p in points) if points else None
 
 
-def _payments_recent(target: Target, region: str) -> int | None:
-    """Payments ``region`` processed (``/process`` and its queue's processor) over the share window."""
+def payments_processed(target: Target, region: str, since: float | None = None) -> int | None:
+    """Payments ``region`` processed (``/process`` and its queue's processor) since ``since``
+    (default: over the share window), from its functions' own metric; None with no data."""
     now = time.time()
+    start = now - SHARE_WINDOW_SECONDS if since is None else since
+    # CloudWatch's periods are whole minutes: one period spans the window.
+    period = max(60, math.ceil((now - start) / 60) * 60)
     points = (
         target.client("cloudwatch", region)
         .get_metric_statistics(
             Namespace=METRICS_NAMESPACE,
             MetricName=Metric.PROCESSED,
             Dimensions=[{"Name": SERVICE_DIMENSION, "Value": SERVICE_NAME}],
-            StartTime=now - SHARE_WINDOW_SECONDS,
+            StartTime=start,
             EndTime=now,
-            Period=SHARE_WINDOW_SECONDS,
+            Period=period,
             Statistics=["Sum"],
         )
         .get("Datapoints", [])
@@ -147,10 +152,10 @@ def _payments_recent(target: Target, region: str) -> int | None:
     return int(sum(p["Sum"] for p in points)) if points else None
 
 
-def shares(rows: list[RegionStatus]) -> dict[str, float]:
-    """Each region's share of the payments both processed over the window (empty with none)."""
-    total = sum(row.payments_recent or 0 for row in rows)
-    return {row.region: (row.payments_recent or 0) / total for row in rows} if total else {}
+def shares(counts: dict[str, int | None]) -> dict[str, float]:
+    """Each region's share of the payments both processed (empty with none)."""
+    total = sum(n or 0 for n in counts.values())
+    return {region: (n or 0) / total for region, n in counts.items()} if total else {}
 
 
 def peer_of(target: Target, region: str) -> str:
@@ -177,14 +182,14 @@ def status(target: Target) -> list[RegionStatus]:
                 queue_depth=_depth(target, region, target.names.payment_queue),
                 dlq_depth=_depth(target, region, target.names.payment_dlq),
                 canary=_canary_text(*canary_state(target, region)),
-                payments_recent=_payments_recent(target, region),
+                payments_recent=payments_processed(target, region),
             )
         )
     return rows
 
 
 def render_status(rows: list[RegionStatus]) -> str:
-    share_of = shares(rows)
+    share_of = shares({row.region: row.payments_recent for row in rows})
     header = (
         "region",
         "in service",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -36,7 +37,8 @@ def test_status_shows_both_regions(environment: LocalEnvironment) -> None:
 def test_status_shows_each_regions_share_of_payments(environment: LocalEnvironment) -> None:
     # Three payments in the primary, one in the secondary: the functions' own metric (embedded
     # metric format, which CloudWatch extracts in AWS and the local environment forwards) counts them.
-    tag = uuid.uuid4().hex[:8]
+    tag, target = uuid.uuid4().hex[:8], target_of(environment)
+    since = time.time() - 1  # other tests' payments before this one are not counted
     for n, region in enumerate([PRIMARY, PRIMARY, PRIMARY, SECONDARY]):
         body = {"transaction_id": f"share-{tag}-{n}", "customer_id": "c", "amount": "1.00", "currency": "USD"}
         answer = requests.post(
@@ -48,17 +50,17 @@ def test_status_shows_each_regions_share_of_payments(environment: LocalEnvironme
         assert answer.status_code == 201
 
     def counted() -> dict[str, int | None]:
-        rows = regions.status(target_of(environment))
-        counts = {row.region: row.payments_recent for row in rows}
-        return counts if (counts[PRIMARY] or 0) >= 3 and (counts[SECONDARY] or 0) >= 1 else {}
+        counts = {
+            region: regions.payments_processed(target, region, since) for region in (PRIMARY, SECONDARY)
+        }
+        return counts if counts == {PRIMARY: 3, SECONDARY: 1} else {}
 
     counts = eventually(counted, timeout=15)
-    rows = regions.status(target_of(environment))
-    shares = regions.shares(rows)
+    rows = regions.status(target)
 
     assert counts, "the payments never reached the local CloudWatch"
-    assert shares[PRIMARY] > shares[SECONDARY] > 0
-    assert abs(sum(shares.values()) - 1) < 1e-9
+    assert regions.shares(counts) == {PRIMARY: 0.75, SECONDARY: 0.25}
+    assert all(row.payments_recent for row in rows)
     assert "share (5 min)" in regions.render_status(rows)
 
 
