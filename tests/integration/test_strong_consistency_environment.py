@@ -20,6 +20,8 @@ from chalicelib.names import Topology
 from drills.riders import BOTH_ENDPOINTS, ONE_DOMAIN, RidersPlan, run_riders_drill
 from drills.scenario import DrillPlan, run_drill
 from localenv.environment import LocalEnvironment
+from operations import regions
+from payments_client import PaymentsClient, PaymentsUnavailable, RetryPolicy
 from tests.integration.conftest import PRIMARY, SECONDARY, both_regions, eventually, target_of
 from tests.integration.test_local_environment import get, post, records
 
@@ -177,3 +179,57 @@ def test_the_same_races_under_eventual_consistency_make_a_payment_in_each_region
     broken, _ = run_races(environment, 40)
 
     assert any("stored [2, 2] times" in b for b in broken), broken
+
+
+def test_a_switchover_in_active_active_drains_with_nothing_lost_while_both_regions_take_payments(
+    strong_environment: LocalEnvironment,
+) -> None:
+    """Two merchants at home in each region pay through a planned switchover of the primary."""
+    environment, target = strong_environment, target_of(strong_environment)
+    urls = [environment.api_url(region) for region in (PRIMARY, SECONDARY)]
+    policy = RetryPolicy(timeout=2.0, base_delay=0.1, max_delay=1.0, health_interval=0.5, return_after=60)
+    clients = [
+        PaymentsClient(environment.api_key, endpoints=urls[home:] + urls[:home], policy=policy)
+        for home in (0, 0, 1, 1)
+    ]
+    tag = f"switch-{uuid.uuid4().hex[:6]}"
+    acknowledged: dict[str, str] = {}
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def pay(n: int, client: PaymentsClient) -> None:
+        sequence = 0
+        while not stop.is_set():
+            sequence += 1
+            txn = f"{tag}-{n}-{sequence:04d}"
+            body = {"transaction_id": txn, "customer_id": "switch", "amount": "3.00", "currency": "USD"}
+            try:
+                answer = client.process(body)
+            except PaymentsUnavailable as error:
+                errors.append(str(error))
+                continue
+            if answer.status in (200, 201):
+                acknowledged[txn] = answer.endpoint
+            else:
+                errors.append(f"{txn}: {answer.status}")
+            stop.wait(0.2)
+
+    threads = [threading.Thread(target=pay, args=(n, c), daemon=True) for n, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        eventually(lambda: len({acknowledged[t] for t in list(acknowledged)}) == 2, timeout=15)
+        report = regions.switchover(target, PRIMARY, reason="test: planned move in active-active")
+        moved_at = len(acknowledged)
+        eventually(lambda: len(acknowledged) >= moved_at + 8, timeout=15)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        regions.failback(target, PRIMARY, reason="test over", canary_passed_for=2)
+    stored = [environment.payment_records(region, tag) for region in (PRIMARY, SECONDARY)]
+
+    assert report.to_region == SECONDARY
+    assert errors == []
+    assert {t for t, n in stored[0].items() if n == 1} >= set(acknowledged)
+    assert all(records == stored[0] for records in stored) and set(stored[0].values()) == {1}
