@@ -270,11 +270,11 @@ class LocalEnvironment:
         resources = next(iter(self.resources.values()))
         first, second = (plan.region for plan in self.regions[:2])
         # Under strong consistency the local AWS itself copies each payments-table write before
-        # acknowledging it; only the Idempotency-Key table stays eventually consistent.
+        # acknowledging it; the Idempotency-Key and webhook endpoint tables stay eventually consistent.
         tables = (
-            (resources.idempotency_table,)
-            if self.strong_consistency
-            else (resources.payments_table, resources.idempotency_table)
+            *(() if self.strong_consistency else (resources.payments_table,)),
+            resources.idempotency_table,
+            resources.webhook_endpoints_table,
         )
         ledger = ReplicaWrites()
         for table, (source, target) in (
@@ -297,6 +297,7 @@ class LocalEnvironment:
         return {
             **self.resources[region].function_environment(self.endpoint),
             EnvVar.LOCAL_API_GATEWAY: "1",
+            EnvVar.LOCAL_STAGE: "1",
             EnvVar.PAYMENTS_CONSISTENCY: self.consistency,
         }
 

@@ -16,7 +16,7 @@ from chalicelib.canary import canary_alarm_definition
 from chalicelib.failover_numbers import LOCAL_FLAG_CACHE_SECONDS
 from chalicelib.names import PAYMENT_QUEUE, EnvVar, QueueSettings, ResourceNames
 from chalicelib.regions import RegionFlag
-from chalicelib.schema import ClientsTableSchema, IdempotencyKeys
+from chalicelib.schema import ClientsTableSchema, IdempotencyKeys, WebhookEndpointsSchema
 from chalicelib.schema import PaymentsTableSchema as Schema
 
 LOCAL_CREDENTIALS = {
@@ -44,6 +44,7 @@ class RegionResources:
     ops_alert_topic_arn: str
     clients_table: str
     peer_region: str = ""
+    webhook_endpoints_table: str = ""
 
     def function_environment(self, endpoint_url: str) -> dict[str, str]:
         """Environment variables that point the payment functions at these resources."""
@@ -56,6 +57,7 @@ class RegionResources:
             EnvVar.PAYMENTS_TABLE: self.payments_table,
             EnvVar.IDEMPOTENCY_TABLE: self.idempotency_table,
             EnvVar.CLIENTS_TABLE: self.clients_table,
+            EnvVar.WEBHOOK_ENDPOINTS_TABLE: self.webhook_endpoints_table,
             EnvVar.FLAG_CACHE_SECONDS: str(LOCAL_FLAG_CACHE_SECONDS),
             EnvVar.PAYMENT_QUEUE_URL: self.payment_queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: self.transaction_topic_arn,
@@ -132,6 +134,24 @@ def clients_table_definition(table_name: str) -> dict[str, Any]:
     }
 
 
+def webhook_endpoints_table_definition(table_name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the webhook endpoints table (a client's endpoints in its partition)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": WebhookEndpointsSchema.PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": WebhookEndpointsSchema.SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": WebhookEndpointsSchema.PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": WebhookEndpointsSchema.SORT_KEY, "AttributeType": "S"},
+        ],
+        # A global table: the local replicator reads the stream, as for the other global tables.
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": Schema.STREAM_VIEW_TYPE},
+    }
+
+
 def provision_region(
     endpoint_url: str,
     region: str,
@@ -147,6 +167,7 @@ def provision_region(
         table_definition(names.payments_table),
         idempotency_table_definition(names.idempotency_table),
         clients_table_definition(names.clients_table),
+        webhook_endpoints_table_definition(names.webhook_endpoints_table),
     ):
         try:
             dynamodb.create_table(**definition)
@@ -196,6 +217,7 @@ def provision_region(
         payments_table=names.payments_table,
         idempotency_table=names.idempotency_table,
         clients_table=names.clients_table,
+        webhook_endpoints_table=names.webhook_endpoints_table,
         payment_queue_url=queue_url,
         payment_dlq_url=dlq_url,
         transaction_topic_arn=sns.create_topic(Name=names.transaction_topic)["TopicArn"],

@@ -14,7 +14,16 @@ from typing import Any, cast
 
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Request, Response, SNSEvent, SQSEvent
 
-from chalicelib import heap, local_api_keys, notifier, observer, orchestrator, payments_api, processor
+from chalicelib import (
+    heap,
+    local_api_keys,
+    notifier,
+    observer,
+    orchestrator,
+    payments_api,
+    processor,
+    webhook_endpoints,
+)
 from chalicelib.failover_numbers import CANARY
 from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
 from chalicelib.idempotency import checked_key
@@ -151,6 +160,45 @@ def get_customer_payments(customer_id: str) -> Response:
     """The caller's payments of one customer, newest first, one page at a time."""
     query = dict(_request().query_params or {})
     return json_response(payments_api.customer_history(_client(), customer_id, query, get_services()))
+
+
+@app.route("/webhook-endpoints", methods=["POST"], content_types=ANY_CONTENT_TYPE, api_key_required=True)
+@answers_errors_as_json
+def post_webhook_endpoint() -> Response:
+    """Register an endpoint for the caller's events; its signing secret is in this answer only."""
+    return json_response(webhook_endpoints.register(get_services(), _client(), _json_document()), 201)
+
+
+@app.route("/webhook-endpoints", methods=["GET"], api_key_required=True, content_types=ANY_CONTENT_TYPE)
+@answers_errors_as_json
+def get_webhook_endpoints() -> Response:
+    """The caller's endpoints, without their secrets."""
+    return json_response(webhook_endpoints.endpoints(get_services(), _client()))
+
+
+@app.route(
+    "/webhook-endpoints/{endpoint_id}",
+    methods=["DELETE"],
+    api_key_required=True,
+    content_types=ANY_CONTENT_TYPE,
+)
+@answers_errors_as_json
+def delete_webhook_endpoint(endpoint_id: str) -> Response:
+    """Remove one of the caller's endpoints."""
+    webhook_endpoints.delete(get_services(), _client(), endpoint_id)
+    return Response(body="", status_code=204)
+
+
+@app.route(
+    "/webhook-endpoints/{endpoint_id}/rotate-secret",
+    methods=["POST"],
+    api_key_required=True,
+    content_types=ANY_CONTENT_TYPE,
+)
+@answers_errors_as_json
+def rotate_webhook_secret(endpoint_id: str) -> Response:
+    """A new signing secret for one of the caller's endpoints; the former one signs beside it a while."""
+    return json_response(webhook_endpoints.rotate_secret(get_services(), _client(), endpoint_id))
 
 
 @app.schedule(Rate(CANARY.rate_minutes, unit=Rate.MINUTES), name=Handler.PAYMENT_CANARY)

@@ -13,6 +13,7 @@ from chalicelib.ports import CustomerPage, PaymentLookup
 from chalicelib.regions import RegionFlag
 from chalicelib.schema import SYNTHETIC_CLIENTS
 from chalicelib.schema import PaymentsTableSchema as Schema
+from chalicelib.webhooks import WebhookEndpoint
 
 
 class InMemoryPaymentRepository:
@@ -214,3 +215,26 @@ class RecordingOpsNotices:
 
     def announce(self, subject: str, details: dict) -> None:
         self.notices.append((subject, details))
+
+
+class InMemoryWebhookEndpoints:
+    """The webhook endpoints table, in memory, with its conditional writes."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], WebhookEndpoint] = {}
+
+    def endpoints_of(self, client: str) -> list[WebhookEndpoint]:
+        return sorted((e for (c, _), e in self.items.items() if c == client), key=lambda e: e.created_at)
+
+    def add(self, endpoint: WebhookEndpoint) -> None:
+        self.items.setdefault((endpoint.client, endpoint.endpoint_id), endpoint)
+
+    def replace(self, endpoint: WebhookEndpoint, *, read_version: int) -> bool:
+        key = (endpoint.client, endpoint.endpoint_id)
+        if key not in self.items or self.items[key].version != read_version:
+            return False
+        self.items[key] = endpoint
+        return True
+
+    def remove(self, client: str, endpoint_id: str) -> bool:
+        return self.items.pop((client, endpoint_id), None) is not None

@@ -50,6 +50,20 @@ class PaymentNotFound(PaymentError):
         super().__init__([FieldError("transaction_id", "no payment with this transaction_id")])
 
 
+class WebhookEndpointNotFound(PaymentError):
+    """The client has no webhook endpoint with the requested id (another client's is not its own)."""
+
+    def __init__(self) -> None:
+        super().__init__([FieldError("id", "no webhook endpoint of this client has this id")])
+
+
+class WebhookEndpointChanged(PaymentError):
+    """The endpoint kept changing while it was being changed (a rotation raced another): try again."""
+
+    def __init__(self) -> None:
+        super().__init__([FieldError("id", "the endpoint changed meanwhile; try again")])
+
+
 class TransactionConflict(PaymentError):
     """The transaction id was already used for a payment with different details."""
 

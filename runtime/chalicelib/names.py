@@ -71,6 +71,10 @@ class EnvVar:
     IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE_NAME"
     PEER_REGION = "PEER_REGION"
     CLIENTS_TABLE = "CLIENTS_TABLE_NAME"
+    WEBHOOK_ENDPOINTS_TABLE = "WEBHOOK_ENDPOINTS_TABLE_NAME"
+    # Set by the local environment only: webhooks may go to loopback receivers over plain http,
+    # and no name but localhost is resolved.
+    LOCAL_STAGE = "PAYMENTS_LOCAL_STAGE"
     # Set by the local environment only: how long a function keeps the in-service flag it read.
     FLAG_CACHE_SECONDS = "FLAG_CACHE_SECONDS"
     # Set by the local environment only: the app checks API keys itself, against the client keys
@@ -172,6 +176,11 @@ class ResourceNames(NamedTuple):
     def clients_table(self) -> str:
         """The region's client directory (a regional table: each region's key ids are its own)."""
         return f"payment-clients-{self.environment_suffix}"
+
+    @property
+    def webhook_endpoints_table(self) -> str:
+        """Merchants' webhook endpoints: a global table, as the payments table is."""
+        return f"payment-webhook-endpoints-{self.environment_suffix}"
 
     @property
     def ops_alert_topic(self) -> str:

@@ -14,6 +14,7 @@ from chalicelib.idempotency import KeyBinding
 from chalicelib.orphans import Sweep
 from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.regions import RegionFlag
+from chalicelib.webhooks import WebhookEndpoint
 
 
 class CustomerPage(NamedTuple):
@@ -157,3 +158,19 @@ class PeerApi(Protocol):
 
     def locate(self) -> tuple[str, str]:
         """``(base URL, API key)``; raises DependencyUnavailable when they cannot be found."""
+
+
+class WebhookEndpointStore(Protocol):
+    """Where each client's webhook endpoints live, in both regions."""
+
+    def endpoints_of(self, client: str) -> list[WebhookEndpoint]:
+        """``client``'s endpoints, oldest first (a consistent read in this region)."""
+
+    def add(self, endpoint: WebhookEndpoint) -> None:
+        """Store a new endpoint."""
+
+    def replace(self, endpoint: WebhookEndpoint, *, read_version: int) -> bool:
+        """Store ``endpoint`` over the version read; False if it changed or went meanwhile."""
+
+    def remove(self, client: str, endpoint_id: str) -> bool:
+        """Delete ``client``'s endpoint; False if it has none with that id."""

@@ -63,6 +63,17 @@ STRONG_CONSISTENCY = "strong"
 EVENTUAL_CONSISTENCY = "eventual"
 
 
+class WebhookEndpointsSchema:
+    """The webhook endpoints table: a client's endpoints in its partition, one item each."""
+
+    PARTITION_KEY = "client"
+    SORT_KEY = "endpoint_id"
+    SECRET = "signing_secret"
+    PREVIOUS_SECRET = "previous_signing_secret"
+    PREVIOUS_SECRET_UNTIL = "previous_signing_secret_until"
+    VERSION = "version"
+
+
 class IdempotencyKeys:
     """The ``Idempotency-Key`` request header, as payment APIs define it, and its stored records."""
 

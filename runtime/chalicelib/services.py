@@ -20,10 +20,12 @@ from chalicelib.ports import (
     Probes,
     RegionControl,
     SweepLedger,
+    WebhookEndpointStore,
 )
 from chalicelib.regions import Cached, HealthReport, RegionFlag
 from chalicelib.schema import CANARY_CLIENT
 from chalicelib.settings import Settings
+from chalicelib.webhooks import Resolver, loopback_resolver
 
 
 class Services(NamedTuple):
@@ -42,6 +44,9 @@ class Services(NamedTuple):
     peer_api: PeerApi
     clients: ClientDirectory
     sweeps: SweepLedger
+    webhook_endpoints: WebhookEndpointStore
+    # Every address a webhook's host answers with: checked before it is registered and delivered to.
+    resolve: Resolver
 
 
 def build_aws_services(settings: Settings) -> Services:
@@ -99,7 +104,18 @@ def build_aws_services(settings: Settings) -> Services:
         sweeps=adapters.SsmSweepLedger(
             parameter=settings.names.orphan_sweep_parameter, client=partial(client, "ssm")
         ),
+        webhook_endpoints=adapters.DynamoWebhookEndpoints(
+            table_name=settings.webhook_endpoints_table, client=partial(client, "dynamodb")
+        ),
+        resolve=loopback_resolver if settings.local_stage else system_resolver,
     )
+
+
+def system_resolver(host: str) -> list[str]:
+    """Every address the system's resolver answers ``host`` with (IPv4 and IPv6)."""
+    import socket
+
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)]
 
 
 _services: Services | None = None

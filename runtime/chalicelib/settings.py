@@ -31,9 +31,12 @@ class Settings(NamedTuple):
     ops_alert_topic_arn: str
     idempotency_table: str
     clients_table: str = ""
+    webhook_endpoints_table: str = ""
     peer_region: str = ""
     # make run only: check API keys against this region's API Gateway in the local AWS.
     local_api_gateway: bool = False
+    # make run and the tests only: webhooks to loopback receivers (webhooks.loopback_resolver).
+    local_stage: bool = False
     # Local only: the peer's API for the canary (deployed, it is looked up by name).
     peer_api_url: str = ""
     # How long a function keeps the flag before taking a payment (chalicelib.regions).
@@ -63,8 +66,10 @@ class Settings(NamedTuple):
             ops_alert_topic_arn=env.get(EnvVar.OPS_ALERT_TOPIC_ARN, ""),
             idempotency_table=env.get(EnvVar.IDEMPOTENCY_TABLE, names.idempotency_table),
             clients_table=env.get(EnvVar.CLIENTS_TABLE, names.clients_table),
+            webhook_endpoints_table=env.get(EnvVar.WEBHOOK_ENDPOINTS_TABLE, names.webhook_endpoints_table),
             peer_region=env.get(EnvVar.PEER_REGION, ""),
             local_api_gateway=bool(env.get(EnvVar.LOCAL_API_GATEWAY)),
+            local_stage=bool(env.get(EnvVar.LOCAL_STAGE)),
             peer_api_url=env.get(EnvVar.PEER_API_URL, ""),
             flag_cache_seconds=float(env.get(EnvVar.FLAG_CACHE_SECONDS) or FLAG_CACHE_SECONDS),
             consistency=(

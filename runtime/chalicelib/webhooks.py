@@ -99,7 +99,7 @@ def checked_addresses(host: str, resolve: Resolver, *, allow_loopback: bool = Fa
     try:
         addresses = list(dict.fromkeys(resolve(host)))
     except OSError as error:
-        raise AddressRefused(host, f"no address ({type(error).__name__})") from error
+        raise AddressRefused(host, f"no address ({error or type(error).__name__})") from error
     if not addresses:
         raise AddressRefused(host, "no address")
     for address in addresses:
@@ -223,6 +223,72 @@ def signature_headers(event_id: str, body: str, secrets: Iterable[str], now: flo
         "webhook-timestamp": str(int(now)),
         "webhook-signature": " ".join(Webhook(secret).sign(event_id, when, body) for secret in secrets),
     }
+
+
+ENDPOINT_ID_PREFIX = "we_"
+
+
+def new_endpoint_id() -> str:
+    """An endpoint's id: random, so two regions registering at once never pick the same one."""
+    return ENDPOINT_ID_PREFIX + random_secrets.token_hex(12)
+
+
+class WebhookEndpoint(NamedTuple):
+    """One of a client's endpoints, as stored in both regions (its secrets never leave the service
+    but once: in the answer that created or rotated them)."""
+
+    client: str
+    endpoint_id: str
+    url: str
+    events: tuple[str, ...]
+    secrets: SigningSecrets
+    created_at: float
+    enabled: bool = True
+    disabled_reason: str = ""
+    # Raised by every change; a change is written only over the version it read.
+    version: int = 1
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows of the endpoint: never its secrets."""
+        return {
+            "id": self.endpoint_id,
+            "url": self.url,
+            "events": list(self.events),
+            "status": "enabled" if self.enabled else "disabled",
+            **({"disabled_reason": self.disabled_reason} if self.disabled_reason else {}),
+            "created_at": _iso(self.created_at),
+        }
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def registered(request: EndpointRequest, *, client: str, now: float) -> WebhookEndpoint:
+    """A new endpoint for ``client``, with a fresh id and secret."""
+    return WebhookEndpoint(
+        client=client,
+        endpoint_id=new_endpoint_id(),
+        url=request.url,
+        events=request.events,
+        secrets=SigningSecrets(new_secret()),
+        created_at=now,
+    )
+
+
+def with_rotated_secret(endpoint: WebhookEndpoint, *, now: float) -> WebhookEndpoint:
+    """``endpoint`` with a new secret; the one it replaces signs beside it for the overlap."""
+    return endpoint._replace(secrets=endpoint.secrets.rotated(now), version=endpoint.version + 1)
+
+
+def loopback_resolver(host: str) -> list[str]:
+    """The local stage's resolver: loopback names and addresses only, and no DNS query at all."""
+    if host == "localhost":
+        return ["127.0.0.1"]
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        raise OSError(f"the local stage resolves no names but localhost ({host})") from None
 
 
 class Outcome(StrEnum):

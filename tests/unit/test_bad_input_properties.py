@@ -25,11 +25,13 @@ from chalicelib.adapters.peer_api import StaticPeerApi
 from chalicelib.regions import Cached
 from chalicelib.services import Services, use_services
 from chalicelib.settings import Settings
+from chalicelib.webhooks import loopback_resolver
 from tests.fakes import (
     InMemoryKeyBindings,
     InMemoryPaymentRepository,
     InMemoryRegionControl,
     InMemorySweepLedger,
+    InMemoryWebhookEndpoints,
     RecordingNotifications,
     RecordingOpsNotices,
     RecordingQueue,
@@ -68,6 +70,8 @@ class Ports:
             peer_api=StaticPeerApi("http://127.0.0.1:9", lambda: "unused"),
             clients=StaticClientDirectory({API_KEY_ID: CLIENT}),
             sweeps=InMemorySweepLedger(),
+            webhook_endpoints=InMemoryWebhookEndpoints(),
+            resolve=loopback_resolver,
         )
 
 

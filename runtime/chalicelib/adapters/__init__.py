@@ -10,7 +10,9 @@
 - :mod:`~chalicelib.adapters.clients`: ``DynamoClientDirectory`` (key id -> client) and
   ``SecretsManagerClientKey`` (a client's own key value);
 - :mod:`~chalicelib.adapters.peer_api`: ``ApiGatewayPeerApi`` and ``StaticPeerApi``, where the
-  canary finds the peer region's API.
+  canary finds the peer region's API;
+- :mod:`~chalicelib.adapters.webhook_endpoints`: ``DynamoWebhookEndpoints``, merchants' webhook
+  endpoints.
 
 Each reaches AWS through :mod:`chalicelib.sdk`; what still fails after botocore's retries surfaces
 as :class:`~chalicelib.errors.DependencyUnavailable`, so the caller answers 503 or leaves the
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.payments_table import DynamoPaymentRepository
     from chalicelib.adapters.peer_api import ApiGatewayPeerApi, StaticPeerApi
     from chalicelib.adapters.region_flag import DependencyProbes, SsmRegionControl, SsmSweepLedger
+    from chalicelib.adapters.webhook_endpoints import DynamoWebhookEndpoints
 
 _HOMES = {
     "DynamoPaymentRepository": "payments_table",
@@ -44,6 +47,7 @@ _HOMES = {
     "SecretsManagerClientKey": "clients",
     "ApiGatewayPeerApi": "peer_api",
     "StaticPeerApi": "peer_api",
+    "DynamoWebhookEndpoints": "webhook_endpoints",
 }
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "DynamoClientDirectory",
     "DynamoKeyBindings",
     "DynamoPaymentRepository",
+    "DynamoWebhookEndpoints",
     "SecretsManagerClientKey",
     "SnsNotifications",
     "SnsOpsNotices",
