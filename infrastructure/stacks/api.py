@@ -125,6 +125,7 @@ class PaymentApi(Construct):
             EnvVar.PAYMENTS_TABLE: resources.table.table_name,
             EnvVar.IDEMPOTENCY_TABLE: resources.idempotency_table.table_name,
             EnvVar.CLIENTS_TABLE: resources.clients_table.table_name,
+            EnvVar.WEBHOOK_ENDPOINTS_TABLE: resources.webhook_endpoints_table.table_name,
             EnvVar.PAYMENT_QUEUE_URL: resources.payment_queue.queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: resources.transaction_topic.topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: resources.ops_alert_topic.topic_arn,

@@ -12,7 +12,13 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from chalicelib.names import ResourceNames
-from chalicelib.schema import EVENTUAL_CONSISTENCY, STRONG_CONSISTENCY, ClientsTableSchema, IdempotencyKeys
+from chalicelib.schema import (
+    EVENTUAL_CONSISTENCY,
+    STRONG_CONSISTENCY,
+    ClientsTableSchema,
+    IdempotencyKeys,
+    WebhookEndpointsSchema,
+)
 from chalicelib.schema import PaymentsTableSchema as Schema
 from stacks.nag import acknowledge_custom_resource_provider
 
@@ -50,6 +56,7 @@ class PaymentsData(Construct):
         self.consistency = STRONG_CONSISTENCY if strong_consistency_witness else EVENTUAL_CONSISTENCY
         self.table: dynamodb.ITableV2
         self.idempotency_table: dynamodb.ITableV2
+        self.webhook_endpoints_table: dynamodb.ITableV2
         # What every table here has: on-demand, point-in-time recovery, kept in production.
         regional: dict[str, Any] = {
             "billing": dynamodb.Billing.on_demand(),
@@ -80,6 +87,12 @@ class PaymentsData(Construct):
             )
             self.idempotency_table = dynamodb.TableV2.from_table_attributes(
                 self, "IdempotencyTableReplica", table_name=names.idempotency_table, encryption_key=key
+            )
+            self.webhook_endpoints_table = dynamodb.TableV2.from_table_attributes(
+                self,
+                "WebhookEndpointsTableReplica",
+                table_name=names.webhook_endpoints_table,
+                encryption_key=key,
             )
             self.stream_arn = self._replica_stream_arn(names.payments_table)
             return
@@ -124,6 +137,20 @@ class PaymentsData(Construct):
                 name=IdempotencyKeys.PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
             time_to_live_attribute=IdempotencyKeys.EXPIRY_ATTRIBUTE,
+            **common,
+        )
+        # Merchants' webhook endpoints and their signing secrets, in both regions (each replica
+        # encrypted under its own region's key); either region delivers and serves them.
+        self.webhook_endpoints_table = dynamodb.TableV2(
+            self,
+            "WebhookEndpointsTable",
+            table_name=names.webhook_endpoints_table,
+            partition_key=dynamodb.Attribute(
+                name=WebhookEndpointsSchema.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=WebhookEndpointsSchema.SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
             **common,
         )
 

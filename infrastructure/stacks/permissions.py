@@ -68,6 +68,7 @@ class FunctionResources(NamedTuple):
     transaction_topic: sns.ITopic
     ops_alert_topic: sns.ITopic
     peer_region: str
+    webhook_endpoints_table: dynamodb.ITableV2
     # The payments table's consistency mode (chalicelib.schema), which the API tells its clients.
     consistency: str = EVENTUAL_CONSISTENCY
 
@@ -115,6 +116,12 @@ def grant_each_function_its_calls(
     allow(validator, IDEMPOTENCY_ACTIONS, idempotency_table.table_arn)
     # Which client a request's API key belongs to: the owner of every payment it makes or reads.
     allow(validator, ["dynamodb:GetItem"], resources.clients_table.table_arn)
+    # A client's webhook endpoints: listed, registered, rotated over the version read, deleted.
+    allow(
+        validator,
+        ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+        resources.webhook_endpoints_table.table_arn,
+    )
     # Only the notifier publishes, from the table's stream (the outbox).
     allow(notifier, STREAM_READ_ACTIONS, stream_arn)
     # It writes the record of a claim whose request could not (the claim answers for the payment).

@@ -63,6 +63,7 @@ class PaymentRegionStack(cdk.Stack):
                 transaction_topic=messaging.transaction_topic,
                 ops_alert_topic=messaging.ops_alert_topic,
                 peer_region=props.peer_region,
+                webhook_endpoints_table=data.webhook_endpoints_table,
                 consistency=data.consistency,
             ),
             functions=FUNCTIONS,

@@ -107,6 +107,38 @@ def test_idempotency_keys_live_in_their_own_global_table_with_ttl(templates: dic
     )
 
 
+def test_webhook_endpoints_live_in_both_regions_each_replica_under_its_regions_key(
+    templates: dict[str, Template],
+) -> None:
+    """Either region serves and delivers a client's endpoints; their secrets are encrypted at rest
+    under the key of the region holding them, and only the API function reads or writes them."""
+    [table] = [
+        t
+        for t in resources(templates[PRIMARY], "AWS::DynamoDB::GlobalTable").values()
+        if t["Properties"]["TableName"] == NAMES.webhook_endpoints_table
+    ]
+    replicas = {r["Region"]: r for r in table["Properties"]["Replicas"]}
+    grants = {
+        (stack, logical_id): json.dumps(policy["Properties"]["PolicyDocument"])
+        for stack in BOTH
+        for logical_id, policy in resources(templates[stack], "AWS::IAM::Policy").items()
+        if "WebhookEndpointsTable" in json.dumps(policy["Properties"]["PolicyDocument"])
+        or NAMES.webhook_endpoints_table in json.dumps(policy["Properties"]["PolicyDocument"])
+    }
+
+    assert table["Properties"]["KeySchema"] == [
+        {"AttributeName": "client", "KeyType": "HASH"},
+        {"AttributeName": "endpoint_id", "KeyType": "RANGE"},
+    ]
+    assert set(replicas) == {"us-east-1", "us-east-2"}
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    assert all("KMSMasterKeyId" in r["SSESpecification"] for r in replicas.values())
+    assert all(r["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for r in replicas.values())
+    # Two API functions (one a region) hold the grant; no other role does.
+    assert sorted(stack for stack, _ in grants) == sorted(BOTH)
+    assert all(logical_id.startswith("ApiAPIHandlerRole") for _, logical_id in grants), sorted(grants)
+
+
 def test_the_secondary_uses_the_replica_and_creates_no_table(templates: dict[str, Template]) -> None:
     template = templates[SECONDARY]
 
