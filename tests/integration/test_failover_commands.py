@@ -21,11 +21,16 @@ def health(environment: LocalEnvironment, region: str) -> int:
 
 
 def test_status_shows_both_regions(environment: LocalEnvironment) -> None:
-    rows = regions.status(target_of(environment))
+    def both_healthy() -> list[regions.RegionStatus] | None:
+        # A moment after the environment starts, /health may still be finding its dependencies.
+        rows = regions.status(target_of(environment))
+        return rows if all(row.in_service and row.health == "healthy" for row in rows) else None
+
+    rows = eventually(both_healthy, timeout=15) or regions.status(target_of(environment))
     table = regions.render_status(rows)
 
     assert [row.region for row in rows] == [PRIMARY, SECONDARY]
-    assert all(row.in_service and row.health == "healthy" for row in rows)
+    assert all(row.in_service and row.health == "healthy" for row in rows), table
     assert PRIMARY in table and "DLQ" in table
     # Each region's peer sees it work (the first canary runs a second after start).
     assert eventually(

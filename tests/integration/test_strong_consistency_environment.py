@@ -116,7 +116,7 @@ def test_the_active_active_drill_rides_through_an_api_fault_with_both_regions_wa
 
 
 RACES = 1000
-RACERS = 16  # requests in flight at once: eight races
+RACERS = 32  # requests in flight at once: sixteen races
 
 
 def race(environment: LocalEnvironment, tag: str, n: int, *, same_key: bool) -> list[int]:
