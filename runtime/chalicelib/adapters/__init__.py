@@ -12,7 +12,8 @@
 - :mod:`~chalicelib.adapters.peer_api`: ``ApiGatewayPeerApi`` and ``StaticPeerApi``, where the
   canary finds the peer region's API;
 - :mod:`~chalicelib.adapters.webhook_endpoints`: ``DynamoWebhookEndpoints``, merchants' webhook
-  endpoints.
+  endpoints; :mod:`~chalicelib.adapters.webhook_sender`: ``HttpWebhookSender``, one delivery to
+  an address checked just before.
 
 Each reaches AWS through :mod:`chalicelib.sdk`; what still fails after botocore's retries surfaces
 as :class:`~chalicelib.errors.DependencyUnavailable`, so the caller answers 503 or leaves the
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.peer_api import ApiGatewayPeerApi, StaticPeerApi
     from chalicelib.adapters.region_flag import DependencyProbes, SsmRegionControl, SsmSweepLedger
     from chalicelib.adapters.webhook_endpoints import DynamoWebhookEndpoints
+    from chalicelib.adapters.webhook_sender import HttpWebhookSender
 
 _HOMES = {
     "DynamoPaymentRepository": "payments_table",
@@ -48,6 +50,7 @@ _HOMES = {
     "ApiGatewayPeerApi": "peer_api",
     "StaticPeerApi": "peer_api",
     "DynamoWebhookEndpoints": "webhook_endpoints",
+    "HttpWebhookSender": "webhook_sender",
 }
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "DynamoKeyBindings",
     "DynamoPaymentRepository",
     "DynamoWebhookEndpoints",
+    "HttpWebhookSender",
     "SecretsManagerClientKey",
     "SnsNotifications",
     "SnsOpsNotices",
