@@ -33,6 +33,10 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
     regions       the in-service flag and the health report
     webhooks      merchants' webhook endpoints: what may be registered, where a delivery may
                   go, how it is signed and retried
+    webhook_endpoints
+                  the API function's use cases for a client's endpoints
+    webhook_delivery
+                  which endpoints get an event, and one signed attempt
     local_api_keys, local_stage
                   only where no API Gateway stands: ``make run`` and ``chalice local``
 

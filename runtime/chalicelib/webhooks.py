@@ -247,6 +247,8 @@ class WebhookEndpoint(NamedTuple):
     disabled_reason: str = ""
     # Raised by every change; a change is written only over the version it read.
     version: int = 1
+    # When its first failed delivery since its last success was made (None: not failing).
+    failing_since: float | None = None
 
     def public(self) -> dict[str, Any]:
         """What the API shows of the endpoint: never its secrets."""
@@ -298,6 +300,7 @@ class Outcome(StrEnum):
     RETRY = "retry"
     GIVE_UP = "give up"  # the schedule is spent: the event goes to the dead-letter queue
     GONE = "gone"  # 410: the endpoint is disabled at once
+    HELD = "held"  # the endpoint is disabled or deleted: nothing sent, the event stays replayable
 
 
 class Decision(NamedTuple):

@@ -96,6 +96,11 @@ def endpoint_item(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "enabled": {"BOOL": endpoint.enabled},
         **({"disabled_reason": {"S": endpoint.disabled_reason}} if endpoint.disabled_reason else {}),
         Schema.VERSION: {"N": str(endpoint.version)},
+        **(
+            {"failing_since": {"N": str(endpoint.failing_since)}}
+            if endpoint.failing_since is not None
+            else {}
+        ),
     }
 
 
@@ -115,6 +120,7 @@ def endpoint_from(item: dict[str, Any]) -> WebhookEndpoint:
         enabled=bool(item.get("enabled", {}).get("BOOL", True)),
         disabled_reason=item.get("disabled_reason", {}).get("S", ""),
         version=int(item[Schema.VERSION]["N"]),
+        failing_since=float(item["failing_since"]["N"]) if "failing_since" in item else None,
     )
 
 
