@@ -17,6 +17,7 @@ from typing import Any
 
 # What a function does, from what invokes it.
 API, PROCESSOR, NOTIFIER, ORCHESTRATOR, CANARY = "api", "processor", "notifier", "orchestrator", "canary"
+WEBHOOKS = "webhooks"
 LAMBDA_FUNCTIONS = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 
 
@@ -191,6 +192,8 @@ def _function_role(logical_id: str, props: dict[str, Any], resources: dict[str, 
     events = props.get("Events")
     if events is not None or "CodeUri" in props:  # SAM
         types = {e["Type"] for e in (events or {}).values()}
+        if "webhooks" in json.dumps(props.get("FunctionName", "")):
+            return WEBHOOKS
         return (
             PROCESSOR
             if "SQS" in types

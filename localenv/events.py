@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 
 from chalicelib.cards import redact_pans
-from chalicelib.names import PAYMENT_NOTIFIER, PAYMENT_QUEUE, EnvVar, ResourceNames
+from chalicelib.names import PAYMENT_NOTIFIER, PAYMENT_QUEUE, WEBHOOK_QUEUE, EnvVar, ResourceNames
 from localenv.canary import CanaryAlarm
 from localenv.metric_logs import capture_function_output
 from localenv.streams import TableStream, lambda_stream_event
@@ -116,6 +116,7 @@ class RegionEventRunner:
     def __init__(self, environ: dict[str, str]) -> None:
         from app import (
             announce_processed_payments,
+            deliver_webhooks,
             orchestrate_failover,
             probe_peer_region,
             process_payment_messages,
@@ -127,6 +128,9 @@ class RegionEventRunner:
         self._processor = process_payment_messages
         self._orchestrator = orchestrate_failover
         self._notifier = announce_processed_payments
+        self._deliverer = deliver_webhooks
+        self.webhook_queue_url = environ.get(EnvVar.WEBHOOK_QUEUE_URL, "")
+        self.webhooks = 0
         self._sqs = boto3.client("sqs", region_name=self.region)
         self._stream = TableStream(
             table=environ[EnvVar.PAYMENTS_TABLE],
@@ -243,6 +247,36 @@ class RegionEventRunner:
             self._unannounced = self._unannounced[len(batch) - done :]
             self._notifier_attempts = 0
 
+    def poll_webhooks(self) -> None:
+        """Hand waiting webhook messages to the deliverer; a message it failed on comes back later."""
+        if not self.webhook_queue_url:
+            return
+        messages = self._sqs.receive_message(
+            QueueUrl=self.webhook_queue_url, MaxNumberOfMessages=WEBHOOK_QUEUE.batch_size
+        ).get("Messages", [])
+        if not messages:
+            return
+        arn = self._queue_arn(self.webhook_queue_url)
+        event = {"Records": [sqs_lambda_record(m, arn, self.region) for m in messages]}
+        try:
+            response = self._deliverer(event, LocalContext("payment-webhooks"))
+            failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        except Exception as error:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
+            print(f"[{self.region}] webhook deliverer invocation failed: {type(error).__name__}", flush=True)
+            failed_ids = {m["MessageId"] for m in messages}
+        for message in messages:
+            if message["MessageId"] in failed_ids:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self.webhook_queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=LOCAL_RETRY_DELAY_SECONDS,
+                )
+            else:
+                self._sqs.delete_message(
+                    QueueUrl=self.webhook_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                self.webhooks += 1
+
     def poll_ops_alerts(self) -> None:
         """Deliver waiting ops-alert messages to the failover orchestrator, one per event.
 
@@ -284,6 +318,7 @@ class RegionEventRunner:
                 self.poll_canary()
                 self.poll_payments()
                 self.poll_table_stream()
+                self.poll_webhooks()
                 self.poll_ops_alerts()
             except Exception as error:  # noqa: BLE001 - Lambda's pollers outlive a missing queue or a hiccup
                 print(f"[{self.region}] event runner error: {type(error).__name__}: {error}", flush=True)
@@ -291,7 +326,7 @@ class RegionEventRunner:
         print(
             f"[{self.region}] event runner stopped: {self.processed} processed, "
             f"{self.failed} failed deliveries, {self.announced} stream records announced, "
-            f"{self.alerts} ops alerts",
+            f"{self.alerts} ops alerts, {self.webhooks} webhook messages",
             flush=True,
         )
 

@@ -14,7 +14,7 @@ import boto3
 
 from chalicelib.canary import canary_alarm_definition
 from chalicelib.failover_numbers import LOCAL_FLAG_CACHE_SECONDS
-from chalicelib.names import PAYMENT_QUEUE, EnvVar, QueueSettings, ResourceNames
+from chalicelib.names import PAYMENT_QUEUE, WEBHOOK_QUEUE, EnvVar, QueueSettings, ResourceNames
 from chalicelib.regions import RegionFlag
 from chalicelib.schema import ClientsTableSchema, IdempotencyKeys, WebhookEndpointsSchema
 from chalicelib.schema import PaymentsTableSchema as Schema
@@ -45,6 +45,8 @@ class RegionResources:
     clients_table: str
     peer_region: str = ""
     webhook_endpoints_table: str = ""
+    webhook_queue_url: str = ""
+    webhook_dlq_url: str = ""
 
     def function_environment(self, endpoint_url: str) -> dict[str, str]:
         """Environment variables that point the payment functions at these resources."""
@@ -58,6 +60,8 @@ class RegionResources:
             EnvVar.IDEMPOTENCY_TABLE: self.idempotency_table,
             EnvVar.CLIENTS_TABLE: self.clients_table,
             EnvVar.WEBHOOK_ENDPOINTS_TABLE: self.webhook_endpoints_table,
+            EnvVar.WEBHOOK_QUEUE_URL: self.webhook_queue_url,
+            EnvVar.WEBHOOK_DLQ_URL: self.webhook_dlq_url,
             EnvVar.FLAG_CACHE_SECONDS: str(LOCAL_FLAG_CACHE_SECONDS),
             EnvVar.PAYMENT_QUEUE_URL: self.payment_queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: self.transaction_topic_arn,
@@ -196,6 +200,8 @@ def provision_region(
         },
     )["QueueUrl"]
 
+    webhook_queue_url, webhook_dlq_url = _webhook_queues(sqs, names)
+
     ssm = local_client("ssm", endpoint_url, region)
     try:
         ssm.put_parameter(
@@ -211,6 +217,14 @@ def provision_region(
         local_client("cloudwatch", endpoint_url, region).put_metric_alarm(
             **canary_alarm_definition(names, peer_region, [ops_alert_topic_arn])
         )
+    transaction_topic_arn = sns.create_topic(Name=names.transaction_topic)["TopicArn"]
+    # The webhook deliverer hears every announcement, as the stacks subscribe its queue.
+    sns.subscribe(
+        TopicArn=transaction_topic_arn,
+        Protocol="sqs",
+        Endpoint=_queue_arn(sqs, webhook_queue_url),
+        Attributes={"RawMessageDelivery": "true"},
+    )
     return RegionResources(
         region=region,
         environment_suffix=environment_suffix,
@@ -220,7 +234,39 @@ def provision_region(
         webhook_endpoints_table=names.webhook_endpoints_table,
         payment_queue_url=queue_url,
         payment_dlq_url=dlq_url,
-        transaction_topic_arn=sns.create_topic(Name=names.transaction_topic)["TopicArn"],
+        transaction_topic_arn=transaction_topic_arn,
         ops_alert_topic_arn=ops_alert_topic_arn,
         peer_region=peer_region,
+        webhook_queue_url=webhook_queue_url,
+        webhook_dlq_url=webhook_dlq_url,
     )
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _webhook_queues(sqs: Any, names: ResourceNames) -> tuple[str, str]:
+    """The webhook deliveries queue and its dead-letter queue, as the stacks make them."""
+    settings = WEBHOOK_QUEUE
+    dlq_url = sqs.create_queue(
+        QueueName=names.webhook_dlq,
+        Attributes={
+            "MessageRetentionPeriod": str(settings.dlq_retention_days * SECONDS_PER_DAY),
+            "SqsManagedSseEnabled": "true",
+        },
+    )["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName=names.webhook_queue,
+        Attributes={
+            "VisibilityTimeout": str(settings.visibility_timeout_seconds),
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps(
+                {
+                    "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
+                    "maxReceiveCount": str(settings.max_receive_count),
+                }
+            ),
+        },
+    )["QueueUrl"]
+    return queue_url, dlq_url

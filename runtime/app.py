@@ -15,6 +15,7 @@ from typing import Any, cast
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Request, Response, SNSEvent, SQSEvent
 
 from chalicelib import (
+    deliverer,
     heap,
     local_api_keys,
     notifier,
@@ -33,6 +34,7 @@ from chalicelib.names import (
     HEALTH_PATH,
     PAYMENT_NOTIFIER,
     PAYMENT_QUEUE,
+    WEBHOOK_QUEUE,
     EnvVar,
     Handler,
     ResourceNames,
@@ -224,6 +226,15 @@ def get_health() -> Response:
 def process_payment_messages(event: SQSEvent) -> dict[str, Any]:
     """Payment processor: process a batch from the payment queue, reporting failures per message."""
     return processor.process_message_batch(event.to_dict(), get_services())
+
+
+@app.on_sqs_message(
+    queue=_names.webhook_queue, batch_size=WEBHOOK_QUEUE.batch_size, name=Handler.WEBHOOK_DELIVERER
+)
+def deliver_webhooks(event: SQSEvent) -> dict[str, Any]:
+    """Webhook deliverer: announced events become deliveries to their client's endpoints, each
+    attempted when due and retried for days; failures reported per message."""
+    return deliverer.deliver_batch(event.to_dict(), get_services())
 
 
 @app.on_dynamodb_record(

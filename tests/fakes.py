@@ -238,3 +238,17 @@ class InMemoryWebhookEndpoints:
 
     def remove(self, client: str, endpoint_id: str) -> bool:
         return self.items.pop((client, endpoint_id), None) is not None
+
+
+class RecordingWebhookQueue:
+    """The webhook deliveries queue: what was sent (with its delay) and what was dead-lettered."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
+        self.dead: list[str] = []
+
+    def send(self, body: str, *, delay_seconds: int = 0) -> None:
+        self.sent.append((body, delay_seconds))
+
+    def dead_letter(self, body: str) -> None:
+        self.dead.append(body)

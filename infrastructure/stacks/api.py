@@ -16,7 +16,15 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from chalicelib.items import announced_items_filter
-from chalicelib.names import API_STAGE, PAYMENT_NOTIFIER, PAYMENT_QUEUE, EnvVar, Handler, ResourceNames
+from chalicelib.names import (
+    API_STAGE,
+    PAYMENT_NOTIFIER,
+    PAYMENT_QUEUE,
+    WEBHOOK_QUEUE,
+    EnvVar,
+    Handler,
+    ResourceNames,
+)
 from stacks.edge import THROTTLING_BURST_LIMIT, THROTTLING_RATE_LIMIT, guard_with_waf
 from stacks.functions import LAMBDA_ARCHITECTURE, FunctionSettings
 from stacks.nag import CHECKOV_FUNCTION_SKIPS, acknowledge, skip_checkov
@@ -27,6 +35,7 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 LOG_RETENTION = logs.RetentionDays.ONE_WEEK
 API_LOGICAL_ID = "RestAPI"
 SQS_EVENT_ID = "ProcessPaymentMessagesSqsEventSource"
+WEBHOOK_EVENT_ID = "DeliverWebhooksSqsEventSource"
 SNS_EVENT_ID = "OrchestrateFailoverSnsSubscription"
 STREAM_EVENT_ID = "AnnounceProcessedPaymentsDynamodbEventSource"
 XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
@@ -61,6 +70,12 @@ FUNCTION_CHECKOV_SKIPS: dict[str, dict[str, str]] = {
     },
     Handler.FAILOVER_ORCHESTRATOR: {"CKV_AWS_116": ASYNC_ON_FAILURE},
     Handler.PAYMENT_CANARY: {"CKV_AWS_116": ASYNC_ON_FAILURE},
+    Handler.WEBHOOK_DELIVERER: {
+        "CKV_AWS_115": "Bounded by its SQS event source's maximum concurrency, without taking reserved "
+        "capacity from the account.",
+        "CKV_AWS_116": "Invoked by an SQS event source mapping: the webhook queue's own dead-letter "
+        "queue catches what fails, beside the deliveries whose retries ran out.",
+    },
 }
 API_CACHING = (
     "Payment answers belong to one client and change with every write: a cached answer would be "
@@ -106,11 +121,15 @@ class PaymentApi(Construct):
             Handler.PAYMENT_NOTIFIER: names.notifier_function,
             Handler.FAILOVER_ORCHESTRATOR: names.orchestrator_function,
             Handler.PAYMENT_CANARY: names.canary_function,
+            Handler.WEBHOOK_DELIVERER: names.webhook_function,
         }
         # The functions that serve payments: the canary judges the peer, so its errors are not
-        # this region's (they never count towards this region's failover alarms).
+        # this region's; and the webhook deliverer works for merchants' endpoints, which a client
+        # controls: no client may make the region move (neither counts towards its failover alarms).
         self.payment_function_names = [
-            name for handler, name in self.function_names.items() if handler != Handler.PAYMENT_CANARY
+            name
+            for handler, name in self.function_names.items()
+            if handler not in (Handler.PAYMENT_CANARY, Handler.WEBHOOK_DELIVERER)
         ]
         self.key = resources.key
         self.log_groups = {
@@ -126,6 +145,8 @@ class PaymentApi(Construct):
             EnvVar.IDEMPOTENCY_TABLE: resources.idempotency_table.table_name,
             EnvVar.CLIENTS_TABLE: resources.clients_table.table_name,
             EnvVar.WEBHOOK_ENDPOINTS_TABLE: resources.webhook_endpoints_table.table_name,
+            EnvVar.WEBHOOK_QUEUE_URL: resources.webhook_queue.queue_url,
+            EnvVar.WEBHOOK_DLQ_URL: resources.webhook_dlq.queue_url,
             EnvVar.PAYMENT_QUEUE_URL: resources.payment_queue.queue_url,
             EnvVar.TRANSACTION_TOPIC_ARN: resources.transaction_topic.topic_arn,
             EnvVar.OPS_ALERT_TOPIC_ARN: resources.ops_alert_topic.topic_arn,
@@ -136,7 +157,10 @@ class PaymentApi(Construct):
             self, "Chalice", source_dir=str(RUNTIME_DIR), stage_config=self._stage_config(environment)
         )
         self._configure_functions(
-            resources.payment_queue, resources.ops_alert_topic, resources.control_failures
+            resources.payment_queue,
+            resources.ops_alert_topic,
+            resources.control_failures,
+            resources.webhook_queue,
         )
         self._configure_notifier(resources.stream_arn, resources.notification_dlq, stack.region)
         self.rest_api = self.chalice.get_resource(API_LOGICAL_ID)
@@ -210,7 +234,11 @@ class PaymentApi(Construct):
         }
 
     def _configure_functions(
-        self, payment_queue: sqs.IQueue, ops_alert_topic: sns.ITopic, control_failures: sqs.IQueue
+        self,
+        payment_queue: sqs.IQueue,
+        ops_alert_topic: sns.ITopic,
+        control_failures: sqs.IQueue,
+        webhook_queue: sqs.IQueue,
     ) -> None:
         for handler, name in self.function_names.items():
             function = self.chalice.get_resource(function_logical_id(handler))
@@ -252,6 +280,17 @@ class PaymentApi(Construct):
         processor.add_property_override(
             f"Events.{SQS_EVENT_ID}.Properties.MaximumBatchingWindowInSeconds",
             PAYMENT_QUEUE.processor_batching_window_seconds,
+        )
+        deliverer = self.chalice.get_resource(function_logical_id(Handler.WEBHOOK_DELIVERER))
+        deliverer.add_property_override(
+            f"Events.{WEBHOOK_EVENT_ID}.Properties.Queue", webhook_queue.queue_arn
+        )
+        deliverer.add_property_override(
+            f"Events.{WEBHOOK_EVENT_ID}.Properties.FunctionResponseTypes", ["ReportBatchItemFailures"]
+        )
+        deliverer.add_property_override(
+            f"Events.{WEBHOOK_EVENT_ID}.Properties.ScalingConfig",
+            {"MaximumConcurrency": WEBHOOK_QUEUE.max_concurrency},
         )
         orchestrator = self.chalice.get_resource(function_logical_id(Handler.FAILOVER_ORCHESTRATOR))
         orchestrator.add_property_override(

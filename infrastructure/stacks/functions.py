@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from chalicelib.names import Handler
+from chalicelib.names import WEBHOOK_QUEUE, Handler
 
 # Graviton: about 20 % less per GB-second than x86_64, and the package is pure Python, so it
 # runs unchanged on either.
@@ -45,6 +45,11 @@ FUNCTIONS: dict[str, FunctionSettings] = {
     ),
     # Two HTTP steps of at most 5 s each, once a minute; a missed run is a missing data point, and
     # one that fails (not a failed probe: the function itself) pages.
+    # A batch's deliveries run side by side, each at most 5 s: a minute is ample. Its event source
+    # caps its concurrency, so a slow merchant endpoint holds a few executions, not the account's.
+    Handler.WEBHOOK_DELIVERER: FunctionSettings(
+        memory_mb=256, timeout_seconds=WEBHOOK_QUEUE.function_timeout_seconds
+    ),
     Handler.PAYMENT_CANARY: FunctionSettings(
         memory_mb=256,
         timeout_seconds=30,

@@ -59,6 +59,17 @@ class PaymentKeyStack(cdk.Stack):
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
             )
         )
+        # The transactions topic delivers to the webhook deliveries queue, encrypted with this key:
+        # SNS needs it, on behalf of this account's topics only.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsTopicsToDeliver",
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
         # CloudWatch Logs encrypts a log group only with a key whose policy lets the regional
         # logs principal use it, scoped by the log group's ARN in the encryption context.
         self.key.add_to_resource_policy(

@@ -1,4 +1,4 @@
-"""The payment queue with its dead-letter queue, and the two SNS topics."""
+"""The payment queue with its dead-letter queue, the two SNS topics, and the webhook deliveries queue."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from chalicelib.names import PAYMENT_QUEUE, ResourceNames
+from chalicelib.names import PAYMENT_QUEUE, WEBHOOK_QUEUE, ResourceNames
 from stacks.nag import acknowledge
 
 
@@ -23,7 +23,9 @@ class PaymentMessaging(Construct):
     60 s timeout), dead-letter queue after 3 receives kept 14 days; notification dead-letter
     queue (stream positions the notifier gave up on) and control-failures queue (invocations of
     the orchestrator and the canary that failed every attempt) kept 14 days. This account's alarms in this
-    region may publish to the ``ops-alerts`` topic (topic policy) and use its key (key policy).
+    region may publish to the ``ops-alerts`` topic (topic policy) and use its key (key policy). The
+    webhook deliveries queue is subscribed to ``transactions`` (raw messages), visibility 360 s
+    (six times its function's 60 s), dead-letter queue after 5 receives kept 14 days.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames, key: kms.IKey) -> None:
@@ -61,6 +63,39 @@ class PaymentMessaging(Construct):
         self._let_alarms_publish(self.ops_alert_topic)
         self.transaction_topic = self._topic(
             "TransactionTopic", names.transaction_topic, "Processed payments"
+        )
+        # Merchants' webhooks: every announcement, then each delivery and its retries.
+        self.webhook_dlq = self._queue(
+            "WebhookDLQ",
+            names.webhook_dlq,
+            retention_period=cdk.Duration.days(WEBHOOK_QUEUE.dlq_retention_days),
+        )
+        self.webhook_queue = self._queue(
+            "WebhookQueue",
+            names.webhook_queue,
+            visibility_timeout=cdk.Duration.seconds(WEBHOOK_QUEUE.visibility_timeout_seconds),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.webhook_dlq, max_receive_count=WEBHOOK_QUEUE.max_receive_count
+            ),
+        )
+        # Written out rather than with SqsSubscription, which would also write the key's policy,
+        # in the key stack, naming this stack's topic (a cycle): the key already lets this
+        # account's topics deliver (stacks.keys).
+        sns.Subscription(
+            self,
+            "WebhookSubscription",
+            topic=self.transaction_topic,
+            endpoint=self.webhook_queue.queue_arn,
+            protocol=sns.SubscriptionProtocol.SQS,
+            raw_message_delivery=True,
+        )
+        self.webhook_queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.webhook_queue.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": self.transaction_topic.topic_arn}},
+            )
         )
 
     def _let_alarms_publish(self, topic: sns.Topic) -> None:

@@ -24,6 +24,8 @@ from chalicelib.failover_numbers import (
     MISCONFIGURED_CALLS,
     NOTIFICATION_DLQ_MESSAGES,
     REPLICATION_LATENCY_MS,
+    WEBHOOK_BACKLOG_SECONDS,
+    WEBHOOK_DLQ_MESSAGES,
     AlarmRule,
 )
 from chalicelib.metrics import METRICS_NAMESPACE, Metric
@@ -58,6 +60,7 @@ class PaymentMonitoring(Construct):
         control_failures: sqs.IQueue,
         ops_alert_topic: sns.ITopic,
         peer_region: str,
+        webhook_dlq: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         api_dimensions = {"ApiName": names.rest_api, "Stage": API_STAGE}
@@ -218,8 +221,30 @@ class PaymentMonitoring(Construct):
             f"{REPLICATION_LATENCY_MS.evaluation_periods} minutes: a failover now could leave recent payments "
             "behind.",
         )
+        # Page, never move traffic: merchants' endpoints are theirs, and no client may make the region
+        # move. A delivery given up after 3 days of retries; the oldest event still undelivered.
+        self.webhook_dlq_alarm = self._alarm(
+            "WebhookDlqAlarm",
+            names.webhook_dlq_alarm,
+            webhook_dlq.metric_approximate_number_of_messages_visible(
+                period=ALARM_PERIOD, statistic="Maximum"
+            ),
+            WEBHOOK_DLQ_MESSAGES,
+            "Webhook deliveries given up after 3 days of retries >= 1 (the merchant can replay them; "
+            f'see the runbook, "Webhooks"). {PAGES_ONLY}',
+        )
+        self.webhook_backlog_alarm = self._alarm(
+            "WebhookBacklogAlarm",
+            names.webhook_backlog_alarm,
+            metric(METRICS_NAMESPACE, Metric.WEBHOOK_UNDELIVERED_AGE, service, statistic="Maximum"),
+            WEBHOOK_BACKLOG_SECONDS,
+            f"A merchant's event undelivered for >= {WEBHOOK_BACKLOG_SECONDS.threshold} s (its endpoint fails; "
+            f"payments-dr webhooks shows which). {PAGES_ONLY}",
+        )
         for alarm in [
             *self.alarms,
+            self.webhook_dlq_alarm,
+            self.webhook_backlog_alarm,
             self.dlq_alarm,
             self.notification_dlq_alarm,
             self.announce_failed_alarm,

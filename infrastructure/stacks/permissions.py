@@ -69,6 +69,8 @@ class FunctionResources(NamedTuple):
     ops_alert_topic: sns.ITopic
     peer_region: str
     webhook_endpoints_table: dynamodb.ITableV2
+    webhook_queue: sqs.IQueue
+    webhook_dlq: sqs.IQueue
     # The payments table's consistency mode (chalicelib.schema), which the API tells its clients.
     consistency: str = EVENTUAL_CONSISTENCY
 
@@ -135,6 +137,13 @@ def grant_each_function_its_calls(
     own_flag = flag_parameter_arn(stack, stack.region, names)
     allow(validator, ["ssm:GetParameter"], own_flag)
     allow(orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], own_flag)
+    # The webhook deliverer: its queue's messages (and the retries it puts back), the deliveries it
+    # gives up on, and the client's endpoints it reads and marks (failing since, disabled).
+    deliverer = roles[Handler.WEBHOOK_DELIVERER]
+    allow(deliverer, [*QUEUE_CONSUME_ACTIONS, *QUEUE_SEND_ACTIONS], resources.webhook_queue.queue_arn)
+    allow(deliverer, QUEUE_SEND_ACTIONS, resources.webhook_dlq.queue_arn)
+    allow(deliverer, ["dynamodb:Query", "dynamodb:PutItem"], resources.webhook_endpoints_table.table_arn)
+    allow(deliverer, KEY_ACTIONS, key.key_arn)
     # The orchestrator takes the peer out of service when this region's canary sees it failing.
     allow(
         orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], flag_parameter_arn(stack, peer_region, names)

@@ -64,6 +64,8 @@ class PaymentRegionStack(cdk.Stack):
                 ops_alert_topic=messaging.ops_alert_topic,
                 peer_region=props.peer_region,
                 webhook_endpoints_table=data.webhook_endpoints_table,
+                webhook_queue=messaging.webhook_queue,
+                webhook_dlq=messaging.webhook_dlq,
                 consistency=data.consistency,
             ),
             functions=FUNCTIONS,
@@ -98,6 +100,7 @@ class PaymentRegionStack(cdk.Stack):
             control_failures=messaging.control_failures,
             ops_alert_topic=messaging.ops_alert_topic,
             peer_region=props.peer_region,
+            webhook_dlq=messaging.webhook_dlq,
         )
         # The peer observes this region: the alarm on its canary against us lives in the peer.
         canary_alarm = canary_alarm_in_peer(

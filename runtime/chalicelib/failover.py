@@ -41,6 +41,8 @@ def paging_alarms(names: ResourceNames) -> frozenset[str]:
             names.replication_latency_alarm,
             names.misconfiguration_alarm,
             names.control_failures_alarm,
+            names.webhook_dlq_alarm,
+            names.webhook_backlog_alarm,
         }
     )
 

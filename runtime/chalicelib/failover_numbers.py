@@ -60,6 +60,9 @@ NOTIFICATION_DLQ_MESSAGES = AlarmRule(threshold=1)
 CONTROL_FAILURES = AlarmRule(threshold=1)
 MISCONFIGURED_CALLS = AlarmRule(threshold=1)
 REPLICATION_LATENCY_MS = AlarmRule(threshold=60_000, evaluation_periods=3)
+# Merchants' webhooks: a delivery whose 3 days of retries ran out; an event undelivered an hour.
+WEBHOOK_DLQ_MESSAGES = AlarmRule(threshold=1)
+WEBHOOK_BACKLOG_SECONDS = AlarmRule(threshold=3600)
 
 
 class CanarySettings(NamedTuple):

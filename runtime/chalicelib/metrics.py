@@ -7,6 +7,8 @@ METRICS_NAMESPACE = "PaymentProcessing"
 SERVICE_DIMENSION = "service"
 # The canary's metrics carry the region they probed, beside Powertools' service dimension.
 CANARY_TARGET_DIMENSION = "TargetRegion"
+# Each webhook endpoint's own delivery metrics carry its id.
+WEBHOOK_ENDPOINT_DIMENSION = "WebhookEndpoint"
 
 
 class Metric:
@@ -36,4 +38,10 @@ class Metric:
     # What the observer announced of a lost peer's payments and rejections (chalicelib.orphans).
     ORPHANS_ANNOUNCED = "OrphansAnnounced"
     CANARY_SUCCESS = "CanarySuccess"
+    # Webhook deliveries (dimension WebhookEndpoint as well as the service): answered 2xx, failed
+    # (retried or given up), and how old the event of a delivery still pending is (seconds).
+    WEBHOOK_DELIVERED = "WebhookDelivered"
+    WEBHOOK_FAILED = "WebhookFailed"
+    WEBHOOK_UNDELIVERED_AGE = "WebhookUndeliveredAge"
+    WEBHOOK_GIVEN_UP = "WebhookGivenUp"
     CANARY_LATENCY = "CanaryLatency"

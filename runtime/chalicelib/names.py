@@ -72,6 +72,8 @@ class EnvVar:
     PEER_REGION = "PEER_REGION"
     CLIENTS_TABLE = "CLIENTS_TABLE_NAME"
     WEBHOOK_ENDPOINTS_TABLE = "WEBHOOK_ENDPOINTS_TABLE_NAME"
+    WEBHOOK_QUEUE_URL = "WEBHOOK_QUEUE_URL"
+    WEBHOOK_DLQ_URL = "WEBHOOK_DLQ_URL"
     # Set by the local environment only: webhooks may go to loopback receivers over plain http,
     # and no name but localhost is resolved.
     LOCAL_STAGE = "PAYMENTS_LOCAL_STAGE"
@@ -121,6 +123,27 @@ class NotifierSettings(NamedTuple):
 
 
 PAYMENT_NOTIFIER = NotifierSettings()
+
+
+class WebhookQueueSettings(NamedTuple):
+    """The webhook deliveries queue: every announced event, then each delivery and its retries.
+
+    A batch's deliveries run side by side, each waiting at most ``webhooks.DELIVERY_TIMEOUT_SECONDS``
+    for its endpoint, so a batch ends well within the function's timeout. A message its function
+    failed on (the endpoints table unreadable, not an endpoint's answer) is received again; after
+    ``max_receive_count`` it waits in the dead-letter queue with the deliveries whose schedule ran out.
+    """
+
+    batch_size: int = 10
+    function_timeout_seconds: int = 60
+    visibility_timeout_seconds: int = 360
+    max_receive_count: int = 5
+    dlq_retention_days: int = 14
+    # Deliveries in flight at once: a slow merchant endpoint holds a few executions, not the account's.
+    max_concurrency: int = 5
+
+
+WEBHOOK_QUEUE = WebhookQueueSettings()
 
 
 class ResourceNames(NamedTuple):
@@ -289,6 +312,28 @@ class ResourceNames(NamedTuple):
     def canary_function(self) -> str:
         return f"payment-canary-{self.environment_suffix}"
 
+    @property
+    def webhook_function(self) -> str:
+        return f"payment-webhooks-{self.environment_suffix}"
+
+    @property
+    def webhook_queue(self) -> str:
+        """Announced events and the deliveries they become (subscribed to the transactions topic)."""
+        return f"payment-webhook-deliveries-{self.environment_suffix}"
+
+    @property
+    def webhook_dlq(self) -> str:
+        """Deliveries whose 3 days of retries ran out, replayable by the merchant or the operator."""
+        return f"payment-webhook-dead-letters-{self.environment_suffix}"
+
+    @property
+    def webhook_dlq_alarm(self) -> str:
+        return f"payment-webhook-dead-letters-{self.environment_suffix}"
+
+    @property
+    def webhook_backlog_alarm(self) -> str:
+        return f"payment-webhook-backlog-{self.environment_suffix}"
+
     def canary_alarm(self, target_region: str) -> str:
         """The alarm on the canary against ``target_region``; it lives in the peer (observer) region.
 
@@ -309,3 +354,4 @@ class Handler:
     PAYMENT_NOTIFIER = "announce_processed_payments"
     FAILOVER_ORCHESTRATOR = "orchestrate_failover"
     PAYMENT_CANARY = "probe_peer_region"
+    WEBHOOK_DELIVERER = "deliver_webhooks"

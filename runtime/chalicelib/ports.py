@@ -7,7 +7,7 @@ the same contract (``tests/contract``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from chalicelib.idempotency import KeyBinding
@@ -174,3 +174,20 @@ class WebhookEndpointStore(Protocol):
 
     def remove(self, client: str, endpoint_id: str) -> bool:
         """Delete ``client``'s endpoint; False if it has none with that id."""
+
+
+class WebhookSender(Protocol):
+    """Sends one signed delivery to an endpoint."""
+
+    def send(self, url: str, headers: Mapping[str, str], body: str) -> int | None:
+        """The answer's status, or None when there was none; ``AddressRefused`` before connecting."""
+
+
+class WebhookQueue(Protocol):
+    """The webhook deliveries queue and its dead-letter queue."""
+
+    def send(self, body: str, *, delay_seconds: int = 0) -> None:
+        """Queue a delivery, to be received ``delay_seconds`` from now (15 minutes at most)."""
+
+    def dead_letter(self, body: str) -> None:
+        """Keep a delivery whose retries ran out, for the operator and a replay."""

@@ -21,6 +21,8 @@ from chalicelib.ports import (
     RegionControl,
     SweepLedger,
     WebhookEndpointStore,
+    WebhookQueue,
+    WebhookSender,
 )
 from chalicelib.regions import Cached, HealthReport, RegionFlag
 from chalicelib.schema import CANARY_CLIENT
@@ -47,6 +49,8 @@ class Services(NamedTuple):
     webhook_endpoints: WebhookEndpointStore
     # Every address a webhook's host answers with: checked before it is registered and delivered to.
     resolve: Resolver
+    webhook_queue: WebhookQueue
+    webhook_sender: WebhookSender
 
 
 def build_aws_services(settings: Settings) -> Services:
@@ -59,6 +63,7 @@ def build_aws_services(settings: Settings) -> Services:
     canary_key = adapters.SecretsManagerClientKey(
         secret_name=settings.names.client_secret(CANARY_CLIENT), client=partial(client, "secretsmanager")
     )
+    resolve = loopback_resolver if settings.local_stage else system_resolver
     return Services(
         settings=settings,
         repository=adapters.DynamoPaymentRepository(
@@ -107,7 +112,13 @@ def build_aws_services(settings: Settings) -> Services:
         webhook_endpoints=adapters.DynamoWebhookEndpoints(
             table_name=settings.webhook_endpoints_table, client=partial(client, "dynamodb")
         ),
-        resolve=loopback_resolver if settings.local_stage else system_resolver,
+        resolve=resolve,
+        webhook_queue=adapters.SqsWebhookQueue(
+            queue_url=settings.webhook_queue_url,
+            dlq_url=settings.webhook_dlq_url,
+            client=partial(client, "sqs"),
+        ),
+        webhook_sender=adapters.HttpWebhookSender(resolve=resolve, allow_loopback=settings.local_stage),
     )
 
 

@@ -32,6 +32,8 @@ class Settings(NamedTuple):
     idempotency_table: str
     clients_table: str = ""
     webhook_endpoints_table: str = ""
+    webhook_queue_url: str = ""
+    webhook_dlq_url: str = ""
     peer_region: str = ""
     # make run only: check API keys against this region's API Gateway in the local AWS.
     local_api_gateway: bool = False
@@ -67,6 +69,8 @@ class Settings(NamedTuple):
             idempotency_table=env.get(EnvVar.IDEMPOTENCY_TABLE, names.idempotency_table),
             clients_table=env.get(EnvVar.CLIENTS_TABLE, names.clients_table),
             webhook_endpoints_table=env.get(EnvVar.WEBHOOK_ENDPOINTS_TABLE, names.webhook_endpoints_table),
+            webhook_queue_url=env.get(EnvVar.WEBHOOK_QUEUE_URL, ""),
+            webhook_dlq_url=env.get(EnvVar.WEBHOOK_DLQ_URL, ""),
             peer_region=env.get(EnvVar.PEER_REGION, ""),
             local_api_gateway=bool(env.get(EnvVar.LOCAL_API_GATEWAY)),
             local_stage=bool(env.get(EnvVar.LOCAL_STAGE)),

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
-from chalicelib.ports import WebhookEndpointStore
+from chalicelib.ports import WebhookEndpointStore, WebhookSender
 from chalicelib.webhooks import (
     AddressRefused,
     Decision,
@@ -37,6 +37,8 @@ class Delivery(NamedTuple):
     body: str
     attempt: int = 1
     first_attempt_at: float = 0.0
+    # When this attempt is due (a retry waits its turn in the queue, 15 minutes a hop at most).
+    due_at: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(self._asdict(), separators=(",", ":"))
@@ -44,12 +46,6 @@ class Delivery(NamedTuple):
     @classmethod
     def from_json(cls, text: str) -> Delivery:
         return cls(**json.loads(text))
-
-
-class Sender(Protocol):
-    """Sends one delivery; the answer's status or None; AddressRefused before connecting."""
-
-    def send(self, url: str, headers: Mapping[str, str], body: str) -> int | None: ...
 
 
 def deliveries_for(
@@ -88,7 +84,9 @@ class Attempted(NamedTuple):
 HELD = Decision(Outcome.HELD)
 
 
-def attempt(delivery: Delivery, *, store: WebhookEndpointStore, sender: Sender, now: float) -> Attempted:
+def attempt(
+    delivery: Delivery, *, store: WebhookEndpointStore, sender: WebhookSender, now: float
+) -> Attempted:
     """Make attempt ``delivery.attempt``, and record on the endpoint what it showed.
 
     An endpoint deleted or disabled since the event was queued receives nothing (the event stays
@@ -109,7 +107,7 @@ def attempt(delivery: Delivery, *, store: WebhookEndpointStore, sender: Sender, 
     decision = decide(status, attempt=delivery.attempt, now=now, failing_since=endpoint.failing_since)
     _record(store, endpoint, decision, now)
     retry = (
-        delivery._replace(attempt=delivery.attempt + 1)
+        delivery._replace(attempt=delivery.attempt + 1, due_at=decision.next_attempt_at or now)
         if decision.outcome is Outcome.RETRY and not decision.disable
         else None
     )

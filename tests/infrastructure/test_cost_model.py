@@ -6,7 +6,7 @@ import pytest
 from aws_cdk import cx_api
 
 from bench.cost import VOLUMES, monthly
-from bench.deployment import API, CANARY, NOTIFIER, ORCHESTRATOR, PROCESSOR, Deployment
+from bench.deployment import API, CANARY, NOTIFIER, ORCHESTRATOR, PROCESSOR, WEBHOOKS, Deployment
 from bench.seed_stack import seed_templates
 from chalicelib.names import PAYMENT_QUEUE, Handler
 from stacks.functions import FUNCTIONS
@@ -37,12 +37,12 @@ def seed() -> Deployment:
     return Deployment.from_templates(seed_templates("us-east-1", "us-east-2"))
 
 
-def test_our_four_functions_per_region_are_read_with_their_memory_architecture_and_batching(
+def test_our_functions_per_region_are_read_with_their_memory_architecture_and_batching(
     ours: Deployment,
 ) -> None:
     for region in ours.regions[-2:]:
         functions = {f.role: f for f in ours.functions if f.region == region}
-        assert set(functions) == {API, PROCESSOR, NOTIFIER, ORCHESTRATOR, CANARY}
+        assert set(functions) == {API, PROCESSOR, NOTIFIER, ORCHESTRATOR, CANARY, WEBHOOKS}
         assert all(f.arm64 and f.traced for f in functions.values())
         assert functions[API].memory_gb == FUNCTIONS[Handler.API].memory_mb / 1024
         assert functions[PROCESSOR].batch_size == PAYMENT_QUEUE.processor_batch_size

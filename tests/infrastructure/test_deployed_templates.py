@@ -17,7 +17,7 @@ import pytest
 from aws_cdk import cx_api
 from cfnlint.api import lint_all
 
-from chalicelib.names import API_STAGE, HEALTH_PATH, PAYMENT_NOTIFIER, PAYMENT_QUEUE
+from chalicelib.names import API_STAGE, HEALTH_PATH, PAYMENT_NOTIFIER, PAYMENT_QUEUE, WEBHOOK_QUEUE
 from tests.infrastructure.cloudformation import Deployment
 from tests.infrastructure.conftest import deployment_of, synthesize_assembly
 from tests.infrastructure.wiring import Wiring, account_global_collisions
@@ -189,7 +189,7 @@ def test_every_python_function_runs_the_projects_python_on_arm64(deployment: Dep
     # Chalice packages for the interpreter that synthesizes: the one .python-version selects.
     major, minor = PYTHON_VERSION_FILE.read_text().strip().split(".")[:2]
 
-    assert len(functions) == 5  # API, processor, notifier, orchestrator, canary
+    assert len(functions) == 6  # API, processor, notifier, orchestrator, canary, webhook deliverer
     assert {(f.properties["Runtime"], tuple(f.properties.get("Architectures", []))) for f in functions} == {
         (f"python{major}.{minor}", ("arm64",))
     }
@@ -343,18 +343,28 @@ def test_the_api_is_served_only_by_the_guarded_prod_stage(deployment: Deployment
 def test_the_processor_pollers_are_capped_so_throttling_cannot_dead_letter(
     deployment: Deployment, stack: str
 ) -> None:
-    [mapping] = [
-        m
+    caps = {
+        str(deployment.render(stack, m.properties["EventSourceArn"])).rsplit(":", 1)[-1]: m.properties.get(
+            "ScalingConfig"
+        )
         for m in deployment.resources("AWS::Lambda::EventSourceMapping")
         if m.stack == stack and ":sqs:" in str(deployment.render(stack, m.properties["EventSourceArn"]))
-    ]
+    }
 
-    assert mapping.properties["ScalingConfig"] == {"MaximumConcurrency": 20}
+    # The webhook deliverer's too: a merchant's slow endpoint holds a few executions at most.
+    assert caps == {
+        "payment-queue-dev": {"MaximumConcurrency": 20},
+        "payment-webhook-deliveries-dev": {"MaximumConcurrency": WEBHOOK_QUEUE.max_concurrency},
+    }
 
 
 @pytest.mark.parametrize("stack", REGIONAL)
 def test_both_event_sources_wait_a_second_to_fill_their_batches(deployment: Deployment, stack: str) -> None:
-    mappings = [m for m in deployment.resources("AWS::Lambda::EventSourceMapping") if m.stack == stack]
+    mappings = [
+        m
+        for m in deployment.resources("AWS::Lambda::EventSourceMapping")
+        if m.stack == stack and "webhook" not in str(deployment.render(stack, m.properties["EventSourceArn"]))
+    ]
     windows = {
         "sqs"
         if ":sqs:" in str(deployment.render(stack, m.properties["EventSourceArn"]))
@@ -388,7 +398,7 @@ def test_route_53_health_requests_are_never_traced(deployment: Deployment, stack
 def test_payment_logs_are_encrypted_with_the_regions_key(deployment: Deployment, stack: str) -> None:
     groups = [g for g in deployment.resources("AWS::Logs::LogGroup") if g.stack == stack]
 
-    assert len(groups) == 7  # five functions, the access log and the execution log
+    assert len(groups) == 8  # six functions, the access log and the execution log
     for group in groups:
         key = deployment.find_key(stack, group.properties["KmsKeyId"])
         assert key is not None and deployment.region(key.stack) == deployment.region(stack)

@@ -32,6 +32,7 @@ FUNCTION_NAMES = {
     Handler.PAYMENT_NOTIFIER: NAMES.notifier_function,
     Handler.FAILOVER_ORCHESTRATOR: NAMES.orchestrator_function,
     Handler.PAYMENT_CANARY: NAMES.canary_function,
+    Handler.WEBHOOK_DELIVERER: NAMES.webhook_function,
 }
 
 
@@ -111,7 +112,8 @@ def test_webhook_endpoints_live_in_both_regions_each_replica_under_its_regions_k
     templates: dict[str, Template],
 ) -> None:
     """Either region serves and delivers a client's endpoints; their secrets are encrypted at rest
-    under the key of the region holding them, and only the API function reads or writes them."""
+    under the key of the region holding them, and only the API function and the webhook deliverer
+    read or write them."""
     [table] = [
         t
         for t in resources(templates[PRIMARY], "AWS::DynamoDB::GlobalTable").values()
@@ -135,8 +137,9 @@ def test_webhook_endpoints_live_in_both_regions_each_replica_under_its_regions_k
     assert all("KMSMasterKeyId" in r["SSESpecification"] for r in replicas.values())
     assert all(r["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for r in replicas.values())
     # Two API functions (one a region) hold the grant; no other role does.
-    assert sorted(stack for stack, _ in grants) == sorted(BOTH)
-    assert all(logical_id.startswith("ApiAPIHandlerRole") for _, logical_id in grants), sorted(grants)
+    roles = sorted({logical_id.split("Role")[0] for _, logical_id in grants})
+    assert sorted(stack for stack, _ in grants) == sorted([*BOTH, *BOTH])
+    assert roles == ["ApiAPIHandler", "ApiDeliverWebhooks"], sorted(grants)
 
 
 def test_the_secondary_uses_the_replica_and_creates_no_table(templates: dict[str, Template]) -> None:
@@ -304,11 +307,20 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     role_of = {h: function(template, h)["Properties"]["Role"]["Fn::GetAtt"][0] for h in FUNCTION_NAMES}
     actions = {h: actions_of(policy_statements(template, role)) for h, role in role_of.items()}
 
-    assert len(set(role_of.values())) == 5
+    assert len(set(role_of.values())) == 6
     assert "sqs:SendMessage" in actions[Handler.API]
     assert not any(a.startswith("sqs:Receive") or a == "sqs:DeleteMessage" for a in actions[Handler.API])
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions[Handler.PAYMENT_PROCESSOR]
     assert "sqs:SendMessage" not in actions[Handler.PAYMENT_PROCESSOR]
+    # The webhook deliverer reads its queue and the endpoints, never a payment: it signs what the
+    # notifier announced.
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage"} <= actions[
+        Handler.WEBHOOK_DELIVERER
+    ]
+    assert {a for a in actions[Handler.WEBHOOK_DELIVERER] if a.startswith("dynamodb:")} == {
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+    }
     # The orchestrator touches no payment data; it may only put a failed invocation on its
     # on-failure destination.
     assert not any(a.startswith("dynamodb:") for a in actions[Handler.FAILOVER_ORCHESTRATOR])
@@ -915,9 +927,11 @@ def test_the_canary_probes_the_peer_every_minute_and_may_only_look_up_its_api_an
 
 
 @pytest.mark.parametrize("stack", BOTH)
-def test_the_canarys_errors_never_count_towards_this_regions_failover_alarm(
+def test_the_canarys_and_the_webhook_deliverers_errors_never_count_towards_this_regions_failover_alarm(
     templates: dict[str, Template], stack: str
 ) -> None:
+    """The canary judges the peer; the deliverer waits on merchants' endpoints, which a client
+    controls: neither may move this region."""
     [alarm] = [
         a
         for a in resources(templates[stack], "AWS::CloudWatch::Alarm").values()
@@ -925,8 +939,9 @@ def test_the_canarys_errors_never_count_towards_this_regions_failover_alarm(
     ]
 
     counted = json.dumps(alarm["Properties"]["Metrics"])
-    assert NAMES.canary_function not in counted
-    assert all(name in counted for h, name in FUNCTION_NAMES.items() if h != Handler.PAYMENT_CANARY)
+    apart = (Handler.PAYMENT_CANARY, Handler.WEBHOOK_DELIVERER)
+    assert NAMES.canary_function not in counted and NAMES.webhook_function not in counted
+    assert all(name in counted for h, name in FUNCTION_NAMES.items() if h not in apart)
 
 
 @pytest.mark.parametrize("stack", BOTH)

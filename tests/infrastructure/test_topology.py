@@ -161,8 +161,8 @@ def test_both_regions_queues_and_streams_are_live_in_active_active(active_active
     for mapping in mappings:
         by_stack[mapping.stack] = by_stack.get(mapping.stack, 0) + 1
 
-    # The processor's queue and the notifier's table stream, in each region.
-    assert by_stack == {"PaymentsAaPrimary": 2, "PaymentsAaSecondary": 2}
+    # The processor's queue, the notifier's table stream and the webhook deliverer's queue, in each region.
+    assert by_stack == {"PaymentsAaPrimary": 3, "PaymentsAaSecondary": 3}
     assert disabled_event_sources(mappings) == []
     # The planted-bad twin: a secondary whose processor stands idle is named.
     idle = [copy.deepcopy(m) for m in mappings]

@@ -27,8 +27,10 @@ import requests
 from chalicelib.canary import CANARY_CUSTOMER
 from chalicelib.items import scoped
 from chalicelib.names import ResourceNames
+from chalicelib.regions import RegionFlag
 from localenv.environment import LOCAL_MERCHANT, RUNTIME, LocalEnvironment
 from localenv.network import free_port, wait_for_port
+from operations import regions
 from tests.conftest import TopicSpy
 from tests.integration.conftest import PRIMARY, SECONDARY, eventually
 
@@ -167,9 +169,18 @@ def test_an_alarm_on_the_ops_alert_topic_reaches_the_orchestrator(environment: L
         # The observer's canary alarm on the peer reaches this orchestrator too: not this test's.
         return [d for d in decisions if d.get("alarm") == names.lambda_errors_alarm]
 
-    [logged] = eventually(decision)
+    target = environment.target()
+    try:
+        [logged] = eventually(decision)
+        taken_out = eventually(lambda: not regions.flag_of(target, SECONDARY).in_service)
+    finally:
+        # The environment is shared with other tests: the secondary goes back in service.
+        regions.set_flag(
+            target, SECONDARY, RegionFlag(in_service=True, reason="test over", changed_by="test")
+        )
     assert logged["action"] == "take_region_out_of_service"
     assert logged["alarm_region"] == SECONDARY
+    assert taken_out
 
 
 @pytest.mark.parametrize("key", [None, "not-the-key"])

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from chalicelib import local_api_keys
 from chalicelib.adapters.peer_api import StaticPeerApi
+from chalicelib.adapters.webhook_sender import HttpWebhookSender
 from chalicelib.regions import Cached
 from chalicelib.services import Services, use_services
 from chalicelib.settings import Settings
@@ -35,6 +36,7 @@ from tests.fakes import (
     RecordingNotifications,
     RecordingOpsNotices,
     RecordingQueue,
+    RecordingWebhookQueue,
     StaticClientDirectory,
     StaticProbes,
 )
@@ -72,6 +74,8 @@ class Ports:
             sweeps=InMemorySweepLedger(),
             webhook_endpoints=InMemoryWebhookEndpoints(),
             resolve=loopback_resolver,
+            webhook_queue=RecordingWebhookQueue(),
+            webhook_sender=HttpWebhookSender(resolve=loopback_resolver, allow_loopback=True),
         )
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from chalicelib.adapters.clients import DynamoClientDirectory, SecretsManagerClientKey
     from chalicelib.adapters.key_bindings import DynamoKeyBindings
-    from chalicelib.adapters.messages import SnsNotifications, SnsOpsNotices, SqsPaymentQueue
+    from chalicelib.adapters.messages import SnsNotifications, SnsOpsNotices, SqsPaymentQueue, SqsWebhookQueue
     from chalicelib.adapters.payments_table import DynamoPaymentRepository
     from chalicelib.adapters.peer_api import ApiGatewayPeerApi, StaticPeerApi
     from chalicelib.adapters.region_flag import DependencyProbes, SsmRegionControl, SsmSweepLedger
@@ -45,6 +45,7 @@ _HOMES = {
     "SqsPaymentQueue": "messages",
     "SnsNotifications": "messages",
     "SnsOpsNotices": "messages",
+    "SqsWebhookQueue": "messages",
     "DynamoClientDirectory": "clients",
     "SecretsManagerClientKey": "clients",
     "ApiGatewayPeerApi": "peer_api",
@@ -65,6 +66,7 @@ __all__ = [
     "SnsNotifications",
     "SnsOpsNotices",
     "SqsPaymentQueue",
+    "SqsWebhookQueue",
     "SsmRegionControl",
     "SsmSweepLedger",
     "StaticPeerApi",

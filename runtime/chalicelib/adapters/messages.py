@@ -106,3 +106,28 @@ def _publish_entry(entry_id: str, item: Announced) -> dict[str, Any]:
         "Message": json.dumps(body, separators=(",", ":")),
         "MessageAttributes": attributes,
     }
+
+
+class SqsWebhookQueue:
+    """The webhook deliveries queue, and its dead-letter queue for deliveries given up."""
+
+    def __init__(self, *, queue_url: str, dlq_url: str, client: ClientFactory) -> None:
+        self._queue_url = queue_url
+        self._dlq_url = dlq_url
+        self._client = LazyClient(client)
+
+    def send(self, body: str, *, delay_seconds: int = 0) -> None:
+        self._send(self._queue_url, body, max(0, min(MAX_SQS_DELAY_SECONDS, delay_seconds)))
+
+    def dead_letter(self, body: str) -> None:
+        self._send(self._dlq_url, body, 0)
+
+    def _send(self, queue_url: str, body: str, delay: int) -> None:
+        try:
+            self._client.send_message(QueueUrl=queue_url, MessageBody=body, DelaySeconds=delay)
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("webhook deliveries queue") from error
+
+
+# SQS holds a message back 15 minutes at most: a longer wait is made of several hops.
+MAX_SQS_DELAY_SECONDS = 900
