@@ -295,6 +295,11 @@ class Journey:
             lambda: self.canary_payment_not_delivered(subscribers[self.primary]),
         )
         self.steps.run("POST /process twice: 201 then 200, one amount everywhere", self.process_twice)
+        if self.d.endpoint:
+            self.steps.run(
+                "webhooks: the client registers an endpoint, pays, and its receiver gets the signed event",
+                self.webhook_delivered,
+            )
         self.steps.run(
             "the id reused via /validate -> recorded as rejected, announced, not dead-lettered",
             lambda: self.rejected(subscribers[self.primary], txn),
@@ -706,6 +711,36 @@ class Journey:
 
         found = wait_for(f"{event} of {txn}", probe)
         return str(found["event"])
+
+    def webhook_delivered(self) -> str:
+        """As deployed: registration with the client's key, a payment, the signed event at the receiver."""
+        from e2e.receiver import WebhookReceiver
+
+        receiver = WebhookReceiver()
+        try:
+            made = self.call(
+                "POST",
+                self.primary,
+                "/webhook-endpoints",
+                {"url": receiver.url, "events": ["payment.processed"]},
+            )
+            if made.status_code != 201:
+                raise AssertionError(f"registration answered {made.status_code} {made.text}")
+            receiver.secrets.append(made.json()["secret"])
+            txn = f"e2e-hook-{uuid.uuid4().hex[:8]}"
+            body = {"transaction_id": txn, "customer_id": "cust-e2e", "amount": "3.10", "currency": "USD"}
+            if self.call("POST", self.primary, "/process", body).status_code != 201:
+                raise AssertionError("the payment was not made")
+            [event] = wait_for(
+                f"the signed event of {txn} at the receiver",
+                lambda: [e for e in receiver.events if e["payment"]["transaction_id"] == txn],
+            )
+            self.call("DELETE", self.primary, f"/webhook-endpoints/{made.json()['id']}")
+        finally:
+            receiver.close()
+        if receiver.refused:
+            raise AssertionError(f"{receiver.refused} deliveries did not verify")
+        return f"{event['event']} {event['id']}, verified with the endpoint's secret"
 
     def process_twice(self) -> str:
         txn = f"e2e-{uuid.uuid4().hex[:12]}"
