@@ -250,6 +250,16 @@ def render(
         ),
         "",
         *cost.active_active_table(priced),
+        "## Monthly cost of webhook delivery (`cost.webhook_delivery`, assumptions in `bench/prices.json`)",
+        "",
+        (
+            "Each payment's event to one endpoint of its merchant, 1,000 endpoints in all; what the deliverer "
+            "adds to the bill above. The per-endpoint metrics are a fixed part: $0.30 a month per endpoint "
+            "and metric, whatever the volume."
+        ),
+        "",
+        *cost.webhook_table(),
+        "",
         "## Deployment package (`chalice package`, plus bytecode for ours as the stack ships it)",
         "",
         "| | zip KiB | unpacked KiB |",

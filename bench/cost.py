@@ -382,3 +382,65 @@ def per_payment_ratio(result: dict[str, Any]) -> float:
     """Variable cost of ours over the seed's: what a payment adds, with the fixed part taken out."""
     high, fixed = result["volumes"][VOLUMES[-1]], result["volumes"][0]
     return (high["ours_total"] - fixed["ours_total"]) / (high["seed_total"] - fixed["seed_total"])
+
+
+def webhook_delivery(payments: float) -> dict[str, float]:
+    """What delivering each payment's event to its merchant's endpoint adds a month, by line.
+
+    From the deliverer's design (an announcement in the queue, a delivery message per endpoint, a
+    retry message per failed attempt; batches of up to ten waiting on their receivers once) and
+    the assumptions in ``prices.json`` (``assumptions.webhooks``).
+    """
+    from chalicelib.names import WEBHOOK_QUEUE, Handler
+    from stacks.functions import FUNCTIONS
+
+    prices = json.loads(PRICES.read_text())
+    a = prices["assumptions"]
+    w = a["webhooks"]
+    seconds = a["seconds_per_month"]
+    deliveries = payments * w["endpoints_per_event"]
+    # A failed first attempt is delivered by the second or third: 1.5 more attempts on average,
+    # each a message sent back to the queue (one hop: its delay is under 15 minutes).
+    retries = deliveries * (1 - w["first_attempt_delivered"]) * 1.5
+    attempts = deliveries + retries
+    messages = payments + attempts  # the announcement, then each attempt's message
+    per_batch = min(
+        WEBHOOK_QUEUE.batch_size, max(1.0, messages / seconds * WEBHOOK_QUEUE.batching_window_seconds)
+    )
+    invocations = messages / per_batch
+    memory_gb = FUNCTIONS[Handler.WEBHOOK_DELIVERER].memory_mb / 1024
+    # A batch's deliveries run side by side: an invocation waits for its slowest receiver once.
+    busy_seconds = invocations * (w["receiver_ms"] + w["handler_overhead_ms"]) / 1000
+    sqs_requests = payments + deliveries + retries + 2 * invocations  # SNS's send, ours, receive + delete
+    metrics = (
+        w["endpoints"] * (1 + 2 * w["failing_endpoints_share"])  # delivered; failed and age when failing
+        + 4  # the service-wide delivered, failed, given up and undelivered age
+    )
+    return {
+        "SQS": sqs_requests / 1e6 * prices["sqs_standard_per_million_requests_usd"],
+        "Lambda requests": invocations / 1e6 * prices["lambda_per_million_requests_usd"],
+        "Lambda duration": busy_seconds * memory_gb * prices["lambda_arm64_gb_second_usd"],
+        # One consistent query of the client's endpoints per announcement and per attempt.
+        "DynamoDB reads": (payments + attempts)
+        / 1e6
+        * prices["dynamodb_on_demand_per_million_read_units_usd"],
+        "CloudWatch metrics": metrics * prices["cloudwatch_custom_metric_per_month_usd"],
+        "CloudWatch Logs": attempts
+        * w["attempt_log_bytes"]
+        / 1e9
+        * (
+            prices["cloudwatch_logs_ingestion_per_gb_usd"]
+            + prices["cloudwatch_logs_storage_per_gb_month_usd"]
+        ),
+    }
+
+
+def webhook_table() -> list[str]:
+    """The delivery cost at each volume, by line."""
+    volumes = {v: webhook_delivery(v) for v in VOLUMES}
+    header = "| line |" + "".join(f" {v // 1_000_000}M payments |" for v in VOLUMES)
+    rows = [header, "|---" * (1 + len(VOLUMES)) + "|"]
+    for line in volumes[VOLUMES[0]]:
+        rows.append(f"| {line} | " + " | ".join(f"{volumes[v][line]:,.2f}" for v in VOLUMES) + " |")
+    rows.append("| **total** | " + " | ".join(f"**{sum(volumes[v].values()):,.2f}**" for v in VOLUMES) + " |")
+    return rows

@@ -292,6 +292,10 @@ class PaymentApi(Construct):
             f"Events.{WEBHOOK_EVENT_ID}.Properties.ScalingConfig",
             {"MaximumConcurrency": WEBHOOK_QUEUE.max_concurrency},
         )
+        deliverer.add_property_override(
+            f"Events.{WEBHOOK_EVENT_ID}.Properties.MaximumBatchingWindowInSeconds",
+            WEBHOOK_QUEUE.batching_window_seconds,
+        )
         orchestrator = self.chalice.get_resource(function_logical_id(Handler.FAILOVER_ORCHESTRATOR))
         orchestrator.add_property_override(
             f"Events.{SNS_EVENT_ID}.Properties.Topic", ops_alert_topic.topic_arn

@@ -141,6 +141,8 @@ class WebhookQueueSettings(NamedTuple):
     dlq_retention_days: int = 14
     # Deliveries in flight at once: a slow merchant endpoint holds a few executions, not the account's.
     max_concurrency: int = 5
+    # Lambda waits up to a second to fill a batch: under load one invocation serves ten deliveries.
+    batching_window_seconds: int = 1
 
 
 WEBHOOK_QUEUE = WebhookQueueSettings()
