@@ -12,7 +12,7 @@ from typing import Any
 from chalicelib.failover_numbers import CANARY
 from chalicelib.names import DEFAULT_ENVIRONMENT_SUFFIX, DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION
 from chalicelib.schema import DEFAULT_CLIENT_THROTTLE, ClientThrottle
-from operations import regions
+from operations import regions, webhooks
 from operations.clients import ClientRegistry, InvalidClientCommand, render_list
 from operations.reannounce import reannounce
 from operations.redrive import redrive
@@ -124,6 +124,28 @@ def command_clients(args: argparse.Namespace) -> int:
         report.render(show_key=getattr(args, "show_key", False), secret_name=registry.secret_name(args.name))
     )
     return 0 if report.ok else 1
+
+
+def command_webhooks(args: argparse.Namespace) -> int:
+    """Show a client's endpoints, re-enable one, or replay what was given up for one."""
+    target = _target(args)
+    try:
+        if args.webhooks_command == "show":
+            print(webhooks.render(webhooks.backlog(target, args.client), args.client))
+        elif args.webhooks_command == "enable":
+            endpoint = webhooks.enable(target, args.client, args.endpoint)
+            print(f"{endpoint.endpoint_id} is enabled again ({endpoint.url})")
+        else:
+            for region in [args.region] if args.region else list(target.regions):
+                print(
+                    webhooks.replay(
+                        target, region, args.client, args.endpoint, dry_run=args.dry_run
+                    ).summary()
+                )
+    except webhooks.UnknownEndpoint as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +271,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     client_commands.add_parser("list", help="every client, region by region")
     clients.set_defaults(run=command_clients)
+
+    hooks = commands.add_parser(
+        "webhooks",
+        help="a client's webhook endpoints: their backlog, re-enable one, replay what was given up",
+        description="An endpoint's backlog is what waits for it in each region's webhook dead-letter queue: "
+        "deliveries whose 3 days of retries ran out. A replay sends them back from their first attempt, each "
+        "with its event id (the webhook-id the merchant deduplicates on).",
+    )
+    hook_commands = hooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    show_hooks = hook_commands.add_parser("show", help="the client's endpoints, their state and backlog")
+    show_hooks.add_argument("client")
+    enable_hook = hook_commands.add_parser("enable", help="put a disabled endpoint back in service")
+    enable_hook.add_argument("client")
+    enable_hook.add_argument("endpoint")
+    replay_hook = hook_commands.add_parser("replay", help="deliver an endpoint's given-up deliveries again")
+    replay_hook.add_argument("client")
+    replay_hook.add_argument("endpoint")
+    replay_hook.add_argument("--region", help="one region only (default: both)")
+    replay_hook.add_argument("--dry-run", action="store_true", help="count what would be replayed")
+    hooks.set_defaults(run=command_webhooks)
 
     return parser
 
