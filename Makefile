@@ -13,7 +13,7 @@ NODE := infrastructure/node_modules/.installed
 CHECKOV_VENV := .venv-checkov
 WITH_NODE := PATH="$(abspath infrastructure/node_modules/.bin):$$PATH"
 
-.PHONY: run test lint e2e load bench drill chaos synth deploy sdk-data clean
+.PHONY: run test lint e2e load bench drill drill-webhooks chaos synth deploy sdk-data clean
 
 # .python-version asks pyenv for Python 3.13, the functions' runtime: Chalice packages for the
 # interpreter that runs it, and the package's bytecode only helps when the two are the same.
@@ -74,6 +74,10 @@ load: $(INSTALLED)
 DRILL_FAULT ?= api
 drill: $(INSTALLED)
 	$(PY) -m drills --fault $(DRILL_FAULT) --consistency $(CONSISTENCY) --topology $(TOPOLOGY) --png docs/drill-timeline$(if $(filter active-active,$(TOPOLOGY)),-active-active,)$(if $(filter api,$(DRILL_FAULT)),,-$(DRILL_FAULT)).png
+
+## drill-webhooks: a merchant's receiver down for an hour and the primary lost, in compressed time
+drill-webhooks: $(INSTALLED)
+	$(PY) -m drills --webhooks
 
 ## chaos: the fault-schedule checker, long: 200 random schedules (half under strong consistency),
 ## 6,000 payments; prints every broken promise and the figures; schedules in .chaos/schedules.jsonl

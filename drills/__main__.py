@@ -17,6 +17,7 @@ from chalicelib.names import DEFAULT_PRIMARY_REGION, DEFAULT_SECONDARY_REGION, T
 from drills.riders import RIDER_FAULTS, RidersPlan, run_riders_drill
 from drills.scenario import FAULTS, DrillPlan, run_drill
 from drills.timeline import draw_riders_timeline, draw_timeline
+from drills.webhooks import WebhookDrillPlan, run_webhook_drill
 from localenv import replication
 from localenv.environment import (
     LocalEnvironment,
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="several merchants' riders (both endpoints and one domain each) instead of one client; "
         "always so in active-active, whose riders are split between the regions",
     )
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="the webhook drill instead: a merchant's receiver down for an hour, the primary lost in the "
+        "middle, in compressed time (an hour in ten seconds)",
+    )
     parser.add_argument("--png", type=Path, help="write the timeline picture here")
     parser.add_argument("--log-dir", type=Path, default=Path(".localenv/drill"), help="process output")
     return parser
@@ -75,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     replication.VERBOSE = False
     plan = DrillPlan(rate_per_second=args.rate, outage_seconds=args.outage, fault=args.fault)
     plans = [RegionPlan(args.primary_region, free_port()), RegionPlan(args.secondary_region, free_port())]
+    if args.webhooks:
+        hooks = WebhookDrillPlan()
+        with LocalEnvironment(plans, log_dir=args.log_dir, webhook_time_scale=hooks.scale) as environment:
+            hooks_report = run_webhook_drill(environment, environment.target(), hooks)
+        print(hooks_report.table())
+        return 0 if hooks_report.passed else 1
     # The gray failure is the one only the observer sees: the primary's own orchestrator is off.
     idle = frozenset({args.primary_region}) if args.fault == "gray" else frozenset()
     with LocalEnvironment(

@@ -101,6 +101,7 @@ class LocalEnvironment:
         orchestrators_off: frozenset[str] = frozenset(),
         strong_consistency: bool = False,
         topology: Topology = DEFAULT_TOPOLOGY,
+        webhook_time_scale: float = 1.0,
     ) -> None:
         """``log_dir``: write each process's output to a file there instead of the console.
 
@@ -113,6 +114,8 @@ class LocalEnvironment:
         ``orchestrators_off``: regions whose failover orchestrator never gets ops alerts.
         ``strong_consistency``: the payments table under multi-Region strong consistency's rules
         (see :mod:`localenv.moto_fixes`): each write is in both regions before it is acknowledged.
+        ``webhook_time_scale``: webhook retries wait this many times less than their schedule says
+        (the webhook drill's compressed hours).
         """
         refusal = topology_refusal(topology, strong_consistency=strong_consistency)
         if refusal:
@@ -120,6 +123,8 @@ class LocalEnvironment:
         self.strong_consistency = strong_consistency
         self.consistency = STRONG_CONSISTENCY if strong_consistency else EVENTUAL_CONSISTENCY
         self.topology = topology
+        self.webhook_time_scale = webhook_time_scale
+        self._events: dict[str, subprocess.Popen[Any]] = {}
         self.canary_seconds = canary_seconds
         self.orchestrators_off = orchestrators_off
         # Faults the local AWS applies (see localenv.moto_fixes), switched by writing this file.
@@ -299,6 +304,7 @@ class LocalEnvironment:
             EnvVar.LOCAL_API_GATEWAY: "1",
             EnvVar.LOCAL_STAGE: "1",
             EnvVar.PAYMENTS_CONSISTENCY: self.consistency,
+            EnvVar.LOCAL_TIME_SCALE: str(self.webhook_time_scale),
         }
 
     def _region_env(self, plan: RegionPlan) -> dict[str, str]:
@@ -322,7 +328,8 @@ class LocalEnvironment:
     def _start_region(self, plan: RegionPlan) -> None:
         self._apis[plan.region] = self._spawn(plan, "api")
         self._processes.append(self._apis[plan.region])
-        self._processes.append(self._spawn(plan, "events"))
+        self._events[plan.region] = self._spawn(plan, "events")
+        self._processes.append(self._events[plan.region])
 
     def _spawn(self, plan: RegionPlan, role: str, append: bool = False) -> subprocess.Popen[Any]:
         if role == "api":
@@ -362,6 +369,23 @@ class LocalEnvironment:
         api = self._apis[region]
         api.kill()
         api.wait()
+
+    def stop_events(self, region: str) -> None:
+        """Fault injection: the region's event handlers stop (queues and streams wait for them).
+
+        Stopped between two polls, as Lambda's pollers of a lost region simply stop: what they had
+        not taken waits in the queue, nothing taken is left half done.
+        """
+        events = self._events[region]
+        events.terminate()
+        events.wait(timeout=STARTUP_TIMEOUT_SECONDS)
+
+    def start_events(self, region: str) -> None:
+        """Bring a region's stopped event handlers back."""
+        plan = next(p for p in self.regions if p.region == region)
+        old = self._events[region]
+        self._events[region] = self._spawn(plan, "events", append=True)
+        self._processes[self._processes.index(old)] = self._events[region]
 
     def start_api(self, region: str) -> None:
         """Bring a stopped API back on its port."""

@@ -19,6 +19,7 @@ received again. The batch's deliveries run side by side, each waiting at most 5 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -82,12 +83,16 @@ def _fan_out(announced: dict[str, Any], services: Services, now: float) -> None:
 
 def _deliver(delivery: Delivery, services: Services, now: float) -> None:
     if delivery.due_at > now:  # not yet: another hop of the queue's delay
-        services.webhook_queue.send(delivery.to_json(), delay_seconds=int(delivery.due_at - now) + 1)
+        services.webhook_queue.send(delivery.to_json(), delay_seconds=math.ceil(delivery.due_at - now))
         return
     done = attempt(delivery, store=services.webhook_endpoints, sender=services.webhook_sender, now=now)
     _count(delivery, done, now)
     if done.retry is not None:
-        services.webhook_queue.send(done.retry.to_json(), delay_seconds=int(done.retry.due_at - now) + 1)
+        retry = done.retry
+        scale = services.settings.local_time_scale
+        if scale > 1:  # the webhook drill: the schedule in compressed time
+            retry = retry._replace(due_at=now + (retry.due_at - now) / scale)
+        services.webhook_queue.send(retry.to_json(), delay_seconds=int(retry.due_at - now))
     elif done.decision.outcome is Outcome.GIVE_UP:
         services.webhook_queue.dead_letter(delivery.to_json())
 

@@ -77,6 +77,8 @@ class EnvVar:
     # Set by the local environment only: webhooks may go to loopback receivers over plain http,
     # and no name but localhost is resolved.
     LOCAL_STAGE = "PAYMENTS_LOCAL_STAGE"
+    # Set by the webhook drill only: webhook retries wait this many times less (an hour in seconds).
+    LOCAL_TIME_SCALE = "PAYMENTS_LOCAL_TIME_SCALE"
     # Set by the local environment only: how long a function keeps the in-service flag it read.
     FLAG_CACHE_SECONDS = "FLAG_CACHE_SECONDS"
     # Set by the local environment only: the app checks API keys itself, against the client keys

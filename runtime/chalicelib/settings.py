@@ -39,6 +39,8 @@ class Settings(NamedTuple):
     local_api_gateway: bool = False
     # make run and the tests only: webhooks to loopback receivers (webhooks.loopback_resolver).
     local_stage: bool = False
+    # The webhook drill only: how many times faster than real the retry schedule runs (1: real).
+    local_time_scale: float = 1.0
     # Local only: the peer's API for the canary (deployed, it is looked up by name).
     peer_api_url: str = ""
     # How long a function keeps the flag before taking a payment (chalicelib.regions).
@@ -74,6 +76,7 @@ class Settings(NamedTuple):
             peer_region=env.get(EnvVar.PEER_REGION, ""),
             local_api_gateway=bool(env.get(EnvVar.LOCAL_API_GATEWAY)),
             local_stage=bool(env.get(EnvVar.LOCAL_STAGE)),
+            local_time_scale=float(env.get(EnvVar.LOCAL_TIME_SCALE) or 1.0),
             peer_api_url=env.get(EnvVar.PEER_API_URL, ""),
             flag_cache_seconds=float(env.get(EnvVar.FLAG_CACHE_SECONDS) or FLAG_CACHE_SECONDS),
             consistency=(
