@@ -27,6 +27,7 @@ from bench.cold_start_child import Context, api_event
 from bench.common import REGION, LocalAws, local_aws, unique_id
 from bench.write_chains import WriteTimeline, sequential_writes
 from localenv.events import sqs_lambda_record
+from localenv.metric_logs import emf_document, metric_data
 from localenv.streams import TableStream, lambda_stream_event
 
 PAYMENTS = 200
@@ -174,13 +175,10 @@ def embedded_metrics(output: str) -> set[str]:
     """Each distinct metric (namespace, name, dimensions) in embedded-metric-format lines of ``output``."""
     found: set[str] = set()
     for line in output.splitlines():
-        if '"_aws"' not in line:
-            continue
-        document = json.loads(line)
-        for directive in document["_aws"]["CloudWatchMetrics"]:
-            for dimensions in directive["Dimensions"] or [[]]:
-                values = ",".join(f"{d}={document[d]}" for d in dimensions)
-                found.update(f"{directive['Namespace']}/{m['Name']}[{values}]" for m in directive["Metrics"])
+        document = emf_document(line)
+        for namespace, datum in metric_data(document) if document else ():
+            values = ",".join(f"{d['Name']}={d['Value']}" for d in datum["Dimensions"])
+            found.add(f"{namespace}/{datum['MetricName']}[{values}]")
     return found
 
 

@@ -35,7 +35,7 @@ from chalicelib.failover_numbers import HEALTH_CHECK_FAILURE_THRESHOLD
 from chalicelib.names import Topology
 from drills.report import Attempt, audit
 from drills.route53_model import Route53Model, publish_alarm
-from drills.scenario import DRILL_RETURN_AFTER_SECONDS, FAULTS, fail_back
+from drills.scenario import FAULTS, drill_client_policy, fail_back
 from localenv.environment import LocalEnvironment
 from localenv.progress import Heartbeat
 from operations import regions
@@ -231,13 +231,7 @@ def run_riders_drill(environment: LocalEnvironment, target: Target, plan: Riders
         raise ValueError(f"the riders' drill takes the faults {', '.join(RIDER_FAULTS)}")
     primary, secondary = target.primary_region, target.secondary_region
     router = Route53Model(target, plan.health_interval_seconds, plan.topology)
-    policy = RetryPolicy(
-        timeout=2.0,
-        base_delay=0.1,
-        max_delay=1.0,
-        health_interval=plan.health_interval_seconds,
-        return_after=DRILL_RETURN_AFTER_SECONDS,
-    )
+    policy = drill_client_policy(plan.health_interval_seconds)
     riders = _riders(target, plan, router, policy)
     urls = {target.api_url(region): region for region in target.regions}
     tag = uuid.uuid4().hex[:6]

@@ -63,6 +63,15 @@ DRILL_CANARY_PASSED_SECONDS = 3.0
 DRILL_RETURN_AFTER_SECONDS = 5.0
 
 
+def drill_client_policy(
+    health_interval: float, return_after: float = DRILL_RETURN_AFTER_SECONDS
+) -> RetryPolicy:
+    """The merchants' client as every drill runs it: its waits scaled down with the drill's intervals."""
+    return RetryPolicy(
+        timeout=2.0, base_delay=0.1, max_delay=1.0, health_interval=health_interval, return_after=return_after
+    )
+
+
 @dataclass(frozen=True)
 class DrillPlan:
     """How long each phase lasts and how hard the client pushes."""
@@ -87,13 +96,7 @@ def run_drill(environment: LocalEnvironment, target: Target, plan: DrillPlan) ->
     client = PaymentsClient(
         target.api_key or "",
         endpoints=list(endpoints),
-        policy=RetryPolicy(
-            timeout=2.0,
-            base_delay=0.1,
-            max_delay=1.0,
-            health_interval=plan.health_interval_seconds,
-            return_after=DRILL_RETURN_AFTER_SECONDS,
-        ),
+        policy=drill_client_policy(plan.health_interval_seconds),
     )
     # The client's clock is monotonic: its moves are put on the wall clock with this offset.
     wall = time.time() - time.monotonic()

@@ -13,20 +13,20 @@ of one event's attempts against the schedule.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import requests
 
 from chalicelib.webhooks import retry_schedule
+from drills.scenario import drill_client_policy
 from localenv.environment import LocalEnvironment
 from localenv.progress import Heartbeat
+from localenv.webhook_receiver import LoopbackReceiver
 from operations.targets import Target
-from payments_client import InvalidWebhook, PaymentsClient, PaymentsUnavailable, RetryPolicy, verify_webhook
+from payments_client import PaymentsClient, PaymentsUnavailable
 
 
 @dataclass(frozen=True)
@@ -40,53 +40,6 @@ class WebhookDrillPlan:
     region_lost_for_seconds: float = 1800.0
     # After everything, how long to wait for the last retries (compressed): past the 5 h attempt.
     settle_seconds: float = 5 * 3600.0
-
-
-class Receiver:
-    """The merchant's receiver: 503 while down, else verifies and keeps every delivery."""
-
-    def __init__(self, down_until: float) -> None:
-        self.secrets: list[str] = []
-        self.down_until = down_until
-        # (when, webhook-id, the event's transaction id, status answered)
-        self.arrivals: list[tuple[float, str, str, int]] = []
-        self.events: dict[str, dict[str, Any]] = {}
-        self.unverified = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                webhook_id = self.headers.get("webhook-id", "")
-                if time.monotonic() < owner.down_until:
-                    status = 503
-                else:
-                    try:
-                        event = verify_webhook(self.headers, body, owner.secrets)
-                        owner.events.setdefault(event["id"], event)
-                        status = 204
-                    except InvalidWebhook:
-                        owner.unverified += 1
-                        status = 400
-                try:
-                    transaction = json.loads(body)["payment"]["transaction_id"]
-                except (ValueError, KeyError, TypeError):
-                    transaction = ""
-                owner.arrivals.append((time.monotonic(), webhook_id, transaction, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @dataclass
@@ -147,7 +100,8 @@ def run_webhook_drill(
     real = 1 / plan.scale
     primary = target.primary_region
     started = time.monotonic()
-    receiver = Receiver(down_until=started + plan.receiver_down_seconds * real)
+    receiver = LoopbackReceiver()
+    receiver.down_until = started + plan.receiver_down_seconds * real
     key = {"x-api-key": target.api_key or ""}
     made = requests.post(
         environment.api_url(primary) + "/webhook-endpoints",
@@ -160,7 +114,7 @@ def run_webhook_drill(
     client = PaymentsClient(
         target.api_key or "",
         endpoints=[environment.api_url(r) for r in target.regions],
-        policy=RetryPolicy(timeout=2.0, base_delay=0.1, max_delay=1.0, health_interval=0.5, return_after=2.0),
+        policy=drill_client_policy(health_interval=0.5, return_after=2.0),
     )
     tag = uuid.uuid4().hex[:6]
     acknowledged: list[str] = []
@@ -202,7 +156,7 @@ def run_webhook_drill(
             deadline = time.monotonic() + plan.settle_seconds * real
             wanted = set(acknowledged)
             while time.monotonic() < deadline:
-                got = {e["payment"]["transaction_id"] for e in receiver.events.values()}
+                got = {e["payment"]["transaction_id"] for e in receiver.events}
                 if wanted <= got:
                     break
                 time.sleep(0.2)
@@ -211,20 +165,29 @@ def run_webhook_drill(
     # The schedule of one event the survivor stored while the primary was lost: its chain of
     # attempts is the survivor's alone (the primary, restarted, announces its own events again).
     chosen = paid_in_secondary[0] if paid_in_secondary else (acknowledged[0] if acknowledged else "")
-    first = [at for at, _, transaction, _ in receiver.arrivals if transaction == chosen]
+    first = [a.at for a in receiver.arrivals if _transaction(a.body) == chosen]
     delivered_once: set[str] = set()
     duplicates = 0
-    for _, webhook_id, _, status in receiver.arrivals:
-        if status == 204:
+    for arrival in receiver.arrivals:
+        webhook_id = arrival.headers.get("webhook-id", "")
+        if arrival.status == 204:
             if webhook_id in delivered_once:
                 duplicates += 1
             delivered_once.add(webhook_id)
     return WebhookDrillReport(
         plan=plan,
         acknowledged=acknowledged,
-        delivered=dict(receiver.events),
+        delivered={e["id"]: e for e in receiver.events},
         duplicates=duplicates,
         unverified=receiver.unverified,
         caller_errors=errors,
         attempts_of_first=[(at - first[0]) * plan.scale for at in first] if first else [],
     )
+
+
+def _transaction(body: str) -> str:
+    """The transaction id of the payment an event announces ("" for anything else)."""
+    try:
+        return str(json.loads(body)["payment"]["transaction_id"])
+    except (ValueError, KeyError, TypeError):
+        return ""

@@ -714,9 +714,9 @@ class Journey:
 
     def webhook_delivered(self) -> str:
         """As deployed: registration with the client's key, a payment, the signed event at the receiver."""
-        from e2e.receiver import WebhookReceiver
+        from localenv.webhook_receiver import LoopbackReceiver
 
-        receiver = WebhookReceiver()
+        receiver = LoopbackReceiver(path="/payments-hook")
         try:
             made = self.call(
                 "POST",
@@ -738,8 +738,8 @@ class Journey:
             self.call("DELETE", self.primary, f"/webhook-endpoints/{made.json()['id']}")
         finally:
             receiver.close()
-        if receiver.refused:
-            raise AssertionError(f"{receiver.refused} deliveries did not verify")
+        if receiver.unverified:
+            raise AssertionError(f"{receiver.unverified} deliveries did not verify")
         return f"{event['event']} {event['id']}, verified with the endpoint's secret"
 
     def process_twice(self) -> str:

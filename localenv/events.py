@@ -140,6 +140,7 @@ class RegionEventRunner:
         self._unannounced: list[dict[str, Any]] = []
         self._notifier_attempts = 0
         self.queue_arn = self._queue_arn(self.queue_url)
+        self.webhook_queue_arn = self._queue_arn(self.webhook_queue_url) if self.webhook_queue_url else ""
         self.alert_queue_url = self._subscribe_to_ops_alerts()
         self.processed = self.failed = self.alerts = self.announced = 0
         self.running = True
@@ -185,24 +186,14 @@ class RegionEventRunner:
         ).get("Messages", [])
         if not messages:
             return 0
-        event = {"Records": [sqs_lambda_record(m, self.queue_arn, self.region) for m in messages]}
-        try:
-            response = self._processor(event, LocalContext("payment-processor"))
-            failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-        except Exception as error:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
-            print(f"[{self.region}] processor invocation failed: {type(error).__name__}", flush=True)
-            failed_ids = {m["MessageId"] for m in messages}
+        failed_ids = self._invoke_with_batch(self._processor, "payment-processor", self.queue_arn, messages)
         done = []
         for message in messages:
             receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
             transaction = _transaction_id(message["Body"])
             if message["MessageId"] in failed_ids:
                 self.failed += 1
-                self._sqs.change_message_visibility(
-                    QueueUrl=self.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=LOCAL_RETRY_DELAY_SECONDS,
-                )
+                self._receive_again_soon(self.queue_url, message)
                 print(
                     f"[{self.region}] FAILED    {transaction} (receive {receives}; retried, DLQ after "
                     f"{PAYMENT_QUEUE.max_receive_count})",
@@ -219,6 +210,26 @@ class RegionEventRunner:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
         return len(messages)
+
+    def _invoke_with_batch(
+        self, handler: Any, function: str, queue_arn: str, messages: list[dict[str, Any]]
+    ) -> set[str]:
+        """Invoke an SQS handler with ``messages`` as Lambda's event source does; the ids it failed."""
+        event = {"Records": [sqs_lambda_record(m, queue_arn, self.region) for m in messages]}
+        try:
+            response = handler(event, LocalContext(function))
+            return {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        except Exception as error:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
+            print(f"[{self.region}] {function} invocation failed: {type(error).__name__}", flush=True)
+            return {m["MessageId"] for m in messages}
+
+    def _receive_again_soon(self, queue_url: str, message: dict[str, Any]) -> None:
+        """A failed message back on its queue after LOCAL_RETRY_DELAY_SECONDS (its receives still count)."""
+        self._sqs.change_message_visibility(
+            QueueUrl=queue_url,
+            ReceiptHandle=message["ReceiptHandle"],
+            VisibilityTimeout=LOCAL_RETRY_DELAY_SECONDS,
+        )
 
     def poll_table_stream(self) -> None:
         """Hand new stream records to the notifier; on failure retry from the first failed one."""
@@ -256,21 +267,12 @@ class RegionEventRunner:
         ).get("Messages", [])
         if not messages:
             return
-        arn = self._queue_arn(self.webhook_queue_url)
-        event = {"Records": [sqs_lambda_record(m, arn, self.region) for m in messages]}
-        try:
-            response = self._deliverer(event, LocalContext("payment-webhooks"))
-            failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-        except Exception as error:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
-            print(f"[{self.region}] webhook deliverer invocation failed: {type(error).__name__}", flush=True)
-            failed_ids = {m["MessageId"] for m in messages}
+        failed_ids = self._invoke_with_batch(
+            self._deliverer, "payment-webhooks", self.webhook_queue_arn, messages
+        )
         for message in messages:
             if message["MessageId"] in failed_ids:
-                self._sqs.change_message_visibility(
-                    QueueUrl=self.webhook_queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=LOCAL_RETRY_DELAY_SECONDS,
-                )
+                self._receive_again_soon(self.webhook_queue_url, message)
             else:
                 self._sqs.delete_message(
                     QueueUrl=self.webhook_queue_url, ReceiptHandle=message["ReceiptHandle"]

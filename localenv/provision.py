@@ -179,28 +179,23 @@ def provision_region(
             pass
 
     sqs = local_client("sqs", endpoint_url, region)
-    dlq_url = sqs.create_queue(
-        QueueName=names.payment_dlq,
-        Attributes={
-            "MessageRetentionPeriod": str(queue.dlq_retention_days * SECONDS_PER_DAY),
-            "SqsManagedSseEnabled": "true",
-        },
-    )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    queue_url = sqs.create_queue(
-        QueueName=names.payment_queue,
-        Attributes={
-            "VisibilityTimeout": str(queue.visibility_timeout_seconds),
-            "SqsManagedSseEnabled": "true",
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
-            ),
-        },
-    )["QueueUrl"]
-
-    webhook_queue_url, webhook_dlq_url = _webhook_queues(sqs, names)
+    queue_url, dlq_url = _queue_with_dlq(
+        sqs,
+        names.payment_queue,
+        names.payment_dlq,
+        visibility_seconds=queue.visibility_timeout_seconds,
+        max_receive_count=queue.max_receive_count,
+        dlq_retention_days=queue.dlq_retention_days,
+    )
+    # The webhook deliveries queue, as the stacks make it.
+    webhook_queue_url, webhook_dlq_url = _queue_with_dlq(
+        sqs,
+        names.webhook_queue,
+        names.webhook_dlq,
+        visibility_seconds=WEBHOOK_QUEUE.visibility_timeout_seconds,
+        max_receive_count=WEBHOOK_QUEUE.max_receive_count,
+        dlq_retention_days=WEBHOOK_QUEUE.dlq_retention_days,
+    )
 
     ssm = local_client("ssm", endpoint_url, region)
     try:
@@ -246,26 +241,30 @@ def _queue_arn(sqs: Any, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
-def _webhook_queues(sqs: Any, names: ResourceNames) -> tuple[str, str]:
-    """The webhook deliveries queue and its dead-letter queue, as the stacks make them."""
-    settings = WEBHOOK_QUEUE
+def _queue_with_dlq(
+    sqs: Any,
+    queue_name: str,
+    dlq_name: str,
+    *,
+    visibility_seconds: int,
+    max_receive_count: int,
+    dlq_retention_days: int,
+) -> tuple[str, str]:
+    """A consumed queue and its dead-letter queue (after ``max_receive_count`` receives): their URLs."""
     dlq_url = sqs.create_queue(
-        QueueName=names.webhook_dlq,
+        QueueName=dlq_name,
         Attributes={
-            "MessageRetentionPeriod": str(settings.dlq_retention_days * SECONDS_PER_DAY),
+            "MessageRetentionPeriod": str(dlq_retention_days * SECONDS_PER_DAY),
             "SqsManagedSseEnabled": "true",
         },
     )["QueueUrl"]
     queue_url = sqs.create_queue(
-        QueueName=names.webhook_queue,
+        QueueName=queue_name,
         Attributes={
-            "VisibilityTimeout": str(settings.visibility_timeout_seconds),
+            "VisibilityTimeout": str(visibility_seconds),
             "SqsManagedSseEnabled": "true",
             "RedrivePolicy": json.dumps(
-                {
-                    "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
-                    "maxReceiveCount": str(settings.max_receive_count),
-                }
+                {"deadLetterTargetArn": _queue_arn(sqs, dlq_url), "maxReceiveCount": str(max_receive_count)}
             ),
         },
     )["QueueUrl"]

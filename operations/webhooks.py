@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.webhook_endpoints import DynamoWebhookEndpoints
+from chalicelib.errors import WebhookEndpointChanged, WebhookEndpointNotFound
 from chalicelib.webhook_delivery import Delivery
+from chalicelib.webhook_endpoints import revise
 from chalicelib.webhooks import WebhookEndpoint
 from operations.targets import Target
 
@@ -98,17 +100,17 @@ def _release(sqs: Any, url: str, message: dict[str, Any]) -> None:
 
 def enable(target: Target, client: str, endpoint_id: str) -> WebhookEndpoint:
     """Put a disabled endpoint back in service (its failures forgotten); it replicates to the peer."""
-    store = _store(target, target.primary_region)
-    for _ in range(3):
-        current = next((e for e in store.endpoints_of(client) if e.endpoint_id == endpoint_id), None)
-        if current is None:
-            raise UnknownEndpoint(f"{client} has no webhook endpoint {endpoint_id}")
-        enabled = current._replace(
-            enabled=True, disabled_reason="", failing_since=None, version=current.version + 1
+    try:
+        return revise(
+            _store(target, target.primary_region),
+            client,
+            endpoint_id,
+            lambda e: e._replace(enabled=True, disabled_reason="", failing_since=None),
         )
-        if store.replace(enabled, read_version=current.version):
-            return enabled
-    raise RuntimeError(f"{endpoint_id} kept changing; run the command again")
+    except WebhookEndpointNotFound:
+        raise UnknownEndpoint(f"{client} has no webhook endpoint {endpoint_id}") from None
+    except WebhookEndpointChanged:
+        raise RuntimeError(f"{endpoint_id} kept changing; run the command again") from None
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,7 @@ from typing import Any, cast
 
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Request, Response, SNSEvent, SQSEvent
 
-from chalicelib import (
-    deliverer,
-    heap,
-    local_api_keys,
-    notifier,
-    observer,
-    orchestrator,
-    payments_api,
-    processor,
-    webhook_endpoints,
-)
+from chalicelib import heap, local_api_keys, notifier, observer, orchestrator, payments_api, processor
 from chalicelib.failover_numbers import CANARY
 from chalicelib.http import answers_errors_as_json, json_response, read_json_body, stored_response
 from chalicelib.idempotency import checked_key
@@ -164,10 +154,14 @@ def get_customer_payments(customer_id: str) -> Response:
     return json_response(payments_api.customer_history(_client(), customer_id, query, get_services()))
 
 
+# The webhook modules (their address rules, signing, the deliverer) are imported by the handlers that
+# use them, on first use: every other function's cold start would otherwise pay for them.
 @app.route("/webhook-endpoints", methods=["POST"], content_types=ANY_CONTENT_TYPE, api_key_required=True)
 @answers_errors_as_json
 def post_webhook_endpoint() -> Response:
     """Register an endpoint for the caller's events; its signing secret is in this answer only."""
+    from chalicelib import webhook_endpoints
+
     return json_response(webhook_endpoints.register(get_services(), _client(), _json_document()), 201)
 
 
@@ -175,6 +169,8 @@ def post_webhook_endpoint() -> Response:
 @answers_errors_as_json
 def get_webhook_endpoints() -> Response:
     """The caller's endpoints, without their secrets."""
+    from chalicelib import webhook_endpoints
+
     return json_response(webhook_endpoints.endpoints(get_services(), _client()))
 
 
@@ -187,6 +183,8 @@ def get_webhook_endpoints() -> Response:
 @answers_errors_as_json
 def delete_webhook_endpoint(endpoint_id: str) -> Response:
     """Remove one of the caller's endpoints."""
+    from chalicelib import webhook_endpoints
+
     webhook_endpoints.delete(get_services(), _client(), endpoint_id)
     return Response(body="", status_code=204)
 
@@ -200,6 +198,8 @@ def delete_webhook_endpoint(endpoint_id: str) -> Response:
 @answers_errors_as_json
 def rotate_webhook_secret(endpoint_id: str) -> Response:
     """A new signing secret for one of the caller's endpoints; the former one signs beside it a while."""
+    from chalicelib import webhook_endpoints
+
     return json_response(webhook_endpoints.rotate_secret(get_services(), _client(), endpoint_id))
 
 
@@ -234,6 +234,8 @@ def process_payment_messages(event: SQSEvent) -> dict[str, Any]:
 def deliver_webhooks(event: SQSEvent) -> dict[str, Any]:
     """Webhook deliverer: announced events become deliveries to their client's endpoints, each
     attempted when due and retried for days; failures reported per message."""
+    from chalicelib import deliverer
+
     return deliverer.deliver_batch(event.to_dict(), get_services())
 
 

@@ -226,6 +226,9 @@ class InMemoryWebhookEndpoints:
     def endpoints_of(self, client: str) -> list[WebhookEndpoint]:
         return sorted((e for (c, _), e in self.items.items() if c == client), key=lambda e: e.created_at)
 
+    def endpoint(self, client: str, endpoint_id: str) -> WebhookEndpoint | None:
+        return self.items.get((client, endpoint_id))
+
     def add(self, endpoint: WebhookEndpoint) -> None:
         self.items.setdefault((endpoint.client, endpoint.endpoint_id), endpoint)
 

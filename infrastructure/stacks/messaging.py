@@ -31,18 +31,14 @@ class PaymentMessaging(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, names: ResourceNames, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         self._key = key
-        self.dead_letter_queue = self._queue(
-            "PaymentDLQ",
-            names.payment_dlq,
-            retention_period=cdk.Duration.days(PAYMENT_QUEUE.dlq_retention_days),
-        )
-        self.payment_queue = self._queue(
+        self.payment_queue, self.dead_letter_queue = self._queue_with_dlq(
             "PaymentQueue",
             names.payment_queue,
-            visibility_timeout=cdk.Duration.seconds(PAYMENT_QUEUE.visibility_timeout_seconds),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=PAYMENT_QUEUE.max_receive_count
-            ),
+            "PaymentDLQ",
+            names.payment_dlq,
+            visibility_seconds=PAYMENT_QUEUE.visibility_timeout_seconds,
+            max_receive_count=PAYMENT_QUEUE.max_receive_count,
+            dlq_retention_days=PAYMENT_QUEUE.dlq_retention_days,
         )
 
         self.notification_dlq = self._destination_queue(
@@ -65,18 +61,14 @@ class PaymentMessaging(Construct):
             "TransactionTopic", names.transaction_topic, "Processed payments"
         )
         # Merchants' webhooks: every announcement, then each delivery and its retries.
-        self.webhook_dlq = self._queue(
-            "WebhookDLQ",
-            names.webhook_dlq,
-            retention_period=cdk.Duration.days(WEBHOOK_QUEUE.dlq_retention_days),
-        )
-        self.webhook_queue = self._queue(
+        self.webhook_queue, self.webhook_dlq = self._queue_with_dlq(
             "WebhookQueue",
             names.webhook_queue,
-            visibility_timeout=cdk.Duration.seconds(WEBHOOK_QUEUE.visibility_timeout_seconds),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.webhook_dlq, max_receive_count=WEBHOOK_QUEUE.max_receive_count
-            ),
+            "WebhookDLQ",
+            names.webhook_dlq,
+            visibility_seconds=WEBHOOK_QUEUE.visibility_timeout_seconds,
+            max_receive_count=WEBHOOK_QUEUE.max_receive_count,
+            dlq_retention_days=WEBHOOK_QUEUE.dlq_retention_days,
         )
         # Written out rather than with SqsSubscription, which would also write the key's policy,
         # in the key stack, naming this stack's topic (a cycle): the key already lets this
@@ -138,6 +130,27 @@ class PaymentMessaging(Construct):
         )
         acknowledge(queue, "AwsSolutions-SQS3", why_no_dlq)
         return queue
+
+    def _queue_with_dlq(
+        self,
+        construct_id: str,
+        queue_name: str,
+        dlq_id: str,
+        dlq_name: str,
+        *,
+        visibility_seconds: int,
+        max_receive_count: int,
+        dlq_retention_days: int,
+    ) -> tuple[sqs.Queue, sqs.Queue]:
+        """A consumed queue and the dead-letter queue it sends a message to after its receives."""
+        dlq = self._queue(dlq_id, dlq_name, retention_period=cdk.Duration.days(dlq_retention_days))
+        queue = self._queue(
+            construct_id,
+            queue_name,
+            visibility_timeout=cdk.Duration.seconds(visibility_seconds),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
+        )
+        return queue, dlq
 
     def _queue(self, construct_id: str, queue_name: str, **settings: Any) -> sqs.Queue:
         """A queue under the region's key that refuses requests without TLS."""

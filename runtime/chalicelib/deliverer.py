@@ -85,14 +85,16 @@ def _deliver(delivery: Delivery, services: Services, now: float) -> None:
     if delivery.due_at > now:  # not yet: another hop of the queue's delay
         services.webhook_queue.send(delivery.to_json(), delay_seconds=math.ceil(delivery.due_at - now))
         return
-    done = attempt(delivery, store=services.webhook_endpoints, sender=services.webhook_sender, now=now)
+    done = attempt(
+        delivery,
+        store=services.webhook_endpoints,
+        sender=services.webhook_sender,
+        now=now,
+        time_scale=services.settings.local_time_scale,
+    )
     _count(delivery, done, now)
     if done.retry is not None:
-        retry = done.retry
-        scale = services.settings.local_time_scale
-        if scale > 1:  # the webhook drill: the schedule in compressed time
-            retry = retry._replace(due_at=now + (retry.due_at - now) / scale)
-        services.webhook_queue.send(retry.to_json(), delay_seconds=int(retry.due_at - now))
+        services.webhook_queue.send(done.retry.to_json(), delay_seconds=int(done.retry.due_at - now))
     elif done.decision.outcome is Outcome.GIVE_UP:
         services.webhook_queue.dead_letter(delivery.to_json())
 

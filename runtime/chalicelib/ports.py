@@ -8,13 +8,16 @@ the same contract (``tests/contract``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from chalicelib.idempotency import KeyBinding
 from chalicelib.orphans import Sweep
 from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
 from chalicelib.regions import RegionFlag
-from chalicelib.webhooks import WebhookEndpoint
+
+if TYPE_CHECKING:
+    # Only its name: the webhook rules are not loaded by every function's cold start.
+    from chalicelib.webhooks import WebhookEndpoint
 
 
 class CustomerPage(NamedTuple):
@@ -165,6 +168,9 @@ class WebhookEndpointStore(Protocol):
 
     def endpoints_of(self, client: str) -> list[WebhookEndpoint]:
         """``client``'s endpoints, oldest first (a consistent read in this region)."""
+
+    def endpoint(self, client: str, endpoint_id: str) -> WebhookEndpoint | None:
+        """``client``'s endpoint with that id, or None (another client's is not there)."""
 
     def add(self, endpoint: WebhookEndpoint) -> None:
         """Store a new endpoint."""

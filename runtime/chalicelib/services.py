@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from chalicelib import heap
 from chalicelib.names import API_STAGE
@@ -27,7 +27,9 @@ from chalicelib.ports import (
 from chalicelib.regions import Cached, HealthReport, RegionFlag
 from chalicelib.schema import CANARY_CLIENT
 from chalicelib.settings import Settings
-from chalicelib.webhooks import Resolver, loopback_resolver
+
+if TYPE_CHECKING:
+    from chalicelib.webhooks import Resolver
 
 
 class Services(NamedTuple):
@@ -63,7 +65,7 @@ def build_aws_services(settings: Settings) -> Services:
     canary_key = adapters.SecretsManagerClientKey(
         secret_name=settings.names.client_secret(CANARY_CLIENT), client=partial(client, "secretsmanager")
     )
-    resolve = loopback_resolver if settings.local_stage else system_resolver
+    resolve = adapters.webhook_resolver(local_stage=settings.local_stage)
     return Services(
         settings=settings,
         repository=adapters.DynamoPaymentRepository(
@@ -120,13 +122,6 @@ def build_aws_services(settings: Settings) -> Services:
         ),
         webhook_sender=adapters.HttpWebhookSender(resolve=resolve, allow_loopback=settings.local_stage),
     )
-
-
-def system_resolver(host: str) -> list[str]:
-    """Every address the system's resolver answers ``host`` with (IPv4 and IPv6)."""
-    import socket
-
-    return [str(info[4][0]) for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)]
 
 
 _services: Services | None = None

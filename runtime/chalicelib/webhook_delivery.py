@@ -85,7 +85,12 @@ HELD = Decision(Outcome.HELD)
 
 
 def attempt(
-    delivery: Delivery, *, store: WebhookEndpointStore, sender: WebhookSender, now: float
+    delivery: Delivery,
+    *,
+    store: WebhookEndpointStore,
+    sender: WebhookSender,
+    now: float,
+    time_scale: float = 1.0,
 ) -> Attempted:
     """Make attempt ``delivery.attempt``, and record on the endpoint what it showed.
 
@@ -93,9 +98,7 @@ def attempt(
     replayable). The endpoint records when it started failing (cleared by a success), and is
     disabled on a 410 or once it has failed for days.
     """
-    endpoint = next(
-        (e for e in store.endpoints_of(delivery.client) if e.endpoint_id == delivery.endpoint_id), None
-    )
+    endpoint = store.endpoint(delivery.client, delivery.endpoint_id)
     if endpoint is None or not endpoint.enabled:
         return Attempted(HELD)
     headers = signature_headers(delivery.event_id, delivery.body, endpoint.secrets.in_use(now), now)
@@ -104,7 +107,9 @@ def attempt(
         status = sender.send(endpoint.url, headers, delivery.body)
     except AddressRefused as error:
         status, refused = None, str(error)
-    decision = decide(status, attempt=delivery.attempt, now=now, failing_since=endpoint.failing_since)
+    decision = decide(
+        status, attempt=delivery.attempt, now=now, failing_since=endpoint.failing_since, time_scale=time_scale
+    )
     _record(store, endpoint, decision, now)
     retry = (
         delivery._replace(attempt=delivery.attempt + 1, due_at=decision.next_attempt_at or now)

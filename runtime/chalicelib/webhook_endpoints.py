@@ -8,10 +8,12 @@ never listed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.errors import ValidationFailed, WebhookEndpointChanged, WebhookEndpointNotFound
 from chalicelib.observability import logger
+from chalicelib.ports import WebhookEndpointStore
 from chalicelib.services import Services
 from chalicelib.webhooks import (
     ROTATION_OVERLAP_SECONDS,
@@ -54,22 +56,37 @@ def delete(services: Services, client: str, endpoint_id: str) -> None:
 def rotate_secret(services: Services, client: str, endpoint_id: str) -> dict[str, Any]:
     """``POST /webhook-endpoints/{id}/rotate-secret``: a new secret; the former one signs beside it
     for the overlap, then stops."""
-    store = services.webhook_endpoints
-    for _ in range(3):  # a concurrent change of the same endpoint: read it again
-        current = _endpoint(store.endpoints_of(client), endpoint_id)
-        rotated = with_rotated_secret(current, now=time.time())
-        if store.replace(rotated, read_version=current.version):
-            logger.info("webhook endpoint secret rotated", extra={"endpoint_id": endpoint_id})
-            return {
-                **rotated.public(),
-                "secret": rotated.secrets.current,
-                "previous_secret_signs_for_seconds": ROTATION_OVERLAP_SECONDS,
-            }
+    rotated = revise(
+        services.webhook_endpoints, client, endpoint_id, lambda e: with_rotated_secret(e, now=time.time())
+    )
+    logger.info("webhook endpoint secret rotated", extra={"endpoint_id": endpoint_id})
+    return {
+        **rotated.public(),
+        "secret": rotated.secrets.current,
+        "previous_secret_signs_for_seconds": ROTATION_OVERLAP_SECONDS,
+    }
+
+
+# Reads of an endpoint that another change overtook before it is given up (a 409).
+REVISE_ATTEMPTS = 3
+
+
+def revise(
+    store: WebhookEndpointStore,
+    client: str,
+    endpoint_id: str,
+    change: Callable[[WebhookEndpoint], WebhookEndpoint],
+) -> WebhookEndpoint:
+    """``change`` of ``client``'s endpoint, written over the version it was made from.
+
+    A concurrent change of the same endpoint wins, and this one is made again from what it wrote.
+    Raises WebhookEndpointNotFound, or WebhookEndpointChanged if it kept being overtaken.
+    """
+    for _ in range(REVISE_ATTEMPTS):
+        current = store.endpoint(client, endpoint_id)
+        if current is None:
+            raise WebhookEndpointNotFound()
+        revised = change(current)._replace(version=current.version + 1)
+        if store.replace(revised, read_version=current.version):
+            return revised
     raise WebhookEndpointChanged()
-
-
-def _endpoint(found: list[WebhookEndpoint], endpoint_id: str) -> WebhookEndpoint:
-    for endpoint in found:
-        if endpoint.endpoint_id == endpoint_id:
-            return endpoint
-    raise WebhookEndpointNotFound()

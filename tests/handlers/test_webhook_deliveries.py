@@ -9,10 +9,8 @@ refused address.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -23,36 +21,10 @@ from chalicelib.names import Handler
 from chalicelib.services import Services, get_services, use_services
 from chalicelib.webhooks import loopback_resolver
 from localenv.provision import RegionResources
+from localenv.webhook_receiver import LoopbackReceiver
 from tests.conftest import MERCHANT, OTHER_MERCHANT, NotifierRun
 
 JSON = {"Content-Type": "application/json"}
-
-
-class Receiver:
-    """A merchant's receiver on loopback, answering each delivery with the next status."""
-
-    def __init__(self, *statuses: int) -> None:
-        self.received: list[tuple[dict[str, str], str]] = []
-        answers, received = list(statuses), self.received
-
-        class Handler_(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                received.append((dict(self.headers.items()), body))
-                self.send_response(answers.pop(0) if answers else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler_)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -113,7 +85,7 @@ def test_a_payment_reaches_its_clients_receiver_signed_and_no_other_clients(
     notifier: NotifierRun,
     local_stage: None,
 ) -> None:
-    mine, theirs = Receiver(), Receiver()
+    mine, theirs = LoopbackReceiver(), LoopbackReceiver()
     try:
         endpoint = register(client, mine.url)
         register(other_client, theirs.url)
@@ -124,19 +96,19 @@ def test_a_payment_reaches_its_clients_receiver_signed_and_no_other_clients(
         mine.close()
         theirs.close()
 
-    [(headers, body)] = mine.received
+    [(headers, body)] = [(a.headers, a.body) for a in mine.arrivals]
     event = Webhook(endpoint["secret"]).verify(body, headers)
     assert event["event"] == "payment.processed" and event["client"] == MERCHANT
     assert event["payment"]["transaction_id"] == "order-77"
     assert headers["webhook-id"] == event["id"]
-    assert theirs.received == []
+    assert theirs.arrivals == []
     assert OTHER_MERCHANT not in body
 
 
 def test_a_failed_delivery_is_retried_later_with_the_same_webhook_id(
     client: Client, aws: Any, resources: RegionResources, notifier: NotifierRun, local_stage: None
 ) -> None:
-    receiver = Receiver(503)
+    receiver = LoopbackReceiver(503)
     try:
         register(client, receiver.url)
         pay(client, "order-78")
@@ -148,14 +120,14 @@ def test_a_failed_delivery_is_retried_later_with_the_same_webhook_id(
     finally:
         receiver.close()
 
-    ids = [headers["webhook-id"] for headers, _ in receiver.received]
+    ids = [a.headers["webhook-id"] for a in receiver.arrivals]
     assert len(ids) == 2 and len(set(ids)) == 1
 
 
 def test_a_410_disables_the_endpoint_at_once(
     client: Client, aws: Any, resources: RegionResources, notifier: NotifierRun, local_stage: None
 ) -> None:
-    receiver = Receiver(410)
+    receiver = LoopbackReceiver(410)
     try:
         register(client, receiver.url)
         pay(client, "order-79")
@@ -168,5 +140,5 @@ def test_a_410_disables_the_endpoint_at_once(
         receiver.close()
 
     [endpoint] = client.http.get("/webhook-endpoints").json_body["endpoints"]
-    assert len(receiver.received) == 1
+    assert len(receiver.arrivals) == 1
     assert endpoint["status"] == "disabled" and "410" in endpoint["disabled_reason"]

@@ -7,51 +7,21 @@ connection to them is ever attempted (the pool factory records every connection 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from chalicelib.adapters.webhook_sender import HttpWebhookSender, urllib3_pool
 from chalicelib.webhooks import AddressRefused, loopback_resolver, signature_headers, validate_endpoint
+from localenv.webhook_receiver import LoopbackReceiver
 
 pytestmark = pytest.mark.integration
 
 
-class Receiver:
-    """A merchant's receiver on loopback: answers each POST with the next status, records what came."""
-
-    def __init__(self, statuses: Sequence[int], location: str = "") -> None:
-        self.received: list[tuple[str, dict[str, str], str]] = []
-        answers, received = list(statuses), self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                received.append((self.path, dict(self.headers.items()), body))
-                self.send_response(answers.pop(0) if answers else 204)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver([204])
+def receiver() -> Iterator[LoopbackReceiver]:
+    found = LoopbackReceiver(204)
     yield found
     found.close()
 
@@ -67,38 +37,39 @@ class RecordingPools:
         return urllib3_pool(scheme, address, port, host)
 
 
-def test_a_signed_delivery_reaches_a_loopback_receiver_with_its_headers(receiver: Receiver) -> None:
+def test_a_signed_delivery_reaches_a_loopback_receiver_with_its_headers(receiver: LoopbackReceiver) -> None:
     sender = HttpWebhookSender(resolve=loopback_resolver, allow_loopback=True)
     body = json.dumps({"id": "evt_1", "event": "payment.processed"})
     headers = signature_headers("evt_1", body, ["whsec_" + "A" * 43 + "="], 1_900_000_000.0)
 
-    status = sender.send(f"{receiver.url}/hooks?merchant=1", headers, body)
+    status = sender.send(f"{receiver.base_url}/hooks?merchant=1", headers, body)
 
-    [(path, sent, got)] = receiver.received
+    [(path, sent, got)] = [(a.path, a.headers, a.body) for a in receiver.arrivals]
     assert status == 204 and path == "/hooks?merchant=1" and got == body
     assert sent["webhook-id"] == "evt_1" and sent["webhook-signature"].startswith("v1,")
-    assert sent["Host"] == receiver.url.removeprefix("http://")
+    assert sent["Host"] == receiver.base_url.removeprefix("http://")
 
 
 def test_a_redirect_is_an_answer_not_a_place_to_go() -> None:
-    elsewhere = Receiver([204])
-    redirecting = Receiver([302], location=f"{elsewhere.url}/stolen")
+    elsewhere = LoopbackReceiver(204)
+    redirecting = LoopbackReceiver(302, location=f"{elsewhere.base_url}/stolen")
     try:
         status = HttpWebhookSender(resolve=loopback_resolver, allow_loopback=True).send(
-            f"{redirecting.url}/hook", {}, "{}"
+            f"{redirecting.base_url}/hook", {}, "{}"
         )
     finally:
         redirecting.close()
         elsewhere.close()
 
-    assert status == 302 and elsewhere.received == []
+    assert status == 302 and elsewhere.arrivals == []
 
 
-def test_no_answer_is_none(receiver: Receiver) -> None:
+def test_no_answer_is_none(receiver: LoopbackReceiver) -> None:
     receiver.close()
 
     assert (
-        HttpWebhookSender(resolve=loopback_resolver, allow_loopback=True).send(receiver.url, {}, "{}") is None
+        HttpWebhookSender(resolve=loopback_resolver, allow_loopback=True).send(receiver.base_url, {}, "{}")
+        is None
     )
 
 
@@ -118,11 +89,11 @@ def test_a_name_that_turned_private_after_registration_is_refused_before_any_con
     assert errors == [] and pools.opened == []
 
 
-def test_loopback_is_refused_outside_the_local_stage(receiver: Receiver) -> None:
+def test_loopback_is_refused_outside_the_local_stage(receiver: LoopbackReceiver) -> None:
     pools = RecordingPools()
 
     with pytest.raises(AddressRefused, match="loopback"):
         HttpWebhookSender(resolve=loopback_resolver, allow_loopback=False, pool=pools).send(
             receiver.url, {}, "{}"
         )
-    assert pools.opened == [] and receiver.received == []
+    assert pools.opened == [] and receiver.arrivals == []

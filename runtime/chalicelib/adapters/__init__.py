@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.peer_api import ApiGatewayPeerApi, StaticPeerApi
     from chalicelib.adapters.region_flag import DependencyProbes, SsmRegionControl, SsmSweepLedger
     from chalicelib.adapters.webhook_endpoints import DynamoWebhookEndpoints
-    from chalicelib.adapters.webhook_sender import HttpWebhookSender
+    from chalicelib.adapters.webhook_sender import HttpWebhookSender, webhook_resolver
 
 _HOMES = {
     "DynamoPaymentRepository": "payments_table",
@@ -52,6 +52,7 @@ _HOMES = {
     "StaticPeerApi": "peer_api",
     "DynamoWebhookEndpoints": "webhook_endpoints",
     "HttpWebhookSender": "webhook_sender",
+    "webhook_resolver": "webhook_sender",
 }
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "SsmRegionControl",
     "SsmSweepLedger",
     "StaticPeerApi",
+    "webhook_resolver",
 ]
 
 

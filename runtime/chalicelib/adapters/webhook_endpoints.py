@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.schema import WebhookEndpointsSchema as Schema
 from chalicelib.sdk import AWS_FAILURES, ClientFactory, LazyClient
-from chalicelib.webhooks import SigningSecrets, WebhookEndpoint
+
+if TYPE_CHECKING:
+    # The webhook rules are loaded when an endpoint is read, not with every function's services.
+    from chalicelib.webhooks import WebhookEndpoint
 
 
 class DynamoWebhookEndpoints:
@@ -21,12 +24,29 @@ class DynamoWebhookEndpoints:
         self._client = LazyClient(client)
 
     def endpoints_of(self, client: str) -> list[WebhookEndpoint]:
+        return sorted(self._query(client), key=lambda e: e.created_at)
+
+    def endpoint(self, client: str, endpoint_id: str) -> WebhookEndpoint | None:
+        found = self._query(client, endpoint_id)
+        return found[0] if found else None
+
+    def _query(self, client: str, endpoint_id: str | None = None) -> list[WebhookEndpoint]:
+        """The client's endpoints, or the one with ``endpoint_id`` (a consistent read of one item)."""
+        condition = "#client = :client" + (" AND #id = :id" if endpoint_id is not None else "")
+        names = {
+            "#client": Schema.PARTITION_KEY,
+            **({"#id": Schema.SORT_KEY} if endpoint_id is not None else {}),
+        }
+        values = {
+            ":client": {"S": client},
+            **({":id": {"S": endpoint_id}} if endpoint_id is not None else {}),
+        }
         items: list[dict[str, Any]] = []
         request: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "#client = :client",
-            "ExpressionAttributeNames": {"#client": Schema.PARTITION_KEY},
-            "ExpressionAttributeValues": {":client": {"S": client}},
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
             "ConsistentRead": True,
         }
         try:
@@ -38,7 +58,7 @@ class DynamoWebhookEndpoints:
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except AWS_FAILURES as error:
             raise DependencyUnavailable("webhook endpoints", committed_nothing=True) from error
-        return sorted((endpoint_from(item) for item in items), key=lambda e: e.created_at)
+        return [endpoint_from(item) for item in items]
 
     def add(self, endpoint: WebhookEndpoint) -> None:
         try:
@@ -106,6 +126,8 @@ def endpoint_item(endpoint: WebhookEndpoint) -> dict[str, Any]:
 
 def endpoint_from(item: dict[str, Any]) -> WebhookEndpoint:
     """The endpoint an item holds."""
+    from chalicelib.webhooks import SigningSecrets, WebhookEndpoint
+
     return WebhookEndpoint(
         client=item[Schema.PARTITION_KEY]["S"],
         endpoint_id=item[Schema.SORT_KEY]["S"],

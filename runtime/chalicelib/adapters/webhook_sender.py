@@ -10,12 +10,13 @@ the host's name (TLS SNI and hostname check), as a client connecting by name wou
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-import urllib3
+if TYPE_CHECKING:
+    from chalicelib.webhooks import Resolver
 
-from chalicelib.webhooks import DELIVERY_TIMEOUT_SECONDS, Resolver, checked_addresses
+# urllib3 and the webhook rules are imported by the calls that need them: every function builds
+# this adapter with its services, and only the deliverer sends (cold starts stay as they were).
 
 # What is read of an answer: its status decides, the body is not needed.
 MAX_ANSWER_BYTES = 4096
@@ -25,8 +26,32 @@ USER_AGENT = "payments-webhooks/1"
 PoolFactory = Callable[[str, str, int, str], Any]
 
 
+def system_resolver(host: str) -> list[str]:
+    """Every address the system's resolver answers ``host`` with (IPv4 and IPv6)."""
+    import socket
+
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)]
+
+
+def webhook_resolver(*, local_stage: bool) -> Resolver:
+    """The system's resolver; in the local stage, loopback names only (no DNS query at all)."""
+    if not local_stage:
+        return system_resolver
+
+    def loopback_only(host: str) -> list[str]:
+        from chalicelib.webhooks import loopback_resolver
+
+        return loopback_resolver(host)
+
+    return loopback_only
+
+
 def urllib3_pool(scheme: str, address: str, port: int, host: str) -> Any:
     """A one-use pool to ``address`` that speaks to ``host`` (SNI and certificate check over https)."""
+    import urllib3
+
+    from chalicelib.webhooks import DELIVERY_TIMEOUT_SECONDS
+
     timeout = urllib3.Timeout(connect=DELIVERY_TIMEOUT_SECONDS, read=DELIVERY_TIMEOUT_SECONDS)
     if scheme == "https":
         return urllib3.HTTPSConnectionPool(
@@ -53,6 +78,12 @@ class HttpWebhookSender:
     def send(self, url: str, headers: Mapping[str, str], body: str) -> int | None:
         """Deliver ``body`` to ``url``; raises :class:`~chalicelib.webhooks.AddressRefused` before
         connecting when the host now resolves to an address a webhook may not reach."""
+        from urllib.parse import urlsplit
+
+        import urllib3
+
+        from chalicelib.webhooks import checked_addresses
+
         parts = urlsplit(url)
         host = parts.hostname or ""
         addresses = checked_addresses(host, self._resolve, allow_loopback=self._allow_loopback)
