@@ -89,7 +89,7 @@ def local_credentials(operator: bool = False) -> dict[str, str]:
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
-    """``CreateTable`` arguments of the payments table (keys, customer index, stream)."""
+    """``CreateTable`` arguments of the payments table (keys, customer and events indexes, stream)."""
     return {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
@@ -101,6 +101,8 @@ def table_definition(table_name: str) -> dict[str, Any]:
             {"AttributeName": Schema.PARTITION_KEY, "AttributeType": "S"},
             {"AttributeName": Schema.SORT_KEY, "AttributeType": "N"},
             {"AttributeName": Schema.CUSTOMER_INDEX_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": Schema.EVENTS_INDEX_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": Schema.EVENTS_INDEX_SORT_KEY, "AttributeType": "N"},
         ],
         "GlobalSecondaryIndexes": [
             {
@@ -110,7 +112,15 @@ def table_definition(table_name: str) -> dict[str, Any]:
                     {"AttributeName": Schema.CUSTOMER_INDEX_SORT_KEY, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": Schema.EVENTS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": Schema.EVENTS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": Schema.EVENTS_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": Schema.STREAM_VIEW_TYPE},
     }

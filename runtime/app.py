@@ -203,6 +203,22 @@ def rotate_webhook_secret(endpoint_id: str) -> Response:
     return json_response(webhook_endpoints.rotate_secret(get_services(), _client(), endpoint_id))
 
 
+@app.route(
+    "/webhook-endpoints/{endpoint_id}/replay",
+    methods=["POST"],
+    api_key_required=True,
+    content_types=ANY_CONTENT_TYPE,
+)
+@answers_errors_as_json
+def replay_webhook_events(endpoint_id: str) -> Response:
+    """Send the caller's events of a time range to one of its endpoints again, each with its own id."""
+    from chalicelib import webhook_endpoints
+
+    return json_response(
+        webhook_endpoints.replay(get_services(), _client(), endpoint_id, _json_document()), 202
+    )
+
+
 @app.schedule(Rate(CANARY.rate_minutes, unit=Rate.MINUTES), name=Handler.PAYMENT_CANARY)
 def probe_peer_region(event: CloudWatchEvent) -> dict[str, Any]:
     """The observer: a synthetic payment through the peer region's API, as metrics here; and once

@@ -8,7 +8,7 @@ from chalicelib.cursor import decode_cursor, encode_cursor
 from chalicelib.idempotency import KeyBinding
 from chalicelib.items import scoped, unscoped
 from chalicelib.orphans import Sweep
-from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection
+from chalicelib.payments import Announced, PaymentRecord, PaymentRequest, Rejection, stored_at
 from chalicelib.ports import CustomerPage, PaymentLookup
 from chalicelib.regions import RegionFlag
 from chalicelib.schema import SYNTHETIC_CLIENTS
@@ -89,6 +89,19 @@ class InMemoryPaymentRepository:
     ) -> tuple[list[Announced], dict | None]:
         everything: list[Announced] = [*self.claims.values(), *self.rejections.values()]
         mine = [item for item in everything if item.region == region and item.client not in SYNTHETIC_CLIENTS]
+        start = int(cursor["at"]) if cursor else 0
+        page = mine[start : start + limit]
+        return page, ({"at": start + limit} if start + limit < len(mine) else None)
+
+    def events_of(
+        self, client: str, *, since: int, until: int, cursor: dict | None, limit: int = 100
+    ) -> tuple[list[Announced], dict | None]:
+        everything: list[Announced] = [*self.claims.values(), *self.rejections.values()]
+        mine = [
+            item
+            for item in everything
+            if item.client == client and client not in SYNTHETIC_CLIENTS and since <= stored_at(item) < until
+        ]
         start = int(cursor["at"]) if cursor else 0
         page = mine[start : start + limit]
         return page, ({"at": start + limit} if start + limit < len(mine) else None)
@@ -252,6 +265,9 @@ class RecordingWebhookQueue:
 
     def send(self, body: str, *, delay_seconds: int = 0) -> None:
         self.sent.append((body, delay_seconds))
+
+    def send_all(self, bodies: Sequence[str]) -> None:
+        self.sent.extend((body, 0) for body in bodies)
 
     def dead_letter(self, body: str) -> None:
         self.dead.append(body)

@@ -122,7 +122,17 @@ class PaymentsData(Construct):
                         name=Schema.CUSTOMER_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER
                     ),
                     projection_type=dynamodb.ProjectionType.ALL,
-                )
+                ),
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=Schema.EVENTS_INDEX,
+                    partition_key=dynamodb.Attribute(
+                        name=Schema.EVENTS_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+                    ),
+                    sort_key=dynamodb.Attribute(
+                        name=Schema.EVENTS_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER
+                    ),
+                    projection_type=dynamodb.ProjectionType.ALL,
+                ),
             ],
             **common,
             **self._consistency(strong_consistency_witness),

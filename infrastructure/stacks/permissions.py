@@ -124,6 +124,8 @@ def grant_each_function_its_calls(
         ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"],
         resources.webhook_endpoints_table.table_arn,
     )
+    # A replay of an endpoint's events is a job on the webhook queue, which the deliverer takes on.
+    allow(validator, QUEUE_SEND_ACTIONS, resources.webhook_queue.queue_arn)
     # Only the notifier publishes, from the table's stream (the outbox).
     allow(notifier, STREAM_READ_ACTIONS, stream_arn)
     # It writes the record of a claim whose request could not (the claim answers for the payment).
@@ -144,6 +146,8 @@ def grant_each_function_its_calls(
     allow(deliverer, QUEUE_SEND_ACTIONS, resources.webhook_dlq.queue_arn)
     allow(deliverer, ["dynamodb:Query", "dynamodb:PutItem"], resources.webhook_endpoints_table.table_arn)
     allow(deliverer, KEY_ACTIONS, key.key_arn)
+    # A replay's pages: the client's events from the events index, and nothing else of the table.
+    allow(deliverer, ["dynamodb:Query"], f"{table.table_arn}/index/{PaymentsTableSchema.EVENTS_INDEX}")
     # The orchestrator takes the peer out of service when this region's canary sees it failing.
     allow(
         orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], flag_parameter_arn(stack, peer_region, names)

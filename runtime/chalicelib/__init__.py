@@ -37,6 +37,8 @@ API function (``POST /validate``, ``POST /process``, the reads, ``GET /health``)
                   the API function's use cases for a client's endpoints
     webhook_delivery
                   which endpoints get an event, and one signed attempt
+    webhook_replay
+                  a replay of a client's events over a time range: its request and its job
     local_api_keys, local_stage
                   only where no API Gateway stands: ``make run`` and ``chalice local``
 

@@ -7,6 +7,9 @@ The queue receives two kinds of message:
   event's client (:func:`chalicelib.webhook_delivery.deliveries_for`), queued at once. Each region
   delivers what its own notifier announced: the payments it stored, and after a peer's loss what
   the peer stored and the observer announced for it;
+- a **replay job** (:mod:`chalicelib.webhook_replay`): a page of the client's events from the
+  payments table becomes one delivery each to the replay's endpoint, queued at once, and the job
+  goes back on the queue for its next page;
 - a **delivery**: attempted when due; a retry goes back on the queue for its next attempt,
   waiting at most 15 minutes a hop (SQS's longest delay) until it is due; one whose 3 days of
   retries ran out goes to the dead-letter queue.
@@ -32,9 +35,11 @@ from chalicelib.errors import DependencyUnavailable
 from chalicelib.metrics import METRICS_NAMESPACE, SERVICE_DIMENSION, WEBHOOK_ENDPOINT_DIMENSION, Metric
 from chalicelib.names import SERVICE_NAME, WEBHOOK_QUEUE
 from chalicelib.observability import count, logger, metrics
+from chalicelib.outbox import notification_body
 from chalicelib.schema import SYNTHETIC_CLIENTS
 from chalicelib.services import Services
 from chalicelib.webhook_delivery import Attempted, Delivery, attempt, deliveries_for
+from chalicelib.webhook_replay import REPLAY_PAGE_SIZE, ReplayJob, is_replay, superseded
 from chalicelib.webhooks import Outcome
 
 
@@ -61,7 +66,9 @@ def _handled(record: dict[str, Any], services: Services, clock: Callable[[], flo
         logger.warning("webhook message not JSON: dropped")
         return True
     try:
-        if isinstance(message, dict) and "endpoint_id" in message:
+        if is_replay(message):
+            _replay_page(ReplayJob.from_message(message), services, clock())
+        elif isinstance(message, dict) and "endpoint_id" in message:
             _deliver(Delivery(**message), services, clock())
         elif isinstance(message, dict) and {"id", "event", "client"} <= set(message):
             _fan_out(message, services, clock())
@@ -79,6 +86,37 @@ def _fan_out(announced: dict[str, Any], services: Services, now: float) -> None:
         return
     for delivery in deliveries_for(announced, services.webhook_endpoints.endpoints_of(client), now=now):
         services.webhook_queue.send(delivery._replace(due_at=now).to_json())
+
+
+def _replay_page(job: ReplayJob, services: Services, now: float) -> None:
+    endpoint = services.webhook_endpoints.endpoint(job.client, job.endpoint_id)
+    if endpoint is None or not endpoint.enabled or superseded(job.replay_id, endpoint.replay_id):
+        logger.info(
+            "webhook replay stopped: its endpoint is gone, disabled or replaying anew",
+            extra={"endpoint_id": job.endpoint_id, "replay_id": job.replay_id},
+        )
+        return
+    events, cursor = services.repository.events_of(
+        job.client, since=job.since, until=job.until, cursor=job.cursor, limit=REPLAY_PAGE_SIZE
+    )
+    deliveries = [
+        delivery._replace(due_at=now).to_json()
+        for item in events
+        for delivery in deliveries_for(notification_body(item), [endpoint], now=now)
+    ]
+    # The page's deliveries before the job's next page: a crash in between takes this page again.
+    services.webhook_queue.send_all(deliveries)
+    if cursor is not None:
+        services.webhook_queue.send(job._replace(cursor=cursor).to_json())
+    logger.info(
+        "webhook replay page queued",
+        extra={
+            "endpoint_id": job.endpoint_id,
+            "replay_id": job.replay_id,
+            "deliveries": len(deliveries),
+            "last_page": cursor is None,
+        },
+    )
 
 
 def _deliver(delivery: Delivery, services: Services, now: float) -> None:

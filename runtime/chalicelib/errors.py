@@ -64,6 +64,21 @@ class WebhookEndpointChanged(PaymentError):
         super().__init__([FieldError("id", "the endpoint changed meanwhile; try again")])
 
 
+class WebhookEndpointDisabled(PaymentError):
+    """The endpoint is disabled: it receives nothing, a replay included, until it is enabled again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            [
+                FieldError(
+                    "id",
+                    f"the endpoint is disabled ({reason or 'by the operator'}); it receives events again "
+                    "once enabled, or register a new endpoint",
+                )
+            ]
+        )
+
+
 class TransactionConflict(PaymentError):
     """The transaction id was already used for a payment with different details."""
 

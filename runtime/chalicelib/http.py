@@ -35,6 +35,7 @@ STATUS_BY_ERROR: dict[type[PaymentError], int] = {
     errors.WebhookEndpointNotFound: 404,
     errors.TransactionConflict: 409,
     errors.WebhookEndpointChanged: 409,
+    errors.WebhookEndpointDisabled: 409,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.ValidationFailed: 422,

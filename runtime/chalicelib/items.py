@@ -8,6 +8,7 @@ generic serializer: it keeps boto3 out of the functions' cold start, and amounts
 
 from __future__ import annotations
 
+import zlib
 from decimal import Decimal
 from typing import Any
 
@@ -88,7 +89,22 @@ def claim_attributes(record: PaymentRecord) -> Attributes:
     }
     if record.client not in SYNTHETIC_CLIENTS:
         claim[ANNOUNCED_BY] = {"S": record.region}
+        claim.update(event_index_attributes(record.client, record.transaction_id, record.timestamp))
     return claim
+
+
+def event_index_attributes(client: str, transaction_id: str, stored_at: int) -> Attributes:
+    """What puts an announced item in the events index: its client's shard, and when it was stored."""
+    shard = zlib.crc32(transaction_id.encode()) % Schema.EVENTS_INDEX_SHARDS
+    return {
+        Schema.EVENTS_INDEX_PARTITION_KEY: {"S": events_partition(client, shard)},
+        Schema.EVENTS_INDEX_SORT_KEY: {"N": str(stored_at)},
+    }
+
+
+def events_partition(client: str, shard: int) -> str:
+    """The events index partition of ``client``'s shard ``shard``."""
+    return f"{client}{CLIENT_SCOPE_SEPARATOR}{shard}"
 
 
 def record_key(claim: Attributes) -> Attributes:
@@ -162,6 +178,12 @@ def rejection_attributes(rejection: Rejection, sort_key: int) -> Attributes:
         item[REJECTED_PAYMENT] = {"M": payment}
     if rejection.client:
         item[CLIENT] = {"S": rejection.client}
+        # A rejection is its message's: a rejection of no transaction id is sharded by the message.
+        item.update(
+            event_index_attributes(
+                rejection.client, rejection.transaction_id or rejection.message_id, rejection.rejected_at
+            )
+        )
     return item
 
 

@@ -84,6 +84,13 @@ class PaymentRepository(Protocol):
         """One page (read consistently, in table order) of what ``region`` stored and announces,
         from ``cursor``; and where the next page starts (None: the table has been read)."""
 
+    def events_of(
+        self, client: str, *, since: int, until: int, cursor: dict[str, Any] | None, limit: int = 100
+    ) -> tuple[list[Announced], dict[str, Any] | None]:
+        """One page of ``client``'s announced payments and rejections stored in ``[since, until)``
+        (epoch ms), each once across the pages, in no promised order; and the next page's cursor
+        (plain JSON; None after the last page)."""
+
     def remove_payments(self, client: str, customer_id: str, *, older_than: int, limit: int) -> int:
         """Delete up to ``limit`` of ``client``'s payments of ``customer_id`` stored before ``older_than``
         (epoch ms), claims and records; returns how many payments. For synthetic clients only."""
@@ -194,6 +201,9 @@ class WebhookQueue(Protocol):
 
     def send(self, body: str, *, delay_seconds: int = 0) -> None:
         """Queue a delivery, to be received ``delay_seconds`` from now (15 minutes at most)."""
+
+    def send_all(self, bodies: Sequence[str]) -> None:
+        """Queue every one of ``bodies`` now (in batches); raises DependencyUnavailable if any was not."""
 
     def dead_letter(self, body: str) -> None:
         """Keep a delivery whose retries ran out, for the operator and a replay."""

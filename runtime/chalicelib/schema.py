@@ -27,6 +27,15 @@ class PaymentsTableSchema:
     # The claim item that makes processing idempotent sits beside the payment record under the
     # same partition key; no real payment is ever stamped at epoch 0.
     CLAIM_SORT_KEY = 0
+    # A client's events (its claims and rejections: what is announced) by the time they were
+    # stored, for a webhook replay over a time range. Sparse: only announced items carry its keys.
+    # Its partition is the client and a shard of the transaction id: an index partition takes 1,000
+    # writes a second, and a throttled index throttles the table's writes, so a client meets that
+    # limit only past 4,000 payments a second (its API throttle is 100 by default).
+    EVENTS_INDEX = "events-index"
+    EVENTS_INDEX_PARTITION_KEY = "events_of"
+    EVENTS_INDEX_SORT_KEY = "event_time"
+    EVENTS_INDEX_SHARDS = 4
 
 
 class ClientsTableSchema:

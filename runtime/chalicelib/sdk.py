@@ -48,7 +48,7 @@ AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
 PAYMENTS_TABLE_OPERATIONS = ("GetItem", "Query", "PutItem")
 SDK_OPERATIONS: dict[str, tuple[str, ...]] = {
     "dynamodb": (*PAYMENTS_TABLE_OPERATIONS, "BatchGetItem", "DeleteItem", "Scan"),
-    "sqs": ("SendMessage", "GetQueueAttributes"),
+    "sqs": ("SendMessage", "SendMessageBatch", "GetQueueAttributes"),
     "sns": ("Publish", "PublishBatch"),
     "ssm": ("GetParameter", "PutParameter"),
     # The canary finds the peer's REST API by name, and reads its own client's key.

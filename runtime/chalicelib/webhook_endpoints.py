@@ -1,4 +1,4 @@
-"""The API function's use cases for a client's webhook endpoints: register, list, delete, rotate.
+"""The API function's use cases for a client's webhook endpoints: register, list, delete, rotate, replay.
 
 Every call names the client the request's key belongs to; another client's endpoint is the 404 of
 an id never used. A new or rotated secret is in that one answer only: it is stored, never logged,
@@ -11,13 +11,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.errors import ValidationFailed, WebhookEndpointChanged, WebhookEndpointNotFound
+from chalicelib.errors import (
+    ValidationFailed,
+    WebhookEndpointChanged,
+    WebhookEndpointDisabled,
+    WebhookEndpointNotFound,
+)
 from chalicelib.observability import logger
 from chalicelib.ports import WebhookEndpointStore
 from chalicelib.services import Services
+from chalicelib.webhook_replay import ReplayJob, new_replay_id, validate_replay
 from chalicelib.webhooks import (
     ROTATION_OVERLAP_SECONDS,
     WebhookEndpoint,
+    iso_time,
     registered,
     validate_endpoint,
     with_rotated_secret,
@@ -64,6 +71,36 @@ def rotate_secret(services: Services, client: str, endpoint_id: str) -> dict[str
         **rotated.public(),
         "secret": rotated.secrets.current,
         "previous_secret_signs_for_seconds": ROTATION_OVERLAP_SECONDS,
+    }
+
+
+def replay(services: Services, client: str, endpoint_id: str, body: Any) -> dict[str, Any]:
+    """``POST /webhook-endpoints/{id}/replay``: the client's events stored in the range are sent to
+    the endpoint again, each with its own ``webhook-id``, by a job on the webhook queue
+    (:mod:`chalicelib.webhook_replay`); the answer (202) says what was queued, before any is sent.
+
+    A later replay of the endpoint supersedes this one; a disabled endpoint is refused (409).
+    """
+    now = time.time()
+    requested, errors = validate_replay(body, now=now)
+    if requested is None:
+        raise ValidationFailed(errors)
+    replay_id = new_replay_id(now)
+
+    def started(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        if not endpoint.enabled:
+            raise WebhookEndpointDisabled(endpoint.disabled_reason)
+        return endpoint._replace(replay_id=replay_id)
+
+    revise(services.webhook_endpoints, client, endpoint_id, started)
+    services.webhook_queue.send(ReplayJob(client, endpoint_id, replay_id, *requested).to_json())
+    logger.info("webhook replay queued", extra={"endpoint_id": endpoint_id, "replay_id": replay_id})
+    return {
+        "replay_id": replay_id,
+        "endpoint_id": endpoint_id,
+        "from": iso_time(requested.since / 1000),
+        "to": iso_time(requested.until / 1000),
+        "status": "queued",
     }
 
 

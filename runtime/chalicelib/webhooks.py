@@ -249,6 +249,8 @@ class WebhookEndpoint(NamedTuple):
     version: int = 1
     # When its first failed delivery since its last success was made (None: not failing).
     failing_since: float | None = None
+    # The newest replay asked for (chalicelib.webhook_replay): an older one still running stops.
+    replay_id: str = ""
 
     def public(self) -> dict[str, Any]:
         """What the API shows of the endpoint: never its secrets."""
@@ -258,11 +260,12 @@ class WebhookEndpoint(NamedTuple):
             "events": list(self.events),
             "status": "enabled" if self.enabled else "disabled",
             **({"disabled_reason": self.disabled_reason} if self.disabled_reason else {}),
-            "created_at": _iso(self.created_at),
+            "created_at": iso_time(self.created_at),
         }
 
 
-def _iso(epoch: float) -> str:
+def iso_time(epoch: float) -> str:
+    """``epoch`` (seconds) as the API writes a time: ISO 8601 in UTC, to the second."""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

@@ -22,6 +22,7 @@ from chalicelib.errors import FieldError, InvalidQuery
 from chalicelib.items import claim_attributes
 from chalicelib.payments import STATUS_PROCESSED, PaymentRecord, Rejection
 from chalicelib.ports import PaymentRepository
+from chalicelib.schema import CANARY_CLIENT
 from localenv.provision import RegionResources, local_client
 from tests.conftest import REGION
 from tests.fakes import InMemoryPaymentRepository
@@ -218,3 +219,35 @@ def test_removal_takes_the_oldest_payments_claim_and_record(store: Store) -> Non
     assert repository.get(CLIENT, "order-0") is None
     # Removed means removed: the id can be paid again.
     assert repository.insert_new(payment("order-0", at=T0 + 5000)) is None
+
+
+def every_event(repository: PaymentRepository, *, since: int, until: int, client: str = CLIENT) -> list[str]:
+    """Every page of ``client``'s events in ``[since, until)``, followed through their cursors."""
+    seen: list[str] = []
+    cursor: dict[str, Any] | None = None
+    for _ in range(50):
+        items, cursor = repository.events_of(client, since=since, until=until, cursor=cursor, limit=2)
+        seen += [
+            f"rejected {item.message_id}" if isinstance(item, Rejection) else item.transaction_id
+            for item in items
+        ]
+        if cursor is None:
+            return seen
+    raise AssertionError("the pages never end")
+
+
+def test_a_clients_events_over_a_time_range_are_its_payments_and_rejections_each_once(store: Store) -> None:
+    repository = store.repository
+    for n in range(6):
+        repository.insert_new(payment(f"order-{n}", at=T0 + n * 1000))
+    repository.record_rejection(rejection("order-1", "message-1", sent_at=T0 + 1500))
+    repository.insert_new(payment("theirs", at=T0 + 2000, client=OTHER_CLIENT))
+    repository.insert_new(payment("probe", at=T0 + 2000, client=CANARY_CLIENT))
+
+    in_range = every_event(repository, since=T0 + 1000, until=T0 + 4000)
+
+    # From the first millisecond of the range up to, not including, its end.
+    assert sorted(in_range) == ["order-1", "order-2", "order-3", "rejected message-1"]
+    assert every_event(repository, since=T0, until=T0 + 10_000, client=OTHER_CLIENT) == ["theirs"]
+    assert every_event(repository, since=T0, until=T0 + 10_000, client=CANARY_CLIENT) == []
+    assert every_event(repository, since=T0 + 6000, until=T0 + 10_000) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -142,3 +143,68 @@ def test_a_410_disables_the_endpoint_at_once(
     [endpoint] = client.http.get("/webhook-endpoints").json_body["endpoints"]
     assert len(receiver.arrivals) == 1
     assert endpoint["status"] == "disabled" and "410" in endpoint["disabled_reason"]
+
+
+def replay(client: Client, endpoint_id: str, since: float) -> dict[str, Any]:
+    body = {"from": datetime.fromtimestamp(since, UTC).isoformat()}
+    answer = client.http.post(f"/webhook-endpoints/{endpoint_id}/replay", headers=JSON, body=json.dumps(body))
+    assert answer.status_code == 202, answer.json_body
+    return dict(answer.json_body)
+
+
+def test_a_replay_resends_the_ranges_events_as_first_sent_and_only_the_clients(
+    client: Client,
+    other_client: Client,
+    aws: Any,
+    resources: RegionResources,
+    notifier: NotifierRun,
+    local_stage: None,
+) -> None:
+    receiver = LoopbackReceiver()
+    try:
+        endpoint = register(client, receiver.url)
+        pay(client, "order-before")
+        time.sleep(0.01)
+        since = time.time()
+        for n in range(3):
+            pay(client, f"order-in-{n}")
+        pay(other_client, "theirs-in")
+        notifier.deliver()
+        drain(client, aws, resources)
+        first = {a.headers["webhook-id"]: a.body for a in receiver.arrivals}
+        receiver.arrivals.clear()
+
+        replay(client, endpoint["id"], since)
+        drain(client, aws, resources, rounds=10)
+    finally:
+        receiver.close()
+
+    again = {a.headers["webhook-id"]: a for a in receiver.arrivals}
+    paid = {json.loads(a.body)["payment"]["transaction_id"] for a in again.values()}
+    assert paid == {"order-in-0", "order-in-1", "order-in-2"}
+    assert len(receiver.arrivals) == 3
+    for event_id, arrival in again.items():
+        # The event as it was first delivered: its id, its body, verifying with the endpoint's secret.
+        assert arrival.body == first[event_id]
+        assert Webhook(endpoint["secret"]).verify(arrival.body, arrival.headers)["id"] == event_id
+
+
+def test_a_new_replay_of_an_endpoint_supersedes_the_one_queued(
+    client: Client, aws: Any, resources: RegionResources, notifier: NotifierRun, local_stage: None
+) -> None:
+    receiver = LoopbackReceiver()
+    try:
+        endpoint = register(client, receiver.url)
+        since = time.time() - 1
+        pay(client, "order-once")
+        notifier.deliver()
+        drain(client, aws, resources)
+        receiver.arrivals.clear()
+
+        replay(client, endpoint["id"], since)
+        replay(client, endpoint["id"], since)
+        drain(client, aws, resources, rounds=10)
+    finally:
+        receiver.close()
+
+    assert [json.loads(a.body)["payment"]["transaction_id"] for a in receiver.arrivals] == ["order-once"]

@@ -15,7 +15,7 @@ from chalice.test import Client
 from chalicelib.services import Services, get_services, use_services
 from chalicelib.webhooks import MAX_ENDPOINTS_PER_CLIENT, ROTATION_OVERLAP_SECONDS, loopback_resolver
 from localenv.provision import RegionResources
-from tests.conftest import CapturedLogs
+from tests.conftest import MERCHANT, CapturedLogs
 
 JSON = {"Content-Type": "application/json"}
 PUBLIC = "93.184.215.14"
@@ -145,3 +145,50 @@ def test_a_client_has_a_bounded_number_of_endpoints(client: Client, resolver: St
 
     assert made == [201] * MAX_ENDPOINTS_PER_CLIENT
     assert one_more.status_code == 422 and f"at most {MAX_ENDPOINTS_PER_CLIENT}" in one_more.body.decode()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "from"),
+        ({"from": "yesterday"}, "from"),
+        ({"from": "2026-12-01T00:00:00"}, "from"),
+        ({"from": 1764547200}, "from"),
+        ({"from": "2026-10-01T00:00:00Z", "to": "2026-11-15T00:00:00Z"}, "to"),
+        ({"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00+00:00"}, "from"),
+        ({"from": "2026-11-01T00:00:00Z", "until": "2026-11-02T00:00:00Z"}, "until"),
+        ([1, 2], "body"),
+    ],
+)
+def test_a_replay_of_a_bad_range_is_a_422_naming_the_field(
+    client: Client, resolver: StubResolver, body: Any, field: str
+) -> None:
+    endpoint_id = register(client, "https://hooks.merchant.example/a").json_body["id"]
+
+    answer = client.http.post(f"/webhook-endpoints/{endpoint_id}/replay", headers=JSON, body=json.dumps(body))
+
+    assert answer.status_code == 422, answer.json_body
+    assert [e["field"] for e in answer.json_body["errors"]] == [field]
+
+
+def test_a_replay_is_the_callers_own_and_refused_for_a_disabled_endpoint(
+    client: Client, other_client: Client, resolver: StubResolver
+) -> None:
+    endpoint_id = register(client, "https://hooks.merchant.example/a").json_body["id"]
+    week = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-08T00:00:00Z"}
+    path = f"/webhook-endpoints/{endpoint_id}/replay"
+
+    assert other_client.http.post(path, headers=JSON, body=json.dumps(week)).status_code == 404
+    queued = client.http.post(path, headers=JSON, body=json.dumps(week))
+    assert queued.status_code == 202
+    assert (queued.json_body["from"], queued.json_body["to"]) == (week["from"], week["to"])
+
+    store = get_services().webhook_endpoints
+    endpoint = store.endpoint(MERCHANT, endpoint_id)
+    assert endpoint is not None
+    store.replace(
+        endpoint._replace(enabled=False, disabled_reason="answered 410 Gone", version=endpoint.version + 1),
+        read_version=endpoint.version,
+    )
+    refused = client.http.post(path, headers=JSON, body=json.dumps(week))
+    assert refused.status_code == 409 and "410 Gone" in refused.json_body["errors"][0]["message"]

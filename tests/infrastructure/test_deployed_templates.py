@@ -214,6 +214,7 @@ PAYMENTS_TABLE_CALLS = [
         "table",
         "a rejection already recorded for a redelivered message",
     ),
+    ("payment-webhooks-dev", "dynamodb:Query", "index/events-index", "a webhook replay's page of events"),
 ]
 
 

@@ -70,6 +70,8 @@ def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(
                         {"AttributeName": "transaction_id", "AttributeType": "S"},
                         {"AttributeName": "timestamp", "AttributeType": "N"},
                         {"AttributeName": "customer_id", "AttributeType": "S"},
+                        {"AttributeName": "events_of", "AttributeType": "S"},
+                        {"AttributeName": "event_time", "AttributeType": "N"},
                     ]
                 ),
                 "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -81,7 +83,16 @@ def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(
                             {"AttributeName": "timestamp", "KeyType": "RANGE"},
                         ],
                         "Projection": {"ProjectionType": "ALL"},
-                    }
+                    },
+                    # A client's events by when they were stored: a webhook replay's pages.
+                    {
+                        "IndexName": "events-index",
+                        "KeySchema": [
+                            {"AttributeName": "events_of", "KeyType": "HASH"},
+                            {"AttributeName": "event_time", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    },
                 ],
             },
         },
@@ -312,8 +323,8 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     assert not any(a.startswith("sqs:Receive") or a == "sqs:DeleteMessage" for a in actions[Handler.API])
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions[Handler.PAYMENT_PROCESSOR]
     assert "sqs:SendMessage" not in actions[Handler.PAYMENT_PROCESSOR]
-    # The webhook deliverer reads its queue and the endpoints, never a payment: it signs what the
-    # notifier announced.
+    # The webhook deliverer reads its queue and the endpoints, and writes no payment: it signs what
+    # the notifier announced, and a replay's events from the events index (test_deployed_templates).
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage"} <= actions[
         Handler.WEBHOOK_DELIVERER
     ]

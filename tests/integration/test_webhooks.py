@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -18,6 +19,15 @@ from localenv.webhook_receiver import LoopbackReceiver
 from tests.integration.conftest import PRIMARY, SECONDARY, eventually
 
 pytestmark = pytest.mark.integration
+
+
+def listed(environment: LocalEnvironment, region: str, endpoint_id: str) -> bool:
+    answer = requests.get(
+        environment.api_url(region) + "/webhook-endpoints",
+        headers={"x-api-key": environment.api_key},
+        timeout=10,
+    )
+    return endpoint_id in {e["id"] for e in answer.json()["endpoints"]}
 
 
 @pytest.fixture
@@ -38,6 +48,9 @@ def test_a_payment_in_either_region_reaches_the_merchants_receiver_once_signed(
     )
     assert made.status_code == 201, made.text
     receiver.secrets.append(made.json()["secret"])
+    # An endpoint receives what each region announces once that region has its copy: events in
+    # the replication window before that are a replay's (the next test).
+    eventually(lambda: listed(environment, SECONDARY, made.json()["id"]), timeout=10)
     tag = uuid.uuid4().hex[:8]
     # The endpoint lives in both regions: a payment the secondary stores is delivered from there.
     for region, n in ((PRIMARY, 1), (SECONDARY, 2)):
@@ -61,3 +74,49 @@ def test_a_payment_in_either_region_reaches_the_merchants_receiver_once_signed(
     assert receiver.unverified == 0
     assert all(e["id"] == webhook_id for e, webhook_id in zip(receiver.events, ids, strict=True))
     assert len(ids) == len(set(ids))  # each event once
+
+
+def test_a_replay_asked_of_the_secondary_resends_what_the_primary_stored_before_the_endpoint_existed(
+    environment: LocalEnvironment, receiver: LoopbackReceiver
+) -> None:
+    key = {"x-api-key": environment.api_key}
+    tag = uuid.uuid4().hex[:8]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for n in range(3):
+        body = {"transaction_id": f"late-{tag}-{n}", "customer_id": "c", "amount": "1.00", "currency": "USD"}
+        answer = requests.post(environment.api_url(PRIMARY) + "/process", json=body, headers=key, timeout=10)
+        assert answer.status_code == 201, answer.text
+    made = requests.post(
+        environment.api_url(SECONDARY) + "/webhook-endpoints",
+        json={"url": receiver.url, "events": ["payment.processed"]},
+        headers=key,
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    receiver.secrets.append(made.json()["secret"])
+    endpoint = made.json()["id"]
+
+    def heard() -> set[str]:
+        return {
+            e["payment"]["transaction_id"] for e in receiver.events if tag in e["payment"]["transaction_id"]
+        }
+
+    def replayed() -> set[str]:
+        # The payments replicate to the secondary within moments: a replay asked before they are
+        # there is asked again, and supersedes the one before.
+        answer = requests.post(
+            environment.api_url(SECONDARY) + f"/webhook-endpoints/{endpoint}/replay",
+            json={"from": since.isoformat()},
+            headers=key,
+            timeout=10,
+        )
+        assert answer.status_code == 202, answer.text
+        return set(eventually(lambda: heard() if len(heard()) == 3 else set(), timeout=10))
+
+    got = eventually(replayed, timeout=40)
+    requests.delete(
+        environment.api_url(SECONDARY) + f"/webhook-endpoints/{endpoint}", headers=key, timeout=10
+    )
+
+    assert got == {f"late-{tag}-{n}" for n in range(3)}
+    assert receiver.unverified == 0

@@ -36,8 +36,8 @@ def test_the_document_loads_as_openapi_3() -> None:
 
     schema = schemathesis.openapi.from_path(OPENAPI)
 
-    # The payment routes, /health, and the four of webhook endpoints.
-    assert len(list(schema.get_all_operations())) == 9
+    # The payment routes, /health, and the five of webhook endpoints.
+    assert len(list(schema.get_all_operations())) == 10
 
 
 def test_the_document_is_valid_openapi_so_client_generators_can_use_it() -> None:

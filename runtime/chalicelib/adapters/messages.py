@@ -119,6 +119,20 @@ class SqsWebhookQueue:
     def send(self, body: str, *, delay_seconds: int = 0) -> None:
         self._send(self._queue_url, body, max(0, min(MAX_SQS_DELAY_SECONDS, delay_seconds)))
 
+    def send_all(self, bodies: Sequence[str]) -> None:
+        for start in range(0, len(bodies), SQS_BATCH_SIZE):
+            chunk = bodies[start : start + SQS_BATCH_SIZE]
+            try:
+                answer = self._client.send_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": str(index), "MessageBody": body} for index, body in enumerate(chunk)],
+                )
+            except AWS_FAILURES as error:
+                raise DependencyUnavailable("webhook deliveries queue") from error
+            if answer.get("Failed"):
+                # The caller takes its whole work again: what was sent goes twice, with its one event id.
+                raise DependencyUnavailable("webhook deliveries queue")
+
     def dead_letter(self, body: str) -> None:
         self._send(self._dlq_url, body, 0)
 
@@ -129,5 +143,7 @@ class SqsWebhookQueue:
             raise DependencyUnavailable("webhook deliveries queue") from error
 
 
+# SQS takes at most ten messages a batch.
+SQS_BATCH_SIZE = 10
 # SQS holds a message back 15 minutes at most: a longer wait is made of several hops.
 MAX_SQS_DELAY_SECONDS = 900

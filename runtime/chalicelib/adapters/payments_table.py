@@ -20,6 +20,7 @@ from chalicelib.items import (
     ANNOUNCED_BY,
     announced_from_attributes,
     claim_attributes,
+    events_partition,
     payment_key,
     record_attributes,
     record_from_attributes,
@@ -303,6 +304,45 @@ class DynamoPaymentRepository:
             payments=[record_from_attributes(item) for item in response.get("Items", [])],
             next_cursor=encode_cursor(last_key) if last_key else None,
         )
+
+    def events_of(
+        self, client: str, *, since: int, until: int, cursor: dict[str, Any] | None, limit: int = 100
+    ) -> tuple[list[Announced], dict[str, Any] | None]:
+        """One page of ``client``'s announced payments and rejections stored in ``[since, until)`` (epoch
+        ms), from the events index, and the cursor of the next page (None after the last).
+
+        The pages go through the client's shards one after the other, each oldest first; the cursor
+        (the shard and DynamoDB's last key) is plain JSON, to be carried in a queue message.
+        """
+        shard = int(cursor["shard"]) if cursor else 0
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": Schema.EVENTS_INDEX,
+            "KeyConditionExpression": "#events = :events AND #time BETWEEN :since AND :last",
+            "ExpressionAttributeNames": {
+                "#events": Schema.EVENTS_INDEX_PARTITION_KEY,
+                "#time": Schema.EVENTS_INDEX_SORT_KEY,
+            },
+            "ExpressionAttributeValues": {
+                ":events": {"S": events_partition(client, shard)},
+                ":since": {"N": str(since)},
+                ":last": {"N": str(until - 1)},
+            },
+            "Limit": limit,
+        }
+        if cursor and cursor.get("after"):
+            query["ExclusiveStartKey"] = cursor["after"]
+        try:
+            response = self._client.query(**query)
+        except AWS_FAILURES as error:
+            raise DependencyUnavailable("payments table", committed_nothing=True) from error
+        items = [announced_from_attributes(item) for item in response.get("Items", [])]
+        last_key = response.get("LastEvaluatedKey")
+        if last_key:
+            return items, {"shard": shard, "after": last_key}
+        if shard + 1 < Schema.EVENTS_INDEX_SHARDS:
+            return items, {"shard": shard + 1, "after": None}
+        return items, None
 
     def stored_by(
         self, region: str, cursor: dict[str, Any] | None, *, limit: int = 100

@@ -121,6 +121,7 @@ def endpoint_item(endpoint: WebhookEndpoint) -> dict[str, Any]:
             if endpoint.failing_since is not None
             else {}
         ),
+        **({"replay_id": {"S": endpoint.replay_id}} if endpoint.replay_id else {}),
     }
 
 
@@ -143,6 +144,7 @@ def endpoint_from(item: dict[str, Any]) -> WebhookEndpoint:
         disabled_reason=item.get("disabled_reason", {}).get("S", ""),
         version=int(item[Schema.VERSION]["N"]),
         failing_since=float(item["failing_since"]["N"]) if "failing_since" in item else None,
+        replay_id=item.get("replay_id", {}).get("S", ""),
     )
 
 
