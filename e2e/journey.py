@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +298,7 @@ class Journey:
         self.steps.run("POST /process twice: 201 then 200, one amount everywhere", self.process_twice)
         if self.d.endpoint:
             self.steps.run(
-                "webhooks: the client registers an endpoint, pays, and its receiver gets the signed event",
+                "webhooks: the client registers an endpoint, pays, and its receiver gets the signed event, then again by a replay",
                 self.webhook_delivered,
             )
         self.steps.run(
@@ -735,12 +736,27 @@ class Journey:
                 f"the signed event of {txn} at the receiver",
                 lambda: [e for e in receiver.events if e["payment"]["transaction_id"] == txn],
             )
+            # A replay of the last minute, through the deployed route, the queue and the index.
+            since = datetime.fromtimestamp(time.time() - 60, UTC).isoformat()
+            replay = self.call(
+                "POST", self.primary, f"/webhook-endpoints/{made.json()['id']}/replay", {"from": since}
+            )
+            if replay.status_code != 202:
+                raise AssertionError(f"replay answered {replay.status_code} {replay.text}")
+            again = wait_for(
+                f"the replayed event of {txn} at the receiver",
+                lambda: [e for e in receiver.events if e["payment"]["transaction_id"] == txn][1:],
+            )
             self.call("DELETE", self.primary, f"/webhook-endpoints/{made.json()['id']}")
         finally:
             receiver.close()
         if receiver.unverified:
             raise AssertionError(f"{receiver.unverified} deliveries did not verify")
-        return f"{event['event']} {event['id']}, verified with the endpoint's secret"
+        if again[0] != event:
+            raise AssertionError(
+                f"the replay sent {again[0]['id']}, not the event {event['id']} as first sent"
+            )
+        return f"{event['event']} {event['id']}, verified with the endpoint's secret, and again by a replay"
 
     def process_twice(self) -> str:
         txn = f"e2e-{uuid.uuid4().hex[:12]}"
