@@ -119,7 +119,7 @@ def table_definition(table_name: str) -> dict[str, Any]:
                     {"AttributeName": Schema.EVENTS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
                     {"AttributeName": Schema.EVENTS_INDEX_SORT_KEY, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             },
         ],
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": Schema.STREAM_VIEW_TYPE},

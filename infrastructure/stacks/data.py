@@ -131,7 +131,7 @@ class PaymentsData(Construct):
                     sort_key=dynamodb.Attribute(
                         name=Schema.EVENTS_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER
                     ),
-                    projection_type=dynamodb.ProjectionType.ALL,
+                    projection_type=dynamodb.ProjectionType.KEYS_ONLY,
                 ),
             ],
             **common,

@@ -146,8 +146,9 @@ def grant_each_function_its_calls(
     allow(deliverer, QUEUE_SEND_ACTIONS, resources.webhook_dlq.queue_arn)
     allow(deliverer, ["dynamodb:Query", "dynamodb:PutItem"], resources.webhook_endpoints_table.table_arn)
     allow(deliverer, KEY_ACTIONS, key.key_arn)
-    # A replay's pages: the client's events from the events index, and nothing else of the table.
+    # A replay's pages: the client's events from the events index (keys only), then those items.
     allow(deliverer, ["dynamodb:Query"], f"{table.table_arn}/index/{PaymentsTableSchema.EVENTS_INDEX}")
+    allow(deliverer, ["dynamodb:BatchGetItem"], table.table_arn)
     # The orchestrator takes the peer out of service when this region's canary sees it failing.
     allow(
         orchestrator, ["ssm:GetParameter", "ssm:PutParameter"], flag_parameter_arn(stack, peer_region, names)

@@ -251,3 +251,38 @@ def test_a_clients_events_over_a_time_range_are_its_payments_and_rejections_each
     assert every_event(repository, since=T0, until=T0 + 10_000, client=OTHER_CLIENT) == ["theirs"]
     assert every_event(repository, since=T0, until=T0 + 10_000, client=CANARY_CLIENT) == []
     assert every_event(repository, since=T0 + 6000, until=T0 + 10_000) == []
+
+
+def test_the_adapter_reads_again_the_keys_a_batch_left_unprocessed(
+    local_aws: str, resources: RegionResources
+) -> None:
+    """DynamoDB may answer a batch read in part (throttled): a replay's page still gets every item."""
+    real = sdk.make_client("dynamodb", REGION)
+
+    class PartlyAnswering:
+        def __init__(self) -> None:
+            self.batches = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            self.batches += 1
+            ((table, request),) = RequestItems.items()
+            first, *rest = request["Keys"]
+            answer = real.batch_get_item(RequestItems={table: {"Keys": [first]}})
+            return {**answer, "UnprocessedKeys": {table: {"Keys": rest}} if rest else {}}
+
+    client = PartlyAnswering()
+    repository = DynamoPaymentRepository(
+        table_name=resources.payments_table, client=lambda: client, sleep=lambda _: None
+    )
+    for n in range(3):
+        repository.insert_new(payment(f"order-{n}", at=T0 + n, client="merchant-c"))
+
+    assert sorted(every_event(repository, since=T0, until=T0 + 10, client="merchant-c")) == [
+        "order-0",
+        "order-1",
+        "order-2",
+    ]
+    assert client.batches >= 3

@@ -215,6 +215,7 @@ PAYMENTS_TABLE_CALLS = [
         "a rejection already recorded for a redelivered message",
     ),
     ("payment-webhooks-dev", "dynamodb:Query", "index/events-index", "a webhook replay's page of events"),
+    ("payment-webhooks-dev", "dynamodb:BatchGetItem", "table", "the items of a replay's page"),
 ]
 
 

@@ -91,7 +91,7 @@ def test_the_primary_owns_the_global_table_with_a_replica_in_the_secondary(
                             {"AttributeName": "events_of", "KeyType": "HASH"},
                             {"AttributeName": "event_time", "KeyType": "RANGE"},
                         ],
-                        "Projection": {"ProjectionType": "ALL"},
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
                     },
                 ],
             },
@@ -331,6 +331,7 @@ def test_each_function_has_its_own_least_privilege_role(templates: dict[str, Tem
     assert {a for a in actions[Handler.WEBHOOK_DELIVERER] if a.startswith("dynamodb:")} == {
         "dynamodb:Query",
         "dynamodb:PutItem",
+        "dynamodb:BatchGetItem",
     }
     # The orchestrator touches no payment data; it may only put a failed invocation on its
     # on-failure destination.

@@ -46,6 +46,8 @@ REPLICATED_WRITE_CONFLICT = "ReplicatedWriteConflictException"
 # first pause between them: a conflict lasts one cross-region round trip, tens of milliseconds.
 WRITE_CONFLICT_ATTEMPTS = 3
 WRITE_CONFLICT_BACKOFF_SECONDS = 0.05
+# Reads of a batch's unprocessed keys (DynamoDB leaves some when throttled) before giving up.
+BATCH_READ_ATTEMPTS = 3
 
 
 class DynamoPaymentRepository:
@@ -312,7 +314,9 @@ class DynamoPaymentRepository:
         ms), from the events index, and the cursor of the next page (None after the last).
 
         The pages go through the client's shards one after the other, each oldest first; the cursor
-        (the shard and DynamoDB's last key) is plain JSON, to be carried in a queue message.
+        (the shard and DynamoDB's last key) is plain JSON, to be carried in a queue message. The
+        index holds keys only (a replay is rare; a copy of every claim would be stored for ever):
+        the page's items are read from the table by those keys, in one batch.
         """
         shard = int(cursor["shard"]) if cursor else 0
         query: dict[str, Any] = {
@@ -336,13 +340,32 @@ class DynamoPaymentRepository:
             response = self._client.query(**query)
         except AWS_FAILURES as error:
             raise DependencyUnavailable("payments table", committed_nothing=True) from error
-        items = [announced_from_attributes(item) for item in response.get("Items", [])]
+        items = [announced_from_attributes(item) for item in self._items_at(response.get("Items", []))]
         last_key = response.get("LastEvaluatedKey")
         if last_key:
             return items, {"shard": shard, "after": last_key}
         if shard + 1 < Schema.EVENTS_INDEX_SHARDS:
             return items, {"shard": shard + 1, "after": None}
         return items, None
+
+    def _items_at(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items under ``keys`` (at most 100), read in one batch and its leftovers."""
+        wanted = [{name: key[name] for name in (Schema.PARTITION_KEY, Schema.SORT_KEY)} for key in keys]
+        found: list[dict[str, Any]] = []
+        for _ in range(BATCH_READ_ATTEMPTS):
+            if not wanted:
+                return found
+            try:
+                response = self._client.batch_get_item(RequestItems={self._table: {"Keys": wanted}})
+            except AWS_FAILURES as error:
+                raise DependencyUnavailable("payments table", committed_nothing=True) from error
+            found += response.get("Responses", {}).get(self._table, [])
+            wanted = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            if wanted:
+                self._sleep(WRITE_CONFLICT_BACKOFF_SECONDS)
+        if wanted:
+            raise DependencyUnavailable("payments table", committed_nothing=True)
+        return found
 
     def stored_by(
         self, region: str, cursor: dict[str, Any] | None, *, limit: int = 100
