@@ -127,8 +127,9 @@ def _write_unit_lines(counted: dict) -> list[str]:
             "replicated write units with an Idempotency-Key. A payment is two conditional puts (the claim, "
             "then the record), not a transaction, which would cost two units per item and which multi-Region "
             "strong consistency refuses; a key is one more put, its binding, made after the work (it was "
-            "two before: Powertools' record written in progress, then completed). Writes to the customer "
-            "index are not counted for either design."
+            "two before: Powertools' record written in progress, then completed). Index writes are not in "
+            "this table: the cost model prices them on a line of their own, for each design's indexes "
+            "(ours: the claim in the events index, the record in the customer index; in each region)."
         ),
         "",
         (

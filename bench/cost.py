@@ -14,13 +14,15 @@ a note on each. The fixed part (what a month costs with no payment) is printed a
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.deployment import API, CANARY, NOTIFIER, PROCESSOR, Deployment, Function, SamplingRule
+from bench.deployment import API, CANARY, NOTIFIER, PROCESSOR, Deployment, Function, SamplingRule, Table
+from bench.requests_per_payment import ITEM_OVERHEAD_BYTES
 from chalicelib.names import API_STAGE, DEFAULT_WITNESS_REGION, HEALTH_PATH, Topology
 
 PRICES = Path(__file__).resolve().parent / "prices.json"
@@ -136,6 +138,13 @@ def monthly(
         / 1e6
         * prices["dynamodb_on_demand_per_million_replicated_write_units_usd"]
     )
+    # Every replica updates its own indexes, billed as plain write units (not replicated ones).
+    lines["DynamoDB index writes"] = (
+        payments
+        * _index_write_units(deployment, usage)
+        / 1e6
+        * prices["dynamodb_on_demand_per_million_write_units_usd"]
+    )
     lines["DynamoDB reads"] = (
         payments
         * sum(usage["read_units"].values())
@@ -143,9 +152,13 @@ def monthly(
         * prices["dynamodb_on_demand_per_million_read_units_usd"]
     )
     stored_gb = _stored_gb(deployment, usage, payments, seconds)
-    lines["DynamoDB storage"] = sum(stored_gb.values()) * prices["dynamodb_storage_per_gb_month_usd"]
+    lines["DynamoDB storage"] = (
+        sum(total for total, _ in stored_gb.values()) * prices["dynamodb_storage_per_gb_month_usd"]
+    )
+    # Point-in-time recovery is priced on the table's size, its global secondary indexes left out
+    # (AWS: "based on the size of table and local secondary indexes").
     lines["DynamoDB point-in-time recovery"] = (
-        sum(gb for (region, kind), gb in stored_gb.items() if _pitr(deployment, region, kind))
+        sum(base for (region, kind), (_, base) in stored_gb.items() if _pitr(deployment, region, kind))
         * prices["dynamodb_pitr_per_gb_month_usd"]
     )
 
@@ -234,25 +247,64 @@ def monthly(
     return lines
 
 
+def _replicas_written_per_payment(deployment: Deployment) -> list[Table]:
+    """Each region's copy of the payments and idempotency tables, once each."""
+    # The seed's secondary stack declares the table its primary replicates into: a second copy.
+    found: dict[tuple[str, str], Table] = {}
+    for table in deployment.tables:
+        if table.kind in ("payments", "idempotency"):
+            found.setdefault((table.region, table.kind), table)
+    return list(found.values())
+
+
 def _stored_gb(
     deployment: Deployment, usage: dict[str, Any], payments: float, seconds: int
-) -> dict[tuple[str, str], float]:
-    """GB stored a month, by (region, table): a month's payments, and the idempotency records alive at once."""
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """GB stored a month, by (region, table): in all (the table and its indexes) and in the table
+    alone; a month's payments, and the idempotency records alive at once."""
     from chalicelib.schema import IdempotencyKeys
 
     alive = {"payments": 1.0, "idempotency": min(1.0, IdempotencyKeys.TTL_SECONDS / seconds)}
-    stored: dict[tuple[str, str], float] = {}
-    for table in deployment.tables:
-        if (table.region, table.kind) in stored:
-            continue  # the seed's secondary stack declares the table its primary replicates into
-        per_payment = 0.0
+    stored: dict[tuple[str, str], tuple[float, float]] = {}
+    for table in _replicas_written_per_payment(deployment):
+        base = indexed = 0.0
         for item in usage["stored"]:
             if item["table"] != table.kind:
                 continue
-            indexes = sum(1 for keys in table.index_keys if set(keys) <= set(item["attributes"]))
-            per_payment += item["bytes"] * (1 + indexes)  # an index with ALL projection stores the item again
-        stored[(table.region, table.kind)] = payments * per_payment * alive[table.kind] / 1e9
+            base += item["bytes"]
+            indexed += sum(_projected_bytes(table, index, item) for index in range(len(table.index_keys)))
+        scale = payments * alive[table.kind] / 1e9
+        stored[(table.region, table.kind)] = ((base + indexed) * scale, base * scale)
     return stored
+
+
+def _projected_bytes(table: Table, index: int, item: dict[str, Any]) -> float:
+    """What index ``index`` of ``table`` stores of a kind of item, per payment: nothing if the item
+    lacks its keys; the whole item (ALL); or its keys and the table's, and the per-item overhead."""
+    keys = table.index_keys[index]
+    if not set(keys) <= set(item["attributes"]):
+        return 0.0
+    projection = table.index_projections[index] if index < len(table.index_projections) else "ALL"
+    if projection != "KEYS_ONLY" or not item.get("attribute_bytes"):
+        return float(item["bytes"])
+    sizes = item["attribute_bytes"]
+    return sum(sizes.get(name, 0.0) for name in {*keys, *table.keys}) + ITEM_OVERHEAD_BYTES * item.get(
+        "items", 1.0
+    )
+
+
+def _index_write_units(deployment: Deployment, usage: dict[str, Any]) -> float:
+    """Index write units per payment, in every region: one per KB each put item projects into an index."""
+    units = 0.0
+    for table in _replicas_written_per_payment(deployment):
+        for item in usage["stored"]:
+            if item["table"] != table.kind or not item.get("items"):
+                continue
+            for index in range(len(table.index_keys)):
+                projected = _projected_bytes(table, index, item)
+                if projected:
+                    units += item["items"] * max(1, math.ceil(projected / item["items"] / 1024))
+    return units
 
 
 def _pitr(deployment: Deployment, region: str, kind: str) -> bool:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.schema import is_payments_table
+
 # What a function does, from what invokes it.
 API, PROCESSOR, NOTIFIER, ORCHESTRATOR, CANARY = "api", "processor", "notifier", "orchestrator", "canary"
 WEBHOOKS = "webhooks"
@@ -84,6 +86,9 @@ class Table:
     point_in_time_recovery: bool
     customer_managed_key: bool
     index_keys: tuple[tuple[str, ...], ...]
+    # Each index's projection (ALL, KEYS_ONLY, INCLUDE), in index_keys' order; the table's own keys.
+    index_projections: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -276,12 +281,25 @@ def _api(region: str, method_settings: list[dict[str, Any]], props: dict[str, An
 
 
 def _tables(region: str, props: dict[str, Any], resources: dict[str, Any]) -> list[Table]:
-    name = json.dumps(props.get("TableName", ""))
-    kind = "idempotency" if "idempotency" in name.lower() else "payments"
+    name = props.get("TableName", "")
+    # The tables a payment writes; the others (clients, webhook endpoints) hold no item per payment.
+    if "idempotency" in json.dumps(name).lower():
+        kind = "idempotency"
+    elif isinstance(name, str) and is_payments_table(name):
+        kind = "payments"
+    else:
+        kind = "other"
     index_keys = tuple(
         tuple(k["AttributeName"] for k in index["KeySchema"])
         for index in props.get("GlobalSecondaryIndexes", [])
     )
+    shape: dict[str, Any] = {
+        "index_keys": index_keys,
+        "index_projections": tuple(
+            str(index["Projection"]["ProjectionType"]) for index in props.get("GlobalSecondaryIndexes", [])
+        ),
+        "keys": tuple(k["AttributeName"] for k in props.get("KeySchema", [])),
+    }
     if "Replicas" in props:  # AWS::DynamoDB::GlobalTable: one table per replica region
         return [
             Table(
@@ -291,7 +309,7 @@ def _tables(region: str, props: dict[str, Any], resources: dict[str, Any]) -> li
                     (replica.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")
                 ),
                 customer_managed_key=bool((replica.get("SSESpecification") or {}).get("KMSMasterKeyId")),
-                index_keys=index_keys,
+                **shape,
             )
             for replica in props["Replicas"]
         ]
@@ -307,7 +325,7 @@ def _tables(region: str, props: dict[str, Any], resources: dict[str, Any]) -> li
                 (props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")
             ),
             customer_managed_key=(props.get("SSESpecification") or {}).get("SSEType") == "KMS",
-            index_keys=index_keys,
+            **shape,
         )
         for table_region in [region, *replica_regions]
     ]

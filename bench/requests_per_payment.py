@@ -50,6 +50,10 @@ class Tally:
     read_units: dict[str, float] = field(default_factory=dict)
     # Bytes stored, by table and by the item's attribute names (an index stores the items holding its keys).
     stored_bytes: Counter[tuple[str, tuple[str, ...]]] = field(default_factory=Counter)
+    # Items put, by the same key: each one holding an index's keys is a write to that index too.
+    stored_items: Counter[tuple[str, tuple[str, ...]]] = field(default_factory=Counter)
+    # And their bytes by attribute: what an index projecting some attributes only stores.
+    stored_attribute_bytes: dict[tuple[str, tuple[str, ...]], Counter[str]] = field(default_factory=dict)
     published: int = 0
     metrics: set[str] = field(default_factory=set)
 
@@ -96,6 +100,10 @@ class Tally:
         self.replicated_units[kind] += max(1, math.ceil(size / 1024))
         if stored:
             self.stored_bytes[(kind, tuple(sorted(item)))] += size + ITEM_OVERHEAD_BYTES
+            self.stored_items[(kind, tuple(sorted(item)))] += 1
+            by_attribute = self.stored_attribute_bytes.setdefault((kind, tuple(sorted(item))), Counter())
+            for name, value in item.items():
+                by_attribute[name] += len(name.encode()) + value_bytes(value)
 
     def timed(self, name: str, seconds: float, output: int = 0) -> None:
         self.handler_seconds[name] = self.handler_seconds.get(name, 0.0) + seconds
@@ -116,7 +124,16 @@ class Tally:
             "replicated_units": {k: v / payments for k, v in self.replicated_units.items()},
             "read_units": {k: v / payments for k, v in self.read_units.items()},
             "stored": [
-                {"table": kind, "attributes": list(names), "bytes": size / payments}
+                {
+                    "table": kind,
+                    "attributes": list(names),
+                    "bytes": size / payments,
+                    "items": self.stored_items[(kind, names)] / payments,
+                    "attribute_bytes": {
+                        name: size / payments
+                        for name, size in self.stored_attribute_bytes.get((kind, names), Counter()).items()
+                    },
+                }
                 for (kind, names), size in sorted(self.stored_bytes.items())
             ],
             "published": self.published / payments,

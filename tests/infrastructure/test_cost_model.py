@@ -100,3 +100,59 @@ def test_payments_split_between_the_regions_are_billed_in_both(ours: Deployment)
     assert both["Lambda duration"] == pytest.approx(one_region["Lambda duration"])
     # X-Ray records the first request each second in each region before sampling 5 % of the rest.
     assert both["X-Ray"] > one_region["X-Ray"]
+
+
+def test_each_region_writes_its_own_indexes_for_every_put_item_holding_their_keys(ours: Deployment) -> None:
+    """GSI updates are billed as plain write units in every replica's region (AWS's global tables billing)."""
+    claim = ["transaction_id", "timestamp", "events_of", "event_time", "record"]
+    record = ["transaction_id", "timestamp", "customer_id", "amount"]
+    usage = {
+        **USAGE,
+        "stored": [
+            {"table": "payments", "attributes": claim, "bytes": 400.0, "items": 1.0},
+            {"table": "payments", "attributes": record, "bytes": 300.0, "items": 1.0},
+        ],
+    }
+    replicas = len({t.region for t in ours.tables if t.kind == "payments"})
+    volume = VOLUMES[0]
+
+    added = (
+        monthly(ours, usage, volume)["DynamoDB index writes"]
+        - monthly(ours, usage, 0)["DynamoDB index writes"]
+    )
+
+    # The claim in the events index, the record in the customer index: two units a payment a region.
+    assert added == pytest.approx(volume * 2 * replicas / 1e6 * 0.625)
+    assert monthly(ours, USAGE, volume)["DynamoDB index writes"] == 0  # no item counted, none written
+
+
+def test_a_keys_only_index_stores_the_keys_and_point_in_time_recovery_prices_the_table_alone(
+    ours: Deployment,
+) -> None:
+    claim = {
+        "transaction_id": 30.0,
+        "timestamp": 10.0,
+        "events_of": 20.0,
+        "event_time": 15.0,
+        "record": 700.0,
+    }
+    usage = {
+        **USAGE,
+        "stored": [
+            {
+                "table": "payments",
+                "attributes": list(claim),
+                "bytes": sum(claim.values()) + 100,
+                "items": 1.0,
+                "attribute_bytes": claim,
+            }
+        ],
+    }
+    volume = VOLUMES[-1]
+    lines = monthly(ours, usage, volume)
+    payments_regions = {t.region for t in ours.tables if t.kind == "payments"}
+    gb = volume * len(payments_regions) / 1e9
+
+    # The events index (keys only) holds the four keys and the item overhead, not the 700-byte record.
+    assert lines["DynamoDB storage"] == pytest.approx(gb * (875 + 175) * 0.25, rel=1e-3)
+    assert lines["DynamoDB point-in-time recovery"] == pytest.approx(gb * 875 * 0.20, rel=1e-3)
