@@ -135,6 +135,9 @@ def command_webhooks(args: argparse.Namespace) -> int:
         elif args.webhooks_command == "enable":
             endpoint = webhooks.enable(target, args.client, args.endpoint)
             print(f"{endpoint.endpoint_id} is enabled again ({endpoint.url})")
+        elif args.since:
+            region = args.region or target.primary_region
+            print(webhooks.replay_range(target, region, args.client, args.endpoint, args.since, args.until))
         else:
             for region in [args.region] if args.region else list(target.regions):
                 print(
@@ -142,7 +145,7 @@ def command_webhooks(args: argparse.Namespace) -> int:
                         target, region, args.client, args.endpoint, dry_run=args.dry_run
                     ).summary()
                 )
-    except webhooks.UnknownEndpoint as error:
+    except (webhooks.UnknownEndpoint, webhooks.InvalidReplay) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -290,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay_hook.add_argument("endpoint")
     replay_hook.add_argument("--region", help="one region only (default: both)")
     replay_hook.add_argument("--dry-run", action="store_true", help="count what would be replayed")
+    replay_hook.add_argument(
+        "--since",
+        help="replay instead the client's events stored since this ISO 8601 time (31 days at most), "
+        "from the payments table, in one region (--region, default the primary)",
+    )
+    replay_hook.add_argument("--until", help="with --since: up to this ISO 8601 time (default now)")
     hooks.set_defaults(run=command_webhooks)
 
     return parser

@@ -1,10 +1,13 @@
-"""``payments-dr webhooks``: a client's endpoints, their backlog, re-enabling one, replaying what was given up.
+"""``payments-dr webhooks``: a client's endpoints, their backlog, re-enabling one, replaying what was given up
+or a time range of the client's events.
 
 An endpoint's backlog is what waits for it in a region's webhook dead-letter queue: deliveries
 whose 3 days of retries ran out, each with its event and event id. Replaying sends those back to
 the deliveries queue as a fresh first attempt (the event id, and so the ``webhook-id``, unchanged)
 before removing them from the dead-letter queue, so a replay interrupted half-way leaves a copy
 at most, which the merchant drops by its id. Other endpoints' deliveries stay where they are.
+A replay of a time range (``--since``) is the one a merchant asks through the API: a job in one
+region's webhook queue that sends every event of the client stored in the range, from the table.
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.adapters.messages import SqsWebhookQueue
 from chalicelib.adapters.webhook_endpoints import DynamoWebhookEndpoints
-from chalicelib.errors import WebhookEndpointChanged, WebhookEndpointNotFound
+from chalicelib.errors import (
+    ValidationFailed,
+    WebhookEndpointChanged,
+    WebhookEndpointDisabled,
+    WebhookEndpointNotFound,
+)
 from chalicelib.webhook_delivery import Delivery
-from chalicelib.webhook_endpoints import revise
+from chalicelib.webhook_endpoints import revise, start_replay
 from chalicelib.webhooks import WebhookEndpoint
 from operations.targets import Target
 
@@ -151,6 +160,33 @@ def replay(
         sqs.send_message(QueueUrl=queue_url, MessageBody=again.to_json())
         sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
     return ReplayReport(region, len(mine), len(mine), dry_run=False)
+
+
+def replay_range(
+    target: Target, region: str, client: str, endpoint_id: str, since: str, until: str | None = None
+) -> str:
+    """Queue in ``region`` a replay of ``client``'s events stored from ``since`` to ``until`` (ISO 8601;
+    now if None) to ``endpoint_id``; what was queued, in one line."""
+    queue = SqsWebhookQueue(
+        queue_url=target.queue_url(region, target.names.webhook_queue),
+        dlq_url=target.queue_url(region, target.names.webhook_dlq),
+        client=lambda: target.client("sqs", region),
+    )
+    body = {"from": since, **({"to": until} if until else {})}
+    try:
+        queued = start_replay(_store(target, region), queue, client, endpoint_id, body)
+    except WebhookEndpointNotFound:
+        raise UnknownEndpoint(f"{client} has no webhook endpoint {endpoint_id}") from None
+    except (ValidationFailed, WebhookEndpointDisabled) as error:
+        raise InvalidReplay(str(error)) from None
+    return (
+        f"{region}: replay {queued['replay_id']} queued: {client}'s events from {queued['from']} to "
+        f"{queued['to']} to {endpoint_id}, each with its event id"
+    )
+
+
+class InvalidReplay(ValueError):
+    """A replay that cannot start: a bad range, or a disabled endpoint."""
 
 
 def render(backlogs: list[EndpointBacklog], client: str) -> str:

@@ -18,7 +18,7 @@ from chalicelib.errors import (
     WebhookEndpointNotFound,
 )
 from chalicelib.observability import logger
-from chalicelib.ports import WebhookEndpointStore
+from chalicelib.ports import WebhookEndpointStore, WebhookQueue
 from chalicelib.services import Services
 from chalicelib.webhook_replay import ReplayJob, new_replay_id, validate_replay
 from chalicelib.webhooks import (
@@ -77,9 +77,18 @@ def rotate_secret(services: Services, client: str, endpoint_id: str) -> dict[str
 def replay(services: Services, client: str, endpoint_id: str, body: Any) -> dict[str, Any]:
     """``POST /webhook-endpoints/{id}/replay``: the client's events stored in the range are sent to
     the endpoint again, each with its own ``webhook-id``, by a job on the webhook queue
-    (:mod:`chalicelib.webhook_replay`); the answer (202) says what was queued, before any is sent.
+    (:mod:`chalicelib.webhook_replay`); the answer (202) says what was queued, before any is sent."""
+    return start_replay(services.webhook_endpoints, services.webhook_queue, client, endpoint_id, body)
 
-    A later replay of the endpoint supersedes this one; a disabled endpoint is refused (409).
+
+def start_replay(
+    store: WebhookEndpointStore, queue: WebhookQueue, client: str, endpoint_id: str, body: Any
+) -> dict[str, Any]:
+    """Queue the replay ``body`` asks for (``{"from", "to"}``) of ``client``'s events to ``endpoint_id``.
+
+    The API's route and the operator's command (``payments-dr webhooks replay --since``) both start
+    one here. A later replay of the endpoint supersedes this one. Raises ValidationFailed (the
+    range), WebhookEndpointNotFound, or WebhookEndpointDisabled (it receives nothing until enabled).
     """
     now = time.time()
     requested, errors = validate_replay(body, now=now)
@@ -92,8 +101,8 @@ def replay(services: Services, client: str, endpoint_id: str, body: Any) -> dict
             raise WebhookEndpointDisabled(endpoint.disabled_reason)
         return endpoint._replace(replay_id=replay_id)
 
-    revise(services.webhook_endpoints, client, endpoint_id, started)
-    services.webhook_queue.send(ReplayJob(client, endpoint_id, replay_id, *requested).to_json())
+    revise(store, client, endpoint_id, started)
+    queue.send(ReplayJob(client, endpoint_id, replay_id, *requested).to_json())
     logger.info("webhook replay queued", extra={"endpoint_id": endpoint_id, "replay_id": replay_id})
     return {
         "replay_id": replay_id,

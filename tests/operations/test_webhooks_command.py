@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.adapters.webhook_endpoints import DynamoWebhookEndpoints
 from chalicelib.webhook_delivery import Delivery
+from chalicelib.webhook_replay import ReplayJob
 from chalicelib.webhooks import EndpointRequest, registered
 from localenv.provision import RegionResources, local_client, local_credentials, provision_region
 from operations import webhooks
@@ -105,3 +106,35 @@ def test_a_disabled_endpoint_is_enabled_again_through_the_command(
     assert f"{disabled.endpoint_id} is enabled again" in out.out
     assert "DISABLED" not in out.out.split("enabled again", 1)[1]
     assert "no webhook endpoint we_unknown" in out.err
+
+
+def test_a_time_range_is_replayed_by_a_job_in_the_regions_queue_and_a_disabled_endpoint_refused(
+    local_aws: str,
+    resources: RegionResources,
+    aws: Any,
+    target: Target,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mine = endpoint(local_aws, resources, MERCHANT)
+    disabled = endpoint(local_aws, resources, MERCHANT, enabled=False)
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(target.describe()))
+    replay = ["--local", "--state-file", str(state), "webhooks", "replay", MERCHANT]
+    week = ["--since", "2026-11-01T00:00:00Z", "--until", "2026-11-08T00:00:00Z"]
+
+    queued = main([*replay, mine.endpoint_id, *week])
+    refused = main([*replay, disabled.endpoint_id, *week])
+    backwards = main(
+        [*replay, mine.endpoint_id, "--since", "2026-11-08T00:00:00Z", "--until", "2026-11-01T00:00:00Z"]
+    )
+
+    out = capsys.readouterr()
+    [message] = aws("sqs").receive_message(QueueUrl=resources.webhook_queue_url, MaxNumberOfMessages=10)[
+        "Messages"
+    ]
+    job = ReplayJob.from_message(json.loads(message["Body"]))
+    assert (queued, refused, backwards) == (0, 1, 1)
+    assert (job.client, job.endpoint_id) == (MERCHANT, mine.endpoint_id)
+    assert job.until - job.since == 7 * 24 * 3600 * 1000
+    assert "410 Gone" in out.err and "from: must be before to" in out.err
