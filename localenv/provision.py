@@ -97,30 +97,24 @@ def table_definition(table_name: str) -> dict[str, Any]:
             {"AttributeName": Schema.PARTITION_KEY, "KeyType": "HASH"},
             {"AttributeName": Schema.SORT_KEY, "KeyType": "RANGE"},
         ],
+        # Every key attribute once: the table's, then each index's (their sort keys may be the table's).
         "AttributeDefinitions": [
-            {"AttributeName": Schema.PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": Schema.SORT_KEY, "AttributeType": "N"},
-            {"AttributeName": Schema.CUSTOMER_INDEX_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": Schema.EVENTS_INDEX_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": Schema.EVENTS_INDEX_SORT_KEY, "AttributeType": "N"},
+            {"AttributeName": name, "AttributeType": kind}
+            for name, kind in dict(
+                [(Schema.PARTITION_KEY, "S"), (Schema.SORT_KEY, "N")]
+                + [key for index in Schema.INDEXES for key in index.key_attributes()]
+            ).items()
         ],
         "GlobalSecondaryIndexes": [
             {
-                "IndexName": Schema.CUSTOMER_INDEX,
+                "IndexName": index.name,
                 "KeySchema": [
-                    {"AttributeName": Schema.CUSTOMER_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": Schema.CUSTOMER_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-            {
-                "IndexName": Schema.EVENTS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": Schema.EVENTS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": Schema.EVENTS_INDEX_SORT_KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            },
+                "Projection": {"ProjectionType": index.projection},
+            }
+            for index in Schema.INDEXES
         ],
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": Schema.STREAM_VIEW_TYPE},
     }

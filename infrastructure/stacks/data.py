@@ -17,6 +17,7 @@ from chalicelib.schema import (
     STRONG_CONSISTENCY,
     ClientsTableSchema,
     IdempotencyKeys,
+    SecondaryIndex,
     WebhookEndpointsSchema,
 )
 from chalicelib.schema import PaymentsTableSchema as Schema
@@ -112,28 +113,7 @@ class PaymentsData(Construct):
             partition_key=dynamodb.Attribute(name=Schema.PARTITION_KEY, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=Schema.SORT_KEY, type=dynamodb.AttributeType.NUMBER),
             dynamo_stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
-            global_secondary_indexes=[
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=Schema.CUSTOMER_INDEX,
-                    partition_key=dynamodb.Attribute(
-                        name=Schema.CUSTOMER_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
-                    ),
-                    sort_key=dynamodb.Attribute(
-                        name=Schema.CUSTOMER_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER
-                    ),
-                    projection_type=dynamodb.ProjectionType.ALL,
-                ),
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=Schema.EVENTS_INDEX,
-                    partition_key=dynamodb.Attribute(
-                        name=Schema.EVENTS_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
-                    ),
-                    sort_key=dynamodb.Attribute(
-                        name=Schema.EVENTS_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER
-                    ),
-                    projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-                ),
-            ],
+            global_secondary_indexes=[_index(index) for index in Schema.INDEXES],
             **common,
             **self._consistency(strong_consistency_witness),
         )
@@ -209,3 +189,17 @@ class PaymentsData(Construct):
     @property
     def table_arn(self) -> str:
         return self.table.table_arn
+
+
+_ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
+
+
+def _index(index: SecondaryIndex) -> dynamodb.GlobalSecondaryIndexPropsV2:
+    """``index`` of the schema as the CDK declares it."""
+    (partition, partition_type), (sort, sort_type) = index.key_attributes()
+    return dynamodb.GlobalSecondaryIndexPropsV2(
+        index_name=index.name,
+        partition_key=dynamodb.Attribute(name=partition, type=_ATTRIBUTE_TYPES[partition_type]),
+        sort_key=dynamodb.Attribute(name=sort, type=_ATTRIBUTE_TYPES[sort_type]),
+        projection_type=dynamodb.ProjectionType[index.projection],
+    )

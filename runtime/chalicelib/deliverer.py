@@ -84,8 +84,8 @@ def _fan_out(announced: dict[str, Any], services: Services, now: float) -> None:
     client = announced["client"]
     if client in SYNTHETIC_CLIENTS:
         return
-    for delivery in deliveries_for(announced, services.webhook_endpoints.endpoints_of(client), now=now):
-        services.webhook_queue.send(delivery._replace(due_at=now).to_json())
+    endpoints = services.webhook_endpoints.endpoints_of(client)
+    services.webhook_queue.send_all([d.to_json() for d in deliveries_for(announced, endpoints, now=now)])
 
 
 def _replay_page(job: ReplayJob, services: Services, now: float) -> None:
@@ -100,7 +100,7 @@ def _replay_page(job: ReplayJob, services: Services, now: float) -> None:
         job.client, since=job.since, until=job.until, cursor=job.cursor, limit=REPLAY_PAGE_SIZE
     )
     deliveries = [
-        delivery._replace(due_at=now).to_json()
+        delivery.to_json()
         for item in events
         for delivery in deliveries_for(notification_body(item), [endpoint], now=now)
     ]

@@ -15,6 +15,21 @@ from __future__ import annotations
 from typing import NamedTuple
 
 
+class SecondaryIndex(NamedTuple):
+    """A global secondary index: its name, its keys with their types (``S``, ``N``) and what it projects."""
+
+    name: str
+    partition_key: str
+    partition_type: str
+    sort_key: str
+    sort_type: str
+    projection: str  # ALL or KEYS_ONLY
+
+    def key_attributes(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """Each key attribute with its type, partition key first."""
+        return (self.partition_key, self.partition_type), (self.sort_key, self.sort_type)
+
+
 class PaymentsTableSchema:
     """Key schema of the payments table and its customer index (sort keys: see the module's docstring)."""
 
@@ -36,6 +51,17 @@ class PaymentsTableSchema:
     EVENTS_INDEX_PARTITION_KEY = "events_of"
     EVENTS_INDEX_SORT_KEY = "event_time"
     EVENTS_INDEX_SHARDS = 4
+    # Both indexes as the stacks and the local environment create them: the customer index holds
+    # the record whole (a history page is one query); the events index keys only (a replay is rare,
+    # and reads the page's items by those keys).
+    INDEXES = (
+        SecondaryIndex(
+            CUSTOMER_INDEX, CUSTOMER_INDEX_PARTITION_KEY, "S", CUSTOMER_INDEX_SORT_KEY, "N", "ALL"
+        ),
+        SecondaryIndex(
+            EVENTS_INDEX, EVENTS_INDEX_PARTITION_KEY, "S", EVENTS_INDEX_SORT_KEY, "N", "KEYS_ONLY"
+        ),
+    )
 
 
 class ClientsTableSchema:

@@ -51,7 +51,8 @@ class Delivery(NamedTuple):
 def deliveries_for(
     announced: Mapping[str, Any], endpoints: list[WebhookEndpoint], *, now: float
 ) -> list[Delivery]:
-    """The deliveries of one announced event: one per enabled endpoint of its client that takes its type.
+    """The deliveries of one announced event: one per enabled endpoint of its client that takes its
+    type, each due at once (its first attempt at ``now``).
 
     ``endpoints`` are the event's client's (the caller reads them by the event's ``client``); any
     other client's endpoint among them is left out all the same.
@@ -66,6 +67,7 @@ def deliveries_for(
             event=event,
             body=body,
             first_attempt_at=now,
+            due_at=now,
         )
         for endpoint in endpoints
         if endpoint.client == client and endpoint.enabled and event in endpoint.events

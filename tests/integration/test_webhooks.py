@@ -30,6 +30,33 @@ def listed(environment: LocalEnvironment, region: str, endpoint_id: str) -> bool
     return endpoint_id in {e["id"] for e in answer.json()["endpoints"]}
 
 
+def register(environment: LocalEnvironment, region: str, receiver: LoopbackReceiver) -> str:
+    """An endpoint for ``receiver``'s ``payment.processed`` events, registered in ``region``; its id.
+
+    The receiver verifies what arrives with the secret the registration answered.
+    """
+    made = requests.post(
+        environment.api_url(region) + "/webhook-endpoints",
+        json={"url": receiver.url, "events": ["payment.processed"]},
+        headers={"x-api-key": environment.api_key},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    receiver.secrets.append(made.json()["secret"])
+    return str(made.json()["id"])
+
+
+def pay(environment: LocalEnvironment, region: str, transaction_id: str, amount: str) -> None:
+    body = {"transaction_id": transaction_id, "customer_id": "c", "amount": amount, "currency": "USD"}
+    answer = requests.post(
+        environment.api_url(region) + "/process",
+        json=body,
+        headers={"x-api-key": environment.api_key},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+
+
 @pytest.fixture
 def receiver() -> Iterator[LoopbackReceiver]:
     with LoopbackReceiver(path="/payments-hook") as found:
@@ -40,23 +67,14 @@ def test_a_payment_in_either_region_reaches_the_merchants_receiver_once_signed(
     environment: LocalEnvironment, receiver: LoopbackReceiver
 ) -> None:
     key = {"x-api-key": environment.api_key}
-    made = requests.post(
-        environment.api_url(PRIMARY) + "/webhook-endpoints",
-        json={"url": receiver.url, "events": ["payment.processed"]},
-        headers=key,
-        timeout=10,
-    )
-    assert made.status_code == 201, made.text
-    receiver.secrets.append(made.json()["secret"])
+    endpoint = register(environment, PRIMARY, receiver)
     # An endpoint receives what each region announces once that region has its copy: events in
     # the replication window before that are a replay's (the next test).
-    eventually(lambda: listed(environment, SECONDARY, made.json()["id"]), timeout=10)
+    eventually(lambda: listed(environment, SECONDARY, endpoint), timeout=10)
     tag = uuid.uuid4().hex[:8]
     # The endpoint lives in both regions: a payment the secondary stores is delivered from there.
     for region, n in ((PRIMARY, 1), (SECONDARY, 2)):
-        body = {"transaction_id": f"hook-{tag}-{n}", "customer_id": "c", "amount": "4.20", "currency": "USD"}
-        answer = requests.post(environment.api_url(region) + "/process", json=body, headers=key, timeout=10)
-        assert answer.status_code == 201, answer.text
+        pay(environment, region, f"hook-{tag}-{n}", "4.20")
 
     def heard() -> set[str]:
         mine = {
@@ -65,9 +83,7 @@ def test_a_payment_in_either_region_reaches_the_merchants_receiver_once_signed(
         return mine if len(mine) == 2 else set()
 
     got = eventually(heard, timeout=30)
-    requests.delete(
-        environment.api_url(PRIMARY) + f"/webhook-endpoints/{made.json()['id']}", headers=key, timeout=10
-    )
+    requests.delete(environment.api_url(PRIMARY) + f"/webhook-endpoints/{endpoint}", headers=key, timeout=10)
 
     assert got == {f"hook-{tag}-1", f"hook-{tag}-2"}
     ids = [a.headers["webhook-id"] for a in receiver.arrivals if a.status == 204]  # the verified ones
@@ -83,18 +99,8 @@ def test_a_replay_asked_of_the_secondary_resends_what_the_primary_stored_before_
     tag = uuid.uuid4().hex[:8]
     since = datetime.now(UTC) - timedelta(seconds=1)
     for n in range(3):
-        body = {"transaction_id": f"late-{tag}-{n}", "customer_id": "c", "amount": "1.00", "currency": "USD"}
-        answer = requests.post(environment.api_url(PRIMARY) + "/process", json=body, headers=key, timeout=10)
-        assert answer.status_code == 201, answer.text
-    made = requests.post(
-        environment.api_url(SECONDARY) + "/webhook-endpoints",
-        json={"url": receiver.url, "events": ["payment.processed"]},
-        headers=key,
-        timeout=10,
-    )
-    assert made.status_code == 201, made.text
-    receiver.secrets.append(made.json()["secret"])
-    endpoint = made.json()["id"]
+        pay(environment, PRIMARY, f"late-{tag}-{n}", "1.00")
+    endpoint = register(environment, SECONDARY, receiver)
 
     def heard() -> set[str]:
         return {

@@ -7,10 +7,10 @@ from typing import Any
 
 from chalice.test import Client
 
-from localenv.provision import RegionResources, local_credentials
+from localenv.provision import RegionResources
 from operations.reannounce import reannounce
 from operations.targets import Target
-from tests.conftest import PEER_REGION, REGION, SUFFIX, TopicSpy
+from tests.conftest import REGION, TopicSpy
 
 
 def pay(client: Client, transaction_id: str) -> dict[str, Any]:
@@ -22,18 +22,8 @@ def pay(client: Client, transaction_id: str) -> dict[str, Any]:
     return dict(response.json_body)
 
 
-def operator(local_aws: str) -> Target:
-    return Target(
-        environment_suffix=SUFFIX,
-        primary_region=REGION,
-        secondary_region=PEER_REGION,
-        endpoint_url=local_aws,
-        credentials=local_credentials(operator=True),
-    )
-
-
 def test_what_was_stored_in_the_range_is_announced_again_with_the_event_ids_it_first_had(
-    client: Client, aws: Any, local_aws: str, resources: RegionResources, transactions_topic: TopicSpy
+    client: Client, aws: Any, operator: Target, resources: RegionResources, transactions_topic: TopicSpy
 ) -> None:
     before = pay(client, "order-before")
     inside = [pay(client, f"order-{n}") for n in range(3)]
@@ -41,7 +31,7 @@ def test_what_was_stored_in_the_range_is_announced_again_with_the_event_ids_it_f
     since = inside[0]["timestamp"]
     until = inside[-1]["timestamp"] + 1
 
-    report = reannounce(operator(local_aws), REGION, since_ms=since, until_ms=until)
+    report = reannounce(operator, REGION, since_ms=since, until_ms=until)
     again = transactions_topic.messages()
 
     assert (report.found, report.published, report.failed) == (3, 3, 0)
@@ -51,13 +41,13 @@ def test_what_was_stored_in_the_range_is_announced_again_with_the_event_ids_it_f
 
 
 def test_a_dry_run_counts_and_publishes_nothing(
-    client: Client, local_aws: str, resources: RegionResources, transactions_topic: TopicSpy
+    client: Client, operator: Target, resources: RegionResources, transactions_topic: TopicSpy
 ) -> None:
     paid = pay(client, "order-dry")
     transactions_topic.messages()
 
     report = reannounce(
-        operator(local_aws), REGION, since_ms=paid["timestamp"], until_ms=paid["timestamp"] + 1, dry_run=True
+        operator, REGION, since_ms=paid["timestamp"], until_ms=paid["timestamp"] + 1, dry_run=True
     )
 
     assert (report.found, report.published) == (1, 0)

@@ -13,7 +13,7 @@ from chalicelib.adapters.webhook_endpoints import DynamoWebhookEndpoints
 from chalicelib.webhook_delivery import Delivery
 from chalicelib.webhook_replay import ReplayJob
 from chalicelib.webhooks import EndpointRequest, registered
-from localenv.provision import RegionResources, local_client, local_credentials, provision_region
+from localenv.provision import RegionResources, local_client, provision_region
 from operations import webhooks
 from operations.cli import main
 from operations.targets import Target
@@ -21,15 +21,9 @@ from tests.conftest import MERCHANT, OTHER_MERCHANT, PEER_REGION, REGION, SUFFIX
 
 
 @pytest.fixture
-def target(local_aws: str, resources: RegionResources) -> Target:
+def target(operator: Target, local_aws: str, resources: RegionResources) -> Target:
     provision_region(local_aws, PEER_REGION, SUFFIX, peer_region=REGION)
-    return Target(
-        environment_suffix=SUFFIX,
-        primary_region=REGION,
-        secondary_region=PEER_REGION,
-        endpoint_url=local_aws,
-        credentials=local_credentials(operator=True),
-    )
+    return operator
 
 
 def endpoint(local_aws: str, resources: RegionResources, client: str, *, enabled: bool = True) -> Any:

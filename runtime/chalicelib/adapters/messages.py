@@ -120,6 +120,7 @@ class SqsWebhookQueue:
         self._send(self._queue_url, body, max(0, min(MAX_SQS_DELAY_SECONDS, delay_seconds)))
 
     def send_all(self, bodies: Sequence[str]) -> None:
+        # A batch request per ten messages: an event for five endpoints, a replay's page of fifty.
         for start in range(0, len(bodies), SQS_BATCH_SIZE):
             chunk = bodies[start : start + SQS_BATCH_SIZE]
             try:

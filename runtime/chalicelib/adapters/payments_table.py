@@ -46,8 +46,10 @@ REPLICATED_WRITE_CONFLICT = "ReplicatedWriteConflictException"
 # first pause between them: a conflict lasts one cross-region round trip, tens of milliseconds.
 WRITE_CONFLICT_ATTEMPTS = 3
 WRITE_CONFLICT_BACKOFF_SECONDS = 0.05
-# Reads of a batch's unprocessed keys (DynamoDB leaves some when throttled) before giving up.
+# Reads of a batch's unprocessed keys (DynamoDB leaves some when throttled) before giving up, and
+# the pause before each read again.
 BATCH_READ_ATTEMPTS = 3
+BATCH_READ_BACKOFF_SECONDS = 0.05
 
 
 class DynamoPaymentRepository:
@@ -362,7 +364,7 @@ class DynamoPaymentRepository:
             found += response.get("Responses", {}).get(self._table, [])
             wanted = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
             if wanted:
-                self._sleep(WRITE_CONFLICT_BACKOFF_SECONDS)
+                self._sleep(BATCH_READ_BACKOFF_SECONDS)
         if wanted:
             raise DependencyUnavailable("payments table", committed_nothing=True)
         return found
